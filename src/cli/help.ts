@@ -1,0 +1,19 @@
+export const HELP = `sluice - an MCP gateway that carries every MCP wire shape correctly
+
+Usage:
+  sluice serve --upstream URL [--listen HOST:PORT] [--path /mcp]
+  sluice serve --config sluice.yaml
+  sluice validate sluice.yaml
+  sluice demo [--listen HOST:PORT]
+  sluice --help | --version
+
+Commands:
+  serve      Run the gateway. Quick form: one route from --path (default /mcp) to --upstream,
+             listening on --listen (default 127.0.0.1:8080). Full form: --config FILE.
+  validate   Check a config file; prints every bad field and why, exits 1 if any.
+  demo       Start the bundled demo MCP server (official SDK) on a free loopback port and the
+             gateway in front of it, and print how to connect.
+
+Signals: SIGTERM/SIGINT drain gracefully (in-flight POSTs finish, SSE streams get a retry hint).
+Config reference: docs/config.md
+`;

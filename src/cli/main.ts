@@ -1,0 +1,116 @@
+// The sluice command line. Exit codes: 0 ok, 1 bad config or runtime failure, 2 bad usage.
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfigFile, quickConfig } from '../config/load.ts';
+import type { Config } from '../config/schema.ts';
+import { createLogger } from '../observability/logger.ts';
+import { startGateway, type Gateway } from '../proxy/gateway.ts';
+import { runDemo } from './demo.ts';
+import { HELP } from './help.ts';
+
+function usage(message: string): never {
+  process.stderr.write(`sluice: ${message}\n\n${HELP}`);
+  process.exit(2);
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export function printListening(gw: Gateway, config: Config): void {
+  for (const a of gw.addresses) {
+    const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+    for (const r of config.routes) process.stderr.write(`sluice: http://${host}:${a.port}${r.path} -> ${r.upstream}\n`);
+  }
+}
+
+export function handleSignals(gw: Gateway): void {
+  let stopping = false;
+  const stop = (sig: string): void => {
+    if (stopping) return;
+    stopping = true;
+    gw.ctx.log.info({ signal: sig }, 'shutting down');
+    gw.shutdown().then(
+      () => {
+        gw.ctx.log.flush?.();
+        process.exit(0);
+      },
+      (err: unknown) => {
+        gw.ctx.log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+async function serve(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: { config: { type: 'string', short: 'c' }, listen: { type: 'string' }, upstream: { type: 'string' }, path: { type: 'string' } },
+    strict: true,
+  });
+  let config: Config;
+  if (values.config) {
+    if (values.upstream || values.listen || values.path) usage('--config cannot be combined with --listen/--upstream/--path');
+    config = await loadConfigFile(values.config);
+  } else {
+    if (!values.upstream) usage('serve needs --upstream URL or --config FILE');
+    config = quickConfig({ upstream: values.upstream, listen: values.listen, path: values.path });
+  }
+  const log = createLogger(config.logging.level);
+  const gw = await startGateway(config, log);
+  handleSignals(gw);
+  printListening(gw, config);
+}
+
+async function validate(args: string[]): Promise<void> {
+  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+  const file = positionals[0];
+  if (!file || positionals.length > 1) usage('validate needs exactly one config file');
+  const config = await loadConfigFile(file);
+  process.stdout.write(`${file}: ok (${config.listen.length} listener(s), ${config.routes.length} route(s))\n`);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'serve':
+        return await serve(rest);
+      case 'validate':
+        return await validate(rest);
+      case 'demo':
+        return await runDemo(rest);
+      case '--version':
+      case '-v':
+        process.stdout.write(`${version()}\n`);
+        return;
+      case undefined:
+      case '--help':
+      case '-h':
+      case 'help':
+        process.stdout.write(HELP);
+        return;
+      default:
+        usage(`unknown command "${command}"`);
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`sluice: ${err.message}\n`);
+      process.exit(1);
+    }
+    if ((err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || (err as { code?: string }).code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      usage((err as Error).message);
+    }
+    if ((err as { code?: string }).code === 'EADDRINUSE' || (err as { code?: string }).code === 'EACCES') {
+      process.stderr.write(`sluice: cannot listen: ${(err as Error).message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
+
+await main(process.argv.slice(2));

@@ -1,0 +1,52 @@
+// The one error catalogue. Every failure Sluice itself answers with is listed here with the
+// HTTP status and JSON-RPC code it maps to; `errorResponse` in proxy/ turns any error into bytes.
+
+export interface ErrorSpec {
+  readonly status: number;
+  /** JSON-RPC error code used when the request was JSON-RPC. */
+  readonly rpcCode: number;
+  readonly message: string;
+}
+
+export const ERRORS = {
+  SLUICE_ERR_ROUTE_NOT_FOUND: { status: 404, rpcCode: -32601, message: 'No route for this path' },
+  SLUICE_ERR_BAD_REQUEST: { status: 400, rpcCode: -32600, message: 'Bad request' },
+  SLUICE_ERR_PARSE: { status: 400, rpcCode: -32700, message: 'Parse error: request body is not valid JSON' },
+  SLUICE_ERR_INVALID_JSONRPC: { status: 400, rpcCode: -32600, message: 'Invalid Request: body is not a JSON-RPC message' },
+  SLUICE_ERR_BATCH_NOT_ALLOWED: { status: 400, rpcCode: -32600, message: 'Invalid Request: JSON-RPC batches are not allowed in this protocol version' },
+  SLUICE_ERR_BATCH_TOO_LARGE: { status: 400, rpcCode: -32600, message: 'Invalid Request: JSON-RPC batch too large' },
+  SLUICE_ERR_DUPLICATE_HEADER: { status: 400, rpcCode: -32600, message: 'Bad request: duplicate header' },
+  SLUICE_ERR_HEADER_MISMATCH: { status: 400, rpcCode: -32020, message: 'Header mismatch' },
+  SLUICE_ERR_METHOD_NOT_ALLOWED: { status: 405, rpcCode: -32600, message: 'Method not allowed' },
+  SLUICE_ERR_BODY_TOO_LARGE: { status: 413, rpcCode: -32600, message: 'Request body too large' },
+  SLUICE_ERR_HEADERS_TOO_LARGE: { status: 431, rpcCode: -32600, message: 'Request header fields too large' },
+  SLUICE_ERR_UPSTREAM_UNAVAILABLE: { status: 502, rpcCode: -32603, message: 'Upstream unavailable' },
+  SLUICE_ERR_UPSTREAM_PROTOCOL: { status: 502, rpcCode: -32603, message: 'Upstream sent an invalid response' },
+  SLUICE_ERR_UPSTREAM_TIMEOUT: { status: 504, rpcCode: -32603, message: 'Upstream timed out' },
+  SLUICE_ERR_SHUTTING_DOWN: { status: 503, rpcCode: -32603, message: 'Gateway is shutting down' },
+  SLUICE_ERR_INTERNAL: { status: 500, rpcCode: -32603, message: 'Internal gateway error' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class SluiceError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly rpcCode: number;
+  /** Extra response headers (e.g. Allow on 405). */
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown; headers?: Record<string, string> }) {
+    const spec = ERRORS[code];
+    super(detail ? `${spec.message}: ${detail}` : spec.message, { cause: options?.cause });
+    this.name = 'SluiceError';
+    this.code = code;
+    this.status = spec.status;
+    this.rpcCode = spec.rpcCode;
+    this.headers = options?.headers ?? {};
+  }
+}
+
+export function isSluiceError(err: unknown): err is SluiceError {
+  return err instanceof SluiceError;
+}

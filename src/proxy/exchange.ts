@@ -1,0 +1,46 @@
+// One client request and what the stages learn about it; the single argument of every stage.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Era, JsonRpcSummary } from '../core/mcp.ts';
+import type { Route } from '../routing/route-table.ts';
+import type { GatewayContext } from './context.ts';
+
+export interface Exchange {
+  readonly ctx: GatewayContext;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly startedAt: number;
+  /** Origin-form request target (path + query), set by the head check. */
+  target: string;
+  route: Route | undefined;
+  upstreamTarget: string | undefined;
+  body: Buffer | undefined;
+  rpc: JsonRpcSummary | undefined;
+  era: Era | undefined;
+  bytesOut: number;
+  /** How the exchange ended, for the access log: ok, client-closed, slow-client, upstream-error, ... */
+  outcome: string;
+  error: string | undefined;
+  responseSessionId: string | undefined;
+}
+
+/** A request stage. It may enrich the exchange, throw a SluiceError to answer, or answer itself (last stage). */
+export type Stage = (ex: Exchange) => void | Promise<void>;
+
+export function newExchange(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse): Exchange {
+  return {
+    ctx,
+    req,
+    res,
+    startedAt: performance.now(),
+    target: '',
+    route: undefined,
+    upstreamTarget: undefined,
+    body: undefined,
+    rpc: undefined,
+    era: undefined,
+    bytesOut: 0,
+    outcome: 'ok',
+    error: undefined,
+    responseSessionId: undefined,
+  };
+}

@@ -1,0 +1,47 @@
+// The order of the request stages lives here and only here.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { hashSessionId, pathForLog, type AccessRecord } from '../observability/access-log.ts';
+import type { GatewayContext } from './context.ts';
+import { newExchange, type Exchange, type Stage } from './exchange.ts';
+import { forward } from './forward.ts';
+import { respondError } from './respond-error.ts';
+import { checkHead, classify, readRequestBody, selectRoute } from './stages.ts';
+
+export const STAGES: readonly Stage[] = [checkHead, selectRoute, readRequestBody, classify, forward];
+
+export function handleRequest(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse): void {
+  const ex = newExchange(ctx, req, res);
+  if (ctx.config.logging.access) res.once('close', () => ctx.log.info(accessRecord(ex), 'access'));
+  void run(ex);
+}
+
+async function run(ex: Exchange): Promise<void> {
+  try {
+    for (const stage of STAGES) await stage(ex);
+  } catch (err) {
+    respondError(ex, err);
+  }
+}
+
+function accessRecord(ex: Exchange): AccessRecord & { msg?: string } {
+  const { req, res } = ex;
+  const requestSession = req.headers['mcp-session-id'];
+  const sseSession = /[?&](?:sessionId|session_id)=([^&]*)/.exec(ex.target)?.[1];
+  const session = (typeof requestSession === 'string' ? requestSession : undefined) ?? ex.responseSessionId ?? sseSession;
+  return {
+    route: ex.route?.path,
+    method: req.method ?? '',
+    path: pathForLog(ex.target || req.url || ''),
+    status: res.headersSent ? res.statusCode : 0,
+    era: ex.era,
+    rpcMethod: ex.rpc?.method,
+    rpcName: ex.rpc?.name,
+    latencyMs: Math.round((performance.now() - ex.startedAt) * 10) / 10,
+    bytesIn: ex.body?.length ?? 0,
+    bytesOut: ex.bytesOut,
+    upstream: ex.route ? ex.route.origin + pathForLog(ex.upstreamTarget ?? '') : undefined,
+    session: hashSessionId(session),
+    error: ex.error,
+    outcome: ex.outcome,
+  };
+}

@@ -1,0 +1,37 @@
+// The one place that turns any error into a response: catalogue status, and a JSON-RPC error
+// body when the request was JSON-RPC (id echoed when known).
+import { isSluiceError, SluiceError } from '../core/errors.ts';
+import type { Exchange } from './exchange.ts';
+
+export function toSluiceError(err: unknown): SluiceError {
+  return isSluiceError(err) ? err : new SluiceError('SLUICE_ERR_INTERNAL', undefined, { cause: err });
+}
+
+export function respondError(ex: Exchange, err: unknown): void {
+  const e = toSluiceError(err);
+  ex.outcome = e.code;
+  ex.error = e.message;
+  if (e.code === 'SLUICE_ERR_INTERNAL') ex.ctx.log.error({ err: e.cause }, 'internal error');
+  const { res } = ex;
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  const rpc = ex.req.method === 'POST';
+  const payload = rpc
+    ? { jsonrpc: '2.0', id: ex.rpc?.id ?? null, error: { code: e.rpcCode, message: e.message, data: { sluice: e.code } } }
+    : { error: { code: e.code, message: e.message } };
+  const body = JSON.stringify(payload);
+  const headers: Record<string, string | number> = {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    ...e.headers,
+  };
+  // The request body may be unread (413, early errors): don't keep a connection whose framing
+  // we no longer track.
+  if (!ex.req.complete) headers['connection'] = 'close';
+  res.writeHead(e.status, headers);
+  res.end(body);
+  ex.bytesOut += Buffer.byteLength(body);
+}

@@ -1,0 +1,76 @@
+// The request stages before forwarding, in the order pipeline.ts runs them.
+import { SluiceError } from '../core/errors.ts';
+import { allowsBatches, H, requiresHeaderValidation, summarize } from '../core/mcp.ts';
+import { matchRoute } from '../routing/route-table.ts';
+import { headerBodyMismatch } from '../security/header-body-check.ts';
+import { duplicateSingleton, originFormTarget } from '../security/request-head.ts';
+import { readBody } from '../transport/read-body.ts';
+import type { Stage } from './exchange.ts';
+
+const REFUSED_METHODS = new Set(['TRACE', 'CONNECT']);
+
+/** accept: shutdown, header limits, duplicates, request target. */
+export const checkHead: Stage = (ex) => {
+  const { req, ctx } = ex;
+  if (ctx.draining) {
+    throw new SluiceError('SLUICE_ERR_SHUTTING_DOWN', undefined, { headers: { connection: 'close', 'retry-after': '1' } });
+  }
+  if (req.rawHeaders.length / 2 > ctx.config.limits.headerCount) {
+    throw new SluiceError('SLUICE_ERR_HEADERS_TOO_LARGE', `more than ${ctx.config.limits.headerCount} header fields`);
+  }
+  const dup = duplicateSingleton(req.rawHeaders);
+  if (dup) throw new SluiceError('SLUICE_ERR_DUPLICATE_HEADER', dup);
+  if (REFUSED_METHODS.has(req.method ?? '')) {
+    throw new SluiceError('SLUICE_ERR_METHOD_NOT_ALLOWED', req.method, { headers: { allow: 'GET, POST, DELETE, OPTIONS, HEAD' } });
+  }
+  const target = originFormTarget(req.url);
+  if (!target) throw new SluiceError('SLUICE_ERR_BAD_REQUEST', 'unsupported request target');
+  ex.target = target;
+};
+
+/** route: public path -> upstream. */
+export const selectRoute: Stage = (ex) => {
+  const match = matchRoute(ex.ctx.routes, ex.target);
+  if (!match) throw new SluiceError('SLUICE_ERR_ROUTE_NOT_FOUND', ex.target.split('?')[0]);
+  ex.route = match.route;
+  ex.upstreamTarget = match.upstreamTarget;
+};
+
+/** Read bodies of methods that carry one; limits apply before the body is complete. */
+export const readRequestBody: Stage = async (ex) => {
+  const { req } = ex;
+  const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+  if (!hasBody && req.method !== 'POST') return;
+  ex.body = await readBody(req, ex.ctx.config.limits.body);
+};
+
+/** classify: era, JSON-RPC method and name; batch rules; 2026-07-28 header-vs-body check. */
+export const classify: Stage = (ex) => {
+  const { req } = ex;
+  const version = req.headers[H.protocolVersion] as string | undefined;
+  const stateless = requiresHeaderValidation(version);
+  if (req.method !== 'POST') {
+    ex.era = stateless ? 'stateless' : req.headers[H.sessionId] || req.headers[H.lastEventId] ? 'sessionful' : undefined;
+    return;
+  }
+  const body = ex.body;
+  if (!body || body.length === 0) throw new SluiceError('SLUICE_ERR_PARSE', 'empty body');
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new SluiceError('SLUICE_ERR_PARSE');
+  }
+  const rpc = summarize(json);
+  if (!rpc) throw new SluiceError('SLUICE_ERR_INVALID_JSONRPC');
+  ex.rpc = rpc;
+  ex.era = stateless ? 'stateless' : ex.target.includes('essionId=') || ex.target.includes('session_id=') ? 'http+sse' : 'sessionful';
+  if (Array.isArray(json)) {
+    if (!allowsBatches(version)) throw new SluiceError('SLUICE_ERR_BATCH_NOT_ALLOWED', `protocol version ${version}`);
+    if (json.length > ex.ctx.config.limits.batch) {
+      throw new SluiceError('SLUICE_ERR_BATCH_TOO_LARGE', `${json.length} messages, limit is ${ex.ctx.config.limits.batch}`);
+    }
+  }
+  const mismatch = headerBodyMismatch(req.headers, json);
+  if (mismatch) throw new SluiceError('SLUICE_ERR_HEADER_MISMATCH', mismatch);
+};

@@ -1,0 +1,51 @@
+// Which headers cross the gateway, each way. Everything end-to-end passes untouched (Mcp-*,
+// Authorization, Accept, Content-Type, Last-Event-ID, Origin, unknown Mcp-Param-*...); only
+// hop-by-hop headers, framing, and the forwarding headers Sluice owns are replaced.
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { forwardedHeaders, isTrusted, readForwarded } from '../security/forwarded.ts';
+import { hopByHopNames } from '../security/hop-by-hop.ts';
+import type { Exchange } from './exchange.ts';
+
+const OWNED_REQUEST = new Set(['host', 'content-length', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'accept-encoding', 'expect']);
+
+export function upstreamRequestHeaders(ex: Exchange): Record<string, string | string[]> {
+  const req: IncomingMessage = ex.req;
+  const drop = hopByHopNames(req.headers.connection);
+  const out: Record<string, string | string[]> = {};
+  const distinct = req.headersDistinct;
+  for (const name in distinct) {
+    if (drop.has(name) || OWNED_REQUEST.has(name)) continue;
+    const values = distinct[name];
+    if (values) out[name] = values.length === 1 ? (values[0] as string) : values;
+  }
+  const peer = req.socket.remoteAddress;
+  const encrypted = 'encrypted' in req.socket && Boolean(req.socket.encrypted);
+  Object.assign(out, forwardedHeaders(readForwarded(req.headers, peer, isTrusted(ex.ctx.trusted, peer), encrypted)));
+  if (ex.route?.preserveHost && req.headers.host) out['host'] = req.headers.host;
+  // Sluice may add heartbeats to SSE and rewrite HTTP+SSE endpoint events: it needs plain bytes.
+  out['accept-encoding'] = 'identity';
+  return out;
+}
+
+export function isEventStream(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): boolean {
+  const ct = headers['content-type'];
+  const v = Array.isArray(ct) ? ct[0] : ct;
+  return v !== undefined && v.trimStart().toLowerCase().startsWith('text/event-stream');
+}
+
+export function downstreamResponseHeaders(upstream: Record<string, string | string[] | undefined>, sse: boolean): Record<string, string | string[]> {
+  const drop = hopByHopNames(upstream['connection']);
+  const out: Record<string, string | string[]> = {};
+  for (const name in upstream) {
+    const v = upstream[name];
+    if (v === undefined || drop.has(name)) continue;
+    out[name] = v;
+  }
+  if (sse) {
+    // Streams are chunked by us and must not be held by anything downstream.
+    delete out['content-length'];
+    out['cache-control'] = 'no-cache';
+    out['x-accel-buffering'] = 'no';
+  }
+  return out;
+}
