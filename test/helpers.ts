@@ -1,0 +1,117 @@
+// Shared test plumbing: a gateway on port 0 with its log captured, the demo upstream, and
+// small raw-HTTP helpers. Everything listens on 127.0.0.1 only.
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { buildConfig } from '../src/config/load.ts';
+import type { ConfigInput } from '../src/config/schema.ts';
+import { registerDemoV1, registerDemoV2 } from '../src/demo/demo-tools.ts';
+import { startUpstreamKit, type UpstreamKit } from '../src/demo/upstream-kit.ts';
+import { createLogger } from '../src/observability/logger.ts';
+import { startGateway, type Gateway } from '../src/proxy/gateway.ts';
+
+export interface TestGateway {
+  gw: Gateway;
+  base: string;
+  port: number;
+  logs: Record<string, unknown>[];
+  rawLog: () => string;
+  close(): Promise<void>;
+}
+
+export async function startTestGateway(input: Partial<ConfigInput> & Pick<ConfigInput, 'routes'>): Promise<TestGateway> {
+  const config = buildConfig({ listen: [{ host: '127.0.0.1', port: 0 }], ...input }, 'test');
+  let raw = '';
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      const text = chunk.toString('utf8');
+      raw += text;
+      for (const line of text.split('\n')) if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
+      cb();
+    },
+  });
+  const gw = await startGateway(config, createLogger('info', sink));
+  const port = gw.addresses[0]?.port ?? 0;
+  return { gw, port, base: `http://127.0.0.1:${port}`, logs, rawLog: () => raw, close: () => gw.shutdown() };
+}
+
+export function startDemoUpstream(opts: { retryInterval?: number } = {}): Promise<UpstreamKit> {
+  return startUpstreamKit({ name: 'test-upstream', registerV1: registerDemoV1, registerV2: registerDemoV2, ...opts });
+}
+
+export interface FakeUpstream {
+  server: Server;
+  url: string;
+  port: number;
+  requests: { method: string; url: string; headers: IncomingMessage['headers']; rawHeaders: string[]; body: Buffer }[];
+  close(): Promise<void>;
+}
+
+/** A plain node:http upstream whose handler a test writes: for faults and byte-level checks. */
+export async function startFakeUpstream(handler: (req: IncomingMessage, res: ServerResponse, body: Buffer) => void | Promise<void>): Promise<FakeUpstream> {
+  const requests: FakeUpstream['requests'] = [];
+  const server = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req as AsyncIterable<Buffer>) chunks.push(c);
+    const body = Buffer.concat(chunks);
+    requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, body });
+    await handler(req, res, body);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    server,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+export interface RawResponse {
+  status: number;
+  headers: IncomingMessage['headers'];
+  body: Buffer;
+}
+
+/** One request with node:http (no client-side header normalisation beyond node's own). */
+export function send(url: string, opts: { method?: string; headers?: Record<string, string | string[]> | [string, string][]; body?: string | Buffer; path?: string } = {}): Promise<RawResponse> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      { host: u.hostname, port: u.port, method: opts.method ?? 'GET', path: opts.path ?? u.pathname + u.search, headers: opts.headers as Record<string, string>, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+export const JSON_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+
+export function rpc(method: string, params: Record<string, unknown> = {}, id: number | string = 1): string {
+  return JSON.stringify({ jsonrpc: '2.0', id, method, params });
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export async function waitFor(cond: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+export function accessLines(logs: Record<string, unknown>[]): Record<string, unknown>[] {
+  return logs.filter((l) => l['msg'] === 'access');
+}

@@ -1,0 +1,122 @@
+// The official v1 SDK client through Sluice against the v1 sessionful upstream.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { UpstreamKit } from '../../src/demo/upstream-kit.ts';
+import { accessLines, startDemoUpstream, startTestGateway, waitFor, type TestGateway } from '../helpers.ts';
+
+describe('SDK v1 client through Sluice (sessionful Streamable HTTP)', () => {
+  let upstream: UpstreamKit;
+  let sluice: TestGateway;
+  before(async () => {
+    upstream = await startDemoUpstream();
+    sluice = await startTestGateway({ routes: [{ path: '/mcp', upstream: upstream.url }] });
+  });
+  after(async () => {
+    await sluice.close();
+    await upstream.close();
+  });
+
+  it('initializes, lists tools and streams progress of a tool call over SSE', async () => {
+    const client = new Client({ name: 't', version: '1' });
+    const transport = new StreamableHTTPClientTransport(new URL(`${sluice.base}/mcp`));
+    await client.connect(transport);
+    assert.ok(transport.sessionId, 'session id reached the client');
+    assert.ok(upstream.sessions.has(transport.sessionId), 'the same session id exists upstream');
+    const { tools } = await client.listTools();
+    assert.deepEqual(tools.map((t) => t.name).sort(), ['add', 'echo', 'slow_count']);
+    const progress: number[] = [];
+    const result = await client.callTool({ name: 'slow_count', arguments: { steps: 4, intervalMs: 50 } }, undefined, {
+      onprogress: (p) => progress.push(p.progress),
+    });
+    assert.deepEqual(progress, [1, 2, 3, 4]);
+    assert.deepEqual(result.content, [{ type: 'text', text: 'counted to 4' }]);
+    await client.close();
+  });
+
+  it('delivers server notifications on the standalone GET stream', async () => {
+    const client = new Client({ name: 't', version: '1' });
+    const transport = new StreamableHTTPClientTransport(new URL(`${sluice.base}/mcp`));
+    let listChanged = 0;
+    const { ToolListChangedNotificationSchema } = await import('@modelcontextprotocol/sdk/types.js');
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+      listChanged++;
+    });
+    await client.connect(transport);
+    const sid = transport.sessionId as string;
+    // The client opens the GET stream after initialized; wait until Sluice carries it.
+    await waitFor(() => accessLines(sluice.logs).length >= 0 && upstream.sessions.has(sid));
+    const session = upstream.sessions.get(sid);
+    assert.ok(session);
+    const deadline = Date.now() + 5000;
+    while (listChanged === 0 && Date.now() < deadline) {
+      session.server.sendToolListChanged();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(listChanged > 0, 'notification arrived over the GET stream');
+    await client.close();
+  });
+
+  it('terminates the session with DELETE; the upstream forgets it and later use gets 404', async () => {
+    const client = new Client({ name: 't', version: '1' });
+    const transport = new StreamableHTTPClientTransport(new URL(`${sluice.base}/mcp`));
+    await client.connect(transport);
+    const sid = transport.sessionId as string;
+    await transport.terminateSession();
+    await waitFor(() => !upstream.sessions.has(sid), 3000, 'upstream session removal');
+    const res = await fetch(`${sluice.base}/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/list', params: {} }),
+    });
+    assert.equal(res.status, 404);
+    await client.close();
+  });
+
+  it('resumes a cut tool-call stream with Last-Event-ID and loses no event', async () => {
+    let cut = false;
+    // A fetch that breaks the first tools/call response after two SSE events have arrived,
+    // the way a dropped client connection does.
+    const resumedWith: string[] = [];
+    const cuttingFetch: typeof fetch = async (input, init) => {
+      const lastEventId = new Headers(init?.headers).get('last-event-id');
+      if (init?.method === 'GET' && lastEventId) resumedWith.push(lastEventId);
+      const res = await fetch(input, init);
+      const body = typeof init?.body === 'string' ? init.body : '';
+      if (cut || !body.includes('"tools/call"') || !res.body) return res;
+      cut = true;
+      const reader = res.body.getReader();
+      let events = 0;
+      const stream = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          const { done, value } = await reader.read();
+          if (done) return controller.close();
+          controller.enqueue(value);
+          events += new TextDecoder().decode(value).split('\n\n').length - 1;
+          if (events >= 3) {
+            await reader.cancel();
+            controller.error(new TypeError('network connection lost'));
+          }
+        },
+      });
+      return new Response(stream, { status: res.status, headers: res.headers });
+    };
+    const client = new Client({ name: 't', version: '1' });
+    const transport = new StreamableHTTPClientTransport(new URL(`${sluice.base}/mcp`), {
+      fetch: cuttingFetch,
+      reconnectionOptions: { initialReconnectionDelay: 50, maxReconnectionDelay: 200, reconnectionDelayGrowFactor: 1, maxRetries: 5 },
+    });
+    await client.connect(transport);
+    const progress: number[] = [];
+    const result = await client.callTool({ name: 'slow_count', arguments: { steps: 6, intervalMs: 150 } }, undefined, {
+      onprogress: (p) => progress.push(p.progress),
+      timeout: 15_000,
+    });
+    assert.ok(cut, 'the stream was cut');
+    assert.deepEqual(result.content, [{ type: 'text', text: 'counted to 6' }]);
+    assert.deepEqual(progress, [1, 2, 3, 4, 5, 6], 'every progress event exactly once');
+    assert.equal(resumedWith.length, 1, 'the client resumed once, with GET and Last-Event-ID through Sluice');
+    await client.close();
+  });
+});
