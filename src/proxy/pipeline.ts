@@ -11,7 +11,8 @@ export const STAGES: readonly Stage[] = [checkHead, selectRoute, readRequestBody
 
 export function handleRequest(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse): void {
   const ex = newExchange(ctx, req, res);
-  if (ctx.config.logging.access) res.once('close', () => ctx.log.info(accessRecord(ex), 'access'));
+  // Logged a tick after close so every stage's own close handler has recorded the outcome.
+  if (ctx.config.logging.access) res.once('close', () => setImmediate(() => ctx.log.info(accessRecord(ex), 'access')));
   void run(ex);
 }
 
