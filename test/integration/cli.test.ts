@@ -1,0 +1,90 @@
+// The command line as a user runs it: --help, validate, quick serve.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { startDemoUpstream } from '../helpers.ts';
+
+const BIN = new URL('../../bin/sluice.js', import.meta.url).pathname;
+const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+
+function file(text: string): string {
+  const p = join(mkdtempSync(join(tmpdir(), 'sluice-')), 'sluice.yaml');
+  writeFileSync(p, text);
+  return p;
+}
+
+describe('sluice CLI', () => {
+  it('prints help', () => {
+    const r = run('--help');
+    assert.equal(r.status, 0);
+    assert.match(r.stdout, /sluice serve --upstream URL/);
+  });
+
+  it('validate accepts a good file', () => {
+    const r = run('validate', file('routes:\n  - path: /mcp\n    upstream: http://127.0.0.1:3000/mcp\ntimeouts:\n  heartbeat: 10s\n'));
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /ok \(1 listener\(s\), 1 route\(s\)\)/);
+  });
+
+  const bad: [string, string, RegExp][] = [
+    ['unknown field', 'routes:\n  - path: /mcp\n    upstream: http://127.0.0.1:3000/mcp\ntimeout:\n  connect: 1s\n', /\(top level\): unknown field "timeout"/],
+    ['bad scheme', 'routes:\n  - path: /mcp\n    upstream: ftp://127.0.0.1/mcp\n', /routes\[0\]\.upstream: scheme must be http or https/],
+    ['bad duration', 'routes:\n  - path: /mcp\n    upstream: http://127.0.0.1:3000/mcp\ntimeouts:\n  connect: soon\n', /timeouts\.connect: "soon" is not a duration/],
+    ['bad size', 'routes:\n  - path: /mcp\n    upstream: http://127.0.0.1:3000/mcp\nlimits:\n  body: lots\n', /limits\.body: "lots" is not a size/],
+    ['relative path', 'routes:\n  - path: mcp\n    upstream: http://127.0.0.1:3000/mcp\n', /routes\[0\]\.path: must be an absolute path/],
+    ['no routes', 'listen:\n  - port: 1\n', /routes: /],
+    ['duplicate route', 'routes:\n  - path: /a\n    upstream: http://127.0.0.1:1/\n  - path: /a\n    upstream: http://127.0.0.1:2/\n', /routes\[1\]\.path: duplicate route path/],
+    ['bad cidr', 'routes:\n  - path: /a\n    upstream: http://127.0.0.1:1/\ntrustedProxies: [10.0.0.0/99]\n', /trustedProxies\[0\]: must be an IP address or CIDR/],
+    ['unset env', 'routes:\n  - path: /a\n    upstream: ${SLUICE_TEST_UNSET_VAR}\n', /environment variable SLUICE_TEST_UNSET_VAR is not set/],
+    ['yaml syntax', 'routes: [\n', /YAML:/],
+  ];
+  for (const [what, text, expected] of bad) {
+    it(`validate names the bad field: ${what}`, () => {
+      const r = run('validate', file(text));
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, expected);
+    });
+  }
+
+  it('validate reports a missing file', () => {
+    const r = run('validate', '/nonexistent/sluice.yaml');
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /cannot read file/);
+  });
+
+  it('rejects unknown commands and options with usage', () => {
+    assert.equal(run('frobnicate').status, 2);
+    assert.equal(run('serve', '--nope').status, 2);
+    assert.equal(run('serve').status, 2);
+  });
+
+  it('quick form: serve --listen --upstream [--path] carries an SDK client', async () => {
+    const upstream = await startDemoUpstream();
+    const child = spawn(process.execPath, [BIN, 'serve', '--listen', '127.0.0.1:0', '--upstream', upstream.url, '--path', '/public/mcp'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let err = '';
+        child.stderr.on('data', (d: Buffer) => {
+          err += d.toString();
+          const m = /(http:\/\/127\.0\.0\.1:\d+\/public\/mcp)/.exec(err);
+          if (m?.[1]) resolve(m[1]);
+        });
+        child.once('exit', () => reject(new Error(err)));
+      });
+      const client = new Client({ name: 'cli', version: '1' });
+      await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+      const r = await client.callTool({ name: 'echo', arguments: { message: 'hi' } });
+      assert.deepEqual(r.content, [{ type: 'text', text: 'hi' }]);
+      await client.close();
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      await upstream.close();
+    }
+  });
+});
