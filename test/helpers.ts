@@ -49,7 +49,7 @@ export interface FakeUpstream {
 }
 
 /** A plain node:http upstream whose handler a test writes: for faults and byte-level checks. */
-export async function startFakeUpstream(handler: (req: IncomingMessage, res: ServerResponse, body: Buffer) => void | Promise<void>): Promise<FakeUpstream> {
+export async function startFakeUpstream(handler: (req: IncomingMessage, res: ServerResponse, body: Buffer) => unknown): Promise<FakeUpstream> {
   const requests: FakeUpstream['requests'] = [];
   const server = createServer(async (req, res) => {
     const chunks: Buffer[] = [];

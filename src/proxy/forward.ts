@@ -8,7 +8,7 @@ import { SseBoundary } from '../transport/sse-boundary.ts';
 import { SseEndpointRewriter } from '../transport/sse-endpoint-rewriter.ts';
 import type { UpstreamResponse } from '../transport/upstream-client.ts';
 import type { Drainable } from './context.ts';
-import type { Exchange, Stage } from './exchange.ts';
+import type { Stage } from './exchange.ts';
 import { respondError } from './respond-error.ts';
 import { downstreamResponseHeaders, isEventStream, upstreamRequestHeaders } from './upstream-headers.ts';
 

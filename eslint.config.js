@@ -1,0 +1,29 @@
+// Lint rules, including the import direction of docs/DESIGN (core <- config/observability/security
+// <- session/routing/transport <- proxy <- cli).
+import tseslint from 'typescript-eslint';
+
+const layer = (dir, forbidden) => ({
+  files: [`src/${dir}/**/*.ts`],
+  rules: {
+    'no-restricted-imports': ['error', { patterns: forbidden.map((f) => ({ group: [`**/${f}/*`, `../${f}/*`], message: `src/${dir} must not import src/${f} (see DESIGN.md §5)` })) }],
+  },
+});
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', 'results/**'] },
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+    },
+  },
+  layer('core', ['config', 'observability', 'security', 'session', 'routing', 'transport', 'proxy', 'cli', 'demo']),
+  layer('config', ['observability', 'security', 'session', 'routing', 'transport', 'proxy', 'cli', 'demo']),
+  layer('observability', ['config', 'security', 'session', 'routing', 'transport', 'proxy', 'cli', 'demo']),
+  layer('security', ['config', 'observability', 'session', 'routing', 'transport', 'proxy', 'cli', 'demo']),
+  layer('routing', ['session', 'transport', 'proxy', 'cli', 'demo']),
+  layer('transport', ['session', 'routing', 'proxy', 'cli', 'demo']),
+  layer('proxy', ['cli', 'demo']),
+  layer('demo', ['proxy', 'cli']),
+);

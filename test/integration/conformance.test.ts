@@ -1,0 +1,81 @@
+// The official conformance suite, directly and through Sluice, against two upstreams:
+// the project's reference upstream (official SDKs) and @modelcontextprotocol/server-everything.
+// Every check that passes directly must pass through Sluice.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { createServer, type AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import type { UpstreamKit } from '../../src/demo/upstream-kit.ts';
+import { startReferenceUpstream } from '../fixtures/reference-upstream.ts';
+import { passCount, regressions, runConformance } from '../conformance-harness.ts';
+import { startTestGateway, type TestGateway } from '../helpers.ts';
+
+const require = createRequire(import.meta.url);
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+async function startEverything(): Promise<{ url: string; child: ChildProcess }> {
+  const port = await freePort();
+  const entry = require.resolve('@modelcontextprotocol/server-everything/dist/index.js');
+  const child = spawn(process.execPath, [entry, 'streamableHttp'], { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  await new Promise<void>((resolve, reject) => {
+    let text = '';
+    const onData = (d: Buffer): void => {
+      text += d.toString();
+      if (text.includes('listening on port')) resolve();
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('exit', () => reject(new Error(`server-everything exited: ${text}`)));
+  });
+  return { url: `http://127.0.0.1:${port}/mcp`, child };
+}
+
+for (const requirements of ['2025-11-25', '2026-07-28']) {
+  describe(`conformance --requirements ${requirements}: reference upstream`, () => {
+    let upstream: UpstreamKit;
+    let sluice: TestGateway;
+    before(async () => {
+      upstream = await startReferenceUpstream();
+      sluice = await startTestGateway({ routes: [{ path: '/mcp', upstream: upstream.url }] });
+    });
+    after(async () => {
+      await sluice.close();
+      await upstream.close();
+    });
+    it('every check that passes directly passes through Sluice', async (t) => {
+      const direct = await runConformance(upstream.url, requirements);
+      const via = await runConformance(`${sluice.base}/mcp`, requirements);
+      t.diagnostic(`direct ${passCount(direct.checks)}/${direct.checks.size} checks pass, through Sluice ${passCount(via.checks)}/${via.checks.size}`);
+      assert.ok(direct.checks.size > 10, `the suite ran: ${direct.output.slice(-500)}`);
+      assert.deepEqual(regressions(direct.checks, via.checks), []);
+    });
+  });
+
+  describe(`conformance --requirements ${requirements}: server-everything`, () => {
+    let everything: { url: string; child: ChildProcess };
+    let sluice: TestGateway;
+    before(async () => {
+      everything = await startEverything();
+      sluice = await startTestGateway({ routes: [{ path: '/mcp', upstream: everything.url }] });
+    });
+    after(async () => {
+      await sluice.close();
+      everything.child.kill('SIGTERM');
+    });
+    it('every check that passes directly passes through Sluice', async (t) => {
+      const direct = await runConformance(everything.url, requirements);
+      const via = await runConformance(`${sluice.base}/mcp`, requirements);
+      t.diagnostic(`direct ${passCount(direct.checks)}/${direct.checks.size} checks pass, through Sluice ${passCount(via.checks)}/${via.checks.size}`);
+      assert.ok(direct.checks.size > 10, `the suite ran: ${direct.output.slice(-500)}`);
+      assert.deepEqual(regressions(direct.checks, via.checks), []);
+    });
+  });
+}
