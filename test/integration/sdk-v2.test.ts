@@ -35,3 +35,82 @@ describe('SDK v2 client through Sluice (stateless 2026-07-28)', () => {
     await client.close();
   });
 });
+
+describe('SDK v2 client through Sluice (sessionful 2025-11-25 era)', () => {
+  let upstream: UpstreamKit;
+  let sluice: TestGateway;
+  before(async () => {
+    upstream = await startDemoUpstream();
+    sluice = await startTestGateway({ routes: [{ path: '/mcp', upstream: upstream.url }] });
+  });
+  after(async () => {
+    await sluice.close();
+    await upstream.close();
+  });
+
+  it('initializes a session, streams progress, gets GET-stream notifications, resumes a cut stream, and DELETEs', async () => {
+    let cut = false;
+    const resumedWith: string[] = [];
+    const cuttingFetch: typeof fetch = async (input, init) => {
+      const lastEventId = new Headers(init?.headers).get('last-event-id');
+      if (init?.method === 'GET' && lastEventId) resumedWith.push(lastEventId);
+      const res = await fetch(input, init);
+      const body = typeof init?.body === 'string' ? init.body : '';
+      if (cut || !body.includes('"tools/call"') || !body.includes('"steps":5') || !res.body) return res;
+      cut = true;
+      const reader = res.body.getReader();
+      let events = 0;
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            const { done, value } = await reader.read();
+            if (done) return controller.close();
+            controller.enqueue(value);
+            events += new TextDecoder().decode(value).split('\n\n').length - 1;
+            if (events >= 3) {
+              await reader.cancel();
+              controller.error(new TypeError('network connection lost'));
+            }
+          },
+        }),
+        { status: res.status, headers: res.headers },
+      );
+    };
+    const client = new Client({ name: 't2-legacy', version: '1' });
+    const transport = new StreamableHTTPClientTransport(new URL(`${sluice.base}/mcp`), {
+      fetch: cuttingFetch,
+      reconnectionOptions: { initialReconnectionDelay: 50, maxReconnectionDelay: 200, reconnectionDelayGrowFactor: 1, maxRetries: 5 },
+    });
+    let listChanged = 0;
+    client.setNotificationHandler('notifications/tools/list_changed', () => {
+      listChanged++;
+    });
+    await client.connect(transport);
+    const sid = transport.sessionId as string;
+    assert.ok(upstream.sessions.has(sid), 'sessionful era negotiated through Sluice');
+
+    const progress: number[] = [];
+    const first = await client.callTool({ name: 'slow_count', arguments: { steps: 3, intervalMs: 30 } }, { onprogress: (p: { progress: number }) => progress.push(p.progress) });
+    assert.deepEqual(progress, [1, 2, 3]);
+    assert.deepEqual(first.content, [{ type: 'text', text: 'counted to 3' }]);
+
+    const deadline = Date.now() + 5000;
+    while (listChanged === 0 && Date.now() < deadline) {
+      upstream.sessions.get(sid)?.server.sendToolListChanged();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(listChanged > 0, 'standalone GET stream notification arrived');
+
+    const resumedProgress: number[] = [];
+    const resumed = await client.callTool({ name: 'slow_count', arguments: { steps: 5, intervalMs: 150 } }, { onprogress: (p: { progress: number }) => resumedProgress.push(p.progress), timeout: 15_000 });
+    assert.ok(cut);
+    assert.equal(resumedWith.length, 1, 'resumed once with Last-Event-ID');
+    assert.deepEqual(resumedProgress, [1, 2, 3, 4, 5]);
+    assert.deepEqual(resumed.content, [{ type: 'text', text: 'counted to 5' }]);
+
+    await transport.terminateSession();
+    for (let i = 0; i < 50 && upstream.sessions.has(sid); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(upstream.sessions.has(sid), false, 'DELETE reached the upstream');
+    await client.close();
+  });
+});
