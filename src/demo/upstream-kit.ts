@@ -69,6 +69,25 @@ async function sendWebResponse(res: ServerResponse, response: Response): Promise
   body.pipe(res);
 }
 
+const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+function isLoopbackAuthority(host: string | undefined): boolean {
+  if (!host) return false;
+  try {
+    return LOOPBACK_NAMES.has(new URL(`http://${host}`).hostname);
+  } catch {
+    return false;
+  }
+}
+
+function isLoopbackOrigin(origin: string): boolean {
+  try {
+    return LOOPBACK_NAMES.has(new URL(origin).hostname);
+  } catch {
+    return false;
+  }
+}
+
 export async function startUpstreamKit(opts: UpstreamKitOptions, port = 0, host = '127.0.0.1'): Promise<UpstreamKit> {
   const mcpPath = opts.mcpPath ?? '/mcp';
   const sessions = new Map<string, { transport: StreamableHTTPServerTransport; server: McpServerV1 }>();
@@ -132,6 +151,11 @@ export async function startUpstreamKit(opts: UpstreamKitOptions, port = 0, host 
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // DNS-rebinding protection as the SDK's localhost defaults do it: a loopback upstream only
+    // answers requests addressed to a loopback name, from no origin or a loopback origin.
+    if (!isLoopbackAuthority(req.headers.host) || (req.headers.origin !== undefined && !isLoopbackOrigin(req.headers.origin))) {
+      return jsonError(res, 403, -32000, 'Forbidden: invalid Host or Origin');
+    }
     const path = (req.url ?? '/').split('?')[0];
     if (path === mcpPath) return handleMcp(req, res);
     if (path === '/sse' && req.method === 'GET') {
