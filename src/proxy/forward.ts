@@ -41,8 +41,10 @@ export const forward: Stage = async (ex) => {
     }
   };
 
+  // A 2026-07-28 subscriptions/listen POST is a long-lived stream like a GET: shutdown ends it
+  // at once (clients re-send it) instead of waiting for it as an in-flight request.
   const drainable: Drainable = {
-    kind: isPost ? 'request' : 'stream',
+    kind: isPost && ex.rpc?.method !== 'subscriptions/listen' ? 'request' : 'stream',
     stop: (retryMs) => stopStream('shutdown', retryMs),
   };
   ctx.active.add(drainable);

@@ -12,8 +12,8 @@ const BIN = new URL('../../bin/sluice.js', import.meta.url).pathname;
 
 describe('graceful shutdown', () => {
   it('drains POSTs, ends SSE with retry:, refuses new connections and exits 0', async () => {
-    const fake = await startFakeUpstream(async (req, res) => {
-      if (req.method === 'POST') {
+    const fake = await startFakeUpstream(async (req, res, body) => {
+      if (req.method === 'POST' && !body.toString().includes('subscriptions/listen')) {
         await sleep(1200);
         res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{"done":true}}');
         return;
@@ -43,6 +43,11 @@ describe('graceful shutdown', () => {
       const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
 
       const stream = fetch(`${base}/mcp`, { headers: { accept: 'text/event-stream', 'mcp-session-id': 's' } }).then((r) => r.text());
+      const listen = send(`${base}/mcp`, {
+        method: 'POST',
+        headers: { ...JSON_HEADERS, 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'subscriptions/listen' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'subscriptions/listen', params: {} }),
+      });
       await sleep(300);
       const post = send(`${base}/mcp`, { method: 'POST', headers: JSON_HEADERS, body: rpc('tools/call', { name: 'slow' }) });
       await sleep(200);
@@ -53,6 +58,8 @@ describe('graceful shutdown', () => {
       const text = await stream;
       assert.ok(text.endsWith('\n\nretry: 2500\n\n'), JSON.stringify(text.slice(-60)));
       assert.ok(text.includes('id: 0\ndata: tick\n\n'));
+      const listenDone = await listen;
+      assert.ok(listenDone.body.toString().endsWith('\n\nretry: 2500\n\n'), 'a subscriptions/listen stream is ended like a GET stream');
       const done = await post;
       assert.equal(done.status, 200);
       assert.deepEqual(JSON.parse(done.body.toString()).result, { done: true });
