@@ -47,9 +47,9 @@ describe('graceful shutdown', () => {
         method: 'POST',
         headers: { ...JSON_HEADERS, 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'subscriptions/listen' },
         body: JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'subscriptions/listen', params: {} }),
-      });
+      }).then((r) => ({ ...r, at: performance.now() }));
       await sleep(300);
-      const post = send(`${base}/mcp`, { method: 'POST', headers: JSON_HEADERS, body: rpc('tools/call', { name: 'slow' }) });
+      const post = send(`${base}/mcp`, { method: 'POST', headers: JSON_HEADERS, body: rpc('tools/call', { name: 'slow' }) }).then((r) => ({ ...r, at: performance.now() }));
       await sleep(200);
       child.kill('SIGTERM');
       await sleep(200);
@@ -61,6 +61,7 @@ describe('graceful shutdown', () => {
       const listenDone = await listen;
       assert.ok(listenDone.body.toString().endsWith('\n\nretry: 2500\n\n'), 'a subscriptions/listen stream is ended like a GET stream');
       const done = await post;
+      assert.ok(listenDone.at < done.at, 'the listen stream ended at SIGTERM, not after the drain');
       assert.equal(done.status, 200);
       assert.deepEqual(JSON.parse(done.body.toString()).result, { done: true });
       assert.equal(await exited, 0);
