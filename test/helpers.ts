@@ -1,7 +1,7 @@
 // Shared test plumbing: a gateway on port 0 with its log captured, the demo upstream, and
 // small raw-HTTP helpers. Everything listens on 127.0.0.1 only.
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { buildConfig } from '../src/config/load.ts';
 import type { ConfigInput } from '../src/config/schema.ts';
@@ -114,4 +114,47 @@ export async function waitFor(cond: () => boolean, timeoutMs = 5000, what = 'con
 
 export function accessLines(logs: Record<string, unknown>[]): Record<string, unknown>[] {
   return logs.filter((l) => l['msg'] === 'access');
+}
+
+/** A free loopback port (listened on, then released). */
+export async function freePort(): Promise<number> {
+  const s = createNetServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/**
+ * A fetch for SDK client transports that breaks the first matching POST response after a few
+ * SSE events have arrived, the way a dropped client connection does, and records the
+ * Last-Event-ID of every resuming GET.
+ */
+export function cuttingFetch(matches: (body: string) => boolean, afterEvents = 3): { fetch: typeof fetch; resumedWith: string[]; wasCut: () => boolean } {
+  let cut = false;
+  const resumedWith: string[] = [];
+  const f: typeof fetch = async (input, init) => {
+    const lastEventId = new Headers(init?.headers).get('last-event-id');
+    if (init?.method === 'GET' && lastEventId) resumedWith.push(lastEventId);
+    const res = await fetch(input, init);
+    const body = typeof init?.body === 'string' ? init.body : '';
+    if (cut || !matches(body) || !res.body) return res;
+    cut = true;
+    const reader = res.body.getReader();
+    let events = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        const { done, value } = await reader.read();
+        if (done) return controller.close();
+        controller.enqueue(value);
+        events += new TextDecoder().decode(value).split('\n\n').length - 1;
+        if (events >= afterEvents) {
+          await reader.cancel();
+          controller.error(new TypeError('network connection lost'));
+        }
+      },
+    });
+    return new Response(stream, { status: res.status, headers: res.headers });
+  };
+  return { fetch: f, resumedWith, wasCut: () => cut };
 }

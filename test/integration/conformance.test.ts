@@ -4,22 +4,13 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { createServer, type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { UpstreamKit } from '../../src/demo/upstream-kit.ts';
 import { startReferenceUpstream } from '../fixtures/reference-upstream.ts';
 import { passCount, regressions, runConformance } from '../conformance-harness.ts';
-import { startTestGateway, type TestGateway } from '../helpers.ts';
+import { freePort, startTestGateway, type TestGateway } from '../helpers.ts';
 
 const require = createRequire(import.meta.url);
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 async function startEverything(): Promise<{ url: string; child: ChildProcess }> {
   const port = await freePort();

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { UpstreamKit } from '../../src/demo/upstream-kit.ts';
-import { accessLines, startDemoUpstream, startTestGateway, waitFor, type TestGateway } from '../helpers.ts';
+import { accessLines, cuttingFetch, startDemoUpstream, startTestGateway, waitFor, type TestGateway } from '../helpers.ts';
 
 describe('SDK v1 client through Sluice (sessionful Streamable HTTP)', () => {
   let upstream: UpstreamKit;
@@ -75,36 +75,10 @@ describe('SDK v1 client through Sluice (sessionful Streamable HTTP)', () => {
   });
 
   it('resumes a cut tool-call stream with Last-Event-ID and loses no event', async () => {
-    let cut = false;
-    // A fetch that breaks the first tools/call response after two SSE events have arrived,
-    // the way a dropped client connection does.
-    const resumedWith: string[] = [];
-    const cuttingFetch: typeof fetch = async (input, init) => {
-      const lastEventId = new Headers(init?.headers).get('last-event-id');
-      if (init?.method === 'GET' && lastEventId) resumedWith.push(lastEventId);
-      const res = await fetch(input, init);
-      const body = typeof init?.body === 'string' ? init.body : '';
-      if (cut || !body.includes('"tools/call"') || !res.body) return res;
-      cut = true;
-      const reader = res.body.getReader();
-      let events = 0;
-      const stream = new ReadableStream<Uint8Array>({
-        async pull(controller) {
-          const { done, value } = await reader.read();
-          if (done) return controller.close();
-          controller.enqueue(value);
-          events += new TextDecoder().decode(value).split('\n\n').length - 1;
-          if (events >= 3) {
-            await reader.cancel();
-            controller.error(new TypeError('network connection lost'));
-          }
-        },
-      });
-      return new Response(stream, { status: res.status, headers: res.headers });
-    };
+    const cutter = cuttingFetch((body) => body.includes('"tools/call"'));
     const client = new Client({ name: 't', version: '1' });
     const transport = new StreamableHTTPClientTransport(new URL(`${sluice.base}/mcp`), {
-      fetch: cuttingFetch,
+      fetch: cutter.fetch,
       reconnectionOptions: { initialReconnectionDelay: 50, maxReconnectionDelay: 200, reconnectionDelayGrowFactor: 1, maxRetries: 5 },
     });
     await client.connect(transport);
@@ -113,10 +87,10 @@ describe('SDK v1 client through Sluice (sessionful Streamable HTTP)', () => {
       onprogress: (p) => progress.push(p.progress),
       timeout: 15_000,
     });
-    assert.ok(cut, 'the stream was cut');
+    assert.ok(cutter.wasCut(), 'the stream was cut');
     assert.deepEqual(result.content, [{ type: 'text', text: 'counted to 6' }]);
     assert.deepEqual(progress, [1, 2, 3, 4, 5, 6], 'every progress event exactly once');
-    assert.equal(resumedWith.length, 1, 'the client resumed once, with GET and Last-Event-ID through Sluice');
+    assert.equal(cutter.resumedWith.length, 1, 'the client resumed once, with GET and Last-Event-ID through Sluice');
     await client.close();
   });
 });

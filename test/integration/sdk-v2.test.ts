@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import type { UpstreamKit } from '../../src/demo/upstream-kit.ts';
-import { accessLines, startDemoUpstream, startTestGateway, type TestGateway } from '../helpers.ts';
+import { accessLines, cuttingFetch, startDemoUpstream, startTestGateway, type TestGateway } from '../helpers.ts';
 
 describe('SDK v2 client through Sluice (stateless 2026-07-28)', () => {
   let upstream: UpstreamKit;
@@ -49,36 +49,10 @@ describe('SDK v2 client through Sluice (sessionful 2025-11-25 era)', () => {
   });
 
   it('initializes a session, streams progress, gets GET-stream notifications, resumes a cut stream, and DELETEs', async () => {
-    let cut = false;
-    const resumedWith: string[] = [];
-    const cuttingFetch: typeof fetch = async (input, init) => {
-      const lastEventId = new Headers(init?.headers).get('last-event-id');
-      if (init?.method === 'GET' && lastEventId) resumedWith.push(lastEventId);
-      const res = await fetch(input, init);
-      const body = typeof init?.body === 'string' ? init.body : '';
-      if (cut || !body.includes('"tools/call"') || !body.includes('"steps":5') || !res.body) return res;
-      cut = true;
-      const reader = res.body.getReader();
-      let events = 0;
-      return new Response(
-        new ReadableStream<Uint8Array>({
-          async pull(controller) {
-            const { done, value } = await reader.read();
-            if (done) return controller.close();
-            controller.enqueue(value);
-            events += new TextDecoder().decode(value).split('\n\n').length - 1;
-            if (events >= 3) {
-              await reader.cancel();
-              controller.error(new TypeError('network connection lost'));
-            }
-          },
-        }),
-        { status: res.status, headers: res.headers },
-      );
-    };
+    const cutter = cuttingFetch((body) => body.includes('"tools/call"') && body.includes('"steps":5'));
     const client = new Client({ name: 't2-legacy', version: '1' });
     const transport = new StreamableHTTPClientTransport(new URL(`${sluice.base}/mcp`), {
-      fetch: cuttingFetch,
+      fetch: cutter.fetch,
       reconnectionOptions: { initialReconnectionDelay: 50, maxReconnectionDelay: 200, reconnectionDelayGrowFactor: 1, maxRetries: 5 },
     });
     let listChanged = 0;
@@ -103,8 +77,8 @@ describe('SDK v2 client through Sluice (sessionful 2025-11-25 era)', () => {
 
     const resumedProgress: number[] = [];
     const resumed = await client.callTool({ name: 'slow_count', arguments: { steps: 5, intervalMs: 150 } }, { onprogress: (p: { progress: number }) => resumedProgress.push(p.progress), timeout: 15_000 });
-    assert.ok(cut);
-    assert.equal(resumedWith.length, 1, 'resumed once with Last-Event-ID');
+    assert.ok(cutter.wasCut());
+    assert.equal(cutter.resumedWith.length, 1, 'resumed once with Last-Event-ID');
     assert.deepEqual(resumedProgress, [1, 2, 3, 4, 5]);
     assert.deepEqual(resumed.content, [{ type: 'text', text: 'counted to 5' }]);
 

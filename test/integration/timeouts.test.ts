@@ -1,9 +1,8 @@
 // Connect, response-header, stream-idle and total-request timeouts; 502 vs 504.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
-import { JSON_HEADERS, rpc, send, sleep, startFakeUpstream, startTestGateway, waitFor } from '../helpers.ts';
+import { JSON_HEADERS, rpc, send, sleep, startFakeUpstream, startTestGateway, freePort, waitFor } from '../helpers.ts';
 
 /**
  * A loopback port whose listen backlog is full, so further SYNs are dropped and a connect
@@ -32,17 +31,9 @@ async function saturatedPort(): Promise<{ port: number; stop(): void }> {
   return { port, stop: () => child.kill('SIGKILL') };
 }
 
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 describe('timeouts and upstream failures', () => {
   it('upstream down: 502 with a JSON-RPC error body', async () => {
-    const port = await closedPort();
+    const port = await freePort(); // released: nothing listens there
     const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: `http://127.0.0.1:${port}/mcp` }] });
     try {
       const r = await send(`${gw.base}/mcp`, { method: 'POST', headers: JSON_HEADERS, body: rpc('tools/list', {}, 42) });
