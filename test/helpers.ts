@@ -3,6 +3,7 @@
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
+import { after, before } from 'node:test';
 import { buildConfig } from '../src/config/load.ts';
 import type { ConfigInput } from '../src/config/schema.ts';
 import { registerDemoV1, registerDemoV2 } from '../src/demo/demo-tools.ts';
@@ -157,4 +158,21 @@ export function cuttingFetch(matches: (body: string) => boolean, afterEvents = 3
     return new Response(stream, { status: res.status, headers: res.headers });
   };
   return { fetch: f, resumedWith, wasCut: () => cut };
+}
+
+/**
+ * Registers before/after hooks in the current describe: the demo upstream, and Sluice in front
+ * of it on /mcp. Read `.upstream` / `.sluice` inside tests.
+ */
+export function demoBehindSluice(): { upstream: UpstreamKit; sluice: TestGateway } {
+  const fixture = {} as { upstream: UpstreamKit; sluice: TestGateway };
+  before(async () => {
+    fixture.upstream = await startDemoUpstream();
+    fixture.sluice = await startTestGateway({ routes: [{ path: '/mcp', upstream: fixture.upstream.url }] });
+  });
+  after(async () => {
+    await fixture.sluice.close();
+    await fixture.upstream.close();
+  });
+  return fixture;
 }

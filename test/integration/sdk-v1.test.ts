@@ -1,29 +1,19 @@
 // The official v1 SDK client through Sluice against the v1 sessionful upstream.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { UpstreamKit } from '../../src/demo/upstream-kit.ts';
-import { accessLines, cuttingFetch, startDemoUpstream, startTestGateway, waitFor, type TestGateway } from '../helpers.ts';
+import { accessLines, cuttingFetch, demoBehindSluice, waitFor } from '../helpers.ts';
 
 describe('SDK v1 client through Sluice (sessionful Streamable HTTP)', () => {
-  let upstream: UpstreamKit;
-  let sluice: TestGateway;
-  before(async () => {
-    upstream = await startDemoUpstream();
-    sluice = await startTestGateway({ routes: [{ path: '/mcp', upstream: upstream.url }] });
-  });
-  after(async () => {
-    await sluice.close();
-    await upstream.close();
-  });
+  const f = demoBehindSluice();
 
   it('initializes, lists tools and streams progress of a tool call over SSE', async () => {
     const client = new Client({ name: 't', version: '1' });
-    const transport = new StreamableHTTPClientTransport(new URL(`${sluice.base}/mcp`));
+    const transport = new StreamableHTTPClientTransport(new URL(`${f.sluice.base}/mcp`));
     await client.connect(transport);
     assert.ok(transport.sessionId, 'session id reached the client');
-    assert.ok(upstream.sessions.has(transport.sessionId), 'the same session id exists upstream');
+    assert.ok(f.upstream.sessions.has(transport.sessionId), 'the same session id exists upstream');
     const { tools } = await client.listTools();
     assert.deepEqual(tools.map((t) => t.name).sort(), ['add', 'echo', 'slow_count']);
     const progress: number[] = [];
@@ -37,7 +27,7 @@ describe('SDK v1 client through Sluice (sessionful Streamable HTTP)', () => {
 
   it('delivers server notifications on the standalone GET stream', async () => {
     const client = new Client({ name: 't', version: '1' });
-    const transport = new StreamableHTTPClientTransport(new URL(`${sluice.base}/mcp`));
+    const transport = new StreamableHTTPClientTransport(new URL(`${f.sluice.base}/mcp`));
     let listChanged = 0;
     const { ToolListChangedNotificationSchema } = await import('@modelcontextprotocol/sdk/types.js');
     client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
@@ -46,8 +36,8 @@ describe('SDK v1 client through Sluice (sessionful Streamable HTTP)', () => {
     await client.connect(transport);
     const sid = transport.sessionId as string;
     // The client opens the GET stream after initialized; wait until Sluice carries it.
-    await waitFor(() => accessLines(sluice.logs).length >= 0 && upstream.sessions.has(sid));
-    const session = upstream.sessions.get(sid);
+    await waitFor(() => accessLines(f.sluice.logs).length >= 0 && f.upstream.sessions.has(sid));
+    const session = f.upstream.sessions.get(sid);
     assert.ok(session);
     const deadline = Date.now() + 5000;
     while (listChanged === 0 && Date.now() < deadline) {
@@ -60,12 +50,12 @@ describe('SDK v1 client through Sluice (sessionful Streamable HTTP)', () => {
 
   it('terminates the session with DELETE; the upstream forgets it and later use gets 404', async () => {
     const client = new Client({ name: 't', version: '1' });
-    const transport = new StreamableHTTPClientTransport(new URL(`${sluice.base}/mcp`));
+    const transport = new StreamableHTTPClientTransport(new URL(`${f.sluice.base}/mcp`));
     await client.connect(transport);
     const sid = transport.sessionId as string;
     await transport.terminateSession();
-    await waitFor(() => !upstream.sessions.has(sid), 3000, 'upstream session removal');
-    const res = await fetch(`${sluice.base}/mcp`, {
+    await waitFor(() => !f.upstream.sessions.has(sid), 3000, 'upstream session removal');
+    const res = await fetch(`${f.sluice.base}/mcp`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },
       body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/list', params: {} }),
@@ -77,7 +67,7 @@ describe('SDK v1 client through Sluice (sessionful Streamable HTTP)', () => {
   it('resumes a cut tool-call stream with Last-Event-ID and loses no event', async () => {
     const cutter = cuttingFetch((body) => body.includes('"tools/call"'));
     const client = new Client({ name: 't', version: '1' });
-    const transport = new StreamableHTTPClientTransport(new URL(`${sluice.base}/mcp`), {
+    const transport = new StreamableHTTPClientTransport(new URL(`${f.sluice.base}/mcp`), {
       fetch: cutter.fetch,
       reconnectionOptions: { initialReconnectionDelay: 50, maxReconnectionDelay: 200, reconnectionDelayGrowFactor: 1, maxRetries: 5 },
     });

@@ -1,25 +1,15 @@
 // The official v2 SDK client (2026-07-28, stateless) through Sluice against the v2 upstream.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import type { UpstreamKit } from '../../src/demo/upstream-kit.ts';
-import { accessLines, cuttingFetch, startDemoUpstream, startTestGateway, type TestGateway } from '../helpers.ts';
+import { accessLines, cuttingFetch, demoBehindSluice } from '../helpers.ts';
 
 describe('SDK v2 client through Sluice (stateless 2026-07-28)', () => {
-  let upstream: UpstreamKit;
-  let sluice: TestGateway;
-  before(async () => {
-    upstream = await startDemoUpstream();
-    sluice = await startTestGateway({ routes: [{ path: '/mcp', upstream: upstream.url }] });
-  });
-  after(async () => {
-    await sluice.close();
-    await upstream.close();
-  });
+  const f = demoBehindSluice();
 
   it('discovers, lists tools and streams progress with mirrored headers checked on the way', async () => {
     const client = new Client({ name: 't2', version: '1' }, { versionNegotiation: { mode: 'auto' } });
-    await client.connect(new StreamableHTTPClientTransport(new URL(`${sluice.base}/mcp`)));
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${f.sluice.base}/mcp`)));
     const { tools } = await client.listTools();
     assert.deepEqual(tools.map((t) => t.name).sort(), ['add', 'echo', 'slow_count']);
     const progress: number[] = [];
@@ -28,7 +18,7 @@ describe('SDK v2 client through Sluice (stateless 2026-07-28)', () => {
     });
     assert.deepEqual(progress, [1, 2, 3]);
     assert.deepEqual(result.content, [{ type: 'text', text: 'counted to 3' }]);
-    const calls = accessLines(sluice.logs).filter((l) => l['rpcMethod'] === 'tools/call');
+    const calls = accessLines(f.sluice.logs).filter((l) => l['rpcMethod'] === 'tools/call');
     assert.ok(calls.length >= 1);
     assert.equal(calls.at(-1)?.['era'], 'stateless');
     assert.equal(calls.at(-1)?.['rpcName'], 'slow_count');
@@ -37,21 +27,12 @@ describe('SDK v2 client through Sluice (stateless 2026-07-28)', () => {
 });
 
 describe('SDK v2 client through Sluice (sessionful 2025-11-25 era)', () => {
-  let upstream: UpstreamKit;
-  let sluice: TestGateway;
-  before(async () => {
-    upstream = await startDemoUpstream();
-    sluice = await startTestGateway({ routes: [{ path: '/mcp', upstream: upstream.url }] });
-  });
-  after(async () => {
-    await sluice.close();
-    await upstream.close();
-  });
+  const f = demoBehindSluice();
 
   it('initializes a session, streams progress, gets GET-stream notifications, resumes a cut stream, and DELETEs', async () => {
     const cutter = cuttingFetch((body) => body.includes('"tools/call"') && body.includes('"steps":5'));
     const client = new Client({ name: 't2-legacy', version: '1' });
-    const transport = new StreamableHTTPClientTransport(new URL(`${sluice.base}/mcp`), {
+    const transport = new StreamableHTTPClientTransport(new URL(`${f.sluice.base}/mcp`), {
       fetch: cutter.fetch,
       reconnectionOptions: { initialReconnectionDelay: 50, maxReconnectionDelay: 200, reconnectionDelayGrowFactor: 1, maxRetries: 5 },
     });
@@ -61,7 +42,7 @@ describe('SDK v2 client through Sluice (sessionful 2025-11-25 era)', () => {
     });
     await client.connect(transport);
     const sid = transport.sessionId as string;
-    assert.ok(upstream.sessions.has(sid), 'sessionful era negotiated through Sluice');
+    assert.ok(f.upstream.sessions.has(sid), 'sessionful era negotiated through Sluice');
 
     const progress: number[] = [];
     const first = await client.callTool({ name: 'slow_count', arguments: { steps: 3, intervalMs: 30 } }, { onprogress: (p: { progress: number }) => progress.push(p.progress) });
@@ -70,7 +51,7 @@ describe('SDK v2 client through Sluice (sessionful 2025-11-25 era)', () => {
 
     const deadline = Date.now() + 5000;
     while (listChanged === 0 && Date.now() < deadline) {
-      upstream.sessions.get(sid)?.server.sendToolListChanged();
+      f.upstream.sessions.get(sid)?.server.sendToolListChanged();
       await new Promise((r) => setTimeout(r, 100));
     }
     assert.ok(listChanged > 0, 'standalone GET stream notification arrived');
@@ -83,8 +64,8 @@ describe('SDK v2 client through Sluice (sessionful 2025-11-25 era)', () => {
     assert.deepEqual(resumed.content, [{ type: 'text', text: 'counted to 5' }]);
 
     await transport.terminateSession();
-    for (let i = 0; i < 50 && upstream.sessions.has(sid); i++) await new Promise((r) => setTimeout(r, 20));
-    assert.equal(upstream.sessions.has(sid), false, 'DELETE reached the upstream');
+    for (let i = 0; i < 50 && f.upstream.sessions.has(sid); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(f.upstream.sessions.has(sid), false, 'DELETE reached the upstream');
     await client.close();
   });
 });
