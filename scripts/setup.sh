@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
-# Installs the system programs the test suite needs (Debian packages). Safe to run again.
-# Today the gateway-core tests need python3 (it holds a loopback port in a full-backlog state to
-# produce a real connect timeout). Later suites add nginx, haproxy, caddy and redis-server here.
+# Installs the system programs the tests and benchmarks need (Debian packages). Safe to run again.
+# python3 holds a loopback port in a full-backlog state (a real connect timeout); nginx, haproxy
+# and wrk are the side-by-side benchmark's peers and load generator. A program still missing
+# after this is an error, never a skip.
 set -euo pipefail
-PACKAGES=(python3)
+# command name -> Debian package
+declare -A PACKAGES=([python3]=python3 [nginx]=nginx [haproxy]=haproxy [wrk]=wrk [taskset]=util-linux)
 missing=()
-for p in "${PACKAGES[@]}"; do command -v "$p" >/dev/null 2>&1 || missing+=("$p"); done
+for cmd in "${!PACKAGES[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${PACKAGES[$cmd]}")
+done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
   else
-    echo "setup: missing ${missing[*]}; install them (apt-get install -y ${missing[*]}) as root" >&2
+    echo "setup: missing Debian packages ${missing[*]}; install them as root (apt-get install -y ${missing[*]})" >&2
     exit 1
   fi
 fi
-for p in "${PACKAGES[@]}"; do
-  command -v "$p" >/dev/null 2>&1 || { echo "setup: $p is still missing" >&2; exit 1; }
+for cmd in "${!PACKAGES[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || { echo "setup: $cmd is still missing" >&2; exit 1; }
 done
-echo "setup: system packages present: ${PACKAGES[*]}"
+echo "setup: present: ${!PACKAGES[*]}"

@@ -1,0 +1,124 @@
+// `npm run bench [-- --quick]`: Sluice side by side with direct, nginx and HAProxy in one run.
+// Load on CPU 1; proxy and upstreams on CPU 0, so the proxy's cost shows up in throughput as it
+// would on a busy host. Writes bench/results/latest.{json,md} and prints the Markdown table.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runMicro } from './lib/micro.ts';
+import { HAS_TASKSET, startProc, waitForPort } from './lib/procs.ts';
+import { renderMarkdown, summarizeRounds, type RoundResult } from './lib/report.ts';
+import { fixedRate, idleStreams, sseLag, throughput } from './lib/scenarios.ts';
+import { freePort, startTarget, TARGETS, type TargetName } from './lib/targets.ts';
+import { writeWrkScript } from './lib/wrk.ts';
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    targets: { type: 'string' },
+    streams: { type: 'string' },
+    out: { type: 'string', default: join(import.meta.dirname, 'results') },
+  },
+});
+const quick = values.quick ?? false;
+const plan = {
+  mode: quick ? 'quick' : 'full',
+  rounds: Number(values.rounds ?? (quick ? 1 : 3)),
+  warmS: quick ? 2 : 5,
+  wrkS: quick ? 4 : 10,
+  rateS: quick ? 3 : 8,
+  rawRate: 2_000,
+  sdkRate: 500,
+  sseStreams: quick ? 20 : 50,
+  sseEvents: quick ? 30 : 50,
+  sseIntervalMs: 20,
+  idleStreams: Number(values.streams ?? (quick ? 2_000 : 8_000)),
+};
+const targets = (values.targets?.split(',') ?? TARGETS) as TargetName[];
+for (const t of targets) if (!TARGETS.includes(t)) throw new Error(`unknown target ${t}; known: ${TARGETS.join(', ')}`);
+
+const repoRoot = join(import.meta.dirname, '..');
+const work = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
+const script = writeWrkScript(work);
+const started = Date.now();
+const log = (msg: string): void => void process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0)}s] ${msg}\n`);
+
+function version(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n')[0]?.trim() ?? '';
+  } catch (err) {
+    // nginx prints its version on stderr
+    return String((err as { stderr?: string }).stderr ?? '').split('\n')[0]?.trim() ?? 'unknown';
+  }
+}
+
+const rawPort = await freePort();
+const sdkPort = await freePort();
+const raw = startProc('upstream-raw', 0, process.execPath, [join(import.meta.dirname, 'lib/upstream-raw.ts'), String(rawPort)]);
+const sdk = startProc('upstream-sdk', 0, process.execPath, [join(import.meta.dirname, 'lib/upstream-sdk.ts'), String(sdkPort)]);
+const rounds: RoundResult[] = [];
+try {
+  await waitForPort(rawPort, raw);
+  await waitForPort(sdkPort, sdk);
+  const up = { raw: rawPort, sdk: sdkPort };
+  const rawStats = `http://127.0.0.1:${rawPort}/stats`;
+  log(`${plan.mode} run, ${plan.rounds} round(s), targets ${targets.join(', ')}${HAS_TASKSET ? '' : ' (no taskset: not pinned)'}`);
+  for (let round = 1; round <= plan.rounds; round++) {
+    for (const name of targets) {
+      const t = await startTarget(name, up, work, repoRoot);
+      const r: RoundResult = { round, target: name };
+      try {
+        log(`round ${round} ${name}: raw throughput`);
+        r.raw = await throughput(t, `${t.raw}/mcp`, script, plan.warmS, plan.wrkS);
+        log(`round ${round} ${name}: raw at ${plan.rawRate}/s`);
+        r.rawRate = await fixedRate(t, `${t.raw}/mcp`, plan.rawRate, plan.rateS);
+        log(`round ${round} ${name}: SDK throughput`);
+        r.sdk = await throughput(t, `${t.sdk}/mcp`, script, plan.warmS, plan.wrkS);
+        log(`round ${round} ${name}: SDK at ${plan.sdkRate}/s`);
+        r.sdkRate = await fixedRate(t, `${t.sdk}/mcp`, plan.sdkRate, plan.rateS);
+        log(`round ${round} ${name}: SSE lag`);
+        r.sse = await sseLag(t.raw, plan.sseStreams, plan.sseEvents, plan.sseIntervalMs);
+      } finally {
+        await t.stop();
+      }
+      // Memory per stream is read on a fresh process, as the anchors did, so garbage from the
+      // load runs above does not blur it.
+      const fresh = await startTarget(name, up, work, repoRoot);
+      try {
+        log(`round ${round} ${name}: ${plan.idleStreams} idle SSE streams`);
+        r.idle = await idleStreams(fresh, rawStats, plan.idleStreams);
+      } finally {
+        await fresh.stop();
+      }
+      rounds.push(r);
+    }
+  }
+} finally {
+  await raw.stop();
+  await sdk.stop();
+  rmSync(work, { recursive: true, force: true });
+}
+
+log('micro-benchmarks');
+const micro = await runMicro(quick);
+const machine = {
+  cpu: cpus()[0]?.model ?? 'unknown',
+  cores: cpus().length,
+  kernel: version('uname', ['-r']),
+  node: process.version,
+  nginx: version('nginx', ['-v']),
+  haproxy: version('haproxy', ['-v']),
+  wrk: version('wrk', ['-v']),
+  pinned: HAS_TASKSET,
+};
+const summary = summarizeRounds(rounds, targets);
+const date = new Date().toISOString();
+const result = { date, mode: plan.mode, plan, machine, targets: summary.targets, goals: summary.goals, micro, rounds };
+mkdirSync(values.out ?? '.', { recursive: true });
+const md = renderMarkdown(result);
+writeFileSync(join(values.out ?? '.', 'latest.json'), JSON.stringify(result, null, 2) + '\n');
+writeFileSync(join(values.out ?? '.', 'latest.md'), md);
+process.stdout.write(md);
+log(`done; wrote ${join(values.out ?? '.', 'latest.json')} and latest.md`);
