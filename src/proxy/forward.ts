@@ -1,165 +1,191 @@
-// The terminal stage: send the request upstream and stream the answer back. JSON bodies flow
-// with backpressure; SSE flows chunk by chunk, unbuffered, with heartbeats on silence, a cap on
-// what a slow client may leave unread, and the HTTP+SSE endpoint rewrite when paths differ.
+// The terminal stage: send the request upstream and relay the answer. JSON bodies flow with
+// backpressure (the upstream read pauses while the client is slow); SSE flows chunk by chunk,
+// unbuffered, with heartbeats on silence, a cap on what a slow client may leave unread, and the
+// HTTP+SSE endpoint rewrite when paths differ. One Relay object per exchange holds all of it,
+// because an idle SSE stream keeps exactly that object (plus its two sockets) alive.
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { SluiceError } from '../core/errors.ts';
 import { H } from '../core/mcp.ts';
 import { publicEndpoint } from '../routing/route-table.ts';
 import { SseBoundary } from '../transport/sse-boundary.ts';
 import { SseEndpointRewriter } from '../transport/sse-endpoint-rewriter.ts';
-import type { UpstreamResponse } from '../transport/upstream-client.ts';
+import type { UpstreamCall, UpstreamListener } from '../transport/upstream-client.ts';
 import type { Drainable } from './context.ts';
-import type { Stage } from './exchange.ts';
+import type { Exchange, Stage } from './exchange.ts';
 import { respondError } from './respond-error.ts';
 import { downstreamResponseHeaders, isEventStream, upstreamRequestHeaders } from './upstream-headers.ts';
 
 const HEARTBEAT = Buffer.from(': keep-alive\n\n');
+// Shared: a client that leaves needs no stack trace of its own.
+const CLIENT_CLOSED = new SluiceError('SLUICE_ERR_BAD_REQUEST', 'client closed the connection');
 
-export const forward: Stage = async (ex) => {
-  const { ctx, req, res } = ex;
-  const route = ex.route;
-  const upstreamTarget = ex.upstreamTarget;
-  if (!route || upstreamTarget === undefined) throw new SluiceError('SLUICE_ERR_INTERNAL', 'forward without a route');
-  const timeouts = ctx.config.timeouts;
-  const abort = new AbortController();
-  const isPost = req.method === 'POST';
+export const forward: Stage = (ex) => {
+  if (!ex.route || ex.upstreamTarget === undefined) throw new SluiceError('SLUICE_ERR_INTERNAL', 'forward without a route');
+  new Relay(ex).start();
+};
 
-  let sse = false;
-  let boundary: SseBoundary | undefined;
-  let finished = false;
-  const stopStream = (outcome: string, retryMs?: number): void => {
-    if (finished) return;
-    finished = true;
-    ex.outcome = outcome;
-    const code = outcome === 'shutdown' ? 'SLUICE_ERR_SHUTTING_DOWN' : outcome.endsWith('timeout') || outcome.endsWith('idle') ? 'SLUICE_ERR_UPSTREAM_TIMEOUT' : 'SLUICE_ERR_UPSTREAM_UNAVAILABLE';
-    abort.abort(new SluiceError(code, outcome));
-    if (!res.headersSent) return; // the awaiting request() call answers with the abort reason
-    if (sse && boundary?.atBoundary()) {
+class Relay implements UpstreamListener, Drainable {
+  readonly kind: 'stream' | 'request';
+  private readonly ex: Exchange;
+  private readonly res: ServerResponse;
+  private call: UpstreamCall | undefined;
+  private finished = false;
+  private sse = false;
+  private boundary: SseBoundary | undefined;
+  private rewriter: SseEndpointRewriter | undefined;
+  private totalTimer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private waitingForDrain = false;
+
+  constructor(ex: Exchange) {
+    this.ex = ex;
+    this.res = ex.res;
+    // A 2026-07-28 subscriptions/listen POST is a long-lived stream like a GET: shutdown ends it
+    // at once (clients re-send it) instead of waiting for it as an in-flight request.
+    this.kind = ex.req.method === 'POST' && ex.rpc?.method !== 'subscriptions/listen' ? 'request' : 'stream';
+  }
+
+  start(): void {
+    const { ex, res } = this;
+    const { ctx, req } = ex;
+    ctx.active.add(this);
+    res.once('close', this.onClientClose);
+    const limit = ctx.config.timeouts.request;
+    if (req.method === 'POST' && limit > 0) this.totalTimer = setTimeout(this.onRequestTimeout, limit);
+    this.call = ctx.client.dispatch(
+      { origin: ex.route!.origin, path: ex.upstreamTarget!, method: req.method ?? 'GET', headers: upstreamRequestHeaders(ex), body: ex.body },
+      this,
+    );
+  }
+
+  /** Drainable: graceful shutdown. */
+  stop(retryMs: number): void {
+    this.end('shutdown', new SluiceError('SLUICE_ERR_SHUTTING_DOWN', 'shutdown'), retryMs);
+  }
+
+  onHeaders(statusCode: number, headers: IncomingHttpHeaders): void {
+    const { ex, res } = this;
+    const { ctx, route } = { ctx: ex.ctx, route: ex.route! };
+    this.sse = isEventStream(headers);
+    const sessionHeader = headers[H.sessionId];
+    ex.responseSessionId = Array.isArray(sessionHeader) ? sessionHeader[0] : sessionHeader;
+    res.writeHead(statusCode, downstreamResponseHeaders(headers, this.sse));
+    const t = ctx.config.timeouts;
+    if (t.streamIdle > 0) this.idleTimer = setTimeout(this.onUpstreamIdle, t.streamIdle);
+    if (!this.sse) return;
+    res.flushHeaders();
+    this.boundary = new SseBoundary();
+    if (ex.req.method === 'GET' && route.rewritesPaths) {
+      const upstreamTarget = ex.upstreamTarget!;
+      this.rewriter = new SseEndpointRewriter((data) => publicEndpoint(route, upstreamTarget, data));
+    }
+    if (t.heartbeat > 0) this.heartbeatTimer = setInterval(this.onHeartbeat, t.heartbeat);
+  }
+
+  onData(chunk: Buffer): void {
+    if (this.finished) return;
+    this.idleTimer?.refresh();
+    if (this.sse) {
+      this.writeSse(this.rewriter ? this.rewriter.push(chunk) : chunk);
+      return;
+    }
+    this.ex.bytesOut += chunk.length;
+    if (!this.res.write(chunk)) {
+      this.call?.pause();
+      if (!this.waitingForDrain) {
+        this.waitingForDrain = true;
+        this.res.on('drain', this.onDrain);
+      }
+    }
+  }
+
+  onEnd(): void {
+    if (this.finished) return;
+    if (this.rewriter) this.writeSse(this.rewriter.flush());
+    if (this.finished) return; // the flush may have hit the slow-client cap
+    this.finished = true;
+    this.res.end();
+    this.cleanup();
+  }
+
+  onError(err: unknown): void {
+    if (this.finished) return;
+    if (!this.res.headersSent) {
+      this.finished = true;
+      this.cleanup();
+      if (!this.res.destroyed) respondError(this.ex, err);
+      return;
+    }
+    // Upstream broke mid-body. An SSE stream cut between events ends cleanly so clients can
+    // resume; anything else is destroyed so a truncated body never looks complete.
+    this.ex.ctx.log.warn({ route: this.ex.route?.path, err: (err as Error).message }, 'upstream response broke off');
+    this.end('upstream-error', new SluiceError('SLUICE_ERR_UPSTREAM_UNAVAILABLE', 'upstream-error'));
+  }
+
+  private writeSse(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    const { res, ex } = this;
+    this.boundary!.observe(chunk);
+    ex.bytesOut += chunk.length;
+    res.write(chunk);
+    this.heartbeatTimer?.refresh();
+    const cap = ex.ctx.config.limits.sseClientBuffer;
+    if (res.writableLength > cap) {
+      ex.ctx.log.warn({ route: ex.route?.path, buffered: res.writableLength, cap }, 'slow SSE client: stream closed');
+      this.end('slow-client', new SluiceError('SLUICE_ERR_UPSTREAM_UNAVAILABLE', 'slow-client'));
+    }
+  }
+
+  /** End the exchange from Sluice's side: upstream aborted, client answered or cut. */
+  private end(outcome: string, reason: SluiceError, retryMs?: number): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.ex.outcome = outcome;
+    this.call?.abort(reason);
+    this.cleanup();
+    const { res } = this;
+    if (!res.headersSent) {
+      if (!res.destroyed) respondError(this.ex, reason);
+    } else if (this.sse && this.boundary?.atBoundary()) {
       if (retryMs !== undefined) res.write(`retry: ${retryMs}\n\n`);
       res.end();
     } else {
       res.destroy();
     }
-  };
-
-  // A 2026-07-28 subscriptions/listen POST is a long-lived stream like a GET: shutdown ends it
-  // at once (clients re-send it) instead of waiting for it as an in-flight request.
-  const drainable: Drainable = {
-    kind: isPost && ex.rpc?.method !== 'subscriptions/listen' ? 'request' : 'stream',
-    stop: (retryMs) => stopStream('shutdown', retryMs),
-  };
-  ctx.active.add(drainable);
-  res.once('close', () => {
-    ctx.active.delete(drainable);
-    if (!res.writableFinished && !finished) {
-      finished = true;
-      if (ex.outcome === 'ok') ex.outcome = 'client-closed';
-      abort.abort(new SluiceError('SLUICE_ERR_BAD_REQUEST', 'client closed the connection'));
-    }
-  });
-
-  const totalTimer =
-    isPost && timeouts.request > 0
-      ? setTimeout(() => {
-          if (!res.headersSent) abort.abort(new SluiceError('SLUICE_ERR_UPSTREAM_TIMEOUT', 'request time limit reached'));
-          else stopStream('request-timeout');
-        }, timeouts.request)
-      : undefined;
-
-  let upstream: UpstreamResponse;
-  try {
-    upstream = await ctx.client.request({
-      origin: route.origin,
-      path: upstreamTarget,
-      method: req.method ?? 'GET',
-      headers: upstreamRequestHeaders(ex),
-      body: ex.body,
-      signal: abort.signal,
-    });
-  } catch (err) {
-    clearTimeout(totalTimer);
-    if (res.destroyed) return;
-    respondError(ex, err);
-    return;
   }
 
-  sse = isEventStream(upstream.headers);
-  const sessionHeader = upstream.headers[H.sessionId];
-  ex.responseSessionId = Array.isArray(sessionHeader) ? sessionHeader[0] : sessionHeader;
-  res.writeHead(upstream.statusCode, downstreamResponseHeaders(upstream.headers, sse));
-  if (sse) res.flushHeaders();
-
-  const body = upstream.body;
-  let idleTimer: NodeJS.Timeout | undefined;
-  let heartbeatTimer: NodeJS.Timeout | undefined;
-  if (timeouts.streamIdle > 0) idleTimer = setTimeout(() => stopStream('upstream-idle'), timeouts.streamIdle);
-
-  try {
-    if (sse) {
-      boundary = new SseBoundary();
-      const rewriter =
-        req.method === 'GET' && route.rewritesPaths ? new SseEndpointRewriter((data) => publicEndpoint(route, upstreamTarget, data)) : undefined;
-      const cap = ctx.config.limits.sseClientBuffer;
-      const b = boundary;
-      const write = (chunk: Buffer): void => {
-        if (chunk.length === 0) return;
-        b.observe(chunk);
-        ex.bytesOut += chunk.length;
-        res.write(chunk);
-        heartbeatTimer?.refresh();
-        if (res.writableLength > cap) {
-          ctx.log.warn({ route: route.path, buffered: res.writableLength, cap }, 'slow SSE client: stream closed');
-          stopStream('slow-client');
-        }
-      };
-      if (timeouts.heartbeat > 0) {
-        heartbeatTimer = setInterval(() => {
-          if (!finished && b.atBoundary()) {
-            res.write(HEARTBEAT);
-            ex.bytesOut += HEARTBEAT.length;
-          }
-        }, timeouts.heartbeat);
-      }
-      for await (const chunk of body as AsyncIterable<Buffer>) {
-        idleTimer?.refresh();
-        write(rewriter ? rewriter.push(chunk) : chunk);
-        if (finished) break;
-      }
-      if (rewriter && !finished) write(rewriter.flush());
-    } else {
-      for await (const chunk of body as AsyncIterable<Buffer>) {
-        idleTimer?.refresh();
-        ex.bytesOut += chunk.length;
-        if (!res.write(chunk)) await waitForDrain(res);
-        if (finished) break;
-      }
-    }
-    if (!finished) {
-      finished = true;
-      res.end();
-    }
-  } catch (err) {
-    if (!finished) {
-      // Upstream broke mid-body. An SSE stream cut between events ends cleanly so clients can
-      // resume; anything else is destroyed so a truncated body never looks complete.
-      ctx.log.warn({ route: route.path, err: (err as Error).message }, 'upstream response broke off');
-      stopStream('upstream-error');
-    }
-  } finally {
-    clearTimeout(totalTimer);
-    clearTimeout(idleTimer);
-    clearInterval(heartbeatTimer);
-    if (finished && !body.destroyed) body.destroy();
+  private cleanup(): void {
+    clearTimeout(this.totalTimer);
+    clearTimeout(this.idleTimer);
+    clearInterval(this.heartbeatTimer);
   }
-};
 
-function waitForDrain(res: NodeJS.WritableStream & { destroyed?: boolean }): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
+  // Handlers as bound fields: created once per exchange, used as listener and timer callbacks.
+  private readonly onClientClose = (): void => {
+    this.ex.ctx.active.delete(this);
+    if (this.finished) return;
+    this.finished = true;
+    if (this.ex.outcome === 'ok') this.ex.outcome = 'client-closed';
+    this.call?.abort(CLIENT_CLOSED);
+    this.cleanup();
+  };
+
+  private readonly onDrain = (): void => {
+    this.call?.resume();
+  };
+
+  private readonly onRequestTimeout = (): void => {
+    this.end('request-timeout', new SluiceError('SLUICE_ERR_UPSTREAM_TIMEOUT', this.res.headersSent ? 'request-timeout' : 'request time limit reached'));
+  };
+
+  private readonly onUpstreamIdle = (): void => {
+    this.end('upstream-idle', new SluiceError('SLUICE_ERR_UPSTREAM_TIMEOUT', 'upstream-idle'));
+  };
+
+  private readonly onHeartbeat = (): void => {
+    if (this.finished || !this.boundary?.atBoundary()) return;
+    this.res.write(HEARTBEAT);
+    this.ex.bytesOut += HEARTBEAT.length;
+  };
 }

@@ -8,22 +8,27 @@ import type { Exchange } from './exchange.ts';
 
 const OWNED_REQUEST = new Set(['host', 'content-length', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'accept-encoding', 'expect']);
 
-export function upstreamRequestHeaders(ex: Exchange): Record<string, string | string[]> {
+/**
+ * The request headers for the upstream as a flat [name, value, …] list in the client's order,
+ * every repeated field kept as sent. Built from rawHeaders: no per-request header object.
+ */
+export function upstreamRequestHeaders(ex: Exchange): string[] {
   const req: IncomingMessage = ex.req;
   const drop = hopByHopNames(req.headers.connection);
-  const out: Record<string, string | string[]> = {};
-  const distinct = req.headersDistinct;
-  for (const name in distinct) {
+  const raw = req.rawHeaders;
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
     if (drop.has(name) || OWNED_REQUEST.has(name)) continue;
-    const values = distinct[name];
-    if (values) out[name] = values.length === 1 ? (values[0] as string) : values;
+    out.push(name, raw[i + 1] as string);
   }
   const peer = req.socket.remoteAddress;
   const encrypted = 'encrypted' in req.socket && Boolean(req.socket.encrypted);
-  Object.assign(out, forwardedHeaders(readForwarded(req.headers, peer, isTrusted(ex.ctx.trusted, peer), encrypted)));
-  if (ex.route?.preserveHost && req.headers.host) out['host'] = req.headers.host;
+  const fwd = forwardedHeaders(readForwarded(req.headers, peer, isTrusted(ex.ctx.trusted, peer), encrypted));
+  for (const name in fwd) out.push(name, fwd[name] as string);
+  if (ex.route?.preserveHost && req.headers.host) out.push('host', req.headers.host);
   // Sluice may add heartbeats to SSE and rewrite HTTP+SSE endpoint events: it needs plain bytes.
-  out['accept-encoding'] = 'identity';
+  out.push('accept-encoding', 'identity');
   return out;
 }
 

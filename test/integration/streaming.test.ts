@@ -156,4 +156,65 @@ describe('SSE streaming', () => {
       await fake.close();
     }
   });
+
+  it('holds a large JSON body back while the client does not read, then delivers it intact', async () => {
+    const total = 64 * 1024 * 1024;
+    const block = Buffer.alloc(64 * 1024, 'z');
+    let written = 0;
+    const fake = await startFakeUpstream(async (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': total });
+      while (written < total) {
+        written += block.length;
+        if (!res.write(block)) await new Promise((r) => res.once('drain', r).once('close', r));
+        if (res.destroyed) return;
+      }
+      res.end();
+    });
+    const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: `${fake.url}/mcp` }] });
+    try {
+      let received = 0;
+      let resume: () => void = () => undefined;
+      const done = new Promise<number>((resolve, reject) => {
+        const req = httpRequest(`${gw.base}/mcp`, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+          res.pause();
+          resume = () => {
+            res.on('data', (c: Buffer) => (received += c.length));
+            res.on('end', () => resolve(received));
+            res.resume();
+          };
+        });
+        req.on('error', reject);
+        req.end('{"jsonrpc":"2.0","id":1,"method":"ping"}');
+      });
+      await waitFor(() => written > 0, 5000, 'upstream started writing');
+      await sleep(1000);
+      // Without backpressure Sluice would read all 64 MiB into memory at loopback speed.
+      assert.ok(written < total / 2, `upstream wrote only what the buffers hold while the client was paused (${written} bytes)`);
+      resume();
+      assert.equal(await done, total);
+    } finally {
+      await gw.close();
+      await fake.close();
+    }
+  });
+
+  it('aborts the upstream request when the client leaves before the JSON answer', async () => {
+    let upstreamClosed = false;
+    const fake = await startFakeUpstream((_req, res) => {
+      res.on('close', () => (upstreamClosed = true)); // never answers
+    });
+    const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: `${fake.url}/mcp` }] });
+    try {
+      const req = httpRequest(`${gw.base}/mcp`, { method: 'POST', headers: { 'content-type': 'application/json' } });
+      req.on('error', () => {});
+      req.end('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"slow"}}');
+      await waitFor(() => fake.requests.length === 1, 5000, 'request reached the upstream');
+      req.destroy();
+      await waitFor(() => upstreamClosed, 2000, 'upstream request aborted within 2 s');
+      await waitFor(() => gw.logs.some((l) => l['outcome'] === 'client-closed'), 2000, 'access log says client-closed');
+    } finally {
+      await gw.close();
+      await fake.close();
+    }
+  });
 });
