@@ -19,6 +19,7 @@ const { values } = parseArgs({
     rounds: { type: 'string' },
     targets: { type: 'string' },
     streams: { type: 'string' },
+    only: { type: 'string' },
     out: { type: 'string', default: join(import.meta.dirname, 'results') },
   },
 });
@@ -36,6 +37,9 @@ const plan = {
   sseIntervalMs: 20,
   idleStreams: Number(values.streams ?? (quick ? 2_000 : 8_000)),
 };
+const SCENARIOS = ['raw', 'raw-rate', 'sdk', 'sdk-rate', 'sse', 'idle'] as const;
+const only = new Set(values.only?.split(',') ?? SCENARIOS);
+for (const o of only) if (!(SCENARIOS as readonly string[]).includes(o)) throw new Error(`unknown scenario ${o}; known: ${SCENARIOS.join(', ')}`);
 const targets = (values.targets?.split(',') ?? TARGETS) as TargetName[];
 for (const t of targets) if (!TARGETS.includes(t)) throw new Error(`unknown target ${t}; known: ${TARGETS.join(', ')}`);
 
@@ -70,18 +74,35 @@ try {
       const t = await startTarget(name, up, work, repoRoot);
       const r: RoundResult = { round, target: name };
       try {
-        log(`round ${round} ${name}: raw throughput`);
-        r.raw = await throughput(t, `${t.raw}/mcp`, script, plan.warmS, plan.wrkS);
-        log(`round ${round} ${name}: raw at ${plan.rawRate}/s`);
-        r.rawRate = await fixedRate(t, `${t.raw}/mcp`, plan.rawRate, plan.rateS);
-        log(`round ${round} ${name}: SDK throughput`);
-        r.sdk = await throughput(t, `${t.sdk}/mcp`, script, plan.warmS, plan.wrkS);
-        log(`round ${round} ${name}: SDK at ${plan.sdkRate}/s`);
-        r.sdkRate = await fixedRate(t, `${t.sdk}/mcp`, plan.sdkRate, plan.rateS);
-        log(`round ${round} ${name}: SSE lag`);
-        r.sse = await sseLag(t.raw, plan.sseStreams, plan.sseEvents, plan.sseIntervalMs);
+        if (only.has('raw')) {
+          log(`round ${round} ${name}: raw throughput`);
+          r.raw = await throughput(t, `${t.raw}/mcp`, script, plan.warmS, plan.wrkS);
+        }
+        if (only.has('raw-rate')) {
+          // A cold Node process runs its first thousands of requests in the interpreter: every
+          // target gets the same warm-up before the measured window.
+          if (!only.has('raw')) await throughput(t, `${t.raw}/mcp`, script, 1, plan.warmS);
+          log(`round ${round} ${name}: raw at ${plan.rawRate}/s`);
+          r.rawRate = await fixedRate(t, `${t.raw}/mcp`, plan.rawRate, plan.rateS);
+        }
+        if (only.has('sdk')) {
+          log(`round ${round} ${name}: SDK throughput`);
+          r.sdk = await throughput(t, `${t.sdk}/mcp`, script, plan.warmS, plan.wrkS);
+        }
+        if (only.has('sdk-rate')) {
+          log(`round ${round} ${name}: SDK at ${plan.sdkRate}/s`);
+          r.sdkRate = await fixedRate(t, `${t.sdk}/mcp`, plan.sdkRate, plan.rateS);
+        }
+        if (only.has('sse')) {
+          log(`round ${round} ${name}: SSE lag`);
+          r.sse = await sseLag(t.raw, plan.sseStreams, plan.sseEvents, plan.sseIntervalMs);
+        }
       } finally {
         await t.stop();
+      }
+      if (!only.has('idle')) {
+        rounds.push(r);
+        continue;
       }
       // Memory per stream is read on a fresh process, as the anchors did, so garbage from the
       // load runs above does not blur it.
