@@ -57,7 +57,8 @@ export async function startTarget(name: TargetName, up: Upstreams, workDir: stri
       ].join('\n'),
     );
     // Defaults otherwise: the access log stays on (it is part of what Sluice does per request).
-    proc = startProc('sluice', SERVER_CPU, process.execPath, [join(repoRoot, 'bin/sluice.js'), 'serve', '--config', cfg], {}, 'ignore');
+    // Started as users start it: the bin itself, so its shebang's Node flags apply.
+    proc = startProc('sluice', SERVER_CPU, join(repoRoot, 'bin/sluice.js'), ['serve', '--config', cfg], {}, 'ignore');
   } else if (name === 'nginx') {
     const conf = join(dir, 'nginx.conf');
     writeFileSync(conf, nginxConf(port, up, dir));

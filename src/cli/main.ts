@@ -5,7 +5,6 @@ import { ConfigError, loadConfigFile, quickConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { createLogger } from '../observability/logger.ts';
 import { startGateway, type Gateway } from '../proxy/gateway.ts';
-import { runDemo } from './demo.ts';
 import { HELP } from './help.ts';
 
 function usage(message: string): never {
@@ -83,7 +82,9 @@ export async function main(argv: string[]): Promise<void> {
       case 'validate':
         return await validate(rest);
       case 'demo':
-        return await runDemo(rest);
+        // Loaded on demand: the demo brings both MCP SDKs, which `serve` has no use for
+        // (about 60 MB of resident memory in every gateway process otherwise).
+        return await (await import('./demo.ts')).runDemo(rest);
       case '--version':
       case '-v':
         process.stdout.write(`${version()}\n`);
