@@ -1,7 +1,7 @@
 // `npm run bench [-- --quick]`: Sluice side by side with direct, nginx and HAProxy in one run.
 // Load on CPU 1; proxy and upstreams on CPU 0, so the proxy's cost shows up in throughput as it
 // would on a busy host. Writes bench/results/latest.{json,md} and prints the Markdown table.
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,12 +50,9 @@ const started = Date.now();
 const log = (msg: string): void => void process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0)}s] ${msg}\n`);
 
 function version(cmd: string, args: string[]): string {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n')[0]?.trim() ?? '';
-  } catch (err) {
-    // nginx prints its version on stderr
-    return String((err as { stderr?: string }).stderr ?? '').split('\n')[0]?.trim() ?? 'unknown';
-  }
+  // nginx prints its version on stderr, the others on stdout.
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n')[0]?.trim() || 'unknown';
 }
 
 const rawPort = await freePort();
