@@ -3,10 +3,14 @@
 // Readable body and no async iterator: a per-request AbortController plus stream plumbing
 // roughly doubles a Node proxy's CPU per small request (shared/reference/perf-anchors.md §3.6),
 // and every such object is held for the life of an idle SSE stream.
+// Connections: one undici Client (one socket) per exchange, taken from a per-origin stack of idle
+// ones and put back after a clean end. undici's own Pool walks all of its clients on every
+// connect and disconnect, which made tearing down 8,000 streams quadratic (seconds of CPU,
+// bench/README.md); here every step is O(1), and a cut exchange simply destroys its client.
 // Redirects are never followed (dispatch returns 3xx as is), no HTTP(S)_PROXY is consulted, and
 // the body timeout is off because Sluice runs its own idle timer that heartbeats coexist with.
 import type { IncomingHttpHeaders } from 'node:http';
-import { Agent, errors as undiciErrors, type Dispatcher } from 'undici';
+import { Client, errors as undiciErrors, type Dispatcher } from 'undici';
 import { SluiceError } from '../core/errors.ts';
 
 export interface UpstreamClientOptions {
@@ -42,16 +46,21 @@ export interface UpstreamCall {
 class Call implements Dispatcher.DispatchHandler, UpstreamCall {
   private controller: Dispatcher.DispatchController | undefined;
   private aborted: Error | undefined;
+  private ended = false;
   private readonly listener: UpstreamListener;
+  private readonly pool: ConnectionPool;
+  private readonly origin: string;
+  private readonly client: Client;
 
-  constructor(listener: UpstreamListener) {
+  constructor(listener: UpstreamListener, pool: ConnectionPool, origin: string, client: Client) {
     this.listener = listener;
+    this.pool = pool;
+    this.origin = origin;
+    this.client = client;
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    // Aborted while still queued or connecting: undici offers no handle until now.
-    if (this.aborted) controller.abort(this.aborted);
   }
 
   onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
@@ -63,17 +72,25 @@ class Call implements Dispatcher.DispatchHandler, UpstreamCall {
   }
 
   onResponseEnd(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.pool.release(this.origin, this.client);
     if (!this.aborted) this.listener.onEnd();
   }
 
-  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+  onResponseError(_c: Dispatcher.DispatchController | undefined, err: Error): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.pool.discard(this.client);
     if (!this.aborted) this.listener.onError(classifyUpstreamError(err));
   }
 
+  /** Destroying the exchange's own client stops it wherever it is: queued, connecting or streaming. */
   abort(reason: Error): void {
-    if (this.aborted) return;
+    if (this.aborted || this.ended) return;
     this.aborted = reason;
-    this.controller?.abort(reason);
+    this.ended = true;
+    this.pool.discard(this.client, reason);
   }
 
   pause(): void {
@@ -85,30 +102,79 @@ class Call implements Dispatcher.DispatchHandler, UpstreamCall {
   }
 }
 
+/** Idle keep-alive clients per origin (a stack, so the warmest connection is reused first). */
+class ConnectionPool {
+  private readonly idle = new Map<string, Client[]>();
+  private readonly live = new Set<Client>();
+  private readonly options: Client.Options;
+  private readonly maxIdlePerOrigin: number;
+
+  constructor(options: Client.Options, maxIdlePerOrigin: number) {
+    this.options = options;
+    this.maxIdlePerOrigin = maxIdlePerOrigin;
+  }
+
+  acquire(origin: string): Client {
+    const stack = this.idle.get(origin);
+    while (stack && stack.length > 0) {
+      const c = stack.pop() as Client;
+      if (!c.destroyed && !c.closed) return c;
+    }
+    const c = new Client(origin, this.options);
+    this.live.add(c);
+    return c;
+  }
+
+  release(origin: string, c: Client): void {
+    if (c.destroyed || c.closed) return void this.live.delete(c);
+    let stack = this.idle.get(origin);
+    if (!stack) this.idle.set(origin, (stack = []));
+    if (stack.length < this.maxIdlePerOrigin) stack.push(c);
+    else this.discard(c);
+  }
+
+  discard(c: Client, reason?: Error): void {
+    this.live.delete(c);
+    if (!c.destroyed) void c.destroy(reason ?? null).catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.live];
+    this.live.clear();
+    this.idle.clear();
+    await Promise.all(all.map((c) => c.destroy().catch(() => undefined)));
+  }
+}
+
 export class UpstreamClient {
-  private readonly agent: Agent;
+  private readonly pool: ConnectionPool;
 
   constructor(opts: UpstreamClientOptions) {
-    this.agent = new Agent({
-      connect: { timeout: opts.connectTimeoutMs },
-      headersTimeout: opts.headersTimeoutMs,
-      bodyTimeout: 0,
-      keepAliveTimeout: 4_000,
-    });
+    this.pool = new ConnectionPool(
+      {
+        connect: { timeout: opts.connectTimeoutMs },
+        headersTimeout: opts.headersTimeoutMs,
+        bodyTimeout: 0,
+        keepAliveTimeout: 4_000,
+        pipelining: 1,
+      },
+      256,
+    );
   }
 
   dispatch(r: UpstreamRequest, listener: UpstreamListener): UpstreamCall {
-    const call = new Call(listener);
+    const client = this.pool.acquire(r.origin);
+    const call = new Call(listener, this.pool, r.origin, client);
     try {
-      this.agent.dispatch({ origin: r.origin, path: r.path, method: r.method as Dispatcher.HttpMethod, headers: r.headers, body: r.body }, call);
+      client.dispatch({ path: r.path, method: r.method as Dispatcher.HttpMethod, headers: r.headers, body: r.body }, call);
     } catch (err) {
-      queueMicrotask(() => call.onResponseError(undefined as never, err as Error));
+      queueMicrotask(() => call.onResponseError(undefined, err as Error));
     }
     return call;
   }
 
   async close(): Promise<void> {
-    await this.agent.destroy();
+    await this.pool.close();
   }
 }
 
