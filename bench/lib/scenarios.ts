@@ -1,7 +1,7 @@
 // One measurement each: the load runs on LOAD_CPU, the proxy's CPU and RSS come from /proc.
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { cpuSeconds, rssMiB, runToEnd, startProc } from './procs.ts';
+import { cpuSeconds, rssMiB, runToEnd, startProc, type Proc } from './procs.ts';
 import type { RunningTarget } from './targets.ts';
 import { runWrk, TOOLS_CALL, type WrkResult } from './wrk.ts';
 
@@ -65,6 +65,9 @@ export interface IdleStreams {
   rss_before_mib: number | null;
   rss_with_streams_mib: number | null;
   rss_mb_per_1k_streams: number | null;
+  /** All N clients leave at once: ms until the upstream has no stream of theirs open. */
+  teardown_ms: number | null;
+  cancel_streams: number;
   upstream_open_1s_after_close: number;
   upstream_closed_on_cancel: boolean;
 }
@@ -74,39 +77,65 @@ async function upstreamIdleOpen(rawStats: string): Promise<number> {
   return ((await r.json()) as { idleOpen: number }).idleOpen;
 }
 
+async function holdStreams(url: string, count: number): Promise<{ holder: Proc; open: number; open_ms: number }> {
+  const holder = startProc('idle-client', LOAD_CPU, process.execPath, [CLIENT, 'idle', url, String(count)]);
+  try {
+    const { open, open_ms } = JSON.parse(await lineFrom(holder.child.stdout, 120_000)) as { open: number; open_ms: number };
+    return { holder, open, open_ms };
+  } catch (err) {
+    await holder.stop();
+    throw err;
+  }
+}
+
+async function dropStreams(holder: Proc): Promise<void> {
+  holder.child.stdin?.write('close\n');
+  await lineFrom(holder.child.stdout, 10_000);
+  await holder.stop();
+}
+
 /**
- * Hold `count` idle SSE streams through the target, read the proxy's RSS, then let every
- * client go away at once and count the upstream streams still open one second later.
+ * Hold `count` idle SSE streams through the target and read the proxy's RSS; then let every client
+ * go away at once and time the upstream teardown. Cancel propagation is judged separately, as in
+ * the perf anchors: 200 streams, clients leave (FIN), upstream streams still open 1 s later.
  */
-export async function idleStreams(t: RunningTarget, rawStats: string, count: number): Promise<IdleStreams> {
+export async function idleStreams(t: RunningTarget, rawStats: string, count: number, cancelCount = 200): Promise<IdleStreams> {
   const baseline = await upstreamIdleOpen(rawStats);
   await sleep(500);
   const rssBefore = t.proc ? rssMiB(t.proc.pid) : null;
-  const holder = startProc('idle-client', LOAD_CPU, process.execPath, [CLIENT, 'idle', `${t.raw}/idle`, String(count)]);
-  try {
-    const ready = await lineFrom(holder.child.stdout, 90_000);
-    const { open, open_ms } = JSON.parse(ready) as { open: number; open_ms: number };
-    await sleep(1_000); // let the proxy settle (allocations of the last streams, lazy timers)
-    const rssWith = t.proc ? rssMiB(t.proc.pid) : null;
-    holder.child.stdin?.write('close\n');
-    await lineFrom(holder.child.stdout, 10_000);
-    await sleep(1_000);
-    const stillOpen = Math.max(0, (await upstreamIdleOpen(rawStats)) - baseline);
-    // Leave the upstream clean for the next target even when this one leaks.
-    for (let i = 0; i < 20 && (await upstreamIdleOpen(rawStats)) > baseline; i++) await sleep(250);
-    return {
-      requested: count,
-      held: open,
-      open_ms: Math.round(open_ms),
-      rss_before_mib: rssBefore,
-      rss_with_streams_mib: rssWith,
-      rss_mb_per_1k_streams: rssBefore !== null && rssWith !== null && open > 0 ? ((rssWith - rssBefore) / open) * 1000 : null,
-      upstream_open_1s_after_close: stillOpen,
-      upstream_closed_on_cancel: open > 0 && stillOpen === 0,
-    };
-  } finally {
-    await holder.stop();
+  const held = await holdStreams(`${t.raw}/idle`, count);
+  await sleep(1_000); // let the proxy settle (allocations of the last streams, lazy timers)
+  const rssWith = t.proc ? rssMiB(t.proc.pid) : null;
+  const dropped = performance.now();
+  await dropStreams(held.holder);
+  let teardown: number | null = null;
+  for (let i = 0; i < 300; i++) {
+    if ((await upstreamIdleOpen(rawStats)) <= baseline) {
+      teardown = Math.round(performance.now() - dropped);
+      break;
+    }
+    await sleep(100);
   }
+  await sleep(500);
+  const base2 = await upstreamIdleOpen(rawStats);
+  const cancel = await holdStreams(`${t.raw}/idle`, cancelCount);
+  await dropStreams(cancel.holder);
+  await sleep(1_000);
+  const stillOpen = Math.max(0, (await upstreamIdleOpen(rawStats)) - base2);
+  // Leave the upstream clean for the next target even when this one leaks.
+  for (let i = 0; i < 40 && (await upstreamIdleOpen(rawStats)) > baseline; i++) await sleep(250);
+  return {
+    requested: count,
+    held: held.open,
+    open_ms: Math.round(held.open_ms),
+    rss_before_mib: rssBefore,
+    rss_with_streams_mib: rssWith,
+    rss_mb_per_1k_streams: rssBefore !== null && rssWith !== null && held.open > 0 ? ((rssWith - rssBefore) / held.open) * 1000 : null,
+    teardown_ms: teardown,
+    cancel_streams: cancel.open,
+    upstream_open_1s_after_close: stillOpen,
+    upstream_closed_on_cancel: cancel.open > 0 && stillOpen === 0,
+  };
 }
 
 function lineFrom(stream: NodeJS.ReadableStream | null, timeoutMs: number): Promise<string> {
