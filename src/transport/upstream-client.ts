@@ -63,7 +63,10 @@ class Call implements Dispatcher.DispatchHandler, UpstreamCall {
     this.controller = controller;
   }
 
-  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+  onResponseStart(c: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    // undici keeps the raw header Buffers on the controller for the whole response; a stream
+    // open for hours needs only the parsed copy it is handed here.
+    c.rawHeaders = null;
     if (!this.aborted) this.listener.onHeaders(statusCode, headers);
   }
 
