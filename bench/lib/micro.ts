@@ -2,6 +2,7 @@
 // header-vs-body check (with and without the base64 sentinel), and the JSON-RPC classification
 // it rides on. Session-token seal/open joins this list when sealed session tokens exist.
 import { summarize } from '../../src/core/mcp.ts';
+import { formatAccessLine, type AccessRecord } from '../../src/observability/access-log.ts';
 import { headerBodyMismatch } from '../../src/security/header-body-check.ts';
 
 export type MicroResult = { name: string; per_op_us: number | null; note?: string }[];
@@ -15,6 +16,23 @@ const BODY = {
 const RAW = JSON.stringify(BODY);
 const HEADERS = { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'echo', 'content-type': 'application/json' };
 const HEADERS_B64 = { ...HEADERS, 'mcp-name': `=?base64?${Buffer.from('echo').toString('base64')}?=` };
+
+const ACCESS: AccessRecord = {
+  route: '/mcp',
+  method: 'POST',
+  path: '/mcp',
+  status: 200,
+  era: 'stateless',
+  rpcMethod: 'tools/call',
+  rpcName: 'echo',
+  latencyMs: 1.2,
+  bytesIn: 160,
+  bytesOut: 90,
+  upstream: 'http://127.0.0.1:9000/mcp',
+  session: undefined,
+  error: undefined,
+  outcome: 'ok',
+};
 
 function time(name: string, iterations: number, fn: () => unknown): { name: string; per_op_us: number } {
   let sink = 0;
@@ -36,6 +54,7 @@ export async function runMicro(quick: boolean): Promise<MicroResult> {
     time('header-vs-body check (2026-07-28 tools/call, plain Mcp-Name)', n, () => headerBodyMismatch(HEADERS, parsed)),
     time('header-vs-body check (base64 sentinel Mcp-Name)', n, () => headerBodyMismatch(HEADERS_B64, parsed)),
     time('JSON.parse + JSON-RPC summary of the same body', n, () => summarize(JSON.parse(RAW))),
+    time('access line (format + timestamp)', n, () => formatAccessLine(ACCESS, new Date().toISOString())),
     { name: 'session-token seal + open', per_op_us: null, note: 'sealed session tokens do not exist yet (issue 4)' },
   ];
 }

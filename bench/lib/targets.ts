@@ -2,7 +2,7 @@
 // one public port carrying /raw/* to the raw upstream and /sdk/* to the SDK upstream.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { startProc, waitForPort, type Proc } from './procs.ts';
 
 export type TargetName = 'direct' | 'sluice' | 'nginx' | 'haproxy';
@@ -58,7 +58,10 @@ export async function startTarget(name: TargetName, up: Upstreams, workDir: stri
     );
     // Defaults otherwise: the access log stays on (it is part of what Sluice does per request).
     // Started as users start it: the bin itself, so its shebang's Node flags apply.
-    proc = startProc('sluice', SERVER_CPU, join(repoRoot, 'bin/sluice.js'), ['serve', '--config', cfg], {}, 'ignore');
+    // The bench's own Node first on PATH, so the shebang's `node` is that Node and not an older
+    // system one the launcher would have to re-exec from (an extra process in the measured tree).
+    const path = `${dirname(process.execPath)}:${process.env['PATH'] ?? ''}`;
+    proc = startProc('sluice', SERVER_CPU, join(repoRoot, 'bin/sluice.js'), ['serve', '--config', cfg], { PATH: path }, 'ignore');
   } else if (name === 'nginx') {
     const conf = join(dir, 'nginx.conf');
     writeFileSync(conf, nginxConf(port, up, dir));

@@ -17,3 +17,14 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 250 }),
   );
 }
+
+/**
+ * Where access lines go: the logger's own destination (same stream, same batching), or nowhere
+ * when the level hides info lines.
+ */
+export function accessWriter(log: Logger): ((line: string) => void) | undefined {
+  if (!log.isLevelEnabled('info')) return undefined;
+  const stream = (log as unknown as Record<symbol, { write(s: string): unknown }>)[pino.symbols.streamSym];
+  if (!stream) throw new Error('pino logger without a destination stream');
+  return (line) => void stream.write(line);
+}

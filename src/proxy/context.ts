@@ -18,6 +18,8 @@ export interface GatewayContext {
   readonly routes: readonly Route[];
   readonly client: UpstreamClient;
   readonly log: Logger;
+  /** Writes one access line; undefined when the access log is off. */
+  readonly access: ((line: string) => void) | undefined;
   readonly trusted: BlockList;
   readonly active: Set<Drainable>;
   draining: boolean;

@@ -2,7 +2,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/schema.ts';
-import type { Logger } from '../observability/logger.ts';
+import { accessWriter, type Logger } from '../observability/logger.ts';
 import { compileRoutes } from '../routing/route-table.ts';
 import { trustList } from '../security/forwarded.ts';
 import { UpstreamClient } from '../transport/upstream-client.ts';
@@ -23,6 +23,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     routes: compileRoutes(config.routes),
     client: new UpstreamClient({ connectTimeoutMs: config.timeouts.connect, headersTimeoutMs: config.timeouts.responseHeaders }),
     log,
+    access: config.logging.access ? accessWriter(log) : undefined,
     trusted: trustList(config.trustedProxies),
     active: new Set(),
     draining: false,

@@ -1,6 +1,6 @@
 // The order of the request stages lives here and only here.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { hashSessionId, pathForLog, type AccessRecord } from '../observability/access-log.ts';
+import { formatAccessLine, hashSessionId, pathForLog, type AccessRecord } from '../observability/access-log.ts';
 import type { GatewayContext } from './context.ts';
 import { newExchange, type Exchange, type Stage } from './exchange.ts';
 import { forward } from './forward.ts';
@@ -11,8 +11,10 @@ export const STAGES: readonly Stage[] = [checkHead, selectRoute, readRequestBody
 
 export function handleRequest(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse): void {
   const ex = newExchange(ctx, req, res);
-  // Logged a tick after close so every stage's own close handler has recorded the outcome.
-  if (ctx.config.logging.access) res.once('close', () => setImmediate(() => ctx.log.info(accessRecord(ex), 'access')));
+  // Logged after the close event has reached every listener (a microtask later), so each
+  // stage's own close handler has recorded the outcome first.
+  const access = ctx.access;
+  if (access) res.once('close', () => queueMicrotask(() => access(formatAccessLine(accessRecord(ex), new Date().toISOString()))));
   run(ex);
 }
 
@@ -37,7 +39,7 @@ function run(ex: Exchange, from = 0): void {
   }
 }
 
-function accessRecord(ex: Exchange): AccessRecord & { msg?: string } {
+function accessRecord(ex: Exchange): AccessRecord {
   const { req, res } = ex;
   const requestSession = req.headers['mcp-session-id'];
   const sseSession = /[?&](?:sessionId|session_id)=([^&]*)/.exec(ex.target)?.[1];

@@ -1,0 +1,41 @@
+// The hand-written access line: always one valid JSON object per line, whatever the input.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { formatAccessLine, type AccessRecord } from '../../src/observability/access-log.ts';
+
+const BASE: AccessRecord = {
+  route: '/mcp',
+  method: 'POST',
+  path: '/mcp',
+  status: 200,
+  era: 'stateless',
+  rpcMethod: 'tools/call',
+  rpcName: 'echo',
+  latencyMs: 1.5,
+  bytesIn: 10,
+  bytesOut: 20,
+  upstream: 'http://127.0.0.1:1/mcp',
+  session: undefined,
+  error: undefined,
+  outcome: 'ok',
+};
+
+describe('access line', () => {
+  it('carries every set field and the process-log envelope, and omits unset ones', () => {
+    const line = formatAccessLine(BASE, '2026-11-24T00:00:00.000Z');
+    assert.ok(line.endsWith('}\n') && line.indexOf('\n') === line.length - 1);
+    const o = JSON.parse(line) as Record<string, unknown>;
+    assert.deepEqual(o, { level: 'info', time: '2026-11-24T00:00:00.000Z', svc: 'sluice', ...Object.fromEntries(Object.entries(BASE).filter(([, v]) => v !== undefined)), msg: 'access' });
+  });
+
+  it('stays one valid line with quotes, backslashes, control characters and U+2028 in the input', () => {
+    const nasty = 'a"b\\c\nd\re\u0000f\u001b[31m\u2028g';
+    const line = formatAccessLine({ ...BASE, path: nasty, rpcName: nasty, error: nasty, latencyMs: Number.NaN }, 't');
+    assert.equal(line.split('\n').length, 2, 'exactly one line');
+    assert.doesNotMatch(line.slice(0, -1), /[\u0000-\u001f]/, 'no raw control characters');
+    const o = JSON.parse(line) as Record<string, unknown>;
+    assert.equal(o['path'], nasty);
+    assert.equal(o['rpcName'], nasty);
+    assert.equal(o['latencyMs'], 0);
+  });
+});
