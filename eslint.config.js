@@ -22,6 +22,7 @@ export default tseslint.config(
   layer('config', ['observability', 'security', 'session', 'routing', 'transport', 'proxy', 'cli', 'demo']),
   layer('observability', ['config', 'security', 'session', 'routing', 'transport', 'proxy', 'cli', 'demo']),
   layer('security', ['config', 'observability', 'session', 'routing', 'transport', 'proxy', 'cli', 'demo']),
+  layer('session', ['config', 'observability', 'security', 'routing', 'transport', 'proxy', 'cli', 'demo']),
   layer('routing', ['session', 'transport', 'proxy', 'cli', 'demo']),
   layer('transport', ['session', 'routing', 'proxy', 'cli', 'demo']),
   layer('proxy', ['cli', 'demo']),

@@ -1,9 +1,11 @@
 // Micro-benchmarks of per-request MCP work, timed in a loop in this process: the 2026-07-28
 // header-vs-body check (with and without the base64 sentinel), and the JSON-RPC classification
-// it rides on. Session-token seal/open joins this list when sealed session tokens exist.
+// it rides on, the access line, and session-token seal/open.
 import { summarize } from '../../src/core/mcp.ts';
 import { formatAccessLine, type AccessRecord } from '../../src/observability/access-log.ts';
 import { headerBodyMismatch } from '../../src/security/header-body-check.ts';
+import { KeyRing } from '../../src/session/key-ring.ts';
+import { hashPrincipal, openSession, sealSession } from '../../src/session/token.ts';
 
 export type MicroResult = { name: string; per_op_us: number | null; note?: string }[];
 
@@ -34,6 +36,10 @@ const ACCESS: AccessRecord = {
   outcome: 'ok',
 };
 
+const RING = KeyRing.generate();
+const CLAIMS = { route: '/mcp', replica: 'http://10.0.0.7:3000/mcp', upstreamSession: '5f0c2a4e-8d1b-4f55-9a0e-2c7d9b1e6a31', principal: hashPrincipal('https://issuer|user-42'), issuedAt: 1_790_000_000 };
+const TOKEN = sealSession(RING, CLAIMS);
+
 function time(name: string, iterations: number, fn: () => unknown): { name: string; per_op_us: number } {
   let sink = 0;
   for (let i = 0; i < Math.min(iterations, 20_000); i++) if (fn()) sink++; // warm-up for the JIT
@@ -55,6 +61,7 @@ export async function runMicro(quick: boolean): Promise<MicroResult> {
     time('header-vs-body check (base64 sentinel Mcp-Name)', n, () => headerBodyMismatch(HEADERS_B64, parsed)),
     time('JSON.parse + JSON-RPC summary of the same body', n, () => summarize(JSON.parse(RAW))),
     time('access line (format + timestamp)', n, () => formatAccessLine(ACCESS, new Date().toISOString())),
-    { name: 'session-token seal + open', per_op_us: null, note: 'sealed session tokens do not exist yet (issue 4)' },
+    time('session-token seal + open (AES-256-GCM, principal-bound)', quick ? n / 4 : n / 2, () => openSession(RING, sealSession(RING, CLAIMS), CLAIMS.principal)),
+    time('session-token open', n / 2, () => openSession(RING, TOKEN, CLAIMS.principal)),
   ];
 }

@@ -5,12 +5,16 @@ Usage:
   sluice serve --config sluice.yaml
   sluice validate sluice.yaml
   sluice demo [--listen HOST:PORT]
+  sluice sessions decode TOKEN [--keys K1,K2] [--principal P]
+  sluice sessions new-key
   sluice --help | --version
 
 Commands:
   serve      Run the gateway. Quick form: one route from --path (default /mcp) to --upstream,
              listening on --listen (default 127.0.0.1:8080). Full form: --config FILE.
   validate   Check a config file; prints every bad field and why, exits 1 if any.
+  sessions   decode: print what a session token holds (keys from --keys or SLUICE_SESSION_KEYS);
+             new-key: print a fresh 32-byte key, base64url, for SLUICE_SESSION_KEYS.
   demo       Start the bundled demo MCP server (official SDK) on a free loopback port and the
              gateway in front of it, and print how to connect.
 

@@ -6,6 +6,7 @@ import type { Config } from '../config/schema.ts';
 import { createLogger } from '../observability/logger.ts';
 import { startGateway, type Gateway } from '../proxy/gateway.ts';
 import { HELP } from './help.ts';
+import { runSessions } from './sessions.ts';
 
 function usage(message: string): never {
   process.stderr.write(`sluice: ${message}\n\n${HELP}`);
@@ -81,6 +82,8 @@ export async function main(argv: string[]): Promise<void> {
         return await serve(rest);
       case 'validate':
         return await validate(rest);
+      case 'sessions':
+        return runSessions(rest, usage);
       case 'demo':
         // Loaded on demand: the demo brings both MCP SDKs, which `serve` has no use for
         // (about 60 MB of resident memory in every gateway process otherwise).

@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { KeyRing } from '../../src/session/key-ring.ts';
+import { hashPrincipal, sealSession } from '../../src/session/token.ts';
 import { startDemoUpstream } from '../helpers.ts';
 
 const BIN = new URL('../../bin/sluice.js', import.meta.url).pathname;
@@ -19,6 +21,22 @@ function file(text: string): string {
 }
 
 describe('sluice CLI', () => {
+  it('sessions new-key and decode show what a token holds, and refuse it under other keys', () => {
+    const key = run('sessions', 'new-key').stdout.trim();
+    assert.equal(Buffer.from(key, 'base64url').length, 32);
+    const principal = 'https://issuer.example|alice';
+    const token = sealSession(KeyRing.parse(key), { route: '/mcp', replica: 'http://127.0.0.1:3001/mcp', upstreamSession: 'up-123', principal: hashPrincipal(principal), issuedAt: 1_790_000_000 });
+    const ok = spawnSync(process.execPath, [BIN, 'sessions', 'decode', token, `--principal=${principal}`], { encoding: 'utf8', env: { ...process.env, SLUICE_SESSION_KEYS: key } });
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.deepEqual(JSON.parse(ok.stdout), { route: '/mcp', replica: 'http://127.0.0.1:3001/mcp', upstreamSession: 'up-123', principalHash: hashPrincipal(principal).toString('hex'), issuedAt: '2026-09-21T14:13:20.000Z' });
+    // --keys=… form: a base64url key may begin with "-".
+    const other = run('sessions', 'decode', token, `--keys=${run('sessions', 'new-key').stdout.trim()}`, `--principal=${principal}`);
+    assert.equal(other.status, 1);
+    assert.match(other.stderr, /not a valid session token/);
+    assert.equal(run('sessions', 'decode', token, `--keys=${key}`).status, 1, 'bound to a principal: does not open without it');
+    assert.equal(run('sessions', 'decode', token, '--keys=short').status, 2);
+  });
+
   it('prints help', () => {
     const r = run('--help');
     assert.equal(r.status, 0);
