@@ -10,7 +10,7 @@ import { runMicro } from './lib/micro.ts';
 import { HAS_TASKSET, startProc, waitForPort } from './lib/procs.ts';
 import { renderMarkdown, summarizeRounds, type RoundResult } from './lib/report.ts';
 import { fixedRate, idleStreams, sseLag, throughput } from './lib/scenarios.ts';
-import { freePort, startTarget, TARGETS, type TargetName } from './lib/targets.ts';
+import { freePort, MAX_STREAMS, startTarget, TARGETS, type TargetName } from './lib/targets.ts';
 import { writeWrkScript } from './lib/wrk.ts';
 
 const { values } = parseArgs({
@@ -40,6 +40,10 @@ const plan = {
 const SCENARIOS = ['raw', 'raw-rate', 'sdk', 'sdk-rate', 'sse', 'idle'] as const;
 const only = new Set(values.only?.split(',') ?? SCENARIOS);
 for (const o of only) if (!(SCENARIOS as readonly string[]).includes(o)) throw new Error(`unknown scenario ${o}; known: ${SCENARIOS.join(', ')}`);
+if (plan.idleStreams > MAX_STREAMS) {
+  process.stderr.write(`[bench] ${plan.idleStreams} idle streams exceed what this machine's open-files limit allows per proxy; using ${MAX_STREAMS}\n`);
+  plan.idleStreams = MAX_STREAMS;
+}
 const targets = (values.targets?.split(',') ?? TARGETS) as TargetName[];
 for (const t of targets) if (!TARGETS.includes(t)) throw new Error(`unknown target ${t}; known: ${TARGETS.join(', ')}`);
 

@@ -148,3 +148,14 @@ export function runToEnd(cpu: number | undefined, cmd: string, args: string[], t
     });
   });
 }
+
+/** The hard limit on open files of this process (children inherit it), from /proc/self/limits. */
+export function openFilesLimit(): number {
+  try {
+    const m = /^Max open files\s+(\S+)\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    const hard = m?.[2];
+    return hard === undefined || hard === 'unlimited' ? 1_048_576 : Number(hard);
+  } catch {
+    return 1_024;
+  }
+}

@@ -3,7 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
-import { startProc, waitForPort, type Proc } from './procs.ts';
+import { openFilesLimit, startProc, waitForPort, type Proc } from './procs.ts';
 
 export type TargetName = 'direct' | 'sluice' | 'nginx' | 'haproxy';
 export const TARGETS: TargetName[] = ['direct', 'sluice', 'nginx', 'haproxy'];
@@ -22,6 +22,13 @@ export interface RunningTarget {
   proc: Proc | undefined;
   stop: () => Promise<void>;
 }
+
+// Sized to this machine's open-files limit (a proxied stream takes two descriptors).
+const FD_LIMIT = Math.min(openFilesLimit(), 20_000);
+const MAX_CONN = Math.max(256, Math.floor((FD_LIMIT - 200) / 2));
+
+/** Idle streams one proxy can hold here: each takes a descriptor on both of its sides. */
+export const MAX_STREAMS = MAX_CONN - 100;
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -80,10 +87,10 @@ export async function startTarget(name: TargetName, up: Upstreams, workDir: stri
 function nginxConf(port: number, up: Upstreams, dir: string): string {
   return `daemon off;
 worker_processes 1;
-worker_rlimit_nofile 20000;
+worker_rlimit_nofile ${FD_LIMIT};
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
-events { worker_connections 19500; }
+events { worker_connections ${FD_LIMIT - 200}; }
 http {
   access_log off;
   client_body_temp_path ${dir}/tmp_body;
@@ -117,7 +124,7 @@ http {
 function haproxyConf(port: number, up: Upstreams): string {
   return `global
   nbthread 1
-  maxconn 9900
+  maxconn ${MAX_CONN}
 defaults
   mode http
   option http-keep-alive
