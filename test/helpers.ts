@@ -10,6 +10,7 @@ import { registerDemoV1, registerDemoV2 } from '../src/demo/demo-tools.ts';
 import { startUpstreamKit, type UpstreamKit } from '../src/demo/upstream-kit.ts';
 import { createLogger } from '../src/observability/logger.ts';
 import { startGateway, type Gateway } from '../src/proxy/gateway.ts';
+import { openSession } from '../src/session/token.ts';
 
 export interface TestGateway {
   gw: Gateway;
@@ -175,4 +176,11 @@ export function demoBehindSluice(): { upstream: UpstreamKit; sluice: TestGateway
     await fixture.upstream.close();
   });
   return fixture;
+}
+
+/** The upstream's own session id behind a Sluice session token (what the client never sees). */
+export function upstreamSessionOf(sluice: TestGateway, token: string | undefined): string {
+  const claims = token ? openSession(sluice.gw.ctx.sessions, token) : undefined;
+  if (!claims) throw new Error(`not a session token of this gateway: ${token}`);
+  return claims.upstreamSession;
 }

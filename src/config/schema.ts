@@ -84,6 +84,17 @@ export const loggingSchema = z.strictObject({
   access: z.boolean().default(true),
 });
 
+const sessionKey = z.string().refine((k) => /^[A-Za-z0-9_-]+={0,2}$/.test(k) && Buffer.from(k, 'base64url').length === 32, 'must be 32 random bytes, base64url (sluice sessions new-key)');
+
+export const sessionsSchema = z.strictObject({
+  /**
+   * Session-token keys, base64url 32-byte, newest first: the newest seals, all open. Empty: taken
+   * from SLUICE_SESSION_KEYS, else one is generated at start (sessions then die with the process
+   * and do not span Sluice replicas; a warning says so).
+   */
+  keys: z.array(sessionKey).default([]),
+});
+
 export const shutdownSchema = z.strictObject({
   /** How long in-flight POSTs may run after SIGTERM. Default 30s. */
   drain: duration.default(30_000),
@@ -101,6 +112,7 @@ export const configSchema = z.strictObject({
   /** Peers (IP or CIDR) whose X-Forwarded-* / Forwarded headers are trusted. Default none. */
   trustedProxies: z.array(cidr).default([]),
   logging: loggingSchema.default(loggingSchema.parse({})),
+  sessions: sessionsSchema.default(sessionsSchema.parse({})),
   shutdown: shutdownSchema.default(shutdownSchema.parse({})),
 }).superRefine((cfg, ctx) => {
   const seen = new Set<string>();

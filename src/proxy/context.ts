@@ -3,6 +3,7 @@ import type { BlockList } from 'node:net';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Route } from '../routing/route-table.ts';
+import type { KeyRing } from '../session/key-ring.ts';
 import type { UpstreamClient } from '../transport/upstream-client.ts';
 
 /** An exchange that graceful shutdown must wind down. */
@@ -15,6 +16,8 @@ export interface Drainable {
 
 export interface GatewayContext {
   readonly config: Config;
+  /** Seals and opens the session tokens clients see as Mcp-Session-Id. */
+  readonly sessions: KeyRing;
   readonly routes: readonly Route[];
   readonly client: UpstreamClient;
   readonly log: Logger;

@@ -21,6 +21,8 @@ export interface Exchange {
   outcome: string;
   error: string | undefined;
   responseSessionId: string | undefined;
+  /** The upstream's own session id, opened from the client's token. */
+  upstreamSessionId: string | undefined;
 }
 
 /** A request stage. It may enrich the exchange, throw a SluiceError to answer, or answer itself (last stage). */
@@ -42,5 +44,6 @@ export function newExchange(ctx: GatewayContext, req: IncomingMessage, res: Serv
     outcome: 'ok',
     error: undefined,
     responseSessionId: undefined,
+    upstreamSessionId: undefined,
   };
 }

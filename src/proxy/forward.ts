@@ -7,6 +7,7 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { SluiceError } from '../core/errors.ts';
 import { H } from '../core/mcp.ts';
 import { publicEndpoint } from '../routing/route-table.ts';
+import { sealSession } from '../session/token.ts';
 import { SseBoundary } from '../transport/sse-boundary.ts';
 import { SseEndpointRewriter } from '../transport/sse-endpoint-rewriter.ts';
 import type { UpstreamCall, UpstreamListener } from '../transport/upstream-client.ts';
@@ -68,9 +69,25 @@ class Relay implements UpstreamListener, Drainable {
     const { ex, res } = this;
     const { ctx, route } = { ctx: ex.ctx, route: ex.route! };
     this.sse = isEventStream(headers);
-    const sessionHeader = headers[H.sessionId];
-    ex.responseSessionId = Array.isArray(sessionHeader) ? sessionHeader[0] : sessionHeader;
-    res.writeHead(statusCode, downstreamResponseHeaders(headers, this.sse));
+    const out = downstreamResponseHeaders(headers, this.sse);
+    const minted = headers[H.sessionId];
+    const upstreamSession = Array.isArray(minted) ? minted[0] : minted;
+    if (upstreamSession !== undefined) {
+      // Upstream session ids never reach the client: it gets a token that routes back here.
+      let token: string;
+      try {
+        token =
+          upstreamSession === ex.upstreamSessionId
+            ? (ex.req.headers[H.sessionId] as string)
+            : sealSession(ctx.sessions, { route: route.path, replica: route.upstream.href, upstreamSession, principal: undefined, issuedAt: Math.floor(Date.now() / 1000) });
+      } catch (err) {
+        this.end('upstream-error', new SluiceError('SLUICE_ERR_UPSTREAM_PROTOCOL', (err as Error).message));
+        return;
+      }
+      out[H.sessionId] = token;
+      ex.responseSessionId = token;
+    }
+    res.writeHead(statusCode, out);
     const t = ctx.config.timeouts;
     if (t.streamIdle > 0) this.idleTimer = setTimeout(this.onUpstreamIdle, t.streamIdle);
     if (!this.sse) return;

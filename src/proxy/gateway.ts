@@ -5,6 +5,7 @@ import type { Config } from '../config/schema.ts';
 import { accessWriter, type Logger } from '../observability/logger.ts';
 import { compileRoutes } from '../routing/route-table.ts';
 import { trustList } from '../security/forwarded.ts';
+import { KeyRing } from '../session/key-ring.ts';
 import { UpstreamClient } from '../transport/upstream-client.ts';
 import type { GatewayContext } from './context.ts';
 import { handleRequest } from './pipeline.ts';
@@ -17,8 +18,18 @@ export interface Gateway {
   shutdown(): Promise<void>;
 }
 
+/** The key ring from config, else SLUICE_SESSION_KEYS, else a generated one (with a warning). */
+export function sessionKeyRing(config: Config, log: Logger, env: NodeJS.ProcessEnv = process.env): KeyRing {
+  if (config.sessions.keys.length > 0) return new KeyRing(config.sessions.keys.map((k) => Buffer.from(k, 'base64url')));
+  const fromEnv = env['SLUICE_SESSION_KEYS'];
+  if (fromEnv?.trim()) return KeyRing.parse(fromEnv);
+  log.warn('no session keys configured (sessions.keys or SLUICE_SESSION_KEYS): generated one; sessions will not survive a restart or span Sluice replicas');
+  return KeyRing.generate();
+}
+
 export async function startGateway(config: Config, log: Logger): Promise<Gateway> {
   const ctx: GatewayContext = {
+    sessions: sessionKeyRing(config, log),
     config,
     routes: compileRoutes(config.routes),
     client: new UpstreamClient({ connectTimeoutMs: config.timeouts.connect, headersTimeoutMs: config.timeouts.responseHeaders }),

@@ -5,9 +5,9 @@ import type { GatewayContext } from './context.ts';
 import { newExchange, type Exchange, type Stage } from './exchange.ts';
 import { forward } from './forward.ts';
 import { respondError } from './respond-error.ts';
-import { checkHead, classify, readRequestBody, selectRoute } from './stages.ts';
+import { checkHead, classify, openSessionToken, readRequestBody, selectRoute } from './stages.ts';
 
-export const STAGES: readonly Stage[] = [checkHead, selectRoute, readRequestBody, classify, forward];
+export const STAGES: readonly Stage[] = [checkHead, selectRoute, readRequestBody, classify, openSessionToken, forward];
 
 export function handleRequest(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse): void {
   const ex = newExchange(ctx, req, res);

@@ -4,6 +4,7 @@ import { allowsBatches, H, requiresHeaderValidation, summarize } from '../core/m
 import { matchRoute } from '../routing/route-table.ts';
 import { headerBodyMismatch } from '../security/header-body-check.ts';
 import { duplicateSingleton, originFormTarget } from '../security/request-head.ts';
+import { openSession } from '../session/token.ts';
 import { readBody } from '../transport/read-body.ts';
 import type { Stage } from './exchange.ts';
 
@@ -73,4 +74,18 @@ export const classify: Stage = (ex) => {
   }
   const mismatch = headerBodyMismatch(req.headers, json);
   if (mismatch) throw new SluiceError('SLUICE_ERR_HEADER_MISMATCH', mismatch);
+};
+
+/**
+ * session: the client's Mcp-Session-Id is a Sluice token; open it to the upstream's own id. A token
+ * that does not open (tampered, foreign or removed key, another route) is answered 404 here, with
+ * no upstream call: the spec's signal to start a new session.
+ */
+export const openSessionToken: Stage = (ex) => {
+  const raw = ex.req.headers[H.sessionId];
+  if (raw === undefined) return;
+  const token = Array.isArray(raw) ? raw[0] : raw;
+  const claims = token ? openSession(ex.ctx.sessions, token) : undefined;
+  if (!claims || claims.route !== ex.route?.path) throw new SluiceError('SLUICE_ERR_SESSION_NOT_FOUND');
+  ex.upstreamSessionId = claims.upstreamSession;
 };

@@ -20,7 +20,8 @@ export function upstreamRequestHeaders(ex: Exchange): string[] {
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase();
     if (drop.has(name) || OWNED_REQUEST.has(name)) continue;
-    out.push(name, raw[i + 1] as string);
+    // The client holds a Sluice token; the upstream gets back the id it minted.
+    out.push(name, name === 'mcp-session-id' && ex.upstreamSessionId !== undefined ? ex.upstreamSessionId : (raw[i + 1] as string));
   }
   const peer = req.socket.remoteAddress;
   const encrypted = 'encrypted' in req.socket && Boolean(req.socket.encrypted);

@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { JSON_HEADERS, rpc, send, startFakeUpstream, startTestGateway, type FakeUpstream, type TestGateway } from '../helpers.ts';
+import { sealSession } from '../../src/session/token.ts';
+import { JSON_HEADERS, rpc, send, startFakeUpstream, startTestGateway, upstreamSessionOf, type FakeUpstream, type TestGateway } from '../helpers.ts';
 
 function rawExchange(port: number, text: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -41,12 +42,13 @@ describe('header forwarding', () => {
   });
 
   it('forwards every MCP header and strips hop-by-hop ones both ways', async () => {
+    const token = sealSession(gw.gw.ctx.sessions, { route: '/mcp', replica: `${fake.url}/mcp`, upstreamSession: 'sess-1', principal: undefined, issuedAt: 1_790_000_000 });
     const res = await send(`${gw.base}/mcp`, {
       method: 'POST',
       headers: {
         ...JSON_HEADERS,
         authorization: 'Bearer tok',
-        'mcp-session-id': 'sess-1',
+        'mcp-session-id': token,
         'mcp-protocol-version': '2025-11-25',
         'last-event-id': 'ev-9',
         origin: 'http://localhost:1234',
@@ -67,7 +69,7 @@ describe('header forwarding', () => {
     assert.equal(h['authorization'], 'Bearer tok');
     assert.equal(h['accept'], 'application/json, text/event-stream');
     assert.equal(h['content-type'], 'application/json');
-    assert.equal(h['mcp-session-id'], 'sess-1');
+    assert.equal(h['mcp-session-id'], 'sess-1', "the client's token is opened to the upstream's own id");
     assert.equal(h['mcp-protocol-version'], '2025-11-25');
     assert.equal(h['last-event-id'], 'ev-9');
     assert.equal(h['origin'], 'http://localhost:1234');
@@ -77,7 +79,8 @@ describe('header forwarding', () => {
     for (const name of ['x-hop-private', 'keep-alive', 'te', 'proxy-authorization', 'proxy-connection']) assert.equal(h[name], undefined, name);
     assert.equal(h['host'], `127.0.0.1:${fake.port}`, "upstream's own Host by default");
     // response side
-    assert.equal(res.headers['mcp-session-id'], 'upstream-session');
+    assert.notEqual(res.headers['mcp-session-id'], 'upstream-session', 'upstream session ids never reach the client');
+    assert.equal(upstreamSessionOf(gw, String(res.headers['mcp-session-id'])), 'upstream-session');
     assert.equal(res.headers['mcp-protocol-version'], '2025-11-25');
     assert.match(String(res.headers['www-authenticate']), /resource_metadata/);
     for (const name of ['x-upstream-private', 'proxy-authenticate', 'trailer', 'upgrade']) assert.equal(res.headers[name], undefined, name);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { accessLines, cuttingFetch, demoBehindSluice, waitFor } from '../helpers.ts';
+import { accessLines, cuttingFetch, demoBehindSluice, upstreamSessionOf, waitFor } from '../helpers.ts';
 
 describe('SDK v1 client through Sluice (sessionful Streamable HTTP)', () => {
   const f = demoBehindSluice();
@@ -13,7 +13,9 @@ describe('SDK v1 client through Sluice (sessionful Streamable HTTP)', () => {
     const transport = new StreamableHTTPClientTransport(new URL(`${f.sluice.base}/mcp`));
     await client.connect(transport);
     assert.ok(transport.sessionId, 'session id reached the client');
-    assert.ok(f.upstream.sessions.has(transport.sessionId), 'the same session id exists upstream');
+    const upstreamId = upstreamSessionOf(f.sluice, transport.sessionId);
+    assert.ok(f.upstream.sessions.has(upstreamId), 'the token routes to a live upstream session');
+    assert.notEqual(transport.sessionId, upstreamId, 'the upstream session id never reaches the client');
     const { tools } = await client.listTools();
     assert.deepEqual(tools.map((t) => t.name).sort(), ['add', 'echo', 'slow_count']);
     const progress: number[] = [];
@@ -34,7 +36,7 @@ describe('SDK v1 client through Sluice (sessionful Streamable HTTP)', () => {
       listChanged++;
     });
     await client.connect(transport);
-    const sid = transport.sessionId as string;
+    const sid = upstreamSessionOf(f.sluice, transport.sessionId);
     // The client opens the GET stream after initialized; wait until Sluice carries it.
     await waitFor(() => accessLines(f.sluice.logs).length >= 0 && f.upstream.sessions.has(sid));
     const session = f.upstream.sessions.get(sid);
@@ -53,8 +55,9 @@ describe('SDK v1 client through Sluice (sessionful Streamable HTTP)', () => {
     const transport = new StreamableHTTPClientTransport(new URL(`${f.sluice.base}/mcp`));
     await client.connect(transport);
     const sid = transport.sessionId as string;
+    const upstreamId = upstreamSessionOf(f.sluice, sid);
     await transport.terminateSession();
-    await waitFor(() => !f.upstream.sessions.has(sid), 3000, 'upstream session removal');
+    await waitFor(() => !f.upstream.sessions.has(upstreamId), 3000, 'upstream session removal');
     const res = await fetch(`${f.sluice.base}/mcp`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },

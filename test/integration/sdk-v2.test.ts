@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import { accessLines, cuttingFetch, demoBehindSluice } from '../helpers.ts';
+import { accessLines, cuttingFetch, demoBehindSluice, upstreamSessionOf } from '../helpers.ts';
 
 describe('SDK v2 client through Sluice (stateless 2026-07-28)', () => {
   const f = demoBehindSluice();
@@ -41,7 +41,7 @@ describe('SDK v2 client through Sluice (sessionful 2025-11-25 era)', () => {
       listChanged++;
     });
     await client.connect(transport);
-    const sid = transport.sessionId as string;
+    const sid = upstreamSessionOf(f.sluice, transport.sessionId);
     assert.ok(f.upstream.sessions.has(sid), 'sessionful era negotiated through Sluice');
 
     const progress: number[] = [];

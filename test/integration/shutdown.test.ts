@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { JSON_HEADERS, rpc, send, sleep, startFakeUpstream } from '../helpers.ts';
+import { KeyRing, newKeyText } from '../../src/session/key-ring.ts';
+import { sealSession } from '../../src/session/token.ts';
 
 const BIN = new URL('../../bin/sluice.js', import.meta.url).pathname;
 
@@ -28,7 +30,9 @@ describe('graceful shutdown', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-'));
     const cfg = join(dir, 'sluice.yaml');
     writeFileSync(cfg, `listen:\n  - host: 127.0.0.1\n    port: 0\nroutes:\n  - path: /mcp\n    upstream: ${fake.url}/mcp\nshutdown:\n  drain: 5s\n  retryHint: 2500ms\n`);
-    const child = spawn(process.execPath, [BIN, 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const key = newKeyText();
+    const child = spawn(process.execPath, [BIN, 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SLUICE_SESSION_KEYS: key } });
+    const token = sealSession(KeyRing.parse(key), { route: '/mcp', replica: `${fake.url}/mcp`, upstreamSession: 's', principal: undefined, issuedAt: 1_790_000_000 });
     try {
       const port = await new Promise<number>((resolve, reject) => {
         let err = '';
@@ -42,7 +46,7 @@ describe('graceful shutdown', () => {
       const base = `http://127.0.0.1:${port}`;
       const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
 
-      const stream = fetch(`${base}/mcp`, { headers: { accept: 'text/event-stream', 'mcp-session-id': 's' } }).then((r) => r.text());
+      const stream = fetch(`${base}/mcp`, { headers: { accept: 'text/event-stream', 'mcp-session-id': token } }).then((r) => r.text());
       const listen = send(`${base}/mcp`, {
         method: 'POST',
         headers: { ...JSON_HEADERS, 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'subscriptions/listen' },
