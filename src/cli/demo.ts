@@ -5,12 +5,16 @@ import { registerDemoV1, registerDemoV2 } from '../demo/demo-tools.ts';
 import { startUpstreamKit } from '../demo/upstream-kit.ts';
 import { createLogger } from '../observability/logger.ts';
 import { startGateway } from '../proxy/gateway.ts';
+import { newKeyText } from '../session/key-ring.ts';
 
 export async function runDemo(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { listen: { type: 'string' } }, strict: true });
   const upstream = await startUpstreamKit({ name: 'sluice-demo', registerV1: registerDemoV1, registerV2: registerDemoV2 });
   const base = upstream.url.replace(/\/mcp$/, '');
   const config = quickConfig({ upstream: base, listen: values.listen ?? '127.0.0.1:8080', path: '/' });
+  // The demo's upstream lives and dies with this process, so a per-run session key is the right
+  // one (and the "generated a key" warning meant for real deployments would only confuse).
+  process.env['SLUICE_SESSION_KEYS'] ??= newKeyText();
   const gw = await startGateway(config, createLogger(config.logging.level));
   const a = gw.addresses[0];
   const pub = `http://${a?.family === 'IPv6' ? `[${a.address}]` : a?.address}:${a?.port}`;
