@@ -67,7 +67,8 @@ class Relay implements UpstreamListener, Drainable {
 
   onHeaders(statusCode: number, headers: IncomingHttpHeaders): void {
     const { ex, res } = this;
-    const { ctx, route } = { ctx: ex.ctx, route: ex.route! };
+    const ctx = ex.ctx;
+    const route = ex.route!;
     this.sse = isEventStream(headers);
     const out = downstreamResponseHeaders(headers, this.sse);
     const minted = headers[H.sessionId];
