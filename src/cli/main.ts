@@ -5,6 +5,7 @@ import { ConfigError, loadConfigFile, quickConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { createLogger } from '../observability/logger.ts';
 import { startGateway, type Gateway } from '../proxy/gateway.ts';
+import { KeyRingError } from '../session/key-ring.ts';
 import { HELP } from './help.ts';
 import { runSessions } from './sessions.ts';
 
@@ -104,6 +105,10 @@ export async function main(argv: string[]): Promise<void> {
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`sluice: ${err.message}\n`);
+      process.exit(1);
+    }
+    if (err instanceof KeyRingError) {
+      process.stderr.write(`sluice: SLUICE_SESSION_KEYS: ${err.message}\n`);
       process.exit(1);
     }
     if ((err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || (err as { code?: string }).code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {

@@ -21,6 +21,13 @@ function file(text: string): string {
 }
 
 describe('sluice CLI', () => {
+  it('refuses a bad SLUICE_SESSION_KEYS with a clear message and exit 1', () => {
+    const r = spawnSync(process.execPath, [BIN, 'serve', '--upstream', 'http://127.0.0.1:9/mcp', '--listen', '127.0.0.1:0'], { encoding: 'utf8', env: { ...process.env, SLUICE_SESSION_KEYS: 'short' } });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /^sluice: SLUICE_SESSION_KEYS: session key 1 is 3 bytes/);
+    assert.doesNotMatch(r.stderr, /at .*key-ring\.ts/, 'no stack trace');
+  });
+
   it('sessions new-key and decode show what a token holds, and refuse it under other keys', () => {
     const key = run('sessions', 'new-key').stdout.trim();
     assert.equal(Buffer.from(key, 'base64url').length, 32);
