@@ -51,7 +51,7 @@ export interface FakeUpstream {
 }
 
 /** A plain node:http upstream whose handler a test writes: for faults and byte-level checks. */
-export async function startFakeUpstream(handler: (req: IncomingMessage, res: ServerResponse, body: Buffer) => unknown): Promise<FakeUpstream> {
+export async function startFakeUpstream(handler: (req: IncomingMessage, res: ServerResponse, body: Buffer) => unknown, listenPort = 0): Promise<FakeUpstream> {
   const requests: FakeUpstream['requests'] = [];
   const server = createServer(async (req, res) => {
     const chunks: Buffer[] = [];
@@ -60,7 +60,7 @@ export async function startFakeUpstream(handler: (req: IncomingMessage, res: Ser
     requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, body });
     await handler(req, res, body);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => server.listen(listenPort, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   return {
     server,

@@ -31,6 +31,7 @@ const ACCESS: AccessRecord = {
   bytesIn: 160,
   bytesOut: 90,
   upstream: 'http://127.0.0.1:9000/mcp',
+  replica: 'http://127.0.0.1:3000/mcp',
   session: undefined,
   error: undefined,
   outcome: 'ok',

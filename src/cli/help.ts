@@ -1,7 +1,7 @@
 export const HELP = `sluice - an MCP gateway that carries every MCP wire shape correctly
 
 Usage:
-  sluice serve --upstream URL [--listen HOST:PORT] [--path /mcp]
+  sluice serve --upstream URL [--upstream URL ...] [--listen HOST:PORT] [--path /mcp]
   sluice serve --config sluice.yaml
   sluice validate sluice.yaml
   sluice demo [--listen HOST:PORT]
@@ -10,14 +10,19 @@ Usage:
   sluice --help | --version
 
 Commands:
-  serve      Run the gateway. Quick form: one route from --path (default /mcp) to --upstream,
-             listening on --listen (default 127.0.0.1:8080). Full form: --config FILE.
+  serve      Run the gateway. Quick form: one route from --path (default /mcp) to --upstream
+             (repeat it for several replicas: new sessions are spread round robin, each session
+             stays on the replica that minted it), listening on --listen (default
+             127.0.0.1:8080). Full form: --config FILE.
   validate   Check a config file; prints every bad field and why, exits 1 if any.
   sessions   decode: print what a session token holds (keys from --keys or SLUICE_SESSION_KEYS);
              new-key: print a fresh 32-byte key, base64url, for SLUICE_SESSION_KEYS.
   demo       Start the bundled demo MCP server (official SDK) on a free loopback port and the
              gateway in front of it, and print how to connect.
 
-Signals: SIGTERM/SIGINT drain gracefully (in-flight POSTs finish, SSE streams get a retry hint).
+Signals: SIGTERM/SIGINT drain gracefully (in-flight POSTs finish, SSE streams get a retry hint);
+SIGHUP re-reads --config (routes, replicas, draining, timeouts, limits, keys) without dropping
+connections. Several Sluice processes given the same SLUICE_SESSION_KEYS route each other's
+sessions: no shared store, no sticky load balancer needed in front.
 Config reference: docs/config.md
 `;

@@ -22,8 +22,18 @@ function version(): string {
 export function printListening(gw: Gateway, config: Config): void {
   for (const a of gw.addresses) {
     const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-    for (const r of config.routes) process.stderr.write(`sluice: http://${host}:${a.port}${r.path} -> ${r.upstream}\n`);
+    for (const r of config.routes) process.stderr.write(`sluice: http://${host}:${a.port}${r.path} -> ${r.upstream.map((u) => u.url).join(', ')}\n`);
   }
+}
+
+/** SIGHUP re-reads the config file; a bad file is logged and the running config kept. */
+function reloadOnHangup(gw: Gateway, file: string): void {
+  process.on('SIGHUP', () => {
+    loadConfigFile(file).then(
+      (next) => gw.reload(next),
+      (err: unknown) => gw.ctx.log.error({ problems: (err as ConfigError).problems ?? [(err as Error).message] }, 'config reload failed; kept the running config'),
+    );
+  });
 }
 
 export function handleSignals(gw: Gateway): void {
@@ -50,7 +60,7 @@ export function handleSignals(gw: Gateway): void {
 async function serve(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: { config: { type: 'string', short: 'c' }, listen: { type: 'string' }, upstream: { type: 'string' }, path: { type: 'string' } },
+    options: { config: { type: 'string', short: 'c' }, listen: { type: 'string' }, upstream: { type: 'string', multiple: true }, path: { type: 'string' } },
     strict: true,
   });
   let config: Config;
@@ -64,6 +74,7 @@ async function serve(args: string[]): Promise<void> {
   const log = createLogger(config.logging.level);
   const gw = await startGateway(config, log);
   handleSignals(gw);
+  if (values.config) reloadOnHangup(gw, values.config);
   printListening(gw, config);
 }
 

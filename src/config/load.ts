@@ -75,8 +75,8 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
   return parseConfigText(text, file, env);
 }
 
-/** `sluice serve --listen host:port --upstream URL [--path /mcp]` as a config. */
-export function quickConfig(opts: { listen?: string; upstream: string; path?: string }): Config {
+/** `sluice serve --listen host:port --upstream URL [--upstream URL …] [--path /mcp]` as a config: one route, one replica per --upstream. */
+export function quickConfig(opts: { listen?: string; upstream: string | string[]; path?: string }): Config {
   const input: ConfigInput = { routes: [{ path: opts.path ?? '/mcp', upstream: opts.upstream }] };
   if (opts.listen) {
     const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(opts.listen);

@@ -42,14 +42,90 @@ export const listenerSchema = z.strictObject({
   port: z.number().int().min(0).max(65535).default(8080),
 });
 
-export const routeSchema = z.strictObject({
-  /** Public path prefix, e.g. /mcp. A request matches it exactly or below it (/mcp/...). Longest prefix wins. */
-  path: publicPath,
-  /** Upstream base URL; the part of the request path below `path` is appended to it. */
-  upstream: upstreamUrl,
-  /** Send the client's Host upstream instead of the upstream's own. Default false (like nginx's $proxy_host). */
-  preserveHost: z.boolean().default(false),
+/** A replica id travels inside session tokens: short, printable, stable across Sluice replicas. */
+const replicaId = z.string().regex(/^[A-Za-z0-9._:/@-]{1,200}$/, 'must be 1-200 characters of A-Z a-z 0-9 . _ : / @ -');
+
+export const replicaSchema = z.strictObject({
+  /** Upstream base URL of this replica. */
+  url: upstreamUrl,
+  /** Name carried in session tokens. Default: the URL. Keep it when a replica moves, so its sessions still route. */
+  id: replicaId.optional(),
+  /** No new sessions go here; existing sessions and streams continue until `drainTimeout`. Default false. */
+  draining: z.boolean().default(false),
 });
+
+export const healthCheckSchema = z.strictObject({
+  /** Time between active checks of each replica. 0 turns active checks off. Default 10s. */
+  interval: duration.default(10_000),
+  /** A check that takes longer fails. Default 2s. */
+  timeout: duration.default(2_000),
+  /** Unset: a TCP connect is the check (like HAProxy's plain `check`). Set: GET this path on the replica's origin; any status below 500 passes. */
+  path: z.string().regex(/^\/[^\s#]*$/, 'must be an absolute path').optional(),
+  /** Consecutive failed checks that mark a replica down. Default 2. */
+  unhealthyThreshold: z.number().int().positive().default(2),
+  /** Consecutive passed checks that bring it back. Default 1. */
+  healthyThreshold: z.number().int().positive().default(1),
+});
+
+export const ejectionSchema = z.strictObject({
+  /** Consecutive connect failures, timeouts or 5xx answers that eject a replica. 0 turns passive ejection off. Default 5. */
+  consecutiveFailures: z.number().int().min(0).default(5),
+  /** How long an ejected replica gets no traffic. Default 30s. */
+  duration: duration.default(30_000),
+});
+
+/**
+ * `upstream:` is a URL, or a list of URLs and {url, id, draining} objects. Parsed by hand so a bad
+ * entry gets its own message ("scheme must be http or https") at its own path, not "Invalid input".
+ */
+const upstreamList = z.unknown().transform((v, ctx) => {
+  const single = !Array.isArray(v);
+  const entries: unknown[] = single ? [v] : (v as unknown[]);
+  if (entries.length === 0) {
+    ctx.addIssue({ code: 'custom', message: 'at least one upstream is needed' });
+    return z.NEVER;
+  }
+  const out: { url: string; id: string | undefined; draining: boolean }[] = [];
+  entries.forEach((e, i) => {
+    const r = typeof e === 'string' ? upstreamUrl.safeParse(e) : replicaSchema.safeParse(e);
+    if (!r.success) {
+      for (const issue of r.error.issues) ctx.addIssue({ ...issue, path: [...(single ? [] : [i]), ...issue.path] } as never);
+      return;
+    }
+    out.push(typeof r.data === 'string' ? { url: r.data, id: undefined, draining: false } : { url: r.data.url, id: r.data.id, draining: r.data.draining });
+  });
+  return out;
+});
+
+export const routeSchema = z
+  .strictObject({
+    /** Public path prefix, e.g. /mcp. A request matches it exactly or below it (/mcp/...). Longest prefix wins. */
+    path: publicPath,
+    /**
+     * Upstream base URL, or a list of replicas (URLs or {url, id, draining}); the part of the
+     * request path below `path` is appended. New sessions and stateless requests are balanced
+     * over the healthy replicas; a session stays on the replica that minted it.
+     */
+    upstream: upstreamList,
+    /** How new sessions and stateless requests pick a replica. Default round-robin. */
+    balance: z.enum(['round-robin', 'least-outstanding']).default('round-robin'),
+    healthCheck: healthCheckSchema.default(healthCheckSchema.parse({})),
+    ejection: ejectionSchema.default(ejectionSchema.parse({})),
+    /** How long sessions and streams on a draining replica may continue. Then they end (404 / closed). Default 10m. */
+    drainTimeout: duration.default(600_000),
+    /** Send the client's Host upstream instead of the upstream's own. Default false (like nginx's $proxy_host). */
+    preserveHost: z.boolean().default(false),
+  })
+  .transform((r, ctx) => {
+    const upstream = r.upstream.map((u) => ({ url: u.url, id: u.id ?? u.url, draining: u.draining }));
+    const seen = new Set<string>();
+    upstream.forEach((u, i) => {
+      if (seen.has(u.id)) ctx.addIssue({ code: 'custom', path: ['upstream', i], message: `duplicate replica "${u.id}" (give each an id)` });
+      seen.add(u.id);
+      if (u.id.length > 200) ctx.addIssue({ code: 'custom', path: ['upstream', i], message: 'URL longer than 200 characters: give the replica a short id' });
+    });
+    return { ...r, upstream };
+  });
 
 export const timeoutsSchema = z.strictObject({
   /** TCP (and TLS) connect to the upstream. Default 10s. Exceeded: 504. */
@@ -125,3 +201,4 @@ export const configSchema = z.strictObject({
 export type ConfigInput = z.input<typeof configSchema>;
 export type Config = z.output<typeof configSchema>;
 export type RouteConfig = z.output<typeof routeSchema>;
+export type ReplicaConfig = RouteConfig['upstream'][number];

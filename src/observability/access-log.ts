@@ -14,12 +14,14 @@ export interface AccessRecord {
   bytesIn: number;
   bytesOut: number;
   upstream: string | undefined;
+  /** Id of the upstream replica that served the exchange. */
+  replica: string | undefined;
   session: string | undefined;
   error: string | undefined;
   outcome: string;
 }
 
-const FIELDS = ['route', 'method', 'path', 'status', 'era', 'rpcMethod', 'rpcName', 'latencyMs', 'bytesIn', 'bytesOut', 'upstream', 'session', 'error', 'outcome'] as const;
+const FIELDS = ['route', 'method', 'path', 'status', 'era', 'rpcMethod', 'rpcName', 'latencyMs', 'bytesIn', 'bytesOut', 'upstream', 'replica', 'session', 'error', 'outcome'] as const;
 
 /**
  * One access line, in the process log's shape (level, time, svc, fields, msg). Written by hand

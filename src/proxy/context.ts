@@ -2,6 +2,7 @@
 import type { BlockList } from 'node:net';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { Replica } from '../routing/replica-pool.ts';
 import type { Route } from '../routing/route-table.ts';
 import type { KeyRing } from '../session/key-ring.ts';
 import type { UpstreamClient } from '../transport/upstream-client.ts';
@@ -10,20 +11,23 @@ import type { UpstreamClient } from '../transport/upstream-client.ts';
 export interface Drainable {
   /** 'stream': a long-lived SSE GET, ended at once; 'request': a POST, allowed to finish. */
   readonly kind: 'stream' | 'request';
+  /** The upstream replica it runs against (a drain deadline ends it). */
+  readonly replica: Replica;
   /** End now: SSE streams get a `retry:` hint when they sit between events. */
   stop(retryMs: number): void;
 }
 
+/** Config, keys and routes are each replaced whole by a reload, never edited in place. */
 export interface GatewayContext {
-  readonly config: Config;
+  config: Config;
   /** Seals and opens the session tokens clients see as Mcp-Session-Id. */
-  readonly sessions: KeyRing;
-  readonly routes: readonly Route[];
+  sessions: KeyRing;
+  routes: readonly Route[];
   readonly client: UpstreamClient;
   readonly log: Logger;
   /** Writes one access line; undefined when the access log is off. */
-  readonly access: ((line: string) => void) | undefined;
-  readonly trusted: BlockList;
+  access: ((line: string) => void) | undefined;
+  trusted: BlockList;
   readonly active: Set<Drainable>;
   draining: boolean;
 }

@@ -1,6 +1,7 @@
 // One client request and what the stages learn about it; the single argument of every stage.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Era, JsonRpcSummary } from '../core/mcp.ts';
+import type { Replica } from '../routing/replica-pool.ts';
 import type { Route } from '../routing/route-table.ts';
 import type { GatewayContext } from './context.ts';
 
@@ -12,6 +13,13 @@ export interface Exchange {
   /** Origin-form request target (path + query), set by the head check. */
   target: string;
   route: Route | undefined;
+  /** The request path below the route prefix, and the query ('?…' or ''), set with the route. */
+  routeRest: string;
+  query: string;
+  /** The session's owner, or the replica picked for a new session / stateless request. */
+  replica: Replica | undefined;
+  /** The replica came from a session token: the exchange must go there or nowhere. */
+  pinned: boolean;
   upstreamTarget: string | undefined;
   body: Buffer | undefined;
   rpc: JsonRpcSummary | undefined;
@@ -36,6 +44,10 @@ export function newExchange(ctx: GatewayContext, req: IncomingMessage, res: Serv
     startedAt: performance.now(),
     target: '',
     route: undefined,
+    routeRest: '',
+    query: '',
+    replica: undefined,
+    pinned: false,
     upstreamTarget: undefined,
     body: undefined,
     rpc: undefined,

@@ -6,11 +6,13 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { SluiceError } from '../core/errors.ts';
 import { H } from '../core/mcp.ts';
-import { publicEndpoint } from '../routing/route-table.ts';
+import { publicEndpoint, rewritesPaths, upstreamTarget } from '../routing/route-table.ts';
+import type { Replica } from '../routing/replica-pool.ts';
+import { findSessionParam, replaceParam } from '../session/query-session.ts';
 import { sealSession } from '../session/token.ts';
 import { SseBoundary } from '../transport/sse-boundary.ts';
 import { SseEndpointRewriter } from '../transport/sse-endpoint-rewriter.ts';
-import type { UpstreamCall, UpstreamListener } from '../transport/upstream-client.ts';
+import { isConnectFailure, type UpstreamCall, type UpstreamListener } from '../transport/upstream-client.ts';
 import type { Drainable } from './context.ts';
 import type { Exchange, Stage } from './exchange.ts';
 import { respondError } from './respond-error.ts';
@@ -21,13 +23,16 @@ const HEARTBEAT = Buffer.from(': keep-alive\n\n');
 const CLIENT_CLOSED = new SluiceError('SLUICE_ERR_BAD_REQUEST', 'client closed the connection');
 
 export const forward: Stage = (ex) => {
-  if (!ex.route || ex.upstreamTarget === undefined) throw new SluiceError('SLUICE_ERR_INTERNAL', 'forward without a route');
+  if (!ex.route || !ex.replica || ex.upstreamTarget === undefined) throw new SluiceError('SLUICE_ERR_INTERNAL', 'forward without a route');
   new Relay(ex).start();
 };
 
 class Relay implements UpstreamListener, Drainable {
   readonly kind: 'stream' | 'request';
+  replica: Replica;
   private readonly ex: Exchange;
+  /** Replicas already tried for this exchange (only a connect failure moves it on). */
+  private tried: Replica[] | undefined;
   private readonly res: ServerResponse;
   private call: UpstreamCall | undefined;
   private finished = false;
@@ -38,9 +43,11 @@ class Relay implements UpstreamListener, Drainable {
   private idleTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private waitingForDrain = false;
+  private released = false;
 
   constructor(ex: Exchange) {
     this.ex = ex;
+    this.replica = ex.replica!;
     this.res = ex.res;
     // A 2026-07-28 subscriptions/listen POST is a long-lived stream like a GET: shutdown ends it
     // at once (clients re-send it) instead of waiting for it as an in-flight request.
@@ -54,10 +61,40 @@ class Relay implements UpstreamListener, Drainable {
     res.once('close', this.onClientClose);
     const limit = ctx.config.timeouts.request;
     if (req.method === 'POST' && limit > 0) this.totalTimer = setTimeout(this.onRequestTimeout, limit);
-    this.call = ctx.client.dispatch(
-      { origin: ex.route!.origin, path: ex.upstreamTarget!, method: req.method ?? 'GET', headers: upstreamRequestHeaders(ex), body: ex.body },
+    this.dispatch();
+  }
+
+  private dispatch(): void {
+    const ex = this.ex;
+    this.replica.outstanding++;
+    this.call = ex.ctx.client.dispatch(
+      { origin: this.replica.origin, path: ex.upstreamTarget!, method: ex.req.method ?? 'GET', headers: upstreamRequestHeaders(ex), body: ex.body },
       this,
     );
+  }
+
+  /**
+   * The request never reached its replica. A session's request ends with 404: its owner is gone
+   * and the client must start over. A new session or stateless request moves to another replica
+   * (nothing ran, so this is no retry of a POST); when none is left, the connect error stands.
+   */
+  private moveOn(err: unknown): unknown {
+    const ex = this.ex;
+    if (ex.pinned) return new SluiceError('SLUICE_ERR_SESSION_NOT_FOUND', 'the session\'s upstream replica is unreachable');
+    const pool = ex.route!.pool;
+    (this.tried ??= []).push(this.replica);
+    for (let i = 0; i < pool.replicas.length; i++) {
+      const next = pool.pick();
+      if (!next) break;
+      if (this.tried.includes(next)) continue;
+      this.replica.outstanding--;
+      this.replica = next;
+      ex.replica = next;
+      ex.upstreamTarget = upstreamTarget(next, ex.routeRest, ex.query);
+      this.dispatch();
+      return undefined;
+    }
+    return err;
   }
 
   /** Drainable: graceful shutdown. */
@@ -69,6 +106,9 @@ class Relay implements UpstreamListener, Drainable {
     const { ex, res } = this;
     const ctx = ex.ctx;
     const route = ex.route!;
+    const replica = this.replica;
+    if (statusCode >= 500) this.upstreamFailed();
+    else route.pool.succeeded(replica);
     this.sse = isEventStream(headers);
     const out = downstreamResponseHeaders(headers, this.sse);
     const minted = headers[H.sessionId];
@@ -80,7 +120,7 @@ class Relay implements UpstreamListener, Drainable {
         token =
           upstreamSession === ex.upstreamSessionId
             ? (ex.req.headers[H.sessionId] as string)
-            : sealSession(ctx.sessions, { route: route.path, replica: route.upstream.href, upstreamSession, principal: undefined, issuedAt: Math.floor(Date.now() / 1000) });
+            : sealSession(ctx.sessions, { route: route.path, replica: replica.id, upstreamSession, principal: undefined, issuedAt: Math.floor(Date.now() / 1000) });
       } catch (err) {
         this.end('upstream-error', new SluiceError('SLUICE_ERR_UPSTREAM_PROTOCOL', (err as Error).message));
         return;
@@ -94,9 +134,12 @@ class Relay implements UpstreamListener, Drainable {
     if (!this.sse) return;
     res.flushHeaders();
     this.boundary = new SseBoundary();
-    if (ex.req.method === 'GET' && route.rewritesPaths) {
+    // A GET stream without a session may be HTTP+SSE: its `endpoint` event gets the public path
+    // and a sealed session token in place of the upstream's sessionId.
+    if (ex.req.method === 'GET' && ex.era === undefined) {
       const upstreamTarget = ex.upstreamTarget!;
-      this.rewriter = new SseEndpointRewriter((data) => publicEndpoint(route, upstreamTarget, data));
+      const paths = rewritesPaths(route, replica);
+      this.rewriter = new SseEndpointRewriter((data) => this.sealEndpoint(paths ? publicEndpoint(route, replica, upstreamTarget, data) : data));
     }
     if (t.heartbeat > 0) this.heartbeatTimer = setInterval(this.onHeartbeat, t.heartbeat);
   }
@@ -105,7 +148,15 @@ class Relay implements UpstreamListener, Drainable {
     if (this.finished) return;
     this.idleTimer?.refresh();
     if (this.sse) {
-      this.writeSse(this.rewriter ? this.rewriter.push(chunk) : chunk);
+      if (!this.rewriter) return this.writeSse(chunk);
+      let out: Buffer;
+      try {
+        out = this.rewriter.push(chunk);
+      } catch (err) {
+        // A session id too long to seal: the upstream id must not reach the client either way.
+        return this.end('upstream-error', new SluiceError('SLUICE_ERR_UPSTREAM_PROTOCOL', (err as Error).message));
+      }
+      this.writeSse(out);
       return;
     }
     this.ex.bytesOut += chunk.length;
@@ -120,7 +171,13 @@ class Relay implements UpstreamListener, Drainable {
 
   onEnd(): void {
     if (this.finished) return;
-    if (this.rewriter) this.writeSse(this.rewriter.flush());
+    if (this.rewriter) {
+      try {
+        this.writeSse(this.rewriter.flush());
+      } catch (err) {
+        return this.end('upstream-error', new SluiceError('SLUICE_ERR_UPSTREAM_PROTOCOL', (err as Error).message));
+      }
+    }
     if (this.finished) return; // the flush may have hit the slow-client cap
     this.finished = true;
     this.res.end();
@@ -130,15 +187,42 @@ class Relay implements UpstreamListener, Drainable {
   onError(err: unknown): void {
     if (this.finished) return;
     if (!this.res.headersSent) {
+      this.upstreamFailed();
+      let answer = err;
+      if (isConnectFailure(err) && !this.res.destroyed) {
+        answer = this.moveOn(err);
+        if (answer === undefined) return;
+      }
       this.finished = true;
       this.cleanup();
-      if (!this.res.destroyed) respondError(this.ex, err);
+      if (!this.res.destroyed) respondError(this.ex, answer);
       return;
     }
     // Upstream broke mid-body. An SSE stream cut between events ends cleanly so clients can
     // resume; anything else is destroyed so a truncated body never looks complete.
     this.ex.ctx.log.warn({ route: this.ex.route?.path, err: (err as Error).message }, 'upstream response broke off');
     this.end('upstream-error', new SluiceError('SLUICE_ERR_UPSTREAM_UNAVAILABLE', 'upstream-error'));
+  }
+
+  /** The HTTP+SSE POST URL with its sessionId sealed like an Mcp-Session-Id. */
+  private sealEndpoint(url: string): string {
+    const q = url.indexOf('?');
+    if (q === -1) return url;
+    const query = url.slice(q);
+    const param = findSessionParam(query);
+    if (!param) return url;
+    const ex = this.ex;
+    const token = sealSession(ex.ctx.sessions, { route: ex.route!.path, replica: this.replica.id, upstreamSession: param.value, principal: undefined, issuedAt: Math.floor(Date.now() / 1000) });
+    return url.slice(0, q) + replaceParam(query, param, token);
+  }
+
+  /** Passive health: a connect failure, timeout or 5xx counts against the replica. */
+  private upstreamFailed(): void {
+    const ex = this.ex;
+    const route = ex.route!;
+    if (route.pool.failed(this.replica)) {
+      ex.ctx.log.warn({ route: route.path, replica: this.replica.id, for: route.config.ejection.duration }, 'replica ejected after consecutive failures');
+    }
   }
 
   private writeSse(chunk: Buffer): void {
@@ -174,6 +258,10 @@ class Relay implements UpstreamListener, Drainable {
   }
 
   private cleanup(): void {
+    if (!this.released) {
+      this.released = true;
+      this.replica.outstanding--;
+    }
     clearTimeout(this.totalTimer);
     clearTimeout(this.idleTimer);
     clearInterval(this.heartbeatTimer);

@@ -5,9 +5,9 @@ import type { GatewayContext } from './context.ts';
 import { newExchange, type Exchange, type Stage } from './exchange.ts';
 import { forward } from './forward.ts';
 import { respondError } from './respond-error.ts';
-import { checkHead, classify, openSessionToken, readRequestBody, selectRoute } from './stages.ts';
+import { checkHead, classify, openSessionToken, readRequestBody, selectReplica, selectRoute } from './stages.ts';
 
-export const STAGES: readonly Stage[] = [checkHead, selectRoute, readRequestBody, classify, openSessionToken, forward];
+export const STAGES: readonly Stage[] = [checkHead, selectRoute, readRequestBody, classify, openSessionToken, selectReplica, forward];
 
 export function handleRequest(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse): void {
   const ex = newExchange(ctx, req, res);
@@ -55,7 +55,8 @@ function accessRecord(ex: Exchange): AccessRecord {
     latencyMs: Math.round((performance.now() - ex.startedAt) * 10) / 10,
     bytesIn: ex.body?.length ?? 0,
     bytesOut: ex.bytesOut,
-    upstream: ex.route ? ex.route.origin + pathForLog(ex.upstreamTarget ?? '') : undefined,
+    upstream: ex.replica ? ex.replica.origin + pathForLog(ex.upstreamTarget ?? '') : undefined,
+    replica: ex.replica?.id,
     session: hashSessionId(session),
     error: ex.error,
     outcome: ex.outcome,

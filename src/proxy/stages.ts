@@ -1,12 +1,14 @@
 // The request stages before forwarding, in the order pipeline.ts runs them.
 import { SluiceError } from '../core/errors.ts';
 import { allowsBatches, H, requiresHeaderValidation, summarize } from '../core/mcp.ts';
-import { matchRoute } from '../routing/route-table.ts';
+import { matchRoute, upstreamTarget } from '../routing/route-table.ts';
 import { headerBodyMismatch } from '../security/header-body-check.ts';
 import { duplicateSingleton, originFormTarget } from '../security/request-head.ts';
-import { openSession } from '../session/token.ts';
+import { findSessionParam, replaceParam } from '../session/query-session.ts';
+import { openSession, type SessionClaims } from '../session/token.ts';
 import { readBody } from '../transport/read-body.ts';
-import type { Stage } from './exchange.ts';
+import type { Replica } from '../routing/replica-pool.ts';
+import type { Exchange, Stage } from './exchange.ts';
 
 const REFUSED_METHODS = new Set(['TRACE', 'CONNECT']);
 
@@ -34,7 +36,8 @@ export const selectRoute: Stage = (ex) => {
   const match = matchRoute(ex.ctx.routes, ex.target);
   if (!match) throw new SluiceError('SLUICE_ERR_ROUTE_NOT_FOUND', ex.target.split('?')[0]);
   ex.route = match.route;
-  ex.upstreamTarget = match.upstreamTarget;
+  ex.routeRest = match.rest;
+  ex.query = match.query;
 };
 
 /** Read bodies of methods that carry one; limits apply before the body is complete. */
@@ -77,15 +80,48 @@ export const classify: Stage = (ex) => {
 };
 
 /**
- * session: the client's Mcp-Session-Id is a Sluice token; open it to the upstream's own id. A token
- * that does not open (tampered, foreign or removed key, another route) is answered 404 here, with
- * no upstream call: the spec's signal to start a new session.
+ * session: the client's Mcp-Session-Id (or, for HTTP+SSE, the POST URL's sessionId) is a Sluice
+ * token; open it to the owner replica and the upstream's own id. A token that does not open
+ * (tampered, foreign or removed key, another route) or whose owner is gone, ejected or past its
+ * drain deadline is answered 404 here, with no upstream call: the spec's signal to start over.
  */
 export const openSessionToken: Stage = (ex) => {
   const raw = ex.req.headers[H.sessionId];
-  if (raw === undefined) return;
-  const token = Array.isArray(raw) ? raw[0] : raw;
-  const claims = token ? openSession(ex.ctx.sessions, token) : undefined;
-  if (!claims || claims.route !== ex.route?.path) throw new SluiceError('SLUICE_ERR_SESSION_NOT_FOUND');
-  ex.upstreamSessionId = claims.upstreamSession;
+  if (raw !== undefined) {
+    const token = Array.isArray(raw) ? raw[0] : raw;
+    const claims = token ? openSession(ex.ctx.sessions, token) : undefined;
+    ex.replica = ownerOf(ex, claims);
+    ex.upstreamSessionId = (claims as SessionClaims).upstreamSession;
+    return;
+  }
+  if (ex.era !== 'http+sse') return;
+  const param = findSessionParam(ex.query);
+  if (!param) return;
+  const claims = openSession(ex.ctx.sessions, param.value);
+  ex.replica = ownerOf(ex, claims);
+  ex.query = replaceParam(ex.query, param, (claims as SessionClaims).upstreamSession);
+};
+
+function ownerOf(ex: Exchange, claims: SessionClaims | undefined): Replica {
+  const route = ex.route;
+  const owner = claims && route && claims.route === route.path ? route.pool.owner(claims.replica) : undefined;
+  if (!owner) throw new SluiceError('SLUICE_ERR_SESSION_NOT_FOUND');
+  ex.pinned = true;
+  return owner;
+}
+
+/** select replica: new sessions and stateless requests are balanced; none available is a quick 503. */
+export const selectReplica: Stage = (ex) => {
+  const route = ex.route!;
+  let replica = ex.replica;
+  if (!replica) {
+    const now = Date.now();
+    replica = route.pool.pick(now);
+    if (!replica) {
+      const retry = route.pool.retryAfter(now, route.config.healthCheck.interval);
+      throw new SluiceError('SLUICE_ERR_NO_HEALTHY_UPSTREAM', `route ${route.path}`, { headers: { 'retry-after': String(retry) } });
+    }
+    ex.replica = replica;
+  }
+  ex.upstreamTarget = upstreamTarget(replica, ex.routeRest, ex.query);
 };

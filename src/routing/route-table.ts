@@ -1,36 +1,31 @@
 // Public path prefix -> upstream base URL. Longest prefix wins; matching is on whole segments
 // (/mcp matches /mcp and /mcp/x, never /mcpx).
 import type { RouteConfig } from '../config/schema.ts';
+import { ReplicaPool, type Replica } from './replica-pool.ts';
 
 export interface Route {
   readonly path: string;
-  readonly upstream: URL;
-  /** upstream origin, e.g. http://127.0.0.1:3000 */
-  readonly origin: string;
-  /** upstream base path without trailing slash ('' for the root) */
-  readonly basePath: string;
+  /** The public prefix as matched ('' for the root route). */
+  readonly prefix: string;
+  readonly pool: ReplicaPool;
+  readonly config: RouteConfig;
   readonly preserveHost: boolean;
-  /** True when public and upstream paths differ, so HTTP+SSE endpoint events need rewriting. */
-  readonly rewritesPaths: boolean;
 }
 
 export interface RouteMatch {
   route: Route;
-  /** Upstream path + query (query verbatim). */
-  upstreamTarget: string;
+  /** The request path below the route's prefix ('' or starting with '/'). */
+  rest: string;
+  /** The query with its '?', verbatim ('' when none). */
+  query: string;
 }
 
-function trimSlash(p: string): string {
-  return p.endsWith('/') ? p.slice(0, -1) : p;
-}
-
-export function compileRoutes(routes: readonly RouteConfig[]): Route[] {
+/** Routes, longest prefix first. A reload passes the old table so replica state carries over. */
+export function compileRoutes(routes: readonly RouteConfig[], previous: readonly Route[] = [], now = Date.now()): Route[] {
   return routes
     .map((r) => {
-      const upstream = new URL(r.upstream);
-      const basePath = trimSlash(upstream.pathname);
-      const path = r.path === '/' ? '' : r.path;
-      return { path: r.path, upstream, origin: upstream.origin, basePath, preserveHost: r.preserveHost, rewritesPaths: path !== basePath };
+      const old = previous.find((p) => p.path === r.path);
+      return { path: r.path, prefix: r.path === '/' ? '' : r.path, pool: new ReplicaPool(r, old?.pool, now), config: r, preserveHost: r.preserveHost };
     })
     .sort((a, b) => b.path.length - a.path.length);
 }
@@ -40,14 +35,22 @@ export function matchRoute(routes: readonly Route[], target: string): RouteMatch
   const path = q === -1 ? target : target.slice(0, q);
   const query = q === -1 ? '' : target.slice(q);
   for (const route of routes) {
-    const prefix = route.path === '/' ? '' : route.path;
+    const prefix = route.prefix;
     if (path === prefix || path.startsWith(`${prefix}/`) || (prefix === '' && path.startsWith('/'))) {
-      const rest = path.slice(prefix.length);
-      const upstreamPath = route.basePath + rest || '/';
-      return { route, upstreamTarget: upstreamPath + query };
+      return { route, rest: path.slice(prefix.length), query };
     }
   }
   return undefined;
+}
+
+/** The replica's path + query for a request path below the route prefix. */
+export function upstreamTarget(replica: Replica, rest: string, query: string): string {
+  return (replica.basePath + rest || '/') + query;
+}
+
+/** True when public and upstream paths differ, so HTTP+SSE endpoint events need rewriting. */
+export function rewritesPaths(route: Route, replica: Replica): boolean {
+  return route.prefix !== replica.basePath;
 }
 
 /**
@@ -55,21 +58,20 @@ export function matchRoute(routes: readonly Route[], target: string): RouteMatch
  * the client used (so a path-absolute reference), public prefix instead of the upstream base,
  * query kept byte for byte. Returns the input unchanged when it points outside the route.
  */
-export function publicEndpoint(route: Route, requestUpstreamTarget: string, data: string): string {
+export function publicEndpoint(route: Route, replica: Replica, requestUpstreamTarget: string, data: string): string {
   const q = data.indexOf('?');
   const ref = q === -1 ? data : data.slice(0, q);
   const query = q === -1 ? '' : data.slice(q);
   let resolved: URL;
   try {
-    resolved = new URL(ref, route.origin + requestUpstreamTarget);
+    resolved = new URL(ref, replica.origin + requestUpstreamTarget);
   } catch {
     return data;
   }
-  if (resolved.origin !== route.origin) return data;
+  if (resolved.origin !== replica.origin) return data;
   const p = resolved.pathname;
-  const base = route.basePath;
+  const base = replica.basePath;
   if (base !== '' && p !== base && !p.startsWith(`${base}/`)) return data;
   const rest = p.slice(base.length);
-  const prefix = route.path === '/' ? '' : route.path;
-  return (prefix + rest || '/') + query;
+  return (route.prefix + rest || '/') + query;
 }

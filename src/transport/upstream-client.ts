@@ -189,3 +189,16 @@ export function classifyUpstreamError(err: unknown): SluiceError {
   const code = (err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code;
   return new SluiceError('SLUICE_ERR_UPSTREAM_UNAVAILABLE', code ?? (err as Error).message, { cause: err });
 }
+
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/**
+ * True when the request never reached the upstream (no connection was made), so sending it to
+ * another replica cannot run it twice.
+ */
+export function isConnectFailure(err: unknown): boolean {
+  const cause = err instanceof SluiceError ? err.cause : err;
+  if (cause instanceof undiciErrors.ConnectTimeoutError) return true;
+  const code = (cause as { code?: string } | undefined)?.code ?? (cause as { cause?: { code?: string } } | undefined)?.cause?.code;
+  return code !== undefined && CONNECT_CODES.has(code);
+}

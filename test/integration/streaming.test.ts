@@ -98,11 +98,19 @@ describe('SSE streaming', () => {
     });
     const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: `${fake.url}/mcp` }], timeouts: { heartbeat: '100ms' } });
     try {
-      const text = await (await fetch(`${gw.base}/mcp`)).text();
+      // A resuming GET: bytes pass as they come.
+      const text = await (await fetch(`${gw.base}/mcp`, { headers: { 'last-event-id': '0' } })).text();
       assert.ok(text.startsWith('id: 1\ndata: partial\n\n: keep-alive\n\n'), JSON.stringify(text));
       const beats = text.split(': keep-alive\n\n').length - 1;
       assert.ok(beats >= 3, `${beats} heartbeats`);
       assert.ok(text.endsWith('data: end\n\n'));
+      // A GET that may be HTTP+SSE: its first event is held until complete (it may be the
+      // endpoint event to seal); heartbeats still go out, never inside an event.
+      const legacy = await (await fetch(`${gw.base}/mcp`)).text();
+      assert.equal(legacy.replaceAll(': keep-alive\n\n', ''), 'id: 1\ndata: partial\n\ndata: end\n\n');
+      for (let i = legacy.indexOf(': keep-alive'); i !== -1; i = legacy.indexOf(': keep-alive', i + 1)) {
+        assert.ok(i === 0 || legacy.slice(i - 2, i) === '\n\n', `heartbeat inside an event at ${i}: ${JSON.stringify(legacy)}`);
+      }
     } finally {
       await gw.close();
       await fake.close();

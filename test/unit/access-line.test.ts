@@ -15,6 +15,7 @@ const BASE: AccessRecord = {
   bytesIn: 10,
   bytesOut: 20,
   upstream: 'http://127.0.0.1:1/mcp',
+  replica: 'http://127.0.0.1:3000/mcp',
   session: undefined,
   error: undefined,
   outcome: 'ok',

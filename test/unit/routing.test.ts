@@ -1,30 +1,39 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { compileRoutes, matchRoute, publicEndpoint } from '../../src/routing/route-table.ts';
+import { routeSchema } from '../../src/config/schema.ts';
+import { compileRoutes, matchRoute, publicEndpoint, upstreamTarget, type Route } from '../../src/routing/route-table.ts';
 import { decodeHeaderValue } from '../../src/security/header-body-check.ts';
 import { duplicateSingleton, originFormTarget } from '../../src/security/request-head.ts';
 
 const routes = compileRoutes([
-  { path: '/mcp', upstream: 'http://127.0.0.1:3000/mcp', preserveHost: false },
-  { path: '/a', upstream: 'http://127.0.0.1:4000/', preserveHost: false },
-  { path: '/a/deeper', upstream: 'http://127.0.0.1:5000/x', preserveHost: false },
+  routeSchema.parse({ path: '/mcp', upstream: 'http://127.0.0.1:3000/mcp' }),
+  routeSchema.parse({ path: '/a', upstream: 'http://127.0.0.1:4000/' }),
+  routeSchema.parse({ path: '/a/deeper', upstream: 'http://127.0.0.1:5000/x' }),
 ]);
+
+/** Upstream origin + target the way the stages compute it, for the route's only replica. */
+function resolve(target: string): string | undefined {
+  const m = matchRoute(routes, target);
+  const replica = m?.route.pool.replicas[0];
+  return m && replica ? replica.origin + upstreamTarget(replica, m.rest, m.query) : undefined;
+}
 
 describe('route table', () => {
   it('matches whole segments, longest prefix first, query verbatim', () => {
-    assert.equal(matchRoute(routes, '/mcp')?.upstreamTarget, '/mcp');
-    assert.equal(matchRoute(routes, '/mcp?x=%2F')?.upstreamTarget, '/mcp?x=%2F');
-    assert.equal(matchRoute(routes, '/mcpx'), undefined);
-    assert.equal(matchRoute(routes, '/a/sse')?.upstreamTarget, '/sse');
-    assert.equal(matchRoute(routes, '/a/deeper/y')?.route.origin, 'http://127.0.0.1:5000');
-    assert.equal(matchRoute(routes, '/a/deeper/y')?.upstreamTarget, '/x/y');
+    assert.equal(resolve('/mcp'), 'http://127.0.0.1:3000/mcp');
+    assert.equal(resolve('/mcp?x=%2F'), 'http://127.0.0.1:3000/mcp?x=%2F');
+    assert.equal(resolve('/mcpx'), undefined);
+    assert.equal(resolve('/a/sse'), 'http://127.0.0.1:4000/sse');
+    assert.equal(resolve('/a'), 'http://127.0.0.1:4000/');
+    assert.equal(resolve('/a/deeper/y'), 'http://127.0.0.1:5000/x/y');
   });
   it('maps upstream endpoints back to public paths', () => {
-    const a = routes.find((r) => r.path === '/a');
-    assert.ok(a);
-    assert.equal(publicEndpoint(a, '/sse', '/messages?sessionId=1'), '/a/messages?sessionId=1');
-    assert.equal(publicEndpoint(a, '/sse', 'messages?sessionId=1'), '/a/messages?sessionId=1');
-    assert.equal(publicEndpoint(a, '/sse', 'http://other.example/messages'), 'http://other.example/messages');
+    const a = routes.find((r) => r.path === '/a') as Route;
+    const replica = a.pool.replicas[0];
+    assert.ok(replica);
+    assert.equal(publicEndpoint(a, replica, '/sse', '/messages?sessionId=1'), '/a/messages?sessionId=1');
+    assert.equal(publicEndpoint(a, replica, '/sse', 'messages?sessionId=1'), '/a/messages?sessionId=1');
+    assert.equal(publicEndpoint(a, replica, '/sse', 'http://other.example/messages'), 'http://other.example/messages');
   });
 });
 
