@@ -60,12 +60,12 @@ export async function startReplica(id: string, port = 0): Promise<Proc & { url: 
 }
 
 /** A Sluice process from bin/sluice.js with a config file; port 0 picks one (read from its banner). */
-export async function startSluice(config: Record<string, unknown>, keys: string, port = 0): Promise<Proc & { base: string; port: number }> {
+export async function startSluice(config: Record<string, unknown>, keys: string, port = 0): Promise<Proc & { base: string; port: number; file: string }> {
   const file = join(tmpdir(), `sluice-fleet-${process.pid}-${Math.random().toString(36).slice(2)}.yaml`);
   writeFileSync(file, JSON.stringify({ ...config, listen: [{ host: '127.0.0.1', port }] }));
   const { proc, match } = await startProc(['bin/sluice.js', 'serve', '--config', file], { SLUICE_SESSION_KEYS: keys }, /sluice: http:\/\/127\.0\.0\.1:(\d+)\//);
   const p = Number(match[1]);
-  return { ...proc, port: p, base: `http://127.0.0.1:${p}` };
+  return { ...proc, port: p, base: `http://127.0.0.1:${p}`, file };
 }
 
 export interface FetchLog {

@@ -9,7 +9,9 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { KeyRing } from '../../src/session/key-ring.ts';
 import { hashPrincipal, sealSession } from '../../src/session/token.ts';
-import { startDemoUpstream } from '../helpers.ts';
+import { newKeyText } from '../../src/session/key-ring.ts';
+import { startSluice } from '../fleet.ts';
+import { startDemoUpstream, waitFor } from '../helpers.ts';
 
 const BIN = new URL('../../bin/sluice.js', import.meta.url).pathname;
 const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
@@ -110,6 +112,65 @@ describe('sluice CLI', () => {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
       await upstream.close();
+    }
+  });
+
+  it('quick form with repeated --upstream spreads new sessions over the replicas', async () => {
+    const ups = await Promise.all([startDemoUpstream(), startDemoUpstream()]);
+    const child = spawn(process.execPath, [BIN, 'serve', '--listen', '127.0.0.1:0', '--upstream', ups[0]!.url, '--upstream', ups[1]!.url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let err = '';
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stderr.on('data', (d: Buffer) => {
+          err += d.toString();
+          const m = /(http:\/\/127\.0\.0\.1:\d+\/mcp) -> (\S+), (\S+)/.exec(err);
+          if (m?.[1]) resolve(m[1]);
+        });
+        child.once('exit', () => reject(new Error(err)));
+      });
+      assert.match(err, new RegExp(`-> ${ups[0]!.url}, ${ups[1]!.url}`));
+      const clients = [];
+      for (let i = 0; i < 4; i++) {
+        const c = new Client({ name: `q${i}`, version: '1' });
+        await c.connect(new StreamableHTTPClientTransport(new URL(url)));
+        assert.deepEqual((await c.callTool({ name: 'add', arguments: { a: i, b: 1 } })).content, [{ type: 'text', text: String(i + 1) }]);
+        clients.push(c);
+      }
+      assert.deepEqual(ups.map((u) => u.sessions.size), [2, 2]);
+      await Promise.all(clients.map((c) => c.close()));
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      await Promise.all(ups.map((u) => u.close()));
+    }
+  });
+
+  it('SIGHUP re-reads the config: a replica marked draining gets no new sessions; a bad file keeps the running config', async () => {
+    const ups = await Promise.all([startDemoUpstream(), startDemoUpstream()]);
+    const config = (draining: boolean) => ({ routes: [{ path: '/mcp', upstream: [{ url: ups[0]!.url, id: 'a', draining }, { url: ups[1]!.url, id: 'b' }] }] });
+    const sluice = await startSluice(config(false), newKeyText());
+    try {
+      const connect = async () => {
+        const c = new Client({ name: 'hup', version: '1' });
+        await c.connect(new StreamableHTTPClientTransport(new URL(`${sluice.base}/mcp`)));
+        return c;
+      };
+      const early = await connect();
+      assert.equal(ups[0]!.sessions.size, 1);
+      writeFileSync(sluice.file, JSON.stringify({ listen: [{ host: '127.0.0.1', port: sluice.port }], ...config(true) }));
+      sluice.child.kill('SIGHUP');
+      await waitFor(() => sluice.output().includes('replica draining'), 5000, 'reload');
+      const later = [await connect(), await connect(), await connect()];
+      assert.deepEqual(ups.map((u) => u.sessions.size), [1, 3], 'no new session on the draining replica');
+      assert.deepEqual((await early.callTool({ name: 'echo', arguments: { message: 'still here' } })).content, [{ type: 'text', text: 'still here' }]);
+      writeFileSync(sluice.file, 'routes: [');
+      sluice.child.kill('SIGHUP');
+      await waitFor(() => sluice.output().includes('config reload failed'), 5000, 'failed reload logged');
+      assert.deepEqual((await later[0]!.callTool({ name: 'echo', arguments: { message: 'ok' } })).content, [{ type: 'text', text: 'ok' }]);
+      await Promise.all([early, ...later].map((c) => c.close()));
+    } finally {
+      await sluice.stop();
+      await Promise.all(ups.map((u) => u.close()));
     }
   });
 });

@@ -190,4 +190,38 @@ describe('routes with several replicas', () => {
       await up.close();
     }
   });
+
+  it('HTTP+SSE: the sealed sessionId routes POSTs to the stream\'s replica, through another gateway with the same keys too', async () => {
+    const ups = await Promise.all([startDemoUpstream(), startDemoUpstream()]);
+    const keys = [newKeyText()];
+    const routes = [{ path: '/', upstream: ups.map((u) => u.url.replace(/\/mcp$/, '/')) }];
+    const a = await startTestGateway({ routes, sessions: { keys } });
+    const b = await startTestGateway({ routes, sessions: { keys } });
+    const streams: AbortController[] = [];
+    try {
+      for (let i = 0; i < 4; i++) {
+        const ac = new AbortController();
+        streams.push(ac);
+        const res = await fetch(`${a.base}/sse`, { headers: { accept: 'text/event-stream' }, signal: ac.signal });
+        const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+        const dec = new TextDecoder();
+        let text = '';
+        while (!/data: (\S+)\n/.test(text)) text += dec.decode((await reader.read()).value);
+        const endpoint = /data: (\S+)\n/.exec(text)?.[1] ?? '';
+        assert.match(endpoint, /^\/messages\?sessionId=[A-Za-z0-9_-]{60,}$/, 'a sealed token, not the upstream uuid');
+        const gw = i % 2 === 0 ? a : b;
+        const post = await send(`${gw.base}${endpoint}`, { method: 'POST', headers: JSON_HEADERS, body: rpc('tools/list', {}, 40 + i) });
+        assert.equal(post.status, 202);
+        while (!text.includes(`"id":${40 + i}`)) text += dec.decode((await reader.read()).value);
+        assert.match(text, /"tools":\[/);
+      }
+      const replicas = accessLines([...a.logs, ...b.logs]).filter((l) => l['method'] === 'POST').map((l) => l['replica']);
+      assert.equal(new Set(replicas).size, 2, 'streams spread over both replicas, each POST followed its stream');
+    } finally {
+      for (const ac of streams) ac.abort();
+      await a.close();
+      await b.close();
+      await Promise.all(ups.map((u) => u.close()));
+    }
+  });
 });

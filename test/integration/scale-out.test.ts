@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from '@modelcontextprotocol/client';
 import { newKeyText } from '../../src/session/key-ring.ts';
 import { alternatingFetch, callText, openSession, startReplica, startSluice, until, type FetchLog, type Proc, type Session } from '../fleet.ts';
 import { freePort } from '../helpers.ts';
@@ -206,6 +207,16 @@ describe('scale-out: replicas behind several Sluice processes, no shared store',
     assert.deepEqual(result.wrongReplica.slice(0, 10), []);
     assert.equal(result.done, CLIENTS * CALLS);
     await checkPings(result.finals, () => 2);
+    // Stateless 2026-07-28 calls (official SDK v2 client) are spread over the replicas.
+    const v2 = new ClientV2({ name: 'stateless', version: '1' }, { versionNegotiation: { mode: 'auto' } });
+    await v2.connect(new TransportV2(new URL(`http://127.0.0.1:${port}/mcp`)));
+    const answered = new Set<string>();
+    for (let i = 0; i < 12; i++) {
+      const r = await v2.callTool({ name: 'whoami', arguments: {} });
+      answered.add((r.content as { text: string }[])[0]?.text ?? '');
+    }
+    await v2.close();
+    assert.deepEqual([...answered].sort(), ['h1', 'h2', 'h3']);
     // HAProxy really spread each session's requests over both Sluice processes.
     const sessionsOf = (p: Proc) => new Set([...p.output().matchAll(/"session":"([0-9a-f]{16})"/g)].map((m) => m[1]));
     const a = sessionsOf(s1);
