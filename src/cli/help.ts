@@ -7,6 +7,7 @@ Usage:
   sluice demo [--listen HOST:PORT]
   sluice sessions decode TOKEN [--keys K1,K2] [--principal P]
   sluice sessions new-key
+  sluice check-upstream URL [--resolve HOST=IP[,IP]]... [--trusted]
   sluice --help | --version
 
 Commands:
@@ -17,6 +18,10 @@ Commands:
   validate   Check a config file; prints every bad field and why, exits 1 if any.
   sessions   decode: print what a session token holds (keys from --keys or SLUICE_SESSION_KEYS);
              new-key: print a fresh 32-byte key, base64url, for SLUICE_SESSION_KEYS.
+  check-upstream
+             Would Sluice connect to URL? Prints "allowed" or "refused: <rule>", exit 0 or 1.
+             Judged with the strict policy of user-registered upstreams; --trusted uses that of
+             routes in the config file. --resolve replaces DNS (no real lookup is made).
   demo       Start the bundled demo MCP server (official SDK) on a free loopback port and the
              gateway in front of it, and print how to connect.
 

@@ -7,6 +7,7 @@ import { createLogger } from '../observability/logger.ts';
 import { startGateway, type Gateway } from '../proxy/gateway.ts';
 import { KeyRingError } from '../session/key-ring.ts';
 import { HELP } from './help.ts';
+import { runCheckUpstream } from './check-upstream.ts';
 import { runSessions } from './sessions.ts';
 
 function usage(message: string): never {
@@ -29,10 +30,9 @@ export function printListening(gw: Gateway, config: Config): void {
 /** SIGHUP re-reads the config file; a bad file is logged and the running config kept. */
 function reloadOnHangup(gw: Gateway, file: string): void {
   process.on('SIGHUP', () => {
-    loadConfigFile(file).then(
-      (next) => gw.reload(next),
-      (err: unknown) => gw.ctx.log.error({ problems: (err as ConfigError).problems ?? [(err as Error).message] }, 'config reload failed; kept the running config'),
-    );
+    loadConfigFile(file)
+      .then((next) => gw.reload(next))
+      .catch((err: unknown) => gw.ctx.log.error({ problems: (err as ConfigError).problems ?? [(err as Error).message] }, 'config reload failed; kept the running config'));
   });
 }
 
@@ -96,6 +96,8 @@ export async function main(argv: string[]): Promise<void> {
         return await validate(rest);
       case 'sessions':
         return runSessions(rest, usage);
+      case 'check-upstream':
+        return await runCheckUpstream(rest, usage);
       case 'demo':
         // Loaded on demand: the demo brings both MCP SDKs, which `serve` has no use for
         // (about 60 MB of resident memory in every gateway process otherwise).

@@ -42,6 +42,21 @@ export const listenerSchema = z.strictObject({
   port: z.number().int().min(0).max(65535).default(8080),
 });
 
+export const egressSchema = z.strictObject({
+  /**
+   * Routes written in this file are trusted: their upstreams may be loopback, private, CGNAT or
+   * unique-local. `strict: true` refuses those too, plus localhost and single-label names (the
+   * policy user-registered upstreams always get). Cloud metadata addresses are refused either way.
+   */
+  strict: z.boolean().default(false),
+  /** Refuse plain-http upstreams. Default false. */
+  requireHttps: z.boolean().default(false),
+  /** IPs/CIDRs allowed whatever their category (the only way to reach a metadata address). Default none. */
+  allow: z.array(cidr).default([]),
+  /** Host names allowed by name: name rules and address categories (not metadata) are skipped for them. Default none. */
+  allowHosts: z.array(z.string().min(1)).default([]),
+});
+
 /** A replica id travels inside session tokens: short, printable, stable across Sluice replicas. */
 const replicaId = z.string().regex(/^[A-Za-z0-9._:/@-]{1,200}$/, 'must be 1-200 characters of A-Z a-z 0-9 . _ : / @ -');
 
@@ -115,6 +130,8 @@ export const routeSchema = z
     drainTimeout: duration.default(600_000),
     /** Send the client's Host upstream instead of the upstream's own. Default false (like nginx's $proxy_host). */
     preserveHost: z.boolean().default(false),
+    /** Which addresses the upstream connections of this route may reach, checked at every connect. */
+    egress: egressSchema.default(egressSchema.parse({})),
   })
   .transform((r, ctx) => {
     const upstream = r.upstream.map((u) => ({ url: u.url, id: u.id ?? u.url, draining: u.draining }));
@@ -171,6 +188,32 @@ export const sessionsSchema = z.strictObject({
   keys: z.array(sessionKey).default([]),
 });
 
+export const adminSchema = z.strictObject({
+  /** The admin listener (registration API). Unset: no admin listener. Keep it off the public interface. */
+  listen: listenerSchema.optional(),
+  /** Bearer token for the admin API; empty: taken from SLUICE_ADMIN_TOKEN. At least 16 characters. */
+  token: z.string().default(''),
+});
+
+const slug = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be 1-63 of a-z 0-9 -, starting with a letter or digit');
+
+export const registrationsSchema = z.strictObject({
+  /** Let tenants register their own MCP servers through the admin API. Default false. */
+  enabled: z.boolean().default(false),
+  /** Public path prefix of registered routes: <prefix>/<tenant>/<name>. Default /u. */
+  pathPrefix: publicPath.default('/u'),
+  /** Where registrations persist (JSON, rewritten atomically on change). Default ./sluice-registrations.json. */
+  file: z.string().min(1).default('sluice-registrations.json'),
+  /** Most upstreams one tenant may register. Default 20. */
+  maxPerTenant: z.number().int().positive().default(20),
+  /** Registered upstreams always get the strict address policy; these only add https or allow-list entries. */
+  egress: z
+    .strictObject({ requireHttps: z.boolean().default(false), allow: z.array(cidr).default([]), allowHosts: z.array(z.string().min(1)).default([]) })
+    .default({ requireHttps: false, allow: [], allowHosts: [] }),
+});
+
+export { slug as registrationSlug };
+
 export const shutdownSchema = z.strictObject({
   /** How long in-flight POSTs may run after SIGTERM. Default 30s. */
   drain: duration.default(30_000),
@@ -189,6 +232,8 @@ export const configSchema = z.strictObject({
   trustedProxies: z.array(cidr).default([]),
   logging: loggingSchema.default(loggingSchema.parse({})),
   sessions: sessionsSchema.default(sessionsSchema.parse({})),
+  admin: adminSchema.default(adminSchema.parse({})),
+  registrations: registrationsSchema.default(registrationsSchema.parse({})),
   shutdown: shutdownSchema.default(shutdownSchema.parse({})),
 }).superRefine((cfg, ctx) => {
   const seen = new Set<string>();

@@ -68,7 +68,7 @@ class Relay implements UpstreamListener, Drainable {
     const ex = this.ex;
     this.replica.outstanding++;
     this.call = ex.ctx.client.dispatch(
-      { origin: this.replica.origin, path: ex.upstreamTarget!, method: ex.req.method ?? 'GET', headers: upstreamRequestHeaders(ex), body: ex.body },
+      { origin: this.replica.origin, policy: ex.route!.policy, path: ex.upstreamTarget!, method: ex.req.method ?? 'GET', headers: upstreamRequestHeaders(ex), body: ex.body },
       this,
     );
   }
@@ -187,6 +187,7 @@ class Relay implements UpstreamListener, Drainable {
   onError(err: unknown): void {
     if (this.finished) return;
     if (!this.res.headersSent) {
+      if ((err as SluiceError).code === 'SLUICE_ERR_UPSTREAM_REFUSED') this.logRefused(err as SluiceError);
       this.upstreamFailed();
       let answer = err;
       if (isConnectFailure(err) && !this.res.destroyed) {
@@ -214,6 +215,13 @@ class Relay implements UpstreamListener, Drainable {
     const ex = this.ex;
     const token = sealSession(ex.ctx.sessions, { route: ex.route!.path, replica: this.replica.id, upstreamSession: param.value, principal: undefined, issuedAt: Math.floor(Date.now() / 1000) });
     return url.slice(0, q) + replaceParam(query, param, token);
+  }
+
+  /** A security event, never sampled: the connect was refused by the route's address policy. */
+  private logRefused(err: SluiceError): void {
+    const refused = err.cause as { rule?: string; host?: string; address?: string } | undefined;
+    const ex = this.ex;
+    ex.ctx.log.warn({ security: 'upstream-address-refused', route: ex.route?.path, replica: this.replica.id, rule: refused?.rule, host: refused?.host, address: refused?.address }, 'upstream address refused by the egress policy');
   }
 
   /** Passive health: a connect failure, timeout or 5xx counts against the replica. */

@@ -1,14 +1,20 @@
 // The gateway process: listeners, the request pipeline, and graceful shutdown.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Config } from '../config/schema.ts';
+import { ConfigError } from '../config/load.ts';
+import type { Config, RouteConfig } from '../config/schema.ts';
+import { registeredRoute, Registry } from '../routing/registry.ts';
+import { systemResolver } from '../transport/guarded-connect.ts';
+import { startAdminServer } from './admin-server.ts';
+import { judgeUrl, RULE_TEXT } from '../security/address-policy.ts';
+import type { Connector, Resolver } from '../transport/guarded-connect.ts';
 import { accessWriter, type Logger } from '../observability/logger.ts';
 import { startHealthChecks, type Probe } from '../routing/health-checks.ts';
 import type { Replica } from '../routing/replica-pool.ts';
 import { compileRoutes, type Route } from '../routing/route-table.ts';
 import { trustList } from '../security/forwarded.ts';
 import { KeyRing } from '../session/key-ring.ts';
-import { probeHttp, probeTcp } from '../transport/health-probe.ts';
+import { probeConnect, probeHttp } from '../transport/health-probe.ts';
 import { UpstreamClient } from '../transport/upstream-client.ts';
 import type { GatewayContext } from './context.ts';
 import { handleRequest } from './pipeline.ts';
@@ -17,6 +23,8 @@ export interface Gateway {
   readonly ctx: GatewayContext;
   /** Bound addresses, in listener order (useful with port 0). */
   readonly addresses: AddressInfo[];
+  /** The admin listener's address, when one is configured. */
+  readonly adminAddress: AddressInfo | undefined;
   /**
    * Apply a new config: routes and replicas (draining, removal, health settings), timeouts,
    * limits, logging, keys. Replica state carries over; exchanges in flight keep running.
@@ -27,7 +35,6 @@ export interface Gateway {
   shutdown(): Promise<void>;
 }
 
-const probe: Probe = (replica, path, timeoutMs) => (path === undefined ? probeTcp(replica.url, timeoutMs) : probeHttp(replica.origin, path, timeoutMs));
 
 /** The key ring from config, else SLUICE_SESSION_KEYS, else a generated one (with a warning). */
 export function sessionKeyRing(config: Config, log: Logger, env: NodeJS.ProcessEnv = process.env): KeyRing {
@@ -38,17 +45,72 @@ export function sessionKeyRing(config: Config, log: Logger, env: NodeJS.ProcessE
   return KeyRing.generate();
 }
 
-export async function startGateway(config: Config, log: Logger): Promise<Gateway> {
+/** What tests may replace: DNS answers and the socket opener (so no traffic leaves loopback). */
+export interface GatewayDeps {
+  resolver?: Resolver;
+  connector?: Connector;
+}
+
+/** Every configured replica URL must pass its route's address policy as written. */
+function checkRouteUrls(config: Config): void {
+  const problems: string[] = [];
+  for (const route of compileRoutes(config.routes)) {
+    for (const replica of route.pool.replicas) {
+      const v = judgeUrl(replica.url.href, route.policy);
+      if (!v.ok) problems.push(`routes (path ${route.path}): upstream ${replica.id} refused by its egress policy: ${RULE_TEXT[v.rule]} (${v.rule})`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError('egress policy', problems);
+}
+
+/** Routes from the config file plus, when enabled, the user-registered ones. */
+function routeConfigs(config: Config, registry: Registry | undefined, log: Logger): RouteConfig[] {
+  const out = [...config.routes];
+  for (const r of registry?.all() ?? []) {
+    try {
+      const route = registeredRoute(config, r);
+      if (out.some((c) => c.path === route.path)) throw new Error(`path ${route.path} is taken by a configured route`);
+      out.push(route);
+    } catch (err) {
+      log.warn({ tenant: r.tenant, name: r.name, err: (err as Error).message.split('\n')[0] }, 'registered upstream skipped');
+    }
+  }
+  return out;
+}
+
+async function loadRegistry(config: Config): Promise<Registry | undefined> {
+  if (!config.registrations.enabled) return undefined;
+  try {
+    return await Registry.load(config.registrations.file);
+  } catch (err) {
+    throw new ConfigError('registrations.file', [(err as Error).message]);
+  }
+}
+
+function adminToken(config: Config, env: NodeJS.ProcessEnv): string {
+  const token = config.admin.token || env['SLUICE_ADMIN_TOKEN'] || '';
+  if (token.length < 16) throw new ConfigError('admin', ['admin.listen is set: admin.token (or SLUICE_ADMIN_TOKEN) must be at least 16 characters']);
+  return token;
+}
+
+export async function startGateway(config: Config, log: Logger, deps: GatewayDeps = {}): Promise<Gateway> {
+  checkRouteUrls(config);
+  const registry = await loadRegistry(config);
+  const token = config.admin.listen ? adminToken(config, process.env) : '';
   const ctx: GatewayContext = {
     sessions: sessionKeyRing(config, log),
     config,
-    routes: compileRoutes(config.routes),
-    client: new UpstreamClient({ connectTimeoutMs: config.timeouts.connect, headersTimeoutMs: config.timeouts.responseHeaders }),
+    routes: compileRoutes(routeConfigs(config, registry, log)),
+    client: new UpstreamClient({ connectTimeoutMs: config.timeouts.connect, headersTimeoutMs: config.timeouts.responseHeaders, ...deps }),
     log,
     access: config.logging.access ? accessWriter(log) : undefined,
     trusted: trustList(config.trustedProxies),
     active: new Set(),
     draining: false,
+  };
+  const probe: Probe = (route, replica, path, timeoutMs) => {
+    const connect = ctx.client.connectorFor(route.policy);
+    return path === undefined ? probeConnect(replica.url, timeoutMs, connect) : probeHttp(replica.origin, path, timeoutMs, connect);
   };
   const onHealth = (route: Route, replica: Replica, healthy: boolean): void => {
     if (healthy) log.info({ route: route.path, replica: replica.id }, 'replica up');
@@ -67,11 +129,11 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     drainTimers.add(t);
   };
 
-  const reload = (next: Config): void => {
-    if (JSON.stringify(next.listen) !== JSON.stringify(ctx.config.listen)) log.warn('listener changes need a restart; kept the running listeners');
+  /** Swap in the routes of `config` (plus registrations), carrying replica state over. */
+  const applyRoutes = (config: Config): void => {
     const now = Date.now();
     const before = new Map(ctx.routes.flatMap((r) => r.pool.replicas.map((rep) => [rep, { draining: rep.draining, route: r }] as const)));
-    const routes = compileRoutes(next.routes, ctx.routes, now);
+    const routes = compileRoutes(routeConfigs(config, registry, log), ctx.routes, now);
     for (const [rep, was] of before) {
       if (rep.removed) {
         log.info({ route: was.route.path, replica: rep.id }, 'replica removed: its sessions end now, its open exchanges within drainTimeout');
@@ -81,17 +143,27 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
         endAtDeadline(rep, rep.drainDeadline);
       }
     }
-    if (next.sessions.keys.length > 0) ctx.sessions = sessionKeyRing(next, log);
-    ctx.config = next;
     ctx.routes = routes;
-    ctx.access = next.logging.access ? accessWriter(log) : undefined;
-    ctx.trusted = trustList(next.trustedProxies);
     stopChecks();
     stopChecks = startHealthChecks(routes, probe, onHealth);
-    log.info({ routes: routes.length }, 'config reloaded');
+  };
+
+  const reload = (next: Config): void => {
+    if (JSON.stringify(next.listen) !== JSON.stringify(ctx.config.listen)) log.warn('listener changes need a restart; kept the running listeners');
+    if (JSON.stringify(next.admin) !== JSON.stringify(ctx.config.admin) || JSON.stringify(next.registrations) !== JSON.stringify(ctx.config.registrations)) {
+      log.warn('admin and registrations changes need a restart; kept the running ones');
+    }
+    checkRouteUrls(next);
+    if (next.sessions.keys.length > 0) ctx.sessions = sessionKeyRing(next, log);
+    applyRoutes({ ...next, admin: ctx.config.admin, registrations: ctx.config.registrations });
+    ctx.config = { ...next, admin: ctx.config.admin, registrations: ctx.config.registrations };
+    ctx.access = next.logging.access ? accessWriter(log) : undefined;
+    ctx.trusted = trustList(next.trustedProxies);
+    log.info({ routes: ctx.routes.length }, 'config reloaded');
   };
   const servers: Server[] = [];
   const addresses: AddressInfo[] = [];
+  let adminAddress: AddressInfo | undefined;
   try {
     for (const l of config.listen) {
       const server = createServer({ maxHeaderSize: config.limits.headerBytes, noDelay: true, keepAliveTimeout: 5_000 }, (req, res) =>
@@ -106,6 +178,11 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       });
       servers.push(server);
       addresses.push(server.address() as AddressInfo);
+    }
+    if (config.admin.listen) {
+      const resolver = deps.resolver ?? systemResolver;
+      servers.push(await startAdminServer({ ctx, registry, token, resolver, onChange: () => applyRoutes(ctx.config) }, config.admin.listen.host, config.admin.listen.port));
+      adminAddress = servers.at(-1)?.address() as AddressInfo;
     }
   } catch (err) {
     stopChecks();
@@ -135,5 +212,5 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     })();
     return shuttingDown;
   };
-  return { ctx, addresses, reload, shutdown };
+  return { ctx, addresses, adminAddress, reload, shutdown };
 }

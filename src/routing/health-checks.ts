@@ -4,7 +4,7 @@
 import type { Replica } from './replica-pool.ts';
 import type { Route } from './route-table.ts';
 
-export type Probe = (replica: Replica, path: string | undefined, timeoutMs: number) => Promise<boolean>;
+export type Probe = (route: Route, replica: Replica, path: string | undefined, timeoutMs: number) => Promise<boolean>;
 export type HealthChange = (route: Route, replica: Replica, healthy: boolean) => void;
 
 /** Record one check result; returns true when the replica's health flipped. */
@@ -39,7 +39,7 @@ export function startHealthChecks(routes: readonly Route[], probe: Probe, onChan
       for (const replica of route.pool.replicas) {
         if (replica.removed || running.has(replica)) continue;
         running.add(replica);
-        probe(replica, cfg.path, cfg.timeout)
+        probe(route, replica, cfg.path, cfg.timeout)
           .catch(() => false)
           .then((ok) => {
             running.delete(replica);

@@ -1,6 +1,7 @@
 // Public path prefix -> upstream base URL. Longest prefix wins; matching is on whole segments
 // (/mcp matches /mcp and /mcp/x, never /mcpx).
 import type { RouteConfig } from '../config/schema.ts';
+import type { AddressPolicy } from '../security/address-policy.ts';
 import { ReplicaPool, type Replica } from './replica-pool.ts';
 
 export interface Route {
@@ -10,6 +11,8 @@ export interface Route {
   readonly pool: ReplicaPool;
   readonly config: RouteConfig;
   readonly preserveHost: boolean;
+  /** Enforced at every upstream connect of this route. */
+  readonly policy: AddressPolicy;
 }
 
 export interface RouteMatch {
@@ -25,9 +28,15 @@ export function compileRoutes(routes: readonly RouteConfig[], previous: readonly
   return routes
     .map((r) => {
       const old = previous.find((p) => p.path === r.path);
-      return { path: r.path, prefix: r.path === '/' ? '' : r.path, pool: new ReplicaPool(r, old?.pool, now), config: r, preserveHost: r.preserveHost };
+      return { path: r.path, prefix: r.path === '/' ? '' : r.path, pool: new ReplicaPool(r, old?.pool, now), config: r, preserveHost: r.preserveHost, policy: policyOf(r, old?.policy) };
     })
     .sort((a, b) => b.path.length - a.path.length);
+}
+
+/** The route's address policy; the same object across reloads when unchanged (it keys connection pools). */
+function policyOf(r: RouteConfig, old: AddressPolicy | undefined): AddressPolicy {
+  const p: AddressPolicy = { strict: r.egress.strict, requireHttps: r.egress.requireHttps, allowCidrs: r.egress.allow, allowHosts: r.egress.allowHosts };
+  return old && JSON.stringify(old) === JSON.stringify(p) ? old : Object.freeze(p);
 }
 
 export function matchRoute(routes: readonly Route[], target: string): RouteMatch | undefined {

@@ -1,27 +1,30 @@
-// Active health-check probes. Without a path a replica is up when it accepts a TCP connection
-// (HAProxy's plain `check`); with a path, when GET on it answers below 500 within the timeout.
-// Each probe uses its own short-lived connection so it never queues behind traffic.
-import { connect } from 'node:net';
+// Active health-check probes, through the route's guarded connector like any upstream
+// connection. Without a path a replica is up when it accepts a connection (HAProxy's plain
+// `check`); with a path, when GET on it answers below 500 within the timeout. Each probe uses
+// its own short-lived connection so it never queues behind traffic.
 import { Client } from 'undici';
+import type { Connector } from './guarded-connect.ts';
 
-export function probeTcp(url: URL, timeoutMs: number): Promise<boolean> {
+export function probeConnect(url: URL, timeoutMs: number, connect: Connector): Promise<boolean> {
   return new Promise((resolve) => {
-    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-    const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
-    const socket = connect({ host, port });
-    const done = (ok: boolean): void => {
+    let settled = false;
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    function finish(ok: boolean, socket?: { destroy(): void } | null): void {
+      socket?.destroy();
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      socket.destroy();
       resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
+    }
+    connect({ hostname: url.hostname, host: url.host, protocol: url.protocol, port: url.port, servername: undefined, localAddress: null, httpSocket: undefined }, (err, socket) => {
+      if (settled) return void socket?.destroy();
+      finish(!err, socket);
+    });
   });
 }
 
-export async function probeHttp(origin: string, path: string, timeoutMs: number): Promise<boolean> {
-  const client = new Client(origin, { connect: { timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+export async function probeHttp(origin: string, path: string, timeoutMs: number, connect: Connector): Promise<boolean> {
+  const client = new Client(origin, { connect, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
   try {
     const res = await client.request({
       path,

@@ -10,16 +10,24 @@
 // Redirects are never followed (dispatch returns 3xx as is), no HTTP(S)_PROXY is consulted, and
 // the body timeout is off because Sluice runs its own idle timer that heartbeats coexist with.
 import type { IncomingHttpHeaders } from 'node:http';
-import { Client, errors as undiciErrors, type Dispatcher } from 'undici';
+import { buildConnector, Client, errors as undiciErrors, type Dispatcher } from 'undici';
 import { SluiceError } from '../core/errors.ts';
+import { RULE_TEXT, type AddressPolicy } from '../security/address-policy.ts';
+import { AddressRefused, guardedConnector, systemResolver, type Connector, type Resolver } from './guarded-connect.ts';
 
 export interface UpstreamClientOptions {
   connectTimeoutMs: number;
   headersTimeoutMs: number;
+  /** DNS for upstream names; tests inject one so no real lookup is made. */
+  resolver?: Resolver;
+  /** Opens sockets to judged addresses; tests inject one that dials loopback sentinels. */
+  connector?: Connector;
 }
 
 export interface UpstreamRequest {
   origin: string;
+  /** The address policy of the route: enforced in the connector of every connection. */
+  policy: AddressPolicy;
   path: string;
   method: string;
   /** Flat [name, value, name, value, …] list, as undici takes it without another copy. */
@@ -49,13 +57,13 @@ class Call implements Dispatcher.DispatchHandler, UpstreamCall {
   private ended = false;
   private readonly listener: UpstreamListener;
   private readonly pool: ConnectionPool;
-  private readonly origin: string;
+  private readonly key: string;
   private readonly client: Client;
 
-  constructor(listener: UpstreamListener, pool: ConnectionPool, origin: string, client: Client) {
+  constructor(listener: UpstreamListener, pool: ConnectionPool, key: string, client: Client) {
     this.listener = listener;
     this.pool = pool;
-    this.origin = origin;
+    this.key = key;
     this.client = client;
   }
 
@@ -77,7 +85,7 @@ class Call implements Dispatcher.DispatchHandler, UpstreamCall {
   onResponseEnd(): void {
     if (this.ended) return;
     this.ended = true;
-    this.pool.release(this.origin, this.client);
+    this.pool.release(this.key, this.client);
     if (!this.aborted) this.listener.onEnd();
   }
 
@@ -105,7 +113,7 @@ class Call implements Dispatcher.DispatchHandler, UpstreamCall {
   }
 }
 
-/** Idle keep-alive clients per origin (a stack, so the warmest connection is reused first). */
+/** Idle keep-alive clients per policy and origin (a stack, so the warmest connection is reused first). */
 class ConnectionPool {
   private readonly idle = new Map<string, Client[]>();
   private readonly live = new Set<Client>();
@@ -117,21 +125,21 @@ class ConnectionPool {
     this.maxIdlePerOrigin = maxIdlePerOrigin;
   }
 
-  acquire(origin: string): Client {
-    const stack = this.idle.get(origin);
+  acquire(key: string, origin: string, connect: Connector): Client {
+    const stack = this.idle.get(key);
     while (stack && stack.length > 0) {
       const c = stack.pop() as Client;
       if (!c.destroyed && !c.closed) return c;
     }
-    const c = new Client(origin, this.options);
+    const c = new Client(origin, { ...this.options, connect });
     this.live.add(c);
     return c;
   }
 
-  release(origin: string, c: Client): void {
+  release(key: string, c: Client): void {
     if (c.destroyed || c.closed) return void this.live.delete(c);
-    let stack = this.idle.get(origin);
-    if (!stack) this.idle.set(origin, (stack = []));
+    let stack = this.idle.get(key);
+    if (!stack) this.idle.set(key, (stack = []));
     if (stack.length < this.maxIdlePerOrigin) stack.push(c);
     else this.discard(c);
   }
@@ -151,11 +159,14 @@ class ConnectionPool {
 
 export class UpstreamClient {
   private readonly pool: ConnectionPool;
+  private readonly deps: { resolver: Resolver; connector: Connector };
+  /** One guarded connector (and pool key) per policy object: routes keep theirs for life. */
+  private readonly guards = new WeakMap<AddressPolicy, { key: string; connect: Connector }>();
+  private nextGuard = 0;
 
   constructor(opts: UpstreamClientOptions) {
     this.pool = new ConnectionPool(
       {
-        connect: { timeout: opts.connectTimeoutMs },
         headersTimeout: opts.headersTimeoutMs,
         bodyTimeout: 0,
         keepAliveTimeout: 4_000,
@@ -163,11 +174,25 @@ export class UpstreamClient {
       },
       256,
     );
+    this.deps = { resolver: opts.resolver ?? systemResolver, connector: opts.connector ?? buildConnector({ timeout: opts.connectTimeoutMs }) };
+  }
+
+  /** The connector that enforces `policy`; health checks use it too. */
+  connectorFor(policy: AddressPolicy): Connector {
+    return this.guard(policy).connect;
+  }
+
+  private guard(policy: AddressPolicy): { key: string; connect: Connector } {
+    let g = this.guards.get(policy);
+    if (!g) this.guards.set(policy, (g = { key: `${this.nextGuard++}|`, connect: guardedConnector(policy, this.deps) }));
+    return g;
   }
 
   dispatch(r: UpstreamRequest, listener: UpstreamListener): UpstreamCall {
-    const client = this.pool.acquire(r.origin);
-    const call = new Call(listener, this.pool, r.origin, client);
+    const g = this.guard(r.policy);
+    const key = g.key + r.origin;
+    const client = this.pool.acquire(key, r.origin, g.connect);
+    const call = new Call(listener, this.pool, key, client);
     try {
       client.dispatch({ path: r.path, method: r.method as Dispatcher.HttpMethod, headers: r.headers, body: r.body }, call);
     } catch (err) {
@@ -184,6 +209,8 @@ export class UpstreamClient {
 /** Turn an undici / socket failure into the catalogue: timeouts 504, everything else 502. */
 export function classifyUpstreamError(err: unknown): SluiceError {
   if (err instanceof SluiceError) return err;
+  const refused = err instanceof AddressRefused ? err : (err as { cause?: unknown }).cause instanceof AddressRefused ? ((err as { cause: AddressRefused }).cause) : undefined;
+  if (refused) return new SluiceError('SLUICE_ERR_UPSTREAM_REFUSED', RULE_TEXT[refused.rule], { cause: refused });
   if (err instanceof undiciErrors.ConnectTimeoutError) return new SluiceError('SLUICE_ERR_UPSTREAM_TIMEOUT', 'connect timed out', { cause: err });
   if (err instanceof undiciErrors.HeadersTimeoutError) return new SluiceError('SLUICE_ERR_UPSTREAM_TIMEOUT', 'no response headers in time', { cause: err });
   const code = (err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code;

@@ -1,0 +1,122 @@
+// The admin listener: the registration API for user-registered upstreams, behind a bearer
+// token. Kept apart from the public listeners (its own address; off unless configured).
+//   POST   /admin/tenants/{tenant}/upstreams          {"name": "...", "url": "..."}  -> 201
+//   GET    /admin/tenants/{tenant}/upstreams                                         -> 200
+//   DELETE /admin/tenants/{tenant}/upstreams/{name}                                  -> 204
+// A refused URL gets 422 naming the rule it broke, never the address it resolved to.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { RULE_TEXT, STRICT, type AddressPolicy } from '../security/address-policy.ts';
+import { registeredPath, registeredRoute, type Registry } from '../routing/registry.ts';
+import { checkUpstream, type Resolver } from '../transport/guarded-connect.ts';
+import { readBody } from '../transport/read-body.ts';
+import type { GatewayContext } from './context.ts';
+
+const PATH = /^\/admin\/tenants\/([a-z0-9][a-z0-9-]{0,62})\/upstreams(?:\/([a-z0-9][a-z0-9-]{0,62}))?$/;
+const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const MAX_BODY = 64 * 1024;
+
+export interface AdminDeps {
+  ctx: GatewayContext;
+  registry: Registry | undefined;
+  token: string;
+  resolver: Resolver;
+  /** Rebuild the route table after a registration changed. */
+  onChange: () => void;
+}
+
+function send(res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): void {
+  const text = body === undefined ? '' : JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+const fail = (res: ServerResponse, status: number, code: string, message: string, extra: Record<string, unknown> = {}, headers?: Record<string, string>) =>
+  send(res, status, { error: { code, message, ...extra } }, headers);
+
+function tokenMatches(header: string | undefined, token: string): boolean {
+  const m = /^Bearer +(\S+)$/i.exec(header ?? '');
+  if (!m) return false;
+  const a = createHash('sha256').update(m[1] as string).digest();
+  const b = createHash('sha256').update(token).digest();
+  return timingSafeEqual(a, b);
+}
+
+export function registrationPolicy(ctx: GatewayContext): AddressPolicy {
+  const e = ctx.config.registrations.egress;
+  return { ...STRICT, requireHttps: e.requireHttps, allowCidrs: e.allow, allowHosts: e.allowHosts };
+}
+
+async function handle(d: AdminDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const { ctx, registry } = d;
+  if (!tokenMatches(req.headers.authorization, d.token)) {
+    ctx.log.warn({ security: 'admin-auth-failed', method: req.method, peer: req.socket.remoteAddress }, 'admin API: missing or wrong token');
+    return fail(res, 401, 'unauthorized', 'a valid admin bearer token is required', {}, { 'www-authenticate': 'Bearer realm="sluice-admin"' });
+  }
+  const m = PATH.exec((req.url ?? '').split('?')[0] as string);
+  if (!m) return fail(res, 404, 'not_found', 'no such admin resource');
+  if (!registry) return fail(res, 404, 'registrations_disabled', 'registrations are not enabled (registrations.enabled)');
+  const tenant = m[1] as string;
+  const name = m[2];
+  if (req.method === 'GET' && !name) {
+    return send(res, 200, { upstreams: registry.list(tenant).map((r) => ({ ...r, route: registeredPath(ctx.config, r.tenant, r.name) })) });
+  }
+  if (req.method === 'DELETE' && name) {
+    if (!(await registry.remove(tenant, name))) return fail(res, 404, 'not_found', `no upstream "${name}" for tenant "${tenant}"`);
+    d.onChange();
+    ctx.log.info({ tenant, name }, 'registered upstream removed');
+    return send(res, 204);
+  }
+  if (req.method === 'POST' && !name) return register(d, registry, tenant, req, res);
+  return fail(res, 405, 'method_not_allowed', 'use GET or POST on .../upstreams, DELETE on .../upstreams/{name}', {}, { allow: name ? 'DELETE' : 'GET, POST' });
+}
+
+async function register(d: AdminDeps, registry: Registry, tenant: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const { ctx } = d;
+  let body: { name?: unknown; url?: unknown };
+  try {
+    body = JSON.parse((await readBody(req, MAX_BODY)).toString('utf8')) as typeof body;
+  } catch {
+    return fail(res, 400, 'bad_request', 'body must be JSON {"name": "...", "url": "..."} under 64 KiB');
+  }
+  const { name, url } = body ?? {};
+  if (typeof name !== 'string' || !NAME.test(name)) return fail(res, 400, 'bad_request', '"name" must be 1-63 of a-z 0-9 -, starting with a letter or digit');
+  if (typeof url !== 'string' || url.length > 2048) return fail(res, 400, 'bad_request', '"url" must be a string of at most 2048 characters');
+  if (registry.find(tenant, name)) return fail(res, 409, 'exists', `tenant "${tenant}" already has an upstream "${name}"`);
+  if (registry.list(tenant).length >= ctx.config.registrations.maxPerTenant) return fail(res, 409, 'limit', `at most ${ctx.config.registrations.maxPerTenant} upstreams per tenant`);
+  const path = registeredPath(ctx.config, tenant, name);
+  if (ctx.config.routes.some((r) => r.path === path)) return fail(res, 409, 'exists', `the path ${path} is taken by a configured route`);
+  const verdict = await checkUpstream(url, registrationPolicy(ctx), d.resolver);
+  if (!verdict.ok) {
+    ctx.log.warn({ security: 'registration-refused', tenant, name, rule: verdict.rule }, 'registration refused by the address policy');
+    return fail(res, 422, 'SLUICE_ERR_UPSTREAM_REFUSED', `upstream not allowed: ${RULE_TEXT[verdict.rule]}`, { rule: verdict.rule });
+  }
+  const entry = { tenant, name, url: verdict.url.href, createdAt: new Date().toISOString() };
+  try {
+    registeredRoute(ctx.config, entry); // the same checks as a configured route (no query, fragment...)
+  } catch {
+    return fail(res, 400, 'bad_request', '"url" must be an http(s) base URL without query or fragment');
+  }
+  await registry.add(entry);
+  d.onChange();
+  ctx.log.info({ tenant, name }, 'upstream registered');
+  return send(res, 201, { ...entry, route: path });
+}
+
+export async function startAdminServer(d: AdminDeps, host: string, port: number): Promise<Server> {
+  const server = createServer((req, res) => {
+    handle(d, req, res).catch((err: unknown) => {
+      d.ctx.log.error({ err }, 'admin API error');
+      if (!res.headersSent) fail(res, 500, 'internal', 'internal error');
+      else res.destroy();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server;
+}

@@ -1,0 +1,112 @@
+// User-registered upstreams: a tenant's MCP server URL under a public route
+// <pathPrefix>/<tenant>/<name>. Kept in a JSON file, rewritten atomically (temp file + rename)
+// on every change, so registrations survive restarts and a crash never leaves half a file.
+import { randomBytes } from 'node:crypto';
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { routeSchema, type Config, type RouteConfig } from '../config/schema.ts';
+
+export interface Registration {
+  tenant: string;
+  name: string;
+  url: string;
+  createdAt: string;
+}
+
+export class RegistryError extends Error {}
+
+const SLUG = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+export class Registry {
+  private readonly file: string;
+  private readonly entries: Registration[];
+  private saving: Promise<void> = Promise.resolve();
+
+  private constructor(file: string, entries: Registration[]) {
+    this.file = file;
+    this.entries = entries;
+  }
+
+  /** A missing file is an empty registry; an unreadable or malformed one is an error (never silently emptied). */
+  static async load(file: string): Promise<Registry> {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENOENT') return new Registry(file, []);
+      throw new RegistryError(`cannot read ${file}: ${(err as Error).message}`);
+    }
+    let data: unknown;
+    try {
+      data = JSON.parse(text);
+    } catch {
+      throw new RegistryError(`${file} is not valid JSON`);
+    }
+    const list = (data as { upstreams?: unknown }).upstreams;
+    if (!Array.isArray(list)) throw new RegistryError(`${file}: no "upstreams" list`);
+    const entries: Registration[] = [];
+    for (const e of list as Record<string, unknown>[]) {
+      if (typeof e?.['tenant'] !== 'string' || typeof e['name'] !== 'string' || typeof e['url'] !== 'string' || !SLUG.test(e['tenant']) || !SLUG.test(e['name'])) {
+        throw new RegistryError(`${file}: malformed entry ${JSON.stringify(e).slice(0, 200)}`);
+      }
+      entries.push({ tenant: e['tenant'], name: e['name'], url: e['url'], createdAt: String(e['createdAt'] ?? '') });
+    }
+    return new Registry(file, entries);
+  }
+
+  list(tenant: string): Registration[] {
+    return this.entries.filter((e) => e.tenant === tenant);
+  }
+
+  all(): readonly Registration[] {
+    return this.entries;
+  }
+
+  find(tenant: string, name: string): Registration | undefined {
+    return this.entries.find((e) => e.tenant === tenant && e.name === name);
+  }
+
+  async add(r: Registration): Promise<void> {
+    this.entries.push(r);
+    await this.save();
+  }
+
+  async remove(tenant: string, name: string): Promise<boolean> {
+    const i = this.entries.findIndex((e) => e.tenant === tenant && e.name === name);
+    if (i === -1) return false;
+    this.entries.splice(i, 1);
+    await this.save();
+    return true;
+  }
+
+  /** Writes are serialized; each writes the whole current list. */
+  private save(): Promise<void> {
+    const next = this.saving.then(async () => {
+      const tmp = `${this.file}.${randomBytes(6).toString('hex')}.tmp`;
+      await writeFile(tmp, `${JSON.stringify({ version: 1, upstreams: this.entries }, null, 2)}\n`, { mode: 0o600 });
+      await rename(tmp, this.file);
+    });
+    this.saving = next.catch(() => undefined);
+    return next;
+  }
+}
+
+/** The public path of a registration. */
+export function registeredPath(config: Config, tenant: string, name: string): string {
+  const prefix = config.registrations.pathPrefix === '/' ? '' : config.registrations.pathPrefix;
+  return `${prefix}/${tenant}/${name}`;
+}
+
+/**
+ * A registration as a route: the strict address policy always, the operator's https rule and
+ * allow lists added; no active health checks (a tenant's server is one replica, and passive
+ * ejection still answers a dead one quickly).
+ */
+export function registeredRoute(config: Config, r: Registration): RouteConfig {
+  const e = config.registrations.egress;
+  return routeSchema.parse({
+    path: registeredPath(config, r.tenant, r.name),
+    upstream: r.url,
+    healthCheck: { interval: 0 },
+    egress: { strict: true, requireHttps: e.requireHttps, allow: e.allow, allowHosts: e.allowHosts },
+  });
+}
