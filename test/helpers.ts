@@ -9,7 +9,7 @@ import type { ConfigInput } from '../src/config/schema.ts';
 import { registerDemoV1, registerDemoV2 } from '../src/demo/demo-tools.ts';
 import { startUpstreamKit, type UpstreamKit } from '../src/demo/upstream-kit.ts';
 import { createLogger } from '../src/observability/logger.ts';
-import { startGateway, type Gateway } from '../src/proxy/gateway.ts';
+import { startGateway, type Gateway, type GatewayDeps } from '../src/proxy/gateway.ts';
 import { openSession } from '../src/session/token.ts';
 
 export interface TestGateway {
@@ -21,7 +21,7 @@ export interface TestGateway {
   close(): Promise<void>;
 }
 
-export async function startTestGateway(input: Partial<ConfigInput> & Pick<ConfigInput, 'routes'>): Promise<TestGateway> {
+export async function startTestGateway(input: Partial<ConfigInput> & Pick<ConfigInput, 'routes'>, deps: GatewayDeps = {}): Promise<TestGateway> {
   const config = buildConfig({ listen: [{ host: '127.0.0.1', port: 0 }], ...input }, 'test');
   let raw = '';
   const logs: Record<string, unknown>[] = [];
@@ -33,7 +33,7 @@ export async function startTestGateway(input: Partial<ConfigInput> & Pick<Config
       cb();
     },
   });
-  const gw = await startGateway(config, createLogger('info', sink));
+  const gw = await startGateway(config, createLogger('info', sink), deps);
   const port = gw.addresses[0]?.port ?? 0;
   return { gw, port, base: `http://127.0.0.1:${port}`, logs, rawLog: () => raw, close: () => gw.shutdown() };
 }
