@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile, quickConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { createLogger } from '../observability/logger.ts';
-import { startGateway, type Gateway } from '../proxy/gateway.ts';
+import { checkRouteUrls, startGateway, type Gateway } from '../proxy/gateway.ts';
 import { KeyRingError } from '../session/key-ring.ts';
 import { HELP } from './help.ts';
 import { runCheckUpstream } from './check-upstream.ts';
@@ -83,6 +83,7 @@ async function validate(args: string[]): Promise<void> {
   const file = positionals[0];
   if (!file || positionals.length > 1) usage('validate needs exactly one config file');
   const config = await loadConfigFile(file);
+  checkRouteUrls(config);
   process.stdout.write(`${file}: ok (${config.listen.length} listener(s), ${config.routes.length} route(s))\n`);
 }
 

@@ -52,7 +52,7 @@ export interface GatewayDeps {
 }
 
 /** Every configured replica URL must pass its route's address policy as written. */
-function checkRouteUrls(config: Config): void {
+export function checkRouteUrls(config: Config): void {
   const problems: string[] = [];
   for (const route of compileRoutes(config.routes)) {
     for (const replica of route.pool.replicas) {

@@ -173,4 +173,26 @@ describe('sluice CLI', () => {
       await Promise.all(ups.map((u) => u.close()));
     }
   });
+
+  it('check-upstream prints allowed or refused: <rule>, exit 0 or 1, with --resolve instead of DNS and --trusted', () => {
+    const cases: [string[], number, RegExp][] = [
+      [['http://127.0.0.1:3000/mcp'], 1, /^refused: loopback /],
+      [['http://127.0.0.1:3000/mcp', '--trusted'], 0, /^allowed$/],
+      [['http://0x7f.1/'], 1, /^refused: loopback /],
+      [['http://[::ffff:169.254.169.254]/', '--trusted'], 1, /^refused: metadata /],
+      [['https://mcp.example.test/', '--resolve', 'mcp.example.test=93.184.215.14'], 0, /^allowed$/],
+      [['https://mcp.example.test/', '--resolve', 'mcp.example.test=93.184.215.14,10.0.0.3'], 1, /^refused: private /],
+      [['https://mcp.example.test/', '--resolve', 'other.test=93.184.215.14', '--resolve', 'mcp.example.test=::1'], 1, /^refused: loopback /],
+      [['https://mcp.example.test/', '--resolve', 'other.test=93.184.215.14'], 1, /^refused: unresolvable /],
+      [['http://user@mcp.example.test/'], 1, /^refused: userinfo /],
+      [['http://mcp/', '--resolve', 'mcp=93.184.215.14'], 1, /^refused: single-label-name /],
+    ];
+    for (const [args, code, out] of cases) {
+      const r = run('check-upstream', ...args);
+      assert.equal(r.status, code, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stdout.trim(), out, args.join(' '));
+    }
+    assert.equal(run('check-upstream').status, 2);
+    assert.equal(run('check-upstream', 'http://a.test/', '--resolve', 'nonsense').status, 2);
+  });
 });
