@@ -17,6 +17,11 @@ const publicPath = z
   .transform((p) => (p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p));
 
 const upstreamUrl = z.string().transform((v, ctx) => {
+  // Refuse what the URL parser would silently repair (the address policy judges the same way).
+  if (/[\u0000-\u0020\u007f\\]/.test(v) || !/^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]/.test(v)) {
+    ctx.addIssue({ code: 'custom', message: `"${v.replace(/[\u0000-\u001f\u007f]/g, '?')}" is not a plain http(s)://host/... URL (whitespace, backslashes and missing slashes are not repaired)` });
+    return z.NEVER;
+  }
   let url: URL;
   try {
     url = new URL(v);
