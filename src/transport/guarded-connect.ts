@@ -5,7 +5,7 @@
 // Unix sockets are refused. Nothing here reads HTTP(S)_PROXY: a proxy would resolve names itself.
 import { promises as dns } from 'node:dns';
 import { isIP } from 'node:net';
-import type { buildConnector } from 'undici';
+import { errors as undiciErrors, type buildConnector } from 'undici';
 import { canonicalHost, isAllowedHost, judgeAddress, judgeName, judgeUrl, type AddressPolicy, type Rule } from '../security/address-policy.ts';
 
 /** Every address a name resolves to (A and AAAA). */
@@ -31,6 +31,8 @@ export class AddressRefused extends Error {
 
 export interface GuardDeps {
   resolver: Resolver;
+  /** The lookup counts against the connect timeout: a resolver that hangs is a connect timeout. */
+  timeoutMs: number;
   /** Opens the socket to an already judged address; undici's own connector unless a test injects one. */
   connector: Connector;
 }
@@ -48,7 +50,11 @@ export function guardedConnector(policy: AddressPolicy, deps: GuardDeps): Connec
     const name = judgeName(host, policy);
     if (!name.ok) return refuse(name.rule, host);
     const allowedByName = isAllowedHost(host, policy);
-    deps.resolver(host).then(
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new undiciErrors.ConnectTimeoutError(`DNS lookup took longer than ${deps.timeoutMs} ms`)), deps.timeoutMs);
+    });
+    Promise.race([deps.resolver(host), timedOut]).finally(() => clearTimeout(timer)).then(
       (addresses) => {
         if (addresses.length === 0) return refuse('unresolvable', host);
         for (const a of addresses) {
@@ -59,7 +65,7 @@ export function guardedConnector(policy: AddressPolicy, deps: GuardDeps): Connec
         // Connect to the judged address; TLS still verifies (and SNI names) the host name.
         deps.connector({ ...options, hostname: address, servername: options.servername ?? host }, callback);
       },
-      () => refuse('unresolvable', host),
+      (err: unknown) => (err instanceof undiciErrors.ConnectTimeoutError ? void callback(err as Error, null) : refuse('unresolvable', host)),
     );
   };
 }

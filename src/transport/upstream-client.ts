@@ -13,7 +13,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { buildConnector, Client, errors as undiciErrors, type Dispatcher } from 'undici';
 import { SluiceError } from '../core/errors.ts';
 import { RULE_TEXT, type AddressPolicy } from '../security/address-policy.ts';
-import { AddressRefused, guardedConnector, systemResolver, type Connector, type Resolver } from './guarded-connect.ts';
+import { AddressRefused, guardedConnector, systemResolver, type Connector, type GuardDeps, type Resolver } from './guarded-connect.ts';
 
 export interface UpstreamClientOptions {
   connectTimeoutMs: number;
@@ -159,7 +159,7 @@ class ConnectionPool {
 
 export class UpstreamClient {
   private readonly pool: ConnectionPool;
-  private readonly deps: { resolver: Resolver; connector: Connector };
+  private readonly deps: GuardDeps;
   /** One guarded connector (and pool key) per policy object: routes keep theirs for life. */
   private readonly guards = new WeakMap<AddressPolicy, { key: string; connect: Connector }>();
   private nextGuard = 0;
@@ -174,7 +174,7 @@ export class UpstreamClient {
       },
       256,
     );
-    this.deps = { resolver: opts.resolver ?? systemResolver, connector: opts.connector ?? buildConnector({ timeout: opts.connectTimeoutMs }) };
+    this.deps = { resolver: opts.resolver ?? systemResolver, timeoutMs: opts.connectTimeoutMs, connector: opts.connector ?? buildConnector({ timeout: opts.connectTimeoutMs }) };
   }
 
   /** The connector that enforces `policy`; health checks use it too. */

@@ -210,4 +210,12 @@ describe('SSRF guard at connect time', () => {
     );
     await assert.rejects(startTestGateway({ routes: [{ path: '/m', upstream: `http://127.0.0.1:${s.port}/`, egress: { strict: true } }] }), /loopback/);
   });
+  it('counts a hanging DNS lookup against the connect timeout: 504, never a hang', async () => {
+    const client = new UpstreamClient({ connectTimeoutMs: 200, headersTimeoutMs: 60_000, resolver: () => new Promise(() => undefined) });
+    const t0 = performance.now();
+    const r = await get(client, 'http://slow-dns.test:8080', STRICT);
+    assert.equal(r.code, 'SLUICE_ERR_UPSTREAM_TIMEOUT', JSON.stringify(r));
+    assert.ok(performance.now() - t0 < 2000);
+    await client.close();
+  });
 });
