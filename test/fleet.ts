@@ -73,6 +73,8 @@ export interface FetchLog {
   resumes: number[];
   /** Requests a gateway refused (connection refused/reset, or 503 while shutting down) and the other one took. */
   failovers: number;
+  /** How many responses had each status (after failover). */
+  statuses: Map<number, number>;
 }
 
 /**
@@ -80,13 +82,16 @@ export interface FetchLog {
  * answers "shutting down" (the request never ran), the next one gets it: a client-side load balancer.
  */
 export function alternatingFetch(gateways: () => readonly string[], log: FetchLog): typeof fetch {
-  let n = 0;
+  // One rotation per method, so the long-lived GET streams are split evenly as well.
+  const next = new Map<string, number>();
   return async (input, init) => {
     const url = new URL(typeof input === 'string' || input instanceof URL ? input : input.url);
     const list = gateways();
     const lastEventId = new Headers(init?.headers).get('last-event-id');
     let lastErr: unknown;
-    const first = n++;
+    const method = init?.method ?? 'GET';
+    const first = next.get(method) ?? 0;
+    next.set(method, first + 1);
     for (let attempt = 0; attempt < list.length * 2; attempt++) {
       const base = list[(first + attempt) % list.length] as string;
       try {
@@ -96,6 +101,7 @@ export function alternatingFetch(gateways: () => readonly string[], log: FetchLo
           continue;
         }
         if (lastEventId && init?.method === 'GET') log.resumes.push(res.status);
+        log.statuses.set(res.status, (log.statuses.get(res.status) ?? 0) + 1);
         return res;
       } catch (err) {
         if (init?.signal?.aborted) throw err;
@@ -132,7 +138,8 @@ export async function openSession(url: string, fetchImpl: typeof fetch, name: st
 }
 
 export async function callText(client: Client, name: string, args: Record<string, unknown>, onprogress?: (message: string | undefined) => void): Promise<string> {
-  const r = await client.callTool({ name, arguments: args }, undefined, onprogress ? { onprogress: (p) => onprogress(p.message) } : undefined);
+  // A call whose stream died with its replica waits for no answer: 10 s, not the SDK's 60 s.
+  const r = await client.callTool({ name, arguments: args }, undefined, { timeout: 10_000, ...(onprogress ? { onprogress: (p: { message?: string }) => onprogress(p.message) } : {}) });
   const first = (r.content as { type: string; text?: string }[])[0];
   return first?.text ?? '';
 }

@@ -29,5 +29,7 @@ export interface GatewayContext {
   access: ((line: string) => void) | undefined;
   trusted: BlockList;
   readonly active: Set<Drainable>;
+  /** Does the replica accept a connection now (through the route's guard)? */
+  readonly reachable: (route: Route, replica: Replica) => Promise<boolean>;
   draining: boolean;
 }

@@ -193,6 +193,16 @@ class Relay implements UpstreamListener, Drainable {
       if (isConnectFailure(err) && !this.res.destroyed) {
         answer = this.moveOn(err);
         if (answer === undefined) return;
+      } else if (this.ex.pinned && (err as SluiceError).code === 'SLUICE_ERR_UPSTREAM_UNAVAILABLE' && !this.res.destroyed) {
+        // The connection broke before an answer. If the session's owner no longer accepts
+        // connections it is gone, and so is the session: 404, the client's signal to start over.
+        this.finished = true;
+        const ex = this.ex;
+        void ex.ctx.reachable(ex.route!, this.replica).then((alive) => {
+          this.cleanup();
+          if (!this.res.destroyed) respondError(ex, alive ? err : new SluiceError('SLUICE_ERR_SESSION_NOT_FOUND', 'the session\'s upstream replica is gone'));
+        });
+        return;
       }
       this.finished = true;
       this.cleanup();

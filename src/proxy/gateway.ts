@@ -107,6 +107,14 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     trusted: trustList(config.trustedProxies),
     active: new Set(),
     draining: false,
+    // Two connects 200 ms apart: a process that is dying can still complete a handshake
+    // from its listen backlog for a moment after its connections broke.
+    reachable: async (route, replica) => {
+      const attempt = () => probeConnect(replica.url, Math.min(ctx.config.timeouts.connect, 2_000), ctx.client.connectorFor(route.policy));
+      if (!(await attempt())) return false;
+      await new Promise((r) => setTimeout(r, 200));
+      return attempt();
+    },
   };
   const probe: Probe = (route, replica, path, timeoutMs) => {
     const connect = ctx.client.connectorFor(route.policy);

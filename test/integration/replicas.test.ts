@@ -224,4 +224,24 @@ describe('routes with several replicas', () => {
       await Promise.all(ups.map((u) => u.close()));
     }
   });
+
+  it('a session request whose connection breaks before an answer: 404 when the owner is gone, 502 when it is still there', async () => {
+    const { sealSession } = await import('../../src/session/token.ts');
+    let mode: 'reset' | 'die' = 'reset';
+    const fake = await startFakeUpstream((req, res) => {
+      if (mode === 'die') void fake.close();
+      req.socket.destroy();
+      void res;
+    });
+    const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: [{ url: `${fake.url}/mcp`, id: 'only' }], healthCheck: { interval: 0 } }] });
+    try {
+      const token = sealSession(gw.gw.ctx.sessions, { route: '/mcp', replica: 'only', upstreamSession: 's1', principal: undefined, issuedAt: 1 });
+      assert.equal(await listTools(gw, token), 502, 'the replica is alive: the broken exchange is an upstream error');
+      mode = 'die';
+      assert.equal(await listTools(gw, token), 404, 'the replica died with the request: the session is gone');
+    } finally {
+      await gw.close();
+      await fake.close().catch(() => undefined);
+    }
+  });
 });
