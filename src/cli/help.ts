@@ -7,6 +7,7 @@ Usage:
   sluice demo [--listen HOST:PORT]
   sluice sessions decode TOKEN [--keys K1,K2] [--principal P]
   sluice sessions new-key
+  sluice config nginx|caddy|haproxy|traefik --upstream URL [--upstream URL ...] [--listen HOST:PORT] [--allow-origin O]
   sluice check-upstream URL [--resolve HOST=IP[,IP]]... [--trusted]
   sluice --help | --version
 
@@ -18,6 +19,9 @@ Commands:
   validate   Check a config file; prints every bad field and why, exits 1 if any.
   sessions   decode: print what a session token holds (keys from --keys or SLUICE_SESSION_KEYS);
              new-key: print a fresh 32-byte key, base64url, for SLUICE_SESSION_KEYS.
+  config     Print a fronting config for your own proxy with every MCP rule applied (no
+             buffering or compression of SSE, long timeouts, MCP headers forwarded and exposed,
+             keep-alive upstream, affinity where the proxy can learn it from the response).
   check-upstream
              Would Sluice connect to URL? Prints "allowed" or "refused: <rule>", exit 0 or 1.
              Judged with the strict policy of user-registered upstreams; --trusted uses that of

@@ -8,6 +8,7 @@ import { checkRouteUrls, startGateway, type Gateway } from '../proxy/gateway.ts'
 import { KeyRingError } from '../session/key-ring.ts';
 import { HELP } from './help.ts';
 import { runCheckUpstream } from './check-upstream.ts';
+import { runConfig } from './config-gen.ts';
 import { runSessions } from './sessions.ts';
 
 function usage(message: string): never {
@@ -97,6 +98,8 @@ export async function main(argv: string[]): Promise<void> {
         return await validate(rest);
       case 'sessions':
         return runSessions(rest, usage);
+      case 'config':
+        return runConfig(rest, usage);
       case 'check-upstream':
         return await runCheckUpstream(rest, usage);
       case 'demo':
