@@ -8,6 +8,7 @@ Usage:
   sluice sessions decode TOKEN [--keys K1,K2] [--principal P]
   sluice sessions new-key
   sluice config nginx|caddy|haproxy|traefik --upstream URL [--upstream URL ...] [--listen HOST:PORT] [--allow-origin O]
+  sluice probe [--listen HOST:PORT] [--instance NAME]
   sluice check-upstream URL [--resolve HOST=IP[,IP]]... [--trusted]
   sluice --help | --version
 
@@ -22,6 +23,9 @@ Commands:
   config     Print a fronting config for your own proxy with every MCP rule applied (no
              buffering or compression of SSE, long timeouts, MCP headers forwarded and exposed,
              keep-alive upstream, affinity where the proxy can learn it from the response).
+  probe      An MCP server to put behind any proxy chain: it records what reached it
+             (GET /probe/requests) and has tools that emit timed events, stay silent and send
+             large payloads, so the doctor can see through the chain.
   check-upstream
              Would Sluice connect to URL? Prints "allowed" or "refused: <rule>", exit 0 or 1.
              Judged with the strict policy of user-registered upstreams; --trusted uses that of

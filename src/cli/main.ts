@@ -98,6 +98,9 @@ export async function main(argv: string[]): Promise<void> {
         return await validate(rest);
       case 'sessions':
         return runSessions(rest, usage);
+      case 'probe':
+        // Loaded on demand, like the demo: it brings both MCP SDKs.
+        return await (await import('./probe.ts')).runProbe(rest, usage);
       case 'config':
         return runConfig(rest, usage);
       case 'check-upstream':

@@ -26,6 +26,15 @@ export interface UpstreamKitOptions {
   enableJsonResponse?: boolean;
   /** SSE `retry:` hint for resumable streams (2025-11-25 polling). */
   retryInterval?: number;
+  /**
+   * Refuse requests whose Host or Origin is not loopback (the SDK's DNS-rebinding defaults).
+   * Default true; the probe turns it off because it must answer whatever stands in front.
+   */
+  loopbackOnly?: boolean;
+  /** Sees every request before it is handled (the probe records what reached it). */
+  onRequest?: (req: IncomingMessage) => void;
+  /** Extra routes, tried before the MCP paths; return true when handled. */
+  extraRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 export interface UpstreamKit {
@@ -153,7 +162,9 @@ export async function startUpstreamKit(opts: UpstreamKitOptions, port = 0, host 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     // DNS-rebinding protection as the SDK's localhost defaults do it: a loopback upstream only
     // answers requests addressed to a loopback name, from no origin or a loopback origin.
-    if (!isLoopbackAuthority(req.headers.host) || (req.headers.origin !== undefined && !isLoopbackOrigin(req.headers.origin))) {
+    opts.onRequest?.(req);
+    if (opts.extraRoutes?.(req, res)) return;
+    if ((opts.loopbackOnly ?? true) && (!isLoopbackAuthority(req.headers.host) || (req.headers.origin !== undefined && !isLoopbackOrigin(req.headers.origin)))) {
       return jsonError(res, 403, -32000, 'Forbidden: invalid Host or Origin');
     }
     const path = (req.url ?? '/').split('?')[0];
