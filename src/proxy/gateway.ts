@@ -110,7 +110,7 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     // Two connects 200 ms apart: a process that is dying can still complete a handshake
     // from its listen backlog for a moment after its connections broke.
     reachable: async (route, replica) => {
-      const attempt = () => probeConnect(replica.url, Math.min(ctx.config.timeouts.connect, 2_000), ctx.client.connectorFor(route.policy));
+      const attempt = () => probe(route, replica, undefined, Math.min(ctx.config.timeouts.connect, 2_000));
       if (!(await attempt())) return false;
       await new Promise((r) => setTimeout(r, 200));
       return attempt();
