@@ -27,4 +27,7 @@ export default tseslint.config(
   layer('transport', ['session', 'routing', 'proxy', 'cli', 'demo']),
   layer('proxy', ['cli', 'demo']),
   layer('demo', ['proxy', 'cli']),
+  // The doctor is a client of the wire: it shares vocabulary (core) and nothing of the gateway.
+  layer('doctor', ['config', 'observability', 'security', 'session', 'routing', 'transport', 'proxy', 'cli', 'demo', 'probe']),
+  layer('probe', ['proxy', 'cli', 'doctor']),
 );

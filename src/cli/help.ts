@@ -9,6 +9,8 @@ Usage:
   sluice sessions new-key
   sluice config nginx|caddy|haproxy|traefik --upstream URL [--upstream URL ...] [--listen HOST:PORT] [--allow-origin O]
   sluice probe [--listen HOST:PORT] [--instance NAME]
+  sluice doctor URL [--quick] [--json | --markdown] [--idle S[,S...]] [--header "Name: value"]...
+                [--origin O] [--sessions N] [--insecure] [--ca FILE]
   sluice check-upstream URL [--resolve HOST=IP[,IP]]... [--trusted]
   sluice --help | --version
 
@@ -26,6 +28,14 @@ Commands:
   probe      An MCP server to put behind any proxy chain: it records what reached it
              (GET /probe/requests) and has tools that emit timed events, stay silent and send
              large payloads, so the doctor can see through the chain.
+  doctor     Check the real path to a public MCP URL (your proxies, load balancer, CDN): SSE
+             unbuffered and uncompressed, silent streams surviving (--idle, default 60,100,130 s;
+             --quick: 10 s and the whole run under 30 s), MCP headers both ways, CORS, status
+             codes, session affinity, Last-Event-ID resume, body limits. Put \`sluice probe\`
+             behind the path for every check; against another MCP server the checks that need
+             the probe are skipped and say so. Each failure names the cause and the fix for
+             nginx, Caddy, HAProxy, Traefik, AWS ALB and Cloudflare. Exit 0 all passed (warnings
+             allowed), 1 a check failed, 3 the URL could not be examined.
   check-upstream
              Would Sluice connect to URL? Prints "allowed" or "refused: <rule>", exit 0 or 1.
              Judged with the strict policy of user-registered upstreams; --trusted uses that of

@@ -103,6 +103,8 @@ export async function main(argv: string[]): Promise<void> {
         return await (await import('./probe.ts')).runProbe(rest, usage);
       case 'config':
         return runConfig(rest, usage);
+      case 'doctor':
+        return await (await import('./doctor.ts')).runDoctorCommand(rest, usage);
       case 'check-upstream':
         return await runCheckUpstream(rest, usage);
       case 'demo':

@@ -7,6 +7,8 @@ export const H = {
   name: 'mcp-name',
   paramPrefix: 'mcp-param-',
   lastEventId: 'last-event-id',
+  /** Set by `sluice doctor` on its requests so `sluice probe` can say which of them arrived. */
+  doctorMarker: 'x-sluice-doctor',
 } as const;
 
 /** The first revision whose requests mirror method/name into headers and must be validated. */

@@ -18,8 +18,8 @@ export interface UpstreamKitOptions {
   name: string;
   /** Adds tools/resources/prompts to a fresh SDK v1 server (sessionful eras and HTTP+SSE). */
   registerV1: (server: McpServerV1) => void;
-  /** Adds the same surface to a fresh SDK v2 server (2026-07-28). */
-  registerV2: (server: McpServerV2) => void;
+  /** Adds the same surface to a fresh SDK v2 server (2026-07-28), made for one HTTP request. */
+  registerV2: (server: McpServerV2, request: Request | undefined) => void;
   /** Path of the Streamable HTTP endpoint. Default /mcp. */
   mcpPath?: string;
   /** Answer requests to an unknown session with 404 (spec) rather than 400. Default true. */
@@ -35,6 +35,11 @@ export interface UpstreamKitOptions {
   onRequest?: (req: IncomingMessage) => void;
   /** Extra routes, tried before the MCP paths; return true when handled. */
   extraRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /**
+   * Leave out the SDKs' `X-Accel-Buffering: no` (default false). The probe does, so what the
+   * doctor measures is the proxy's own buffering, not nginx obeying the upstream's header.
+   */
+  omitAccelBuffering?: boolean;
 }
 
 export interface UpstreamKit {
@@ -61,10 +66,10 @@ function jsonError(res: ServerResponse, status: number, code: number, message: s
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code, message } }));
 }
 
-async function sendWebResponse(res: ServerResponse, response: Response): Promise<void> {
+async function sendWebResponse(res: ServerResponse, response: Response, omitAccelBuffering: boolean): Promise<void> {
   const headers: Record<string, string | string[]> = {};
   response.headers.forEach((v, k) => {
-    headers[k] = v;
+    if (!(omitAccelBuffering && k === 'x-accel-buffering')) headers[k] = v;
   });
   res.writeHead(response.status, headers);
   res.flushHeaders();
@@ -76,6 +81,19 @@ async function sendWebResponse(res: ServerResponse, response: Response): Promise
   res.on('close', () => body.destroy());
   body.on('error', () => res.destroy());
   body.pipe(res);
+}
+
+/** Drops X-Accel-Buffering from whatever the SDK writes as the head of `res`. */
+function withoutAccelBuffering(res: ServerResponse): void {
+  const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse;
+  const strip = (h: unknown): unknown => {
+    if (!h || typeof h !== 'object' || Array.isArray(h)) return h;
+    return Object.fromEntries(Object.entries(h).filter(([k]) => k.toLowerCase() !== 'x-accel-buffering'));
+  };
+  res.writeHead = ((...args: unknown[]) => {
+    res.removeHeader('x-accel-buffering');
+    return writeHead(...args.map(strip));
+  }) as ServerResponse['writeHead'];
 }
 
 const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
@@ -105,9 +123,9 @@ export async function startUpstreamKit(opts: UpstreamKitOptions, port = 0, host 
   const info = { name: opts.name, version: '1.0.0' };
 
   const modern: McpHttpHandler = createMcpHandler(
-    () => {
+    (ctx) => {
       const s = new McpServerV2(info, { capabilities: { logging: {} } });
-      opts.registerV2(s);
+      opts.registerV2(s, ctx?.requestInfo);
       return s;
     },
     { legacy: 'reject' },
@@ -129,7 +147,7 @@ export async function startUpstreamKit(opts: UpstreamKitOptions, port = 0, host 
       const ac = new AbortController();
       res.on('close', () => ac.abort());
       const webReq2 = new Request(url, { method: req.method ?? 'GET', headers, body: req.method === 'POST' ? new Uint8Array(raw) : undefined, signal: ac.signal });
-      await sendWebResponse(res, await modern.fetch(webReq2));
+      await sendWebResponse(res, await modern.fetch(webReq2), opts.omitAccelBuffering ?? false);
       return;
     }
     const sid = req.headers['mcp-session-id'];
@@ -164,6 +182,7 @@ export async function startUpstreamKit(opts: UpstreamKitOptions, port = 0, host 
     // answers requests addressed to a loopback name, from no origin or a loopback origin.
     opts.onRequest?.(req);
     if (opts.extraRoutes?.(req, res)) return;
+    if (opts.omitAccelBuffering) withoutAccelBuffering(res);
     if ((opts.loopbackOnly ?? true) && (!isLoopbackAuthority(req.headers.host) || (req.headers.origin !== undefined && !isLoopbackOrigin(req.headers.origin)))) {
       return jsonError(res, 403, -32000, 'Forbidden: invalid Host or Origin');
     }

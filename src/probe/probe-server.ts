@@ -2,11 +2,13 @@
 // HTTP+SSE, via the upstream kit) built to sit behind any proxy chain and report what reached
 // it, so a client on the far side (the doctor) can see through the chain. It answers any Host
 // and Origin, records every request (method, target, headers, arrival time, its instance id),
-// and has tools that emit timed events, stay silent, send and receive large payloads.
+// and has tools that emit timed events, stay silent, send and receive large payloads. It sends
+// no `X-Accel-Buffering`, so what the doctor measures is the proxy's own buffering.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { McpServer as McpServerV1 } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { McpServer as McpServerV2 } from '@modelcontextprotocol/server';
 import { z } from 'zod';
+import { H } from '../core/mcp.ts';
 import { startUpstreamKit, type UpstreamKit } from '../demo/upstream-kit.ts';
 
 export interface ProbeRecord {
@@ -28,6 +30,8 @@ export interface Probe {
 }
 
 const MAX_RECORDS = 10_000;
+const MAX_LISTED = 50;
+const MARKER_HEADER = H.doctorMarker;
 const text = (t: string) => ({ content: [{ type: 'text' as const, text: t }] });
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
@@ -41,12 +45,15 @@ const SHAPES = {
   stay_silent: { description: 'Sends nothing for `ms`, then answers.', input: { ms: z.number().int().min(0).max(600_000) } },
   large_payload: { description: 'Answers with `bytes` characters.', input: { bytes: z.number().int().min(0).max(16 * 1024 * 1024) } },
   receive: { description: 'Says how many characters of `data` arrived.', input: { data: z.string() } },
+  probe_requests: { description: `The recorded requests (newest ${MAX_LISTED}) whose ${MARKER_HEADER} header equals \`marker\`: what reached this instance, e.g. a resume GET.`, input: { marker: z.string().min(1).max(200) } },
 } as const;
 
 type Env = { headers: Record<string, unknown> | undefined; progress: (progress: number, total: number, message: string) => Promise<void>; signal: AbortSignal };
 
-function run(instance: string, name: keyof typeof SHAPES, args: Record<string, unknown>, env: Env): Promise<string> | string {
+function run(instance: string, records: ProbeRecord[], name: keyof typeof SHAPES, args: Record<string, unknown>, env: Env): Promise<string> | string {
   switch (name) {
+    case 'probe_requests':
+      return JSON.stringify({ instance, records: records.filter((r) => r.headers[MARKER_HEADER] === args['marker']).slice(-MAX_LISTED) });
     case 'probe_info':
       return JSON.stringify({ instance, headers: env.headers ?? {} });
     case 'emit_events':
@@ -82,23 +89,23 @@ export async function startProbe(opts: { host?: string; port?: number; instance?
             if (token !== undefined) await extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress, total, message } });
           },
         };
-        return text(await run(instance, name, args, env));
+        return text(await run(instance, records, name, args, env));
       });
     }
   };
-  const registerV2 = (server: McpServerV2): void => {
+  const registerV2 = (server: McpServerV2, request: Request | undefined): void => {
+    const headers = request ? Object.fromEntries(request.headers) : undefined;
     for (const [name, spec] of Object.entries(SHAPES) as [keyof typeof SHAPES, (typeof SHAPES)[keyof typeof SHAPES]][]) {
       server.registerTool(name, { description: spec.description, inputSchema: z.object(spec.input as z.ZodRawShape) }, async (args: Record<string, unknown>, ctx) => {
         const token = ctx.mcpReq._meta?.progressToken;
         const env: Env = {
-          // Stateless requests are recorded on arrival: the newest POST is this call's.
-          headers: [...records].reverse().find((r) => r.method === 'POST')?.headers,
+          headers,
           signal: ctx.mcpReq.signal,
           progress: async (progress, total, message) => {
             if (token !== undefined) await ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken: token, progress, total, message } });
           },
         };
-        return text(await run(instance, name, args, env));
+        return text(await run(instance, records, name, args, env));
       });
     }
   };
@@ -120,6 +127,6 @@ export async function startProbe(opts: { host?: string; port?: number; instance?
     }
     return false;
   };
-  const kit = await startUpstreamKit({ name: `sluice-probe-${instance}`, registerV1, registerV2, loopbackOnly: false, onRequest, extraRoutes }, opts.port ?? 0, opts.host ?? '127.0.0.1');
+  const kit = await startUpstreamKit({ name: `sluice-probe-${instance}`, registerV1, registerV2, loopbackOnly: false, omitAccelBuffering: true, onRequest, extraRoutes }, opts.port ?? 0, opts.host ?? '127.0.0.1');
   return { kit, url: kit.url, instance, records, close: () => kit.close() };
 }

@@ -5,80 +5,12 @@
 // initialize response (sessions spread and never lost); nginx and Caddy keep every session on
 // the first replica, as their comments say.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { caddyConfig } from '../../src/generate/caddy.ts';
-import { frontingOptions } from '../../src/generate/fronting.ts';
-import { haproxyConfig } from '../../src/generate/haproxy.ts';
-import { nginxConfig } from '../../src/generate/nginx.ts';
-import { freePort, send, startDemoUpstream, startFakeUpstream } from '../helpers.ts';
-
-type Kind = 'nginx' | 'haproxy' | 'caddy';
-
-async function waitForPort(port: number, child: ChildProcess, out: () => string): Promise<void> {
-  const end = Date.now() + 10_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`exited: ${out()}`);
-    const ok = await new Promise<boolean>((r) => {
-      const s = connect(port, '127.0.0.1');
-      s.once('connect', () => (s.destroy(), r(true)));
-      s.once('error', () => r(false));
-    });
-    if (ok) return;
-    if (Date.now() > end) throw new Error(`port ${port} never opened: ${out()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** Start the real program with the generated config in front of `upstreams`. */
-async function startFront(kind: Kind, upstreams: { url: string }[]): Promise<{ url: string; stop: () => Promise<void> }> {
-  const port = await freePort();
-  const o = frontingOptions(upstreams.map((u) => u.url), `127.0.0.1:${port}`, undefined);
-  const dir = mkdtempSync(join(tmpdir(), `sluice-${kind}-`));
-  let args: string[];
-  let cmd: string = kind;
-  if (kind === 'nginx') {
-    writeFileSync(join(dir, 'mcp.conf'), nginxConfig(o));
-    writeFileSync(
-      join(dir, 'nginx.conf'),
-      `daemon off;\nworker_processes 1;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log warn;\nevents {}\nhttp {\n  access_log off;\n` +
-        ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${dir}/tmp_${t};\n`).join('') +
-        `  include ${dir}/mcp.conf;\n}\n`,
-    );
-    args = ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')];
-  } else if (kind === 'haproxy') {
-    writeFileSync(join(dir, 'haproxy.cfg'), haproxyConfig(o));
-    args = ['-db', '-f', join(dir, 'haproxy.cfg')];
-  } else {
-    writeFileSync(join(dir, 'Caddyfile'), caddyConfig(o));
-    args = ['run', '--config', join(dir, 'Caddyfile'), '--adapter', 'caddyfile'];
-    cmd = 'caddy';
-  }
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: dir, XDG_DATA_HOME: dir, XDG_CONFIG_HOME: dir } });
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  await waitForPort(port, child, () => out);
-  return {
-    url: `http://127.0.0.1:${port}${o.upstreams[0]!.pathname}`,
-    stop: async () => {
-      // nginx: SIGTERM, so its master takes the workers down; the others are one process, and
-      // Caddy's graceful stop would wait out its grace period.
-      if (child.exitCode === null) {
-        child.kill(kind === 'nginx' ? 'SIGTERM' : 'SIGKILL');
-        await new Promise((r) => child.once('exit', r));
-      }
-      child.stdout?.destroy();
-      child.stderr?.destroy();
-    },
-  };
-}
+import { startFront } from '../fixtures/front-proxy.ts';
+import { send, startDemoUpstream, startFakeUpstream } from '../helpers.ts';
 
 async function session(url: string): Promise<Client> {
   const client = new Client({ name: 'front', version: '1' });

@@ -1,0 +1,66 @@
+// `sluice doctor <url> [--quick] [--json | --markdown] [--idle S[,S…]] [--header "Name: value"]…
+// [--origin O] [--sessions N] [--insecure] [--ca FILE]`.
+// Exit codes: 0 no check failed, 1 a check failed, 2 bad usage, 3 the target could not be examined.
+import { parseArgs } from 'node:util';
+import { DoctorFatal, runDoctor } from '../doctor/run-doctor.ts';
+import { failed, renderJson, renderMarkdown, renderTerminal } from '../doctor/report.ts';
+
+function headerPairs(values: string[], usage: (m: string) => never): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const i = v.indexOf(':');
+    const name = v.slice(0, i).trim();
+    if (i <= 0 || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) usage(`--header "${v}" is not "Name: value"`);
+    out[name.toLowerCase()] = v.slice(i + 1).trim();
+  }
+  return out;
+}
+
+export async function runDoctorCommand(args: string[], usage: (message: string) => never): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      quick: { type: 'boolean' },
+      json: { type: 'boolean' },
+      markdown: { type: 'boolean' },
+      idle: { type: 'string' },
+      header: { type: 'string', multiple: true },
+      origin: { type: 'string' },
+      sessions: { type: 'string' },
+      insecure: { type: 'boolean' },
+      ca: { type: 'string' },
+    },
+  });
+  if (positionals.length !== 1) usage('doctor needs exactly one URL: the public MCP endpoint');
+  if (values.json && values.markdown) usage('--json and --markdown exclude each other');
+  let idleSeconds: number[] | undefined;
+  if (values.idle !== undefined) {
+    idleSeconds = values.idle.split(',').map((x) => Number(x.trim()));
+    if (idleSeconds.some((n) => !Number.isInteger(n) || n < 1 || n > 3600)) usage(`--idle "${values.idle}": whole seconds from 1 to 3600, comma-separated`);
+  }
+  const sessions = values.sessions === undefined ? undefined : Number(values.sessions);
+  if (sessions !== undefined && (!Number.isInteger(sessions) || sessions < 1 || sessions > 100)) usage(`--sessions "${values.sessions}": 1 to 100`);
+  if (values.origin !== undefined && !/^https?:\/\/[^\s/]+$/.test(values.origin)) usage(`--origin "${values.origin}" is not an origin (scheme://host[:port])`);
+  try {
+    const report = await runDoctor(positionals[0]!, {
+      quick: values.quick ?? false,
+      headers: headerPairs(values.header ?? [], usage),
+      insecure: values.insecure ?? false,
+      ...(idleSeconds ? { idleSeconds } : {}),
+      ...(values.origin ? { origin: values.origin } : {}),
+      ...(sessions ? { sessions } : {}),
+      ...(values.ca ? { caFile: values.ca } : {}),
+    });
+    process.stdout.write(values.json ? renderJson(report) : values.markdown ? renderMarkdown(report) : renderTerminal(report, process.stdout.isTTY === true && !process.env['NO_COLOR']));
+    process.exitCode = failed(report) ? 1 : 0;
+  } catch (err) {
+    if (err instanceof DoctorFatal) {
+      process.stderr.write(`sluice doctor: ${err.message}\n`);
+      process.exitCode = 3;
+      return;
+    }
+    throw err;
+  }
+}
