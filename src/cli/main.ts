@@ -61,16 +61,16 @@ export function handleSignals(gw: Gateway): void {
 async function serve(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: { config: { type: 'string', short: 'c' }, listen: { type: 'string' }, upstream: { type: 'string', multiple: true }, path: { type: 'string' } },
+    options: { config: { type: 'string', short: 'c' }, listen: { type: 'string' }, upstream: { type: 'string', multiple: true }, path: { type: 'string' }, 'allow-origin': { type: 'string', multiple: true } },
     strict: true,
   });
   let config: Config;
   if (values.config) {
-    if (values.upstream || values.listen || values.path) usage('--config cannot be combined with --listen/--upstream/--path');
+    if (values.upstream || values.listen || values.path || values['allow-origin']) usage('--config cannot be combined with --listen/--upstream/--path/--allow-origin');
     config = await loadConfigFile(values.config);
   } else {
     if (!values.upstream) usage('serve needs --upstream URL or --config FILE');
-    config = quickConfig({ upstream: values.upstream, listen: values.listen, path: values.path });
+    config = quickConfig({ upstream: values.upstream, listen: values.listen, path: values.path, allowOrigin: values['allow-origin'] });
   }
   const log = createLogger(config.logging.level);
   const gw = await startGateway(config, log);

@@ -75,9 +75,9 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
   return parseConfigText(text, file, env);
 }
 
-/** `sluice serve --listen host:port --upstream URL [--upstream URL …] [--path /mcp]` as a config: one route, one replica per --upstream. */
-export function quickConfig(opts: { listen?: string; upstream: string | string[]; path?: string }): Config {
-  const input: ConfigInput = { routes: [{ path: opts.path ?? '/mcp', upstream: opts.upstream }] };
+/** `sluice serve --listen host:port --upstream URL [--upstream URL …] [--path /mcp] [--allow-origin O …]` as a config: one route, one replica per --upstream. */
+export function quickConfig(opts: { listen?: string; upstream: string | string[]; path?: string; allowOrigin?: string[] }): Config {
+  const input: ConfigInput = { routes: [{ path: opts.path ?? '/mcp', upstream: opts.upstream, ...(opts.allowOrigin?.length ? { cors: { allowOrigins: opts.allowOrigin } } : {}) }] };
   if (opts.listen) {
     const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(opts.listen);
     if (!m) throw new ConfigError('--listen', [`--listen: "${opts.listen}" is not host:port`]);

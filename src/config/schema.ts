@@ -117,6 +117,17 @@ const upstreamList = z.unknown().transform((v, ctx) => {
   return out;
 });
 
+const corsOrigin = z.string().refine((v) => v === '*' || /^https?:\/\/[^\s/?#]+$/.test(v), 'must be "*" or an origin such as https://app.example.com (scheme://host[:port], no path)');
+
+const corsSchema = z.strictObject({
+  /** Origins whose browser scripts may read answers ("*" for any). Default [] (CORS off: OPTIONS goes to the upstream). */
+  allowOrigins: z.array(corsOrigin).default([]),
+  /** Request headers allowed beyond the MCP ones (Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name, requested Mcp-Param-*). Default []. */
+  allowHeaders: z.array(z.string().regex(/^[A-Za-z0-9-]+$/, 'must be a header name')).default([]),
+  /** How long browsers may cache a preflight. Default 24h. */
+  maxAge: duration.default(86_400_000),
+});
+
 export const routeSchema = z
   .strictObject({
     /** Public path prefix, e.g. /mcp. A request matches it exactly or below it (/mcp/...). Longest prefix wins. */
@@ -137,6 +148,8 @@ export const routeSchema = z
     preserveHost: z.boolean().default(false),
     /** Which addresses the upstream connections of this route may reach, checked at every connect. */
     egress: egressSchema.default(egressSchema.parse({})),
+    /** CORS for browser-based MCP clients; when on, Sluice answers preflights and owns the Access-Control-* headers. */
+    cors: corsSchema.default(corsSchema.parse({})),
   })
   .transform((r, ctx) => {
     const upstream = r.upstream.map((u) => ({ url: u.url, id: u.id ?? u.url, draining: u.draining }));

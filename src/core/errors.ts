@@ -18,6 +18,7 @@ export const ERRORS = {
   SLUICE_ERR_BATCH_TOO_LARGE: { status: 400, rpcCode: -32600, message: 'Invalid Request: JSON-RPC batch too large' },
   SLUICE_ERR_DUPLICATE_HEADER: { status: 400, rpcCode: -32600, message: 'Bad request: duplicate header' },
   SLUICE_ERR_HEADER_MISMATCH: { status: 400, rpcCode: -32020, message: 'Header mismatch' },
+  SLUICE_ERR_ORIGIN_NOT_ALLOWED: { status: 403, rpcCode: -32600, message: 'Origin not allowed' },
   SLUICE_ERR_METHOD_NOT_ALLOWED: { status: 405, rpcCode: -32600, message: 'Method not allowed' },
   SLUICE_ERR_BODY_TOO_LARGE: { status: 413, rpcCode: -32600, message: 'Request body too large' },
   SLUICE_ERR_HEADERS_TOO_LARGE: { status: 431, rpcCode: -32600, message: 'Request header fields too large' },

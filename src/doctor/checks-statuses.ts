@@ -26,9 +26,10 @@ export async function statusChecks(ctx: DoctorContext, isProbe: boolean): Promis
     }
   }
 
-  // A method the Streamable HTTP endpoint does not serve.
-  const put = await peer.post(undefined, { method: 'PUT', headers: s ? peer.sessionHeaders(s) : peer.headers() });
-  if (put.status === 405) out.push(result('method-405', 'pass', `PUT answered 405${put.headers['allow'] ? ` (Allow: ${put.headers['allow']})` : ''}`));
+  // A method the Streamable HTTP endpoint does not serve (SDK servers say so within a session).
+  const put = s ? await peer.post(undefined, { method: 'PUT', headers: peer.sessionHeaders(s) }) : undefined;
+  if (!put) out.push(result('method-405', 'skip', ctx.noSession));
+  else if (put.status === 405) out.push(result('method-405', 'pass', `PUT answered 405${put.headers['allow'] ? ` (Allow: ${put.headers['allow']})` : ''}`));
   else out.push(result('method-405', isProbe ? 'fail' : 'warn', `PUT answered ${describeReply(put)}, not 405${isProbe ? ' (the probe answers 405)' : ''}`));
 
   const malformed = await peer.post(undefined, { rawBody: '{"jsonrpc":"2.0","id":1,"method":', headers: s ? peer.sessionHeaders(s) : peer.headers() });

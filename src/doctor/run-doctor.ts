@@ -81,7 +81,8 @@ async function examine(url: URL, wire: Wire, opts: DoctorOptions): Promise<{ che
       if (isProbe) ctx.instance = instance;
     } else ctx.noSession = 'needs a working session (see session-id-roundtrip)';
     if (isProbe && instance) instances.add(instance);
-    results.push(describeNotification(notification));
+    // Without a session that works, the notification's refusal says nothing new.
+    results.push(working ? describeNotification(notification) : result('notification-202', 'skip', ctx.noSession));
 
     if (!ctx.session) {
       results.push(...skipAll(NEEDS_SESSION.filter((id) => id !== 'notification-202'), ctx.noSession));
@@ -97,8 +98,9 @@ async function examine(url: URL, wire: Wire, opts: DoctorOptions): Promise<{ che
     // timings (event delays) are not disturbed by the doctor's own uploads.
     const idle = idleCheck(ctx);
     results.push(...(await headerChecks(ctx)));
-    results.push(...(await sseChecks(ctx)));
-    results.push(...(await resumeChecks(ctx)));
+    const sse = await sseChecks(ctx);
+    results.push(...sse);
+    results.push(...(await resumeChecks(ctx, sse.some((r) => r.id === 'sse-unbuffered' && r.status === 'fail'))));
     results.push(await mirroredHeaderCheck(ctx));
     results.push(...(await statusChecks(ctx, true)));
     results.push(...(await corsChecks(ctx)));

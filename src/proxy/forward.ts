@@ -8,6 +8,7 @@ import { SluiceError } from '../core/errors.ts';
 import { H } from '../core/mcp.ts';
 import { publicEndpoint, rewritesPaths, upstreamTarget } from '../routing/route-table.ts';
 import type { Replica } from '../routing/replica-pool.ts';
+import { corsEnabled } from '../security/cors.ts';
 import { findSessionParam, replaceParam } from '../session/query-session.ts';
 import { sealSession } from '../session/token.ts';
 import { SseBoundary } from '../transport/sse-boundary.ts';
@@ -111,6 +112,12 @@ class Relay implements UpstreamListener, Drainable {
     else route.pool.succeeded(replica);
     this.sse = isEventStream(headers);
     const out = downstreamResponseHeaders(headers, this.sse);
+    // With CORS on for the route, Sluice's headers (set by applyCors) are the only ones.
+    if (corsEnabled(route.config.cors)) {
+      for (const name of Object.keys(out)) if (name.startsWith('access-control-')) delete out[name];
+      const vary = res.getHeader('vary');
+      if (vary !== undefined && out['vary'] !== undefined) out['vary'] = `${String(out['vary'])}, ${String(vary)}`;
+    }
     const minted = headers[H.sessionId];
     const upstreamSession = Array.isArray(minted) ? minted[0] : minted;
     if (upstreamSession !== undefined) {

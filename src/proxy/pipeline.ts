@@ -5,9 +5,9 @@ import type { GatewayContext } from './context.ts';
 import { newExchange, type Exchange, type Stage } from './exchange.ts';
 import { forward } from './forward.ts';
 import { respondError } from './respond-error.ts';
-import { checkHead, classify, openSessionToken, readRequestBody, selectReplica, selectRoute } from './stages.ts';
+import { applyCors, checkHead, classify, openSessionToken, readRequestBody, selectReplica, selectRoute } from './stages.ts';
 
-export const STAGES: readonly Stage[] = [checkHead, selectRoute, readRequestBody, classify, openSessionToken, selectReplica, forward];
+export const STAGES: readonly Stage[] = [checkHead, selectRoute, applyCors, readRequestBody, classify, openSessionToken, selectReplica, forward];
 
 export function handleRequest(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse): void {
   const ex = newExchange(ctx, req, res);
@@ -19,9 +19,11 @@ export function handleRequest(ctx: GatewayContext, req: IncomingMessage, res: Se
 }
 
 // Stages run synchronously until one returns a promise; only then does the exchange wait. Most
-// stages are synchronous, and an await per stage is a microtask per stage per request.
+// stages are synchronous, and an await per stage is a microtask per stage per request. A stage
+// that answered (a CORS preflight) ends the run.
 function run(ex: Exchange, from = 0): void {
   for (let i = from; i < STAGES.length; i++) {
+    if (ex.res.headersSent) return;
     let pending: void | Promise<void>;
     try {
       pending = (STAGES[i] as Stage)(ex);

@@ -2,6 +2,7 @@
 import { SluiceError } from '../core/errors.ts';
 import { allowsBatches, H, requiresHeaderValidation, summarize } from '../core/mcp.ts';
 import { matchRoute, upstreamTarget } from '../routing/route-table.ts';
+import { allowedOrigin, corsEnabled, isPreflight, preflightHeaders, responseCorsHeaders } from '../security/cors.ts';
 import { headerBodyMismatch } from '../security/header-body-check.ts';
 import { duplicateSingleton, originFormTarget } from '../security/request-head.ts';
 import { findSessionParam, replaceParam } from '../session/query-session.ts';
@@ -38,6 +39,26 @@ export const selectRoute: Stage = (ex) => {
   ex.route = match.route;
   ex.routeRest = match.rest;
   ex.query = match.query;
+};
+
+/**
+ * CORS, when the route has it on: an allowed preflight is answered here (204), a refused one
+ * 403; answers to an allowed origin carry Sluice's Access-Control-* headers (forward drops the
+ * upstream's own, so there is one policy).
+ */
+export const applyCors: Stage = (ex) => {
+  const { req, res } = ex;
+  const policy = ex.route!.config.cors;
+  if (!corsEnabled(policy)) return;
+  const origin = req.headers.origin;
+  const allow = allowedOrigin(policy, origin);
+  if (isPreflight(req.method, req.headers)) {
+    if (!allow) throw new SluiceError('SLUICE_ERR_ORIGIN_NOT_ALLOWED', origin);
+    ex.outcome = 'preflight';
+    res.writeHead(204, preflightHeaders(policy, allow, req.headers['access-control-request-headers'] as string | undefined)).end();
+    return;
+  }
+  if (allow) for (const [k, v] of Object.entries(responseCorsHeaders(allow))) res.setHeader(k, v);
 };
 
 /** Read bodies of methods that carry one; limits apply before the body is complete. */
