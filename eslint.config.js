@@ -10,7 +10,7 @@ const layer = (dir, forbidden) => ({
 });
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'results/**'] },
+  { ignores: ['node_modules/**', 'results/**', 'scratch/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {

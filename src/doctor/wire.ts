@@ -70,7 +70,12 @@ export function describeNetworkError(err: unknown): WireError {
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new WireError(`the name does not resolve (${code})`, code);
   if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT') return new WireError('connection timed out', code);
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') return new WireError(`the connection was closed before an answer (${message})`, code);
-  if (TLS_CODES.test(code) || /certificate|ssl|tls/i.test(message)) return new WireError(`TLS error: ${message} (${code}); --ca FILE trusts a private CA, --insecure skips verification`, code);
+  if (TLS_CODES.test(code) || /certificate|ssl|tls/i.test(message)) {
+    // OpenSSL's text ("…:SSL routines:func:reason:file:line") says it in its reason field.
+    const reason = /SSL routines:[^:]*:([^:]+)/.exec(message)?.[1] ?? message.split('\n')[0];
+    const hint = /wrong version number|packet length too long/.test(reason ?? '') ? ' (is it a plain-http port?)' : '; --ca FILE trusts a private CA, --insecure skips verification';
+    return new WireError(`TLS error: ${reason} (${code})${hint}`, code);
+  }
   return new WireError(`${message} (${code})`, code);
 }
 
