@@ -79,16 +79,17 @@ export async function idleCheck(ctx: DoctorContext): Promise<CheckResult> {
   const longest = Math.max(...durations);
   const s = ctx.session!;
   const silent = durations.map(async (d): Promise<Silence> => ({ seconds: d, ex: await ctx.peer.callTool(s, 'stay_silent', { ms: d * 1000 }, { timeoutMs: d * 1000 + 30_000 }) }));
-  // In a full run, a stream with an event every 20 s over the longest silence tells an idle
-  // timeout (heartbeats help) from a cap on the stream's whole life.
-  const beatEvery = 20;
+  // In a full run, a stream with an event every `beatEvery` s over the longest silence tells an
+  // idle timeout (heartbeats help) from a cap on the stream's whole life. 20 s is under every
+  // common idle limit; shorter silences (--idle) get beats at half the shortest one.
+  const beatEvery = Math.max(1, Math.min(20, Math.floor(Math.min(...durations) / 2)));
   const beating = ctx.opts.quick ? undefined : ctx.peer.callTool(s, 'emit_events', { count: Math.ceil(longest / beatEvery) + 1, intervalMs: beatEvery * 1000 }, { progress: true, timeoutMs: longest * 1000 + 60_000 });
   const results = await Promise.all(silent);
   const cut = results.filter((r) => !r.ex.reply);
   const parts = results.map((r) => (r.ex.reply ? `${r.seconds} s silent: survived${heartbeatNote(r.ex)}` : `${r.seconds} s silent: ${cutNote(r)}${heartbeatNote(r.ex)}`));
   if (beating) {
     const b = await beating;
-    parts.push(b.reply ? `a stream with an event every ${beatEvery} s lived ${seconds(b.end.at)}: heartbeats keep streams open` : `a stream with an event every ${beatEvery} s was cut after ${seconds(b.end.at)}: the front caps a stream's whole life`);
+    parts.push(b.reply ? `a stream with an event every ${beatEvery} s lived ${seconds(b.end.at)}: heartbeats keep streams open` : `a stream with an event every ${beatEvery} s was cut after ${seconds(b.end.at)} too: an idle limit under ${beatEvery} s, or a cap on a stream's whole life`);
   }
   if (ctx.opts.quick && !ctx.opts.idleSeconds) parts.push('quick run: the full run also checks 60, 100 and 130 s');
   return result('idle-survival', cut.length === 0 ? 'pass' : 'fail', parts.join('; '));

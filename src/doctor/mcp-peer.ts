@@ -40,12 +40,15 @@ export class McpPeer {
   /** Headers the user asked for on every request (e.g. Authorization). */
   readonly userHeaders: Record<string, string>;
   readonly marker: string;
+  /** Default bound of one exchange, ms. */
+  readonly timeoutMs: number;
   private nextId = 1;
 
-  constructor(url: URL, wire: Wire, userHeaders: Record<string, string>) {
+  constructor(url: URL, wire: Wire, userHeaders: Record<string, string>, timeoutMs = 15_000) {
     this.url = url;
     this.wire = wire;
     this.userHeaders = userHeaders;
+    this.timeoutMs = timeoutMs;
     this.marker = `doctor-${randomUUID()}`;
   }
 
@@ -69,7 +72,7 @@ export class McpPeer {
       method: opts.method ?? 'POST',
       headers: opts.headers ?? this.headers(),
       ...(opts.method && opts.method !== 'POST' ? {} : { body: opts.rawBody ?? JSON.stringify(message) }),
-      timeoutMs: opts.timeoutMs ?? 15_000,
+      timeoutMs: opts.timeoutMs ?? this.timeoutMs,
       onEvent: (ev) => {
         const msg = parseJson(ev.data);
         if (msg && wantId !== undefined && msg['id'] === wantId && ('result' in msg || 'error' in msg)) reply = msg;

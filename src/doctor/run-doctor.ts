@@ -47,14 +47,16 @@ export async function runDoctor(target: string, opts: DoctorOptions): Promise<Re
 async function examine(url: URL, wire: Wire, opts: DoctorOptions): Promise<{ checks: CheckResult[]; instances: Set<string> }> {
   const results: CheckResult[] = [];
   const userHeaders = opts.headers ?? {};
-  let peer = new McpPeer(url, wire, userHeaders);
+  // A quick run stays quick even when the path hangs: shorter bounds per request.
+  const timeoutMs = opts.quick ? 8_000 : 15_000;
+  let peer = new McpPeer(url, wire, userHeaders, timeoutMs);
   let opening = await peer.initialize();
   const redirected = (ex: RpcExchange) => ex.status >= 300 && ex.status < 400;
   if (redirected(opening.ex)) {
     const location = opening.ex.headers['location'];
     results.push(result('no-redirect', 'fail', `POST ${url.pathname} was answered ${opening.ex.status}${location ? ` → ${location}` : ' without a Location'}; the checks below ran against ${location ?? 'nothing'}`));
     if (!location) throw new DoctorFatal(`${url.href} answers POST with ${opening.ex.status} and no Location`);
-    peer = new McpPeer(new URL(location, url), wire, userHeaders);
+    peer = new McpPeer(new URL(location, url), wire, userHeaders, timeoutMs);
     opening = await peer.initialize();
     if (redirected(opening.ex)) throw new DoctorFatal(`${url.href} redirects POST twice (${location} → ${opening.ex.headers['location'] ?? '?'})`);
   } else results.push(result('no-redirect', 'pass', `POST ${url.pathname} was answered ${opening.ex.status} directly`));
@@ -147,6 +149,7 @@ function roundTrip(s: Session, list: RpcExchange, working: boolean, isProbe: boo
 }
 
 async function statelessOrFatal(peer: McpPeer, ex: RpcExchange): Promise<void> {
+  if (ex.status === 0) throw new DoctorFatal(`${peer.url.href} accepted the connection but did not answer initialize within ${peer.timeoutMs / 1000} s`);
   if (ex.status === 401 || ex.status === 403) {
     const challenge = ex.headers['www-authenticate'];
     throw new DoctorFatal(`${peer.url.href} needs credentials: initialize was answered ${describeReply(ex)}${challenge ? ` (WWW-Authenticate: ${challenge})` : ''}; pass --header "Authorization: Bearer …"`);

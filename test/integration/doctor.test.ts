@@ -195,6 +195,18 @@ describe('sluice doctor names the one fault of a broken front', () => {
     });
   }
 
+  it('full run: silent streams are cut by a short read timeout, a stream with regular events survives (heartbeats help)', async () => {
+    const front = await startFront('nginx', probes.slice(0, 1), (c) => c.replace('proxy_read_timeout 3600s;', 'proxy_read_timeout 3s;'));
+    try {
+      const r = await runDoctor(front.url, { quick: false, idleSeconds: [4, 7] });
+      assert.deepEqual(failing(r), ['idle-survival'], notPassed(r).join('\n'));
+      const detail = r.checks.find((c) => c.id === 'idle-survival')!.detail;
+      assert.match(detail, /^4 s silent: cut after 3\.\d s .*; 7 s silent: cut after 3\.\d s .*; a stream with an event every 2 s lived 8\.\d s: heartbeats keep streams open$/);
+    } finally {
+      await front.stop();
+    }
+  });
+
   it('exits 1 and prints the failure with its fixes (CLI, --json)', async () => {
     const front = await startFront('nginx', probes.slice(0, 1), (c) => c.replace('gzip off;', 'gzip on; gzip_types text/event-stream; gzip_min_length 0;'));
     try {
@@ -271,6 +283,7 @@ describe('sluice doctor through Sluice, against plain servers, and against targe
   it('unreachable, not MCP, TLS failures: one clear line and exit 3, never a stack trace', async () => {
     const closed = await freePort();
     const html = await startFakeUpstream((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html><body>Welcome to nginx!</body></html>'));
+    const silent = await startFakeUpstream(() => new Promise(() => {}));
     const dir = mkdtempSync(join(tmpdir(), 'sluice-doctor-tls-'));
     const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '1'], { encoding: 'utf8' });
     assert.equal(made.status, 0, made.stderr);
@@ -281,6 +294,7 @@ describe('sluice doctor through Sluice, against plain servers, and against targe
       const cases: [string[], RegExp][] = [
         [[`http://127.0.0.1:${closed}/mcp`], /^sluice doctor: cannot reach http:\/\/127\.0\.0\.1:\d+\/mcp: connection refused/],
         [[`${html.url}/mcp`], /^sluice doctor: .* does not answer like an MCP server: initialize was answered 200 text\/html "<html><body>Welcome to nginx!/],
+        [[`${silent.url}/mcp`], /^sluice doctor: .* accepted the connection but did not answer initialize within 8 s\n/],
         [[tlsUrl], /^sluice doctor: cannot reach https:.*: TLS error: self[- ]signed certificate/],
         [[`https://127.0.0.1:${new URL(html.url).port}/mcp`], /^sluice doctor: cannot reach https:.*: TLS error: .*plain-http port/],
         // Past TLS with the CA given (or verification off), the server itself is judged.
@@ -303,6 +317,7 @@ describe('sluice doctor through Sluice, against plain servers, and against targe
     } finally {
       tls.close();
       await html.close();
+      await silent.close();
     }
   });
 });
