@@ -1,14 +1,14 @@
 // Status codes and bodies that clients act on (404 for a lost session, 405, JSON-RPC error
 // bodies), and CORS for browser-based clients. None of these needs the probe.
 import { randomUUID } from 'node:crypto';
-import { H } from '../core/mcp.ts';
+import { FIRST_STATELESS_VERSION, H } from '../core/mcp.ts';
 import type { DoctorContext } from './context.ts';
 import { describeReply, rpcError, type RpcExchange } from './mcp-peer.ts';
 import { result, type CheckResult } from './report.ts';
 
 const isJsonRpcError = (ex: RpcExchange): boolean => rpcError(ex) !== undefined;
 
-export async function statusChecks(ctx: DoctorContext, isProbe: boolean): Promise<CheckResult[]> {
+export async function statusChecks(ctx: DoctorContext, isProbe: boolean, stateless = false): Promise<CheckResult[]> {
   const { peer } = ctx;
   const s = ctx.session;
   const out: CheckResult[] = [];
@@ -26,11 +26,17 @@ export async function statusChecks(ctx: DoctorContext, isProbe: boolean): Promis
     }
   }
 
-  // A method the Streamable HTTP endpoint does not serve (SDK servers say so within a session).
-  const put = s ? await peer.post(undefined, { method: 'PUT', headers: peer.sessionHeaders(s) }) : undefined;
-  if (!put) out.push(result('method-405', 'skip', ctx.noSession));
-  else if (put.status === 405) out.push(result('method-405', 'pass', `PUT answered 405${put.headers['allow'] ? ` (Allow: ${put.headers['allow']})` : ''}`));
-  else out.push(result('method-405', isProbe ? 'fail' : 'warn', `PUT answered ${describeReply(put)}, not 405${isProbe ? ' (the probe answers 405)' : ''}`));
+  // A method the endpoint does not serve: PUT within a session (SDK servers answer 405), or for
+  // a stateless server the GET that 2026-07-28 clients use to tell eras apart.
+  const probeMethod = stateless ? 'GET' : 'PUT';
+  const wrong = stateless
+    ? await peer.post(undefined, { method: 'GET', headers: peer.headers({ accept: 'text/event-stream', [H.protocolVersion]: FIRST_STATELESS_VERSION }) })
+    : s
+      ? await peer.post(undefined, { method: 'PUT', headers: peer.sessionHeaders(s) })
+      : undefined;
+  if (!wrong) out.push(result('method-405', 'skip', ctx.noSession));
+  else if (wrong.status === 405) out.push(result('method-405', 'pass', `${probeMethod} answered 405${wrong.headers['allow'] ? ` (Allow: ${wrong.headers['allow']})` : ''}`));
+  else out.push(result('method-405', isProbe ? 'fail' : 'warn', `${probeMethod} answered ${describeReply(wrong)}, not 405${isProbe ? ' (the probe answers 405)' : ''}`));
 
   const malformed = await peer.post(undefined, { rawBody: '{"jsonrpc":"2.0","id":1,"method":', headers: s ? peer.sessionHeaders(s) : peer.headers() });
   bodies.push(`malformed JSON: ${describeReply(malformed)}`);

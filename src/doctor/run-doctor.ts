@@ -68,8 +68,10 @@ async function examine(url: URL, wire: Wire, opts: DoctorOptions): Promise<{ che
       await statelessOrFatal(peer, opening.ex);
       ctx.noSession = 'a stateless 2026-07-28 server has no sessions';
       results.push(result('session-id-roundtrip', 'skip', `initialize was answered ${describeReply(opening.ex)} and a 2026-07-28 request was answered 200: a stateless server`));
-      results.push(...skipAll(NEEDS_SESSION, ctx.noSession));
-      results.push(...(await statusChecks(ctx, false)), ...(await corsChecks(ctx)));
+      const sessionOnly: CheckId[] = ['notification-202', 'affinity', 'resume', 'last-event-id-forwarded'];
+      results.push(...skipAll(sessionOnly, ctx.noSession));
+      results.push(...skipAll([...PROBE_ONLY, 'sse-compression' as const].filter((id) => !sessionOnly.includes(id)), `${NOT_PROBE}; the probe answers 2025-era sessions`));
+      results.push(...(await statusChecks(ctx, false, true)), ...(await corsChecks(ctx)));
       return { checks: results, instances };
     }
     const { session, list, notification, lost } = await establish(ctx, opening.session);

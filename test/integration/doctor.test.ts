@@ -15,6 +15,7 @@ import type { CheckId, Report } from '../../src/doctor/report.ts';
 import { runDoctor } from '../../src/doctor/run-doctor.ts';
 import { startProbe, type Probe } from '../../src/probe/probe-server.ts';
 import { startFront, type Kind } from '../fixtures/front-proxy.ts';
+import { startModernOnlyServer } from '../fixtures/modern-only-server.ts';
 import { freePort, startDemoUpstream, startFakeUpstream, startTestGateway } from '../helpers.ts';
 
 const BIN = new URL('../../bin/sluice.js', import.meta.url).pathname;
@@ -277,6 +278,37 @@ describe('sluice doctor through Sluice, against plain servers, and against targe
     } finally {
       await gw.close();
       await up.close();
+    }
+  });
+
+  it('a stateless-only 2026-07-28 server behind Sluice: the session checks say there are none, 405 on GET passes', async () => {
+    const modern = await startModernOnlyServer();
+    const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: modern.url, cors: { allowOrigins: [ORIGIN] } }] });
+    try {
+      const report = await runDoctor(`${gw.base}/mcp`, { quick: true });
+      const status = Object.fromEntries(report.checks.map((c) => [c.id, c.status]));
+      assert.deepEqual(report.checks.filter((c) => c.status === 'fail'), []);
+      for (const id of ['no-redirect', 'method-405', 'error-body-intact', 'cors-preflight', 'cors-expose-session-id']) assert.equal(status[id], 'pass', id);
+      assert.match(report.checks.find((c) => c.id === 'session-id-roundtrip')!.detail, /a 2026-07-28 request was answered 200: a stateless server/);
+      for (const id of ['notification-202', 'affinity', 'resume', 'unknown-session-404']) assert.match(report.checks.find((c) => c.id === id)!.detail, /stateless 2026-07-28 server has no sessions/, id);
+      assert.match(report.checks.find((c) => c.id === 'method-405')!.detail, /^GET answered 405/);
+    } finally {
+      await gw.close();
+      await modern.close();
+    }
+  });
+
+  it('a redirect in front is named, and the checks run where it points (nginx return 307)', async () => {
+    const probe = await startProbe({ instance: 'r1' });
+    const front = await startFront('nginx', [probe], (c) => c.replace('location /mcp {', `location /mcp {\n        return 307 ${probe.url};`));
+    try {
+      const r = await runDoctor(front.url, { quick: true, idleSeconds: [2] });
+      assert.deepEqual(failing(r), ['no-redirect']);
+      assert.match(r.checks.find((c) => c.id === 'no-redirect')!.detail, new RegExp(`^POST /mcp was answered 307 → ${probe.url}; the checks below ran against ${probe.url}`));
+      assert.equal(r.checks.find((c) => c.id === 'sse-unbuffered')!.status, 'pass');
+    } finally {
+      await front.stop();
+      await probe.close();
     }
   });
 
