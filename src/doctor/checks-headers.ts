@@ -10,9 +10,9 @@ const BEARER_PREFIX = 'Bearer sluice-doctor-';
 
 export async function headerChecks(ctx: DoctorContext): Promise<CheckResult[]> {
   const { peer } = ctx;
-  const s = ctx.session!;
+  const call = ctx.call!;
   const out: CheckResult[] = [];
-  const ex = await peer.callTool(s, 'probe_info', {});
+  const ex = await call('probe_info', {});
   const info = probeAnswer<ProbeInfo>(ex);
   if (!info) {
     const why = `probe_info answered ${describeReply(ex)}`;
@@ -21,10 +21,11 @@ export async function headerChecks(ctx: DoctorContext): Promise<CheckResult[]> {
   const got = (name: string) => header(info.headers, name);
 
   const version = got(H.protocolVersion);
+  const sent = ctx.callVersion;
   out.push(
-    version === s.protocolVersion
-      ? result('protocol-version-forwarded', 'pass', `sent ${s.protocolVersion}, the server got ${version}`)
-      : result('protocol-version-forwarded', 'fail', version === undefined ? `sent MCP-Protocol-Version: ${s.protocolVersion}; the server got none` : `sent ${s.protocolVersion}; the server got "${version}"`),
+    version === sent
+      ? result('protocol-version-forwarded', 'pass', `sent ${sent}, the server got ${version}`)
+      : result('protocol-version-forwarded', 'fail', version === undefined ? `sent MCP-Protocol-Version: ${sent}; the server got none` : `sent ${sent}; the server got "${version}"`),
   );
 
   const accept = got('accept') ?? '';
@@ -44,7 +45,7 @@ export async function headerChecks(ctx: DoctorContext): Promise<CheckResult[]> {
   // which says it does not pass them through (as an OAuth resource server should not).
   const userAuth = Object.entries(peer.userHeaders).find(([k]) => k.toLowerCase() === 'authorization')?.[1];
   const sentAuth = userAuth ?? `${BEARER_PREFIX}${randomUUID()}`;
-  const authEx = await peer.callTool(s, 'probe_info', {}, { headers: { authorization: sentAuth } });
+  const authEx = await call('probe_info', {}, { headers: { authorization: sentAuth } });
   const authInfo = probeAnswer<ProbeInfo>(authEx);
   const shown = userAuth ? 'the given Authorization' : 'a test bearer token';
   if (!authInfo) {
@@ -65,14 +66,14 @@ export async function mirroredHeaderCheck(ctx: DoctorContext): Promise<CheckResu
   const nonce = randomUUID();
   const marker = `${peer.marker}-stateless`;
   const param = `${H.paramPrefix}doctor-check`;
-  const ex = await peer.callToolStateless('probe_info', {}, { [param]: nonce, [H.doctorMarker]: marker });
+  const ex = await peer.callToolStateless('probe_info', {}, { headers: { [param]: nonce, [H.doctorMarker]: marker } });
   let headers = probeAnswer<ProbeInfo>(ex)?.headers;
   let outcome = '';
   if (!headers) {
     // Refused somewhere: what reached the probe tells whether the headers were lost on the way.
     outcome = `; the request was answered ${describeReply(ex)}`;
-    if (ctx.session) {
-      const rec = probeAnswer<{ records: { headers: ProbeInfo['headers'] }[] }>(await peer.callTool(ctx.session, 'probe_requests', { marker }));
+    if (ctx.call) {
+      const rec = probeAnswer<{ records: { headers: ProbeInfo['headers'] }[] }>(await ctx.call('probe_requests', { marker }));
       headers = rec?.records.at(-1)?.headers;
     }
     if (!headers) return result('mcp-param-forwarded', 'fail', `a 2026-07-28 tools/call did not reach the server${outcome}`);

@@ -1,7 +1,7 @@
 // Affinity (every request of a session reaches the replica that created it, told by the probe's
 // instance names) and the request-body limit in front.
 import { probeAnswer, probeInstanceOf, type DoctorContext, type ProbeInfo } from './context.ts';
-import { describeReply, toolText, type Session } from './mcp-peer.ts';
+import { describeReply, toolText } from './mcp-peer.ts';
 import { result, type CheckResult } from './report.ts';
 
 const REQUESTS_PER_SESSION = 4;
@@ -59,19 +59,17 @@ const SIZES = [
   { label: '4 MiB', data: undefined, body: 4 * MiB - 256 },
 ] as const;
 
-export async function bodyLimitCheck(ctx: DoctorContext, s: Session): Promise<CheckResult> {
+export async function bodyLimitCheck(ctx: DoctorContext): Promise<CheckResult> {
   const { peer } = ctx;
   const outcomes: { label: string; ok: boolean; text: string }[] = [];
   for (const size of SIZES) {
-    const id = peer.id();
-    const message = (data: string) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'receive', arguments: { data } } });
-    const overhead = Buffer.byteLength(JSON.stringify(message('')));
+    const { message, headers } = peer.toolCall('receive', { data: '' }, false, ctx.stateless);
+    const overhead = Buffer.byteLength(JSON.stringify(message));
     const chars = size.data ?? size.body - overhead;
-    const msg = message('x'.repeat(chars));
+    ((message['params'] as { arguments: { data: string } }).arguments).data = 'x'.repeat(chars);
     const bytes = overhead + chars;
-    const ex = await peer.post(msg, { headers: peer.sessionHeaders(s), timeoutMs: 60_000 });
-    const text = toolText(ex);
-    const ok = text === String(chars);
+    const ex = await peer.post(message, { headers: ctx.session && !ctx.stateless ? peer.sessionHeaders(ctx.session) : peer.headers(headers), timeoutMs: 60_000 });
+    const ok = toolText(ex) === String(chars);
     outcomes.push({ label: size.label, ok, text: ok ? `${size.label} (${bytes} bytes) passed` : `${size.label} (${bytes} bytes) was answered ${describeReply(ex)}` });
   }
   const [small, large] = outcomes as [(typeof outcomes)[0], (typeof outcomes)[0]];

@@ -27,7 +27,7 @@ function emitted(ex: RpcExchange): Emitted[] {
 export async function sseChecks(ctx: DoctorContext): Promise<CheckResult[]> {
   const count = 6;
   const intervalMs = 400;
-  const ex = await ctx.peer.callTool(ctx.session!, 'emit_events', { count, intervalMs }, { progress: true, headers: { 'accept-encoding': OFFERED_ENCODINGS }, timeoutMs: 20_000 });
+  const ex = await ctx.call!('emit_events', { count, intervalMs }, { progress: true, headers: { 'accept-encoding': OFFERED_ENCODINGS }, timeoutMs: 20_000 });
   const type = ex.headers['content-type'] ?? '';
   const encoding = ex.headers['content-encoding'];
   const out: CheckResult[] = [];
@@ -77,13 +77,13 @@ function cutNote(s: Silence): string {
 export async function idleCheck(ctx: DoctorContext): Promise<CheckResult> {
   const durations = ctx.opts.idleSeconds ?? (ctx.opts.quick ? [10] : [60, 100, 130]);
   const longest = Math.max(...durations);
-  const s = ctx.session!;
-  const silent = durations.map(async (d): Promise<Silence> => ({ seconds: d, ex: await ctx.peer.callTool(s, 'stay_silent', { ms: d * 1000 }, { timeoutMs: d * 1000 + 30_000 }) }));
+  const call = ctx.call!;
+  const silent = durations.map(async (d): Promise<Silence> => ({ seconds: d, ex: await call('stay_silent', { ms: d * 1000 }, { timeoutMs: d * 1000 + 30_000 }) }));
   // In a full run, a stream with an event every `beatEvery` s over the longest silence tells an
   // idle timeout (heartbeats help) from a cap on the stream's whole life. 20 s is under every
   // common idle limit; shorter silences (--idle) get beats at half the shortest one.
   const beatEvery = Math.max(1, Math.min(20, Math.floor(Math.min(...durations) / 2)));
-  const beating = ctx.opts.quick ? undefined : ctx.peer.callTool(s, 'emit_events', { count: Math.ceil(longest / beatEvery) + 1, intervalMs: beatEvery * 1000 }, { progress: true, timeoutMs: longest * 1000 + 60_000 });
+  const beating = ctx.opts.quick ? undefined : call('emit_events', { count: Math.ceil(longest / beatEvery) + 1, intervalMs: beatEvery * 1000 }, { progress: true, timeoutMs: longest * 1000 + 60_000 });
   const results = await Promise.all(silent);
   const cut = results.filter((r) => !r.ex.reply);
   const parts = results.map((r) => (r.ex.reply ? `${r.seconds} s silent: survived${heartbeatNote(r.ex)}` : `${r.seconds} s silent: ${cutNote(r)}${heartbeatNote(r.ex)}`));

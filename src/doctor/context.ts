@@ -1,6 +1,6 @@
 // What every check gets: the peer to talk through, the session the opening established (if
 // any), whether `sluice probe` answers behind the path, and the run's options.
-import type { McpPeer, RpcExchange, Session } from './mcp-peer.ts';
+import type { JsonObject, McpPeer, PostOptions, RpcExchange, Session } from './mcp-peer.ts';
 import { toolText } from './mcp-peer.ts';
 import { result, type CheckId, type CheckResult } from './report.ts';
 
@@ -28,6 +28,14 @@ export interface DoctorContext {
   noSession: string;
   /** The instance that created `session`, when the probe answers. */
   instance?: string;
+  /**
+   * Calls a probe tool the way this path carries it: within the session, or as stateless
+   * 2026-07-28 requests when sessions do not work (the probe answers both).
+   */
+  call?: Caller;
+  /** Whether `call` is stateless, and the MCP-Protocol-Version its requests carry. */
+  stateless: boolean;
+  callVersion: string;
   /** Round trip of a plain request in the session, ms: the baseline for lateness. */
   rttMs: number;
   /** Sessions the run opened, closed at the end. */
@@ -35,6 +43,8 @@ export interface DoctorContext {
   /** Probe instances that answered. */
   instances: Set<string>;
 }
+
+export type Caller = (name: string, args: JsonObject, opts?: PostOptions & { progress?: boolean }) => Promise<RpcExchange>;
 
 export const NOT_PROBE = 'needs `sluice probe` behind this path (a plain MCP server cannot report what reached it)';
 

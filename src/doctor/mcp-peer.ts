@@ -110,19 +110,25 @@ export class McpPeer {
   }
 
   async callTool(s: Session, name: string, args: JsonObject, opts: PostOptions & { progress?: boolean } = {}): Promise<RpcExchange> {
-    const params: JsonObject = { name, arguments: args, ...(opts.progress ? { _meta: { progressToken: `doctor-${this.nextId}` } } : {}) };
-    return this.request(s, 'tools/call', params, opts);
+    const { message } = this.toolCall(name, args, opts.progress ?? false, false);
+    return this.post(message, { ...opts, headers: this.sessionHeaders(s, opts.headers) });
   }
 
   /** A stateless 2026-07-28 tools/call: the method and name mirrored into headers, no session. */
-  async callToolStateless(name: string, args: JsonObject, extra: Record<string, string> = {}): Promise<RpcExchange> {
-    const message = {
-      jsonrpc: '2.0',
-      id: this.id(),
-      method: 'tools/call',
-      params: { name, arguments: args, _meta: { 'io.modelcontextprotocol/protocolVersion': FIRST_STATELESS_VERSION, 'io.modelcontextprotocol/clientInfo': { name: 'sluice-doctor', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} } },
+  async callToolStateless(name: string, args: JsonObject, opts: PostOptions & { progress?: boolean } = {}): Promise<RpcExchange> {
+    const { message, headers } = this.toolCall(name, args, opts.progress ?? false, true);
+    return this.post(message, { ...opts, headers: this.headers({ ...headers, ...opts.headers }) });
+  }
+
+  /** The message (and the shape's own headers) of a tools/call in either shape. */
+  toolCall(name: string, args: JsonObject, progress: boolean, stateless: boolean): { message: JsonObject; headers: Record<string, string> } {
+    const id = this.id();
+    const meta: JsonObject = {
+      ...(progress ? { progressToken: `doctor-${id}` } : {}),
+      ...(stateless ? { 'io.modelcontextprotocol/protocolVersion': FIRST_STATELESS_VERSION, 'io.modelcontextprotocol/clientInfo': { name: 'sluice-doctor', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} } : {}),
     };
-    return this.post(message, { headers: this.headers({ [H.protocolVersion]: FIRST_STATELESS_VERSION, [H.method]: 'tools/call', [H.name]: name, ...extra }) });
+    const message = { jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args, ...(Object.keys(meta).length ? { _meta: meta } : {}) } };
+    return { message, headers: stateless ? { [H.protocolVersion]: FIRST_STATELESS_VERSION, [H.method]: 'tools/call', [H.name]: name } : {} };
   }
 }
 

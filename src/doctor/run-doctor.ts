@@ -7,7 +7,7 @@ import { affinityCheck, bodyLimitCheck } from './checks-replicas.ts';
 import { headerChecks, mirroredHeaderCheck } from './checks-headers.ts';
 import { corsChecks, describeNotification, statusChecks } from './checks-statuses.ts';
 import { idleCheck, resumeChecks, sseChecks } from './checks-streams.ts';
-import { NOT_PROBE, probeInstanceOf, skipAll, type DoctorContext, type DoctorOptions } from './context.ts';
+import { NOT_PROBE, probeAnswer, probeInstanceOf, skipAll, type DoctorContext, type DoctorOptions, type ProbeInfo } from './context.ts';
 import { describeReply, McpPeer, type RpcExchange, type Session } from './mcp-peer.ts';
 import { ordered, result, type CheckId, type CheckResult, type Report } from './report.ts';
 import { Wire, WireError } from './wire.ts';
@@ -61,7 +61,7 @@ async function examine(url: URL, wire: Wire, opts: DoctorOptions): Promise<{ che
     if (redirected(opening.ex)) throw new DoctorFatal(`${url.href} redirects POST twice (${location} → ${opening.ex.headers['location'] ?? '?'})`);
   } else results.push(result('no-redirect', 'pass', `POST ${url.pathname} was answered ${opening.ex.status} directly`));
 
-  const ctx: DoctorContext = { peer, opts, noSession: '', rttMs: 0, opened: [], instances: new Set() };
+  const ctx: DoctorContext = { peer, opts, noSession: '', rttMs: 0, opened: [], instances: new Set(), stateless: false, callVersion: '' };
   const instances = ctx.instances;
   try {
     if (!opening.session) {
@@ -88,6 +88,14 @@ async function examine(url: URL, wire: Wire, opts: DoctorOptions): Promise<{ che
     // Without a session that works, the notification's refusal says nothing new.
     results.push(working ? describeNotification(notification) : result('notification-202', 'skip', ctx.noSession));
 
+    if (!ctx.session && instance !== undefined && (await statelessProbe(ctx))) {
+      // Sessions are broken, but the probe also answers stateless 2026-07-28 requests: what
+      // needs no session is still checked through the same path.
+      results.push(...skipAll(['resume', 'last-event-id-forwarded', 'affinity'], ctx.noSession));
+      results.push(...(await probeChecks(ctx)));
+      results.push(...(await statusChecks(ctx, true)), ...(await corsChecks(ctx)));
+      return { checks: results, instances };
+    }
     if (!ctx.session) {
       results.push(...skipAll(NEEDS_SESSION.filter((id) => id !== 'notification-202'), ctx.noSession));
       results.push(...(await statusChecks(ctx, false)), ...(await corsChecks(ctx)));
@@ -98,23 +106,51 @@ async function examine(url: URL, wire: Wire, opts: DoctorOptions): Promise<{ che
       results.push(...(await statusChecks(ctx, false)), ...(await corsChecks(ctx)), await affinityCheck(ctx, false, lost));
       return { checks: results, instances };
     }
-    // The silent streams run beside everything else; the rest runs one at a time, so that
-    // timings (event delays) are not disturbed by the doctor's own uploads.
-    const idle = idleCheck(ctx);
-    results.push(...(await headerChecks(ctx)));
-    const sse = await sseChecks(ctx);
-    results.push(...sse);
-    results.push(...(await resumeChecks(ctx, sse.some((r) => r.id === 'sse-unbuffered' && r.status === 'fail'))));
-    results.push(await mirroredHeaderCheck(ctx));
-    results.push(...(await statusChecks(ctx, true)));
-    results.push(...(await corsChecks(ctx)));
-    results.push(await affinityCheck(ctx, true, lost));
-    results.push(await bodyLimitCheck(ctx, ctx.session));
-    results.push(await idle);
+    const s = ctx.session;
+    ctx.call = (name, args, o = {}) => peer.callTool(s, name, args, o);
+    ctx.callVersion = s.protocolVersion;
+    results.push(...(await probeChecks(ctx, lost)));
     return { checks: results, instances };
   } finally {
     await closeSessions(ctx);
   }
+}
+
+/**
+ * The checks that need the probe. The silent streams run beside everything else; the rest runs
+ * one at a time, so that timings (event delays) are not disturbed by the doctor's own uploads.
+ * Without a session (`lost` undefined) resume and affinity are left out.
+ */
+async function probeChecks(ctx: DoctorContext, lost?: string[]): Promise<CheckResult[]> {
+  const out: CheckResult[] = [];
+  const idle = idleCheck(ctx);
+  out.push(...(await headerChecks(ctx)));
+  const sse = await sseChecks(ctx);
+  out.push(...sse);
+  if (lost) out.push(...(await resumeChecks(ctx, sse.some((r) => r.id === 'sse-unbuffered' && r.status === 'fail'))));
+  out.push(await mirroredHeaderCheck(ctx));
+  if (lost) {
+    out.push(...(await statusChecks(ctx, true)));
+    out.push(...(await corsChecks(ctx)));
+    out.push(await affinityCheck(ctx, true, lost));
+  }
+  out.push(await bodyLimitCheck(ctx));
+  out.push(await idle);
+  return out;
+}
+
+/** Sets up stateless calls when the probe answers one. */
+async function statelessProbe(ctx: DoctorContext): Promise<boolean> {
+  const { peer } = ctx;
+  const ex = await peer.callToolStateless('probe_info', {});
+  const info = probeAnswer<ProbeInfo>(ex);
+  if (!info) return false;
+  ctx.instances.add(info.instance);
+  ctx.call = (name, args, o = {}) => peer.callToolStateless(name, args, o);
+  ctx.stateless = true;
+  ctx.callVersion = FIRST_STATELESS_VERSION;
+  ctx.noSession = `${ctx.noSession}; the other probe checks ran as stateless 2026-07-28 requests`;
+  return true;
 }
 
 /**

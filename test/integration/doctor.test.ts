@@ -92,6 +92,8 @@ interface Fault {
   fix: RegExp;
   idleSeconds?: number[];
   sessions?: number;
+  /** Checks that still pass (without a session, the probe is asked statelessly). */
+  stillPass?: CheckId[];
 }
 
 const FAULTS: Fault[] = [
@@ -127,6 +129,7 @@ const FAULTS: Fault[] = [
     edit: (c) => c.replace('proxy_buffering off;', 'proxy_buffering off;\n        proxy_set_header Mcp-Session-Id "";'),
     expect: 'session-id-roundtrip',
     fix: /proxy_set_header Mcp-Session-Id ""/,
+    stillPass: ['sse-unbuffered', 'sse-compression', 'idle-survival', 'body-limit', 'authorization-forwarded', 'mcp-param-forwarded'],
   },
   {
     name: 'Mcp-Session-Id hidden on responses (Caddy header_down -Mcp-Session-Id)',
@@ -135,6 +138,7 @@ const FAULTS: Fault[] = [
     edit: (c) => c.replace(/reverse_proxy ([^\n{]+)\{/, 'reverse_proxy $1{\n\t\t\theader_down -Mcp-Session-Id'),
     expect: 'session-id-roundtrip',
     fix: /header_down -Mcp-Session-Id/,
+    stillPass: ['sse-unbuffered', 'sse-compression', 'idle-survival', 'body-limit', 'authorization-forwarded', 'mcp-param-forwarded'],
   },
   {
     name: 'MCP-Protocol-Version dropped (HAProxy http-request del-header)',
@@ -190,6 +194,8 @@ describe('sluice doctor names the one fault of a broken front', () => {
         assert.ok(check.fix, 'a failure comes with its fix');
         assert.match(check.fix[PLATFORM[f.kind]], f.fix);
         for (const platform of ['nginx', 'caddy', 'haproxy', 'traefik', 'aws-alb', 'cloudflare'] as const) assert.ok(check.fix[platform].length > 10, platform);
+        for (const id of f.stillPass ?? []) assert.equal(r.checks.find((c) => c.id === id)!.status, 'pass', id);
+        if (f.stillPass) assert.deepEqual(r.probeInstances, ['f1'], 'the stateless calls reached the probe');
       } finally {
         await front.stop();
       }
