@@ -247,13 +247,15 @@ describe('sluice doctor through Sluice, against plain servers, and against targe
         });
         gw.once('exit', () => reject(new Error(err)));
       });
-      const r = await cli(['doctor', `http://127.0.0.1:${port}/mcp`, '--quick', '--json']);
+      const r = await cli(['doctor', `http://127.0.0.1:${port}/mcp`, '--quick', '--json', '--header', 'Authorization: Bearer doctor-cli-token']);
       assert.equal(r.code, 0, r.stdout + r.stderr);
       const report = JSON.parse(r.stdout) as Report;
       assert.deepEqual(notPassed(report), []);
       assert.ok(report.durationMs < 30_000, `quick run took ${report.durationMs} ms`);
       assert.match(report.checks.find((c) => c.id === 'idle-survival')!.detail, /^10 s silent: survived/);
       assert.deepEqual(report.probeInstances, ['s1', 's2']);
+      assert.equal(report.checks.find((c) => c.id === 'authorization-forwarded')!.detail, 'the given Authorization reached the server unchanged');
+      assert.ok(p1.records.concat(p2.records).some((rec) => rec.headers['authorization'] === 'Bearer doctor-cli-token'), 'the probe saw the given token');
     } finally {
       gw.kill('SIGTERM');
       await new Promise((r) => gw.once('exit', r));
