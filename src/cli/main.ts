@@ -26,6 +26,8 @@ export function printListening(gw: Gateway, config: Config): void {
     const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
     for (const r of config.routes) process.stderr.write(`sluice: http://${host}:${a.port}${r.path} -> ${r.upstream.map((u) => u.url).join(', ')}\n`);
   }
+  const admin = gw.adminAddress;
+  if (admin) process.stderr.write(`sluice: admin at http://${admin.family === 'IPv6' ? `[${admin.address}]` : admin.address}:${admin.port} (/healthz, /readyz, /metrics)\n`);
 }
 
 /** SIGHUP re-reads the config file; a bad file is logged and the running config kept. */
@@ -61,16 +63,16 @@ export function handleSignals(gw: Gateway): void {
 async function serve(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: { config: { type: 'string', short: 'c' }, listen: { type: 'string' }, upstream: { type: 'string', multiple: true }, path: { type: 'string' }, 'allow-origin': { type: 'string', multiple: true } },
+    options: { config: { type: 'string', short: 'c' }, listen: { type: 'string' }, upstream: { type: 'string', multiple: true }, path: { type: 'string' }, 'allow-origin': { type: 'string', multiple: true }, admin: { type: 'string' } },
     strict: true,
   });
   let config: Config;
   if (values.config) {
-    if (values.upstream || values.listen || values.path || values['allow-origin']) usage('--config cannot be combined with --listen/--upstream/--path/--allow-origin');
+    if (values.upstream || values.listen || values.path || values['allow-origin'] || values.admin) usage('--config cannot be combined with --listen/--upstream/--path/--allow-origin/--admin');
     config = await loadConfigFile(values.config);
   } else {
     if (!values.upstream) usage('serve needs --upstream URL or --config FILE');
-    config = quickConfig({ upstream: values.upstream, listen: values.listen, path: values.path, allowOrigin: values['allow-origin'] });
+    config = quickConfig({ upstream: values.upstream, listen: values.listen, path: values.path, allowOrigin: values['allow-origin'], admin: values.admin });
   }
   const log = createLogger(config.logging.level);
   const gw = await startGateway(config, log);

@@ -75,13 +75,16 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
   return parseConfigText(text, file, env);
 }
 
+function hostPort(flag: string, text: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text);
+  if (!m) throw new ConfigError(flag, [`${flag}: "${text}" is not host:port`]);
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port: Number(m[3]) };
+}
+
 /** `sluice serve --listen host:port --upstream URL [--upstream URL …] [--path /mcp] [--allow-origin O …]` as a config: one route, one replica per --upstream. */
-export function quickConfig(opts: { listen?: string; upstream: string | string[]; path?: string; allowOrigin?: string[] }): Config {
+export function quickConfig(opts: { listen?: string; upstream: string | string[]; path?: string; allowOrigin?: string[]; admin?: string }): Config {
   const input: ConfigInput = { routes: [{ path: opts.path ?? '/mcp', upstream: opts.upstream, ...(opts.allowOrigin?.length ? { cors: { allowOrigins: opts.allowOrigin } } : {}) }] };
-  if (opts.listen) {
-    const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(opts.listen);
-    if (!m) throw new ConfigError('--listen', [`--listen: "${opts.listen}" is not host:port`]);
-    input.listen = [{ host: m[1] ?? (m[2] || '127.0.0.1'), port: Number(m[3]) }];
-  }
+  if (opts.listen) input.listen = [hostPort('--listen', opts.listen)];
+  if (opts.admin) input.admin = { listen: hostPort('--admin', opts.admin) };
   return buildConfig(input, 'command line');
 }

@@ -1,5 +1,9 @@
-// The admin listener: the registration API for user-registered upstreams, behind a bearer
-// token. Kept apart from the public listeners (its own address; off unless configured).
+// The admin listener, kept apart from the public listeners (its own address; off unless
+// configured). Without a token, for probes and scrapers:
+//   GET /healthz   200 while the process runs
+//   GET /readyz    200 when every route has a replica taking work, else 503 naming the routes
+//   GET /metrics   Prometheus text
+// Behind the bearer token (admin.token): the registration API for user-registered upstreams.
 //   POST   /admin/tenants/{tenant}/upstreams          {"name": "...", "url": "..."}  -> 201
 //   GET    /admin/tenants/{tenant}/upstreams                                         -> 200
 //   DELETE /admin/tenants/{tenant}/upstreams/{name}                                  -> 204
@@ -23,6 +27,8 @@ export interface AdminDeps {
   resolver: Resolver;
   /** Rebuild the route table after a registration changed. */
   onChange: () => void;
+  /** Routes without a replica that takes work now (empty: ready), or why the gateway is not. */
+  notReady: () => string[];
 }
 
 function send(res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): void {
@@ -49,6 +55,20 @@ export function registrationPolicy(ctx: GatewayContext): AddressPolicy {
 
 async function handle(d: AdminDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const { ctx, registry } = d;
+  const path = (req.url ?? '').split('?')[0];
+  if (req.method === 'GET' || req.method === 'HEAD') {
+    if (path === '/healthz') return send(res, 200, { status: 'ok' });
+    if (path === '/readyz') {
+      const problems = d.notReady();
+      return problems.length ? send(res, 503, { status: 'not ready', problems }) : send(res, 200, { status: 'ready' });
+    }
+    if (path === '/metrics' && ctx.metrics) {
+      const text = await ctx.metrics.text();
+      res.writeHead(200, { 'content-type': ctx.metrics.contentType, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
+      return void res.end(req.method === 'HEAD' ? undefined : text);
+    }
+  }
+  if (!d.token) return fail(res, 404, 'not_found', 'no such admin resource (the registration API needs admin.token)');
   if (!tokenMatches(req.headers.authorization, d.token)) {
     ctx.log.warn({ security: 'admin-auth-failed', method: req.method, peer: req.socket.remoteAddress }, 'admin API: missing or wrong token');
     return fail(res, 401, 'unauthorized', 'a valid admin bearer token is required', {}, { 'www-authenticate': 'Bearer realm="sluice-admin"' });

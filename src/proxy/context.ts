@@ -2,6 +2,7 @@
 import type { BlockList } from 'node:net';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { GatewayMetrics } from '../observability/metrics.ts';
 import type { Replica } from '../routing/replica-pool.ts';
 import type { Route } from '../routing/route-table.ts';
 import type { KeyRing } from '../session/key-ring.ts';
@@ -32,4 +33,13 @@ export interface GatewayContext {
   /** Does the replica accept a connection now (through the route's guard)? */
   readonly reachable: (route: Route, replica: Replica) => Promise<boolean>;
   draining: boolean;
+  /** Prometheus metrics; undefined (and never computed) without an admin listener to serve them. */
+  readonly metrics: GatewayMetrics | undefined;
+}
+
+/** The metrics label of a route: its configured path, or one label for all registered routes. */
+export function routeLabel(ctx: GatewayContext, path: string | undefined): string | undefined {
+  if (path === undefined) return undefined;
+  for (const r of ctx.config.routes) if (r.path === path) return path;
+  return `${ctx.config.registrations.pathPrefix}/*`;
 }

@@ -31,6 +31,10 @@ export interface Exchange {
   responseSessionId: string | undefined;
   /** The upstream's own session id, opened from the client's token. */
   upstreamSessionId: string | undefined;
+  /** performance.now() when the response headers were written. */
+  headersAt: number | undefined;
+  /** The exchange counts in the open-SSE-streams gauge until it closes. */
+  streamCounted: boolean;
 }
 
 /** A request stage. It may enrich the exchange, throw a SluiceError to answer, or answer itself (last stage). */
@@ -57,5 +61,7 @@ export function newExchange(ctx: GatewayContext, req: IncomingMessage, res: Serv
     error: undefined,
     responseSessionId: undefined,
     upstreamSessionId: undefined,
+    headersAt: undefined,
+    streamCounted: false,
   };
 }

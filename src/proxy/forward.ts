@@ -14,7 +14,7 @@ import { sealSession } from '../session/token.ts';
 import { SseBoundary } from '../transport/sse-boundary.ts';
 import { SseEndpointRewriter } from '../transport/sse-endpoint-rewriter.ts';
 import { isConnectFailure, type UpstreamCall, type UpstreamListener } from '../transport/upstream-client.ts';
-import type { Drainable } from './context.ts';
+import { routeLabel, type Drainable } from './context.ts';
 import type { Exchange, Stage } from './exchange.ts';
 import { respondError } from './respond-error.ts';
 import { downstreamResponseHeaders, isEventStream, upstreamRequestHeaders } from './upstream-headers.ts';
@@ -136,10 +136,15 @@ class Relay implements UpstreamListener, Drainable {
       ex.responseSessionId = token;
     }
     res.writeHead(statusCode, out);
+    ex.headersAt = performance.now();
     const t = ctx.config.timeouts;
     if (t.streamIdle > 0) this.idleTimer = setTimeout(this.onUpstreamIdle, t.streamIdle);
     if (!this.sse) return;
     res.flushHeaders();
+    if (ctx.metrics) {
+      ctx.metrics.streamOpened(routeLabel(ctx, route.path)!);
+      ex.streamCounted = true;
+    }
     this.boundary = new SseBoundary();
     // A GET stream without a session may be HTTP+SSE: its `endpoint` event gets the public path
     // and a sealed session token in place of the upstream's sessionId.
@@ -318,5 +323,7 @@ class Relay implements UpstreamListener, Drainable {
     if (this.finished || !this.boundary?.atBoundary()) return;
     this.res.write(HEARTBEAT);
     this.ex.bytesOut += HEARTBEAT.length;
+    const { ctx } = this.ex;
+    ctx.metrics?.heartbeat(routeLabel(ctx, this.ex.route!.path)!);
   };
 }

@@ -16,7 +16,8 @@ import { trustList } from '../security/forwarded.ts';
 import { KeyRing } from '../session/key-ring.ts';
 import { probeConnect, probeHttp } from '../transport/health-probe.ts';
 import { UpstreamClient } from '../transport/upstream-client.ts';
-import type { GatewayContext } from './context.ts';
+import { GatewayMetrics, type ReplicaHealth } from '../observability/metrics.ts';
+import { routeLabel, type GatewayContext } from './context.ts';
 import { handleRequest } from './pipeline.ts';
 
 export interface Gateway {
@@ -87,10 +88,18 @@ async function loadRegistry(config: Config): Promise<Registry | undefined> {
   }
 }
 
+/** The registration API's token: needed when registrations are on; optional otherwise (health and metrics need none). */
 function adminToken(config: Config, env: NodeJS.ProcessEnv): string {
   const token = config.admin.token || env['SLUICE_ADMIN_TOKEN'] || '';
-  if (token.length < 16) throw new ConfigError('admin', ['admin.listen is set: admin.token (or SLUICE_ADMIN_TOKEN) must be at least 16 characters']);
+  if (token === '' && !config.registrations.enabled) return '';
+  if (token.length < 16) throw new ConfigError('admin', ['admin.token (or SLUICE_ADMIN_TOKEN) must be at least 16 characters when set, and is needed for registrations']);
   return token;
+}
+
+function replicaHealth(ctx: GatewayContext): ReplicaHealth[] {
+  const now = Date.now();
+  // Registered routes are left out: their number is the tenants' choice, not the operator's.
+  return ctx.routes.filter((r) => routeLabel(ctx, r.path) === r.path).flatMap((r) => r.pool.replicas.map((rep) => ({ route: r.path, replica: rep.id, healthy: rep.takesNew(now) })));
 }
 
 export async function startGateway(config: Config, log: Logger, deps: GatewayDeps = {}): Promise<Gateway> {
@@ -107,6 +116,7 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     trusted: trustList(config.trustedProxies),
     active: new Set(),
     draining: false,
+    metrics: config.admin.listen ? new GatewayMetrics(() => replicaHealth(ctx)) : undefined,
     // Two connects 200 ms apart: a process that is dying can still complete a handshake
     // from its listen backlog for a moment after its connections broke.
     reachable: async (route, replica) => {
@@ -189,7 +199,8 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     }
     if (config.admin.listen) {
       const resolver = deps.resolver ?? systemResolver;
-      servers.push(await startAdminServer({ ctx, registry, token, resolver, onChange: () => applyRoutes(ctx.config) }, config.admin.listen.host, config.admin.listen.port));
+      const notReady = (): string[] => (ctx.draining ? ['shutting down'] : ctx.routes.filter((r) => !r.pool.replicas.some((rep) => rep.takesNew(Date.now()))).map((r) => `route ${r.path}: no replica takes work`));
+      servers.push(await startAdminServer({ ctx, registry, token, resolver, onChange: () => applyRoutes(ctx.config), notReady }, config.admin.listen.host, config.admin.listen.port));
       adminAddress = servers.at(-1)?.address() as AddressInfo;
     }
   } catch (err) {

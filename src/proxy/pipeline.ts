@@ -1,7 +1,7 @@
 // The order of the request stages lives here and only here.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { formatAccessLine, hashSessionId, pathForLog, type AccessRecord } from '../observability/access-log.ts';
-import type { GatewayContext } from './context.ts';
+import { routeLabel, type GatewayContext } from './context.ts';
 import { newExchange, type Exchange, type Stage } from './exchange.ts';
 import { forward } from './forward.ts';
 import { respondError } from './respond-error.ts';
@@ -15,6 +15,7 @@ export function handleRequest(ctx: GatewayContext, req: IncomingMessage, res: Se
   // stage's own close handler has recorded the outcome first.
   const access = ctx.access;
   if (access) res.once('close', () => queueMicrotask(() => access(formatAccessLine(accessRecord(ex), new Date().toISOString()))));
+  if (ctx.metrics) res.once('close', () => queueMicrotask(() => observe(ex)));
   run(ex);
 }
 
@@ -39,6 +40,26 @@ function run(ex: Exchange, from = 0): void {
       return;
     }
   }
+}
+
+function observe(ex: Exchange): void {
+  const { ctx, res, req } = ex;
+  const route = routeLabel(ctx, ex.route?.path);
+  if (ex.streamCounted) ctx.metrics!.streamClosed(route!);
+  // Only sessions Sluice opened or minted count as active: forged ids must not fill the tracker.
+  const header = req.headers['mcp-session-id'];
+  const session = ex.upstreamSessionId !== undefined && typeof header === 'string' ? header : ex.responseSessionId;
+  ctx.metrics!.observeExchange({
+    route,
+    rpcMethod: ex.rpc?.method,
+    status: res.headersSent ? res.statusCode : 0,
+    headersMs: ex.headersAt === undefined ? undefined : ex.headersAt - ex.startedAt,
+    totalMs: performance.now() - ex.startedAt,
+    bytesIn: ex.body?.length ?? 0,
+    bytesOut: ex.bytesOut,
+    refusedCode: ex.outcome.startsWith('SLUICE_ERR_') ? ex.outcome : undefined,
+    sessionHash: hashSessionId(session),
+  });
 }
 
 function accessRecord(ex: Exchange): AccessRecord {

@@ -32,6 +32,7 @@ export function respondError(ex: Exchange, err: unknown): void {
   // we no longer track.
   if (!ex.req.complete) headers['connection'] = 'close';
   res.writeHead(e.status, headers);
+  ex.headersAt = performance.now();
   res.end(body);
   ex.bytesOut += Buffer.byteLength(body);
 }

@@ -56,6 +56,7 @@ export const applyCors: Stage = (ex) => {
     if (!allow) throw new SluiceError('SLUICE_ERR_ORIGIN_NOT_ALLOWED', origin);
     ex.outcome = 'preflight';
     res.writeHead(204, preflightHeaders(policy, allow, req.headers['access-control-request-headers'] as string | undefined)).end();
+    ex.headersAt = performance.now();
     return;
   }
   if (allow) for (const [k, v] of Object.entries(responseCorsHeaders(allow))) res.setHeader(k, v);

@@ -1,0 +1,159 @@
+// Prometheus metrics (prom-client), one registry per gateway. Labels carry only bounded values:
+// configured route paths, a fixed list of MCP method names ("other" for the rest), status
+// classes, error-catalogue codes and configured replica ids. Never a session id, token, tool
+// argument, tool name or client-chosen string.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** JSON-RPC methods of the MCP revisions; anything else counts as "other". */
+const KNOWN_METHODS = new Set([
+  'initialize',
+  'ping',
+  'tools/list',
+  'tools/call',
+  'resources/list',
+  'resources/read',
+  'resources/templates/list',
+  'resources/subscribe',
+  'resources/unsubscribe',
+  'prompts/list',
+  'prompts/get',
+  'completion/complete',
+  'logging/setLevel',
+  'server/discover',
+  'subscriptions/listen',
+  'tasks/get',
+  'tasks/list',
+  'tasks/result',
+  'tasks/cancel',
+  'notifications/initialized',
+  'notifications/cancelled',
+  'notifications/progress',
+  'notifications/roots/list_changed',
+  'sampling/createMessage',
+  'elicitation/create',
+  'roots/list',
+]);
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+/** Sessions seen within this window count as active. */
+const ACTIVE_WINDOW_MS = 10 * 60_000;
+/** Bound on the sessions remembered for the active gauge (memory, whatever clients send). */
+const MAX_TRACKED_SESSIONS = 100_000;
+
+export interface ExchangeObservation {
+  route: string | undefined;
+  rpcMethod: string | undefined;
+  status: number;
+  /** ms from arrival to response headers; undefined when none were sent. */
+  headersMs: number | undefined;
+  totalMs: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** An error-catalogue code when Sluice refused or failed the exchange itself. */
+  refusedCode: string | undefined;
+  /** A hashed session handle (never the id itself). */
+  sessionHash: string | undefined;
+}
+
+export interface ReplicaHealth {
+  route: string;
+  replica: string;
+  healthy: boolean;
+}
+
+export function methodLabel(method: string | undefined): string {
+  if (method === undefined) return 'none';
+  return KNOWN_METHODS.has(method) ? method : 'other';
+}
+
+function statusClass(status: number): string {
+  return status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : 'none';
+}
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  private readonly requests: Counter<'route' | 'method' | 'status_class'>;
+  private readonly headersSeconds: Histogram<'route' | 'method'>;
+  private readonly durationSeconds: Histogram<'route' | 'method'>;
+  private readonly streams: Gauge<'route'>;
+  private readonly bytesIn: Counter<'route'>;
+  private readonly bytesOut: Counter<'route'>;
+  private readonly heartbeats: Counter<'route'>;
+  private readonly refused: Counter<'reason'>;
+  private readonly sessions = new Map<string, number>();
+
+  constructor(replicas: () => ReplicaHealth[]) {
+    const registers = [this.registry];
+    // Process CPU, memory, event-loop lag and GC, computed when scraped.
+    collectDefaultMetrics({ register: this.registry, prefix: 'sluice_' });
+    this.requests = new Counter({ name: 'sluice_requests_total', help: 'Client requests, by route, JSON-RPC method and status class.', labelNames: ['route', 'method', 'status_class'], registers });
+    this.headersSeconds = new Histogram({ name: 'sluice_response_headers_seconds', help: 'Time from request arrival to response headers.', labelNames: ['route', 'method'], buckets: LATENCY_BUCKETS, registers });
+    this.durationSeconds = new Histogram({ name: 'sluice_request_duration_seconds', help: 'Time from request arrival to the end of the response (streams included).', labelNames: ['route', 'method'], buckets: LATENCY_BUCKETS, registers });
+    this.streams = new Gauge({ name: 'sluice_sse_streams_open', help: 'SSE responses being relayed now.', labelNames: ['route'], registers });
+    this.bytesIn = new Counter({ name: 'sluice_request_bytes_total', help: 'Request body bytes received from clients.', labelNames: ['route'], registers });
+    this.bytesOut = new Counter({ name: 'sluice_response_bytes_total', help: 'Response body bytes sent to clients.', labelNames: ['route'], registers });
+    this.heartbeats = new Counter({ name: 'sluice_heartbeats_total', help: 'SSE keep-alive comments written on silent streams.', labelNames: ['route'], registers });
+    this.refused = new Counter({ name: 'sluice_refused_total', help: 'Requests Sluice answered with an error of its own, by error code.', labelNames: ['reason'], registers });
+    const sessions = this.sessions;
+    new Gauge({
+      name: 'sluice_sessions_active',
+      help: `Distinct sessions with a request in the last ${ACTIVE_WINDOW_MS / 60_000} minutes.`,
+      registers,
+      collect() {
+        const oldest = Date.now() - ACTIVE_WINDOW_MS;
+        // Entries are kept in last-seen order: stale ones are at the front.
+        for (const [k, seen] of sessions) {
+          if (seen >= oldest) break;
+          sessions.delete(k);
+        }
+        this.set(sessions.size);
+      },
+    });
+    new Gauge({
+      name: 'sluice_upstream_replica_healthy',
+      help: 'Whether a replica takes work now (1) or is down, ejected, draining or removed (0).',
+      labelNames: ['route', 'replica'],
+      registers,
+      collect() {
+        this.reset();
+        for (const r of replicas()) this.set({ route: r.route, replica: r.replica }, r.healthy ? 1 : 0);
+      },
+    });
+  }
+
+  observeExchange(o: ExchangeObservation): void {
+    const route = o.route ?? 'none';
+    const method = methodLabel(o.rpcMethod);
+    this.requests.inc({ route, method, status_class: statusClass(o.status) });
+    if (o.headersMs !== undefined) this.headersSeconds.observe({ route, method }, o.headersMs / 1000);
+    this.durationSeconds.observe({ route, method }, o.totalMs / 1000);
+    if (o.bytesIn) this.bytesIn.inc({ route }, o.bytesIn);
+    if (o.bytesOut) this.bytesOut.inc({ route }, o.bytesOut);
+    if (o.refusedCode) this.refused.inc({ reason: o.refusedCode });
+    if (o.sessionHash) {
+      this.sessions.delete(o.sessionHash);
+      this.sessions.set(o.sessionHash, Date.now());
+      if (this.sessions.size > MAX_TRACKED_SESSIONS) this.sessions.delete(this.sessions.keys().next().value as string);
+    }
+  }
+
+  streamOpened(route: string): void {
+    this.streams.inc({ route });
+  }
+
+  streamClosed(route: string): void {
+    this.streams.dec({ route });
+  }
+
+  heartbeat(route: string): void {
+    this.heartbeats.inc({ route });
+  }
+
+  async text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
