@@ -35,6 +35,7 @@ const ACCESS: AccessRecord = {
   session: undefined,
   error: undefined,
   outcome: 'ok',
+  security: undefined,
 };
 
 const RING = KeyRing.generate();

@@ -193,6 +193,12 @@ export const loggingSchema = z.strictObject({
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** One JSON line per exchange. Default true. */
   access: z.boolean().default(true),
+  /**
+   * Share of exchanges whose access line and payload records are written (decided per exchange).
+   * Security events (refusals by Origin, limits, header-body mismatch, address policy; auth
+   * failures) are always written. Default 1.
+   */
+  sample: z.number().gt(0).max(1).default(1),
 });
 
 const sessionKey = z.string().refine((k) => /^[A-Za-z0-9_-]+={0,2}$/.test(k) && Buffer.from(k, 'base64url').length === 32, 'must be 32 random bytes, base64url (sluice sessions new-key)');

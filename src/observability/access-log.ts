@@ -1,6 +1,7 @@
 // One access-log record per exchange. Only these fields are ever written: no headers, no bodies,
 // no session ids (only a hash), no Mcp-Param-* values.
 import { createHash } from 'node:crypto';
+import { capString, escapeUnsafe } from './safe-text.ts';
 
 export interface AccessRecord {
   route: string | undefined;
@@ -19,9 +20,26 @@ export interface AccessRecord {
   session: string | undefined;
   error: string | undefined;
   outcome: string;
+  /** Set for refusals that security teams must see: such lines are never sampled. */
+  security: string | undefined;
 }
 
-const FIELDS = ['route', 'method', 'path', 'status', 'era', 'rpcMethod', 'rpcName', 'latencyMs', 'bytesIn', 'bytesOut', 'upstream', 'replica', 'session', 'error', 'outcome'] as const;
+const FIELDS = ['route', 'method', 'path', 'status', 'era', 'rpcMethod', 'rpcName', 'latencyMs', 'bytesIn', 'bytesOut', 'upstream', 'replica', 'session', 'error', 'outcome', 'security'] as const;
+
+/** Refusals that are security events (never sampled), by error code. */
+const SECURITY_CODES: Record<string, string> = {
+  SLUICE_ERR_ORIGIN_NOT_ALLOWED: 'origin-rejected',
+  SLUICE_ERR_HEADER_MISMATCH: 'header-body-mismatch',
+  SLUICE_ERR_BODY_TOO_LARGE: 'limit-exceeded',
+  SLUICE_ERR_HEADERS_TOO_LARGE: 'limit-exceeded',
+  SLUICE_ERR_BATCH_TOO_LARGE: 'limit-exceeded',
+  SLUICE_ERR_DUPLICATE_HEADER: 'duplicate-header',
+  SLUICE_ERR_UPSTREAM_REFUSED: 'upstream-address-refused',
+};
+
+export function securityEventOf(outcome: string): string | undefined {
+  return SECURITY_CODES[outcome];
+}
 
 /**
  * One access line, in the process log's shape (level, time, svc, fields, msg). Written by hand
@@ -34,9 +52,9 @@ export function formatAccessLine(r: AccessRecord, time: string): string {
   for (const key of FIELDS) {
     const v = r[key];
     if (v === undefined) continue;
-    line += typeof v === 'string' ? `,"${key}":${JSON.stringify(v)}` : `,"${key}":${Number.isFinite(v) ? v : 0}`;
+    line += typeof v === 'string' ? `,"${key}":${JSON.stringify(capString(v, 1024))}` : `,"${key}":${Number.isFinite(v) ? v : 0}`;
   }
-  return line + ',"msg":"access"}\n';
+  return escapeUnsafe(line + ',"msg":"access"}\n');
 }
 
 /** A short, stable, non-reversible handle for a session id: enough to correlate log lines. */

@@ -1,6 +1,7 @@
 // Process log and access log: JSON lines through pino. The access log is built from an allowlist
 // of fields (see access-log.ts), never from raw headers, so secrets cannot slip in by name.
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { capString, escapeUnsafe } from './safe-text.ts';
 
 export type { Logger };
 
@@ -10,7 +11,15 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       level,
       base: { svc: 'sluice' },
       timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
+      formatters: {
+        level: (label) => ({ level: label }),
+        // Upstream errors, paths and names reach log fields: cap their strings.
+        log: (obj) => {
+          for (const k in obj) if (typeof obj[k] === 'string') obj[k] = capString(obj[k] as string);
+          return obj;
+        },
+      },
+      hooks: { streamWrite: escapeUnsafe },
     },
     // Lines are batched up to 4 KiB and flushed at least every 250 ms: one write() per access
     // line cost more CPU than the proxying itself under load. pino flushes what is left at exit.

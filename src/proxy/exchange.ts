@@ -35,6 +35,8 @@ export interface Exchange {
   headersAt: number | undefined;
   /** The exchange counts in the open-SSE-streams gauge until it closes. */
   streamCounted: boolean;
+  /** Its ordinary log records (access line, payloads) are written (logging.sample). */
+  sampled: boolean;
 }
 
 /** A request stage. It may enrich the exchange, throw a SluiceError to answer, or answer itself (last stage). */
@@ -63,5 +65,6 @@ export function newExchange(ctx: GatewayContext, req: IncomingMessage, res: Serv
     upstreamSessionId: undefined,
     headersAt: undefined,
     streamCounted: false,
+    sampled: true,
   };
 }

@@ -1,6 +1,6 @@
 // The order of the request stages lives here and only here.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { formatAccessLine, hashSessionId, pathForLog, type AccessRecord } from '../observability/access-log.ts';
+import { formatAccessLine, hashSessionId, pathForLog, securityEventOf, type AccessRecord } from '../observability/access-log.ts';
 import { routeLabel, type GatewayContext } from './context.ts';
 import { newExchange, type Exchange, type Stage } from './exchange.ts';
 import { forward } from './forward.ts';
@@ -14,7 +14,16 @@ export function handleRequest(ctx: GatewayContext, req: IncomingMessage, res: Se
   // Logged after the close event has reached every listener (a microtask later), so each
   // stage's own close handler has recorded the outcome first.
   const access = ctx.access;
-  if (access) res.once('close', () => queueMicrotask(() => access(formatAccessLine(accessRecord(ex), new Date().toISOString()))));
+  const rate = ctx.config.logging.sample;
+  ex.sampled = rate >= 1 || Math.random() < rate;
+  if (access) {
+    res.once('close', () =>
+      queueMicrotask(() => {
+        const record = accessRecord(ex);
+        if (ex.sampled || record.security) access(formatAccessLine(record, new Date().toISOString()));
+      }),
+    );
+  }
   if (ctx.metrics) res.once('close', () => queueMicrotask(() => observe(ex)));
   run(ex);
 }
@@ -83,5 +92,6 @@ function accessRecord(ex: Exchange): AccessRecord {
     session: hashSessionId(session),
     error: ex.error,
     outcome: ex.outcome,
+    security: securityEventOf(ex.outcome),
   };
 }

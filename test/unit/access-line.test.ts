@@ -19,6 +19,7 @@ const BASE: AccessRecord = {
   session: undefined,
   error: undefined,
   outcome: 'ok',
+  security: undefined,
 };
 
 describe('access line', () => {
@@ -38,5 +39,15 @@ describe('access line', () => {
     assert.equal(o['path'], nasty);
     assert.equal(o['rpcName'], nasty);
     assert.equal(o['latencyMs'], 0);
+  });
+
+  it('escapes line separators, DEL/C1 controls and bidi overrides, and caps long fields', () => {
+    const tricky = 'a\u2028b\u2029c\u007f\u009bd\u202ee\u2066f';
+    const line = formatAccessLine({ ...BASE, path: tricky, error: 'x'.repeat(1_048_576) }, 't');
+    assert.doesNotMatch(line, /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/, 'none of them raw');
+    const o = JSON.parse(line) as Record<string, unknown>;
+    assert.equal(o['path'], tricky, 'the value survives');
+    assert.ok(line.length < 2_000, `capped: ${line.length}`);
+    assert.match(String(o['error']), /…\[1048576 chars\]$/);
   });
 });
