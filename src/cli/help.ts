@@ -2,7 +2,7 @@ export const HELP = `sluice - an MCP gateway that carries every MCP wire shape c
 
 Usage:
   sluice serve --upstream URL [--upstream URL ...] [--listen HOST:PORT] [--path /mcp] [--allow-origin O ...]
-               [--admin HOST:PORT]
+               [--admin HOST:PORT] [--log-payloads]
   sluice serve --config sluice.yaml
   sluice validate sluice.yaml
   sluice demo [--listen HOST:PORT]
@@ -21,7 +21,8 @@ Commands:
              stays on the replica that minted it), listening on --listen (default
              127.0.0.1:8080); --allow-origin turns CORS on for browser clients from that origin
              ("*" for any); --admin serves /healthz, /readyz and Prometheus /metrics on its own
-             address. Full form: --config FILE.
+             address; --log-payloads logs every JSON-RPC message, redacted by the default rules.
+             Full form: --config FILE.
   validate   Check a config file; prints every bad field and why, exits 1 if any.
   sessions   decode: print what a session token holds (keys from --keys or SLUICE_SESSION_KEYS);
              new-key: print a fresh 32-byte key, base64url, for SLUICE_SESSION_KEYS.

@@ -82,8 +82,10 @@ function hostPort(flag: string, text: string): { host: string; port: number } {
 }
 
 /** `sluice serve --listen host:port --upstream URL [--upstream URL …] [--path /mcp] [--allow-origin O …]` as a config: one route, one replica per --upstream. */
-export function quickConfig(opts: { listen?: string; upstream: string | string[]; path?: string; allowOrigin?: string[]; admin?: string }): Config {
-  const input: ConfigInput = { routes: [{ path: opts.path ?? '/mcp', upstream: opts.upstream, ...(opts.allowOrigin?.length ? { cors: { allowOrigins: opts.allowOrigin } } : {}) }] };
+export function quickConfig(opts: { listen?: string; upstream: string | string[]; path?: string; allowOrigin?: string[]; admin?: string; logPayloads?: boolean }): Config {
+  const input: ConfigInput = {
+    routes: [{ path: opts.path ?? '/mcp', upstream: opts.upstream, ...(opts.allowOrigin?.length ? { cors: { allowOrigins: opts.allowOrigin } } : {}), ...(opts.logPayloads ? { logPayloads: { enabled: true } } : {}) }],
+  };
   if (opts.listen) input.listen = [hostPort('--listen', opts.listen)];
   if (opts.admin) input.admin = { listen: hostPort('--admin', opts.admin) };
   return buildConfig(input, 'command line');

@@ -128,6 +128,25 @@ const corsSchema = z.strictObject({
   maxAge: duration.default(86_400_000),
 });
 
+const payloadLoggingSchema = z.strictObject({
+  /** Log each JSON-RPC message (request, response, SSE event) of this route, redacted. Default false. */
+  enabled: z.boolean().default(false),
+  /** Field names replaced by [REDACTED] (case-insensitive, - and _ ignored), beyond the built-in credential/token/cookie/session names. Default []. */
+  redactFields: z.array(z.string().min(1)).default([]),
+  /** JSON paths replaced by [REDACTED]: params.arguments.ssn, result.content[*].text, **.card_number. Default []. */
+  redactPaths: z.array(z.string().min(1)).default([]),
+  /** Field names whose values become a keyed hash ([HASH:…]) so equal values correlate. Default []. */
+  hashFields: z.array(z.string().min(1)).default([]),
+  /** JSON paths whose values become a keyed hash. Default []. */
+  hashPaths: z.array(z.string().min(1)).default([]),
+  /** Replace bearer/basic credentials, JWTs, private keys, URL passwords and API-key shapes in strings. Default true. */
+  detectors: z.boolean().default(true),
+  /** Longest string kept; longer ones are cut and their length noted. Default 256. */
+  maxString: z.number().int().positive().default(256),
+  /** Most array items kept; the count is noted. Default 20. */
+  maxArray: z.number().int().positive().default(20),
+});
+
 export const routeSchema = z
   .strictObject({
     /** Public path prefix, e.g. /mcp. A request matches it exactly or below it (/mcp/...). Longest prefix wins. */
@@ -150,6 +169,8 @@ export const routeSchema = z
     egress: egressSchema.default(egressSchema.parse({})),
     /** CORS for browser-based MCP clients; when on, Sluice answers preflights and owns the Access-Control-* headers. */
     cors: corsSchema.default(corsSchema.parse({})),
+    /** Payload logging with redaction; off by default. */
+    logPayloads: payloadLoggingSchema.default(payloadLoggingSchema.parse({})),
   })
   .transform((r, ctx) => {
     const upstream = r.upstream.map((u) => ({ url: u.url, id: u.id ?? u.url, draining: u.draining }));
@@ -199,6 +220,8 @@ export const loggingSchema = z.strictObject({
    * failures) are always written. Default 1.
    */
   sample: z.number().gt(0).max(1).default(1),
+  /** Key of the payload log's hash mode (equal values hash alike only under one key). Empty: SLUICE_LOG_HASH_KEY, else random per process. */
+  hashKey: z.string().default(''),
 });
 
 const sessionKey = z.string().refine((k) => /^[A-Za-z0-9_-]+={0,2}$/.test(k) && Buffer.from(k, 'base64url').length === 32, 'must be 32 random bytes, base64url (sluice sessions new-key)');

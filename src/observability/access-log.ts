@@ -63,8 +63,12 @@ export function hashSessionId(id: string | undefined): string | undefined {
   return createHash('sha256').update(id).digest('hex').slice(0, 16);
 }
 
-/** The path without its query string: queries can carry secrets (tokens, HTTP+SSE session ids). */
+/**
+ * The path without its query string: queries can carry secrets (tokens, HTTP+SSE session ids).
+ * A target that is not a path (absolute form, with userinfo perhaps) is not logged as sent.
+ */
 export function pathForLog(rawPath: string): string {
+  if (!rawPath.startsWith('/')) return rawPath === '' || rawPath === '*' ? rawPath : '[not a path]';
   const q = rawPath.indexOf('?');
   return q === -1 ? rawPath : rawPath.slice(0, q);
 }

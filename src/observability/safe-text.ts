@@ -4,9 +4,7 @@
 // escapes), bidi overrides (text that reads differently than it is). Escaping them inside the
 // serialised JSON keeps every value intact.
 
-// eslint-disable-next-line no-control-regex
 const UNSAFE = /[\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
-// eslint-disable-next-line no-control-regex
 const HAS_UNSAFE = /[\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
 export function escapeUnsafe(json: string): string {

@@ -35,6 +35,8 @@ export interface GatewayContext {
   draining: boolean;
   /** Prometheus metrics; undefined (and never computed) without an admin listener to serve them. */
   readonly metrics: GatewayMetrics | undefined;
+  /** Key of the payload log's hash mode. */
+  readonly logHashKey: Buffer;
 }
 
 /** The metrics label of a route: its configured path, or one label for all registered routes. */

@@ -16,6 +16,7 @@ import { SseEndpointRewriter } from '../transport/sse-endpoint-rewriter.ts';
 import { isConnectFailure, type UpstreamCall, type UpstreamListener } from '../transport/upstream-client.ts';
 import { routeLabel, type Drainable } from './context.ts';
 import type { Exchange, Stage } from './exchange.ts';
+import { logsPayloads, ResponseTap } from './payload-log.ts';
 import { respondError } from './respond-error.ts';
 import { downstreamResponseHeaders, isEventStream, upstreamRequestHeaders } from './upstream-headers.ts';
 
@@ -45,6 +46,7 @@ class Relay implements UpstreamListener, Drainable {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private waitingForDrain = false;
   private released = false;
+  private tap: ResponseTap | undefined;
 
   constructor(ex: Exchange) {
     this.ex = ex;
@@ -137,6 +139,7 @@ class Relay implements UpstreamListener, Drainable {
     }
     res.writeHead(statusCode, out);
     ex.headersAt = performance.now();
+    if (logsPayloads(ex)) this.tap = new ResponseTap(ex, this.sse);
     const t = ctx.config.timeouts;
     if (t.streamIdle > 0) this.idleTimer = setTimeout(this.onUpstreamIdle, t.streamIdle);
     if (!this.sse) return;
@@ -172,6 +175,7 @@ class Relay implements UpstreamListener, Drainable {
       return;
     }
     this.ex.bytesOut += chunk.length;
+    this.tap?.push(chunk);
     if (!this.res.write(chunk)) {
       this.call?.pause();
       if (!this.waitingForDrain) {
@@ -192,6 +196,7 @@ class Relay implements UpstreamListener, Drainable {
     }
     if (this.finished) return; // the flush may have hit the slow-client cap
     this.finished = true;
+    this.tap?.end();
     this.res.end();
     this.cleanup();
   }
@@ -260,6 +265,7 @@ class Relay implements UpstreamListener, Drainable {
     const { res, ex } = this;
     this.boundary!.observe(chunk);
     ex.bytesOut += chunk.length;
+    this.tap?.push(chunk);
     res.write(chunk);
     this.heartbeatTimer?.refresh();
     const cap = ex.ctx.config.limits.sseClientBuffer;

@@ -1,4 +1,5 @@
 // The gateway process: listeners, the request pipeline, and graceful shutdown.
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError } from '../config/load.ts';
@@ -96,6 +97,12 @@ function adminToken(config: Config, env: NodeJS.ProcessEnv): string {
   return token;
 }
 
+/** The payload log's hash key: configured, from the environment, or random for this process. */
+function logHashKey(config: Config, env: NodeJS.ProcessEnv = process.env): Buffer {
+  const text = config.logging.hashKey || env['SLUICE_LOG_HASH_KEY'] || '';
+  return text ? Buffer.from(text, 'utf8') : randomBytes(32);
+}
+
 function replicaHealth(ctx: GatewayContext): ReplicaHealth[] {
   const now = Date.now();
   // Registered routes are left out: their number is the tenants' choice, not the operator's.
@@ -117,6 +124,7 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     active: new Set(),
     draining: false,
     metrics: config.admin.listen ? new GatewayMetrics(() => replicaHealth(ctx)) : undefined,
+    logHashKey: logHashKey(config),
     // Two connects 200 ms apart: a process that is dying can still complete a handshake
     // from its listen backlog for a moment after its connections broke.
     reachable: async (route, replica) => {

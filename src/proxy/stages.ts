@@ -10,6 +10,7 @@ import { openSession, type SessionClaims } from '../session/token.ts';
 import { readBody } from '../transport/read-body.ts';
 import type { Replica } from '../routing/replica-pool.ts';
 import type { Exchange, Stage } from './exchange.ts';
+import { logRequestPayload, logsPayloads } from './payload-log.ts';
 
 const REFUSED_METHODS = new Set(['TRACE', 'CONNECT']);
 
@@ -99,6 +100,7 @@ export const classify: Stage = (ex) => {
   }
   const mismatch = headerBodyMismatch(req.headers, json);
   if (mismatch) throw new SluiceError('SLUICE_ERR_HEADER_MISMATCH', mismatch);
+  if (logsPayloads(ex)) logRequestPayload(ex, json);
 };
 
 /**

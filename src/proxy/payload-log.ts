@@ -1,0 +1,90 @@
+// Payload logging for routes that opt in (routes[].logPayloads): each JSON-RPC message of an
+// exchange — the request, a JSON response, every SSE event — is logged once, redacted by the
+// route's rules, as {"payload": "request" | "response" | "event", route, rpcMethod, session (a
+// hash), message}. Only sampled exchanges are logged. Non-JSON SSE data (the HTTP+SSE
+// `endpoint` event carries a session URL) is logged by event name and size only.
+import { createParser, type EventSourceParser } from 'eventsource-parser';
+import type { RouteConfig } from '../config/schema.ts';
+import { hashSessionId } from '../observability/access-log.ts';
+import { Redactor } from '../observability/redact.ts';
+import type { Exchange } from './exchange.ts';
+
+/** JSON response bodies above this are logged by size only. */
+const MAX_JSON_BODY = 1024 * 1024;
+
+const redactors = new WeakMap<RouteConfig, Redactor>();
+
+function redactorFor(ex: Exchange): Redactor {
+  const config = ex.route!.config;
+  let r = redactors.get(config);
+  if (!r) {
+    const p = config.logPayloads;
+    r = new Redactor({ fields: p.redactFields, paths: p.redactPaths, hashFields: p.hashFields, hashPaths: p.hashPaths, detectors: p.detectors, maxString: p.maxString, maxArray: p.maxArray }, ex.ctx.logHashKey);
+    redactors.set(config, r);
+  }
+  return r;
+}
+
+export function logsPayloads(ex: Exchange): boolean {
+  return ex.sampled && ex.route !== undefined && ex.route.config.logPayloads.enabled;
+}
+
+function write(ex: Exchange, payload: 'request' | 'response' | 'event', fields: Record<string, unknown>): void {
+  const session = ex.req.headers['mcp-session-id'];
+  ex.ctx.log.info({ payload, route: ex.route?.path, rpcMethod: ex.rpc?.method, session: hashSessionId((typeof session === 'string' ? session : undefined) ?? ex.responseSessionId), ...fields }, 'payload');
+}
+
+export function logRequestPayload(ex: Exchange, message: unknown): void {
+  write(ex, 'request', { message: redactorFor(ex).redact(message) });
+}
+
+/** Sees the response body as it goes to the client and logs its messages. */
+export class ResponseTap {
+  private readonly ex: Exchange;
+  private readonly parser: EventSourceParser | undefined;
+  private readonly decoder = new TextDecoder();
+  private chunks: Buffer[] = [];
+  private size = 0;
+
+  constructor(ex: Exchange, sse: boolean) {
+    this.ex = ex;
+    this.parser = sse
+      ? createParser({
+          onEvent: (e) => {
+            if (e.data === '') return; // priming events (id only) carry no message
+            let message: unknown;
+            try {
+              message = JSON.parse(e.data);
+            } catch {
+              return write(ex, 'event', { event: e.event ?? 'message', bytes: Buffer.byteLength(e.data) });
+            }
+            write(ex, 'event', { ...(e.event && e.event !== 'message' ? { event: e.event } : {}), message: redactorFor(ex).redact(message) });
+          },
+        })
+      : undefined;
+  }
+
+  push(chunk: Buffer): void {
+    if (this.parser) {
+      this.parser.feed(this.decoder.decode(chunk, { stream: true }));
+      return;
+    }
+    this.size += chunk.length;
+    if (this.size <= MAX_JSON_BODY) this.chunks.push(chunk);
+  }
+
+  end(): void {
+    if (this.parser) return;
+    if (this.size === 0) return;
+    if (this.size > MAX_JSON_BODY) return write(this.ex, 'response', { bytes: this.size, message: '[not logged: body over 1 MiB]' });
+    const text = Buffer.concat(this.chunks).toString('utf8');
+    this.chunks = [];
+    let message: unknown;
+    try {
+      message = JSON.parse(text);
+    } catch {
+      return write(this.ex, 'response', { bytes: this.size, message: '[not JSON]' });
+    }
+    write(this.ex, 'response', { status: this.ex.res.statusCode, message: redactorFor(this.ex).redact(message) });
+  }
+}
