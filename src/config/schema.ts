@@ -261,6 +261,13 @@ export const registrationsSchema = z.strictObject({
 
 export { slug as registrationSlug };
 
+export const tracingSchema = z.strictObject({
+  /** A span per exchange, exported over OTLP/HTTP as the OTEL_* variables say; traceparent sent upstream. Default false. */
+  enabled: z.boolean().default(false),
+  /** service.name of the spans (OTEL_SERVICE_NAME wins). Default sluice. */
+  serviceName: z.string().min(1).default('sluice'),
+});
+
 export const shutdownSchema = z.strictObject({
   /** How long in-flight POSTs may run after SIGTERM. Default 30s. */
   drain: duration.default(30_000),
@@ -282,6 +289,7 @@ export const configSchema = z.strictObject({
   admin: adminSchema.default(adminSchema.parse({})),
   registrations: registrationsSchema.default(registrationsSchema.parse({})),
   shutdown: shutdownSchema.default(shutdownSchema.parse({})),
+  tracing: tracingSchema.default(tracingSchema.parse({})),
 }).superRefine((cfg, ctx) => {
   const seen = new Set<string>();
   cfg.routes.forEach((r, i) => {

@@ -3,6 +3,7 @@ import type { BlockList } from 'node:net';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
+import type { Tracing } from '../observability/tracing.ts';
 import type { Replica } from '../routing/replica-pool.ts';
 import type { Route } from '../routing/route-table.ts';
 import type { KeyRing } from '../session/key-ring.ts';
@@ -37,6 +38,8 @@ export interface GatewayContext {
   readonly metrics: GatewayMetrics | undefined;
   /** Key of the payload log's hash mode. */
   readonly logHashKey: Buffer;
+  /** OpenTelemetry tracing; undefined when off. */
+  readonly tracing: Tracing | undefined;
 }
 
 /** The metrics label of a route: its configured path, or one label for all registered routes. */

@@ -1,5 +1,6 @@
 // One client request and what the stages learn about it; the single argument of every stage.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Span } from '@opentelemetry/api';
 import type { Era, JsonRpcSummary } from '../core/mcp.ts';
 import type { Replica } from '../routing/replica-pool.ts';
 import type { Route } from '../routing/route-table.ts';
@@ -37,6 +38,8 @@ export interface Exchange {
   streamCounted: boolean;
   /** Its ordinary log records (access line, payloads) are written (logging.sample). */
   sampled: boolean;
+  /** The exchange's trace span, when tracing is on. */
+  span: Span | undefined;
 }
 
 /** A request stage. It may enrich the exchange, throw a SluiceError to answer, or answer itself (last stage). */
@@ -66,5 +69,6 @@ export function newExchange(ctx: GatewayContext, req: IncomingMessage, res: Serv
     headersAt: undefined,
     streamCounted: false,
     sampled: true,
+    span: undefined,
   };
 }

@@ -18,6 +18,7 @@ import { KeyRing } from '../session/key-ring.ts';
 import { probeConnect, probeHttp } from '../transport/health-probe.ts';
 import { UpstreamClient } from '../transport/upstream-client.ts';
 import { GatewayMetrics, type ReplicaHealth } from '../observability/metrics.ts';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { routeLabel, type GatewayContext } from './context.ts';
 import { handleRequest } from './pipeline.ts';
 
@@ -51,6 +52,8 @@ export function sessionKeyRing(config: Config, log: Logger, env: NodeJS.ProcessE
 export interface GatewayDeps {
   resolver?: Resolver;
   connector?: Connector;
+  /** Replaces the OTLP exporter when tracing is on (tests collect spans in memory). */
+  spanExporter?: SpanExporter;
 }
 
 /** Every configured replica URL must pass its route's address policy as written. */
@@ -125,6 +128,8 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     draining: false,
     metrics: config.admin.listen ? new GatewayMetrics(() => replicaHealth(ctx)) : undefined,
     logHashKey: logHashKey(config),
+    // Loaded only when on: the SDK and its OTLP exporter are megabytes every gateway would carry.
+    tracing: config.tracing.enabled ? (await import('../observability/tracing.ts')).createTracing(config.tracing.serviceName, deps.spanExporter) : undefined,
     // Two connects 200 ms apart: a process that is dying can still complete a handshake
     // from its listen backlog for a moment after its connections broke.
     reachable: async (route, replica) => {
@@ -236,6 +241,7 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
       for (const s of servers) s.closeAllConnections();
       await closed;
       await ctx.client.close();
+      await ctx.tracing?.shutdown();
     })();
     return shuttingDown;
   };

@@ -1,5 +1,6 @@
 // The order of the request stages lives here and only here.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { formatAccessLine, hashSessionId, pathForLog, securityEventOf, type AccessRecord } from '../observability/access-log.ts';
 import { routeLabel, type GatewayContext } from './context.ts';
 import { newExchange, type Exchange, type Stage } from './exchange.ts';
@@ -25,6 +26,10 @@ export function handleRequest(ctx: GatewayContext, req: IncomingMessage, res: Se
     );
   }
   if (ctx.metrics) res.once('close', () => queueMicrotask(() => observe(ex)));
+  if (ctx.tracing) {
+    ex.span = ctx.tracing.tracer.startSpan(req.method ?? 'HTTP', { kind: SpanKind.SERVER, attributes: { 'http.request.method': req.method ?? '' } }, ctx.tracing.extract(req.headers));
+    res.once('close', () => queueMicrotask(() => endSpan(ex)));
+  }
   run(ex);
 }
 
@@ -49,6 +54,28 @@ function run(ex: Exchange, from = 0): void {
       return;
     }
   }
+}
+
+/** Names and closes the exchange's span with what the stages learned. */
+function endSpan(ex: Exchange): void {
+  const span = ex.span!;
+  const status = ex.res.headersSent ? ex.res.statusCode : 0;
+  const rpc = ex.rpc;
+  span.updateName(rpc?.method ? `${rpc.method}${rpc.name ? ` ${rpc.name}` : ''}` : `${ex.req.method ?? 'HTTP'} ${ex.route?.path ?? ''}`.trim());
+  span.setAttributes({
+    'url.path': pathForLog(ex.target || ex.req.url || ''),
+    'http.response.status_code': status,
+    'sluice.outcome': ex.outcome,
+    ...(ex.route ? { 'sluice.route': ex.route.path } : {}),
+    ...(ex.replica ? { 'sluice.replica': ex.replica.id } : {}),
+    ...(ex.era ? { 'sluice.era': ex.era } : {}),
+    ...(rpc?.method ? { 'mcp.method.name': rpc.method } : {}),
+    ...(rpc?.method === 'tools/call' && rpc.name ? { 'gen_ai.tool.name': rpc.name } : {}),
+    ...(rpc?.method === 'prompts/get' && rpc.name ? { 'gen_ai.prompt.name': rpc.name } : {}),
+    ...(typeof ex.req.headers['mcp-protocol-version'] === 'string' ? { 'mcp.protocol.version': ex.req.headers['mcp-protocol-version'] } : {}),
+  });
+  if (status >= 500 || (status === 0 && ex.outcome !== 'client-closed')) span.setStatus({ code: SpanStatusCode.ERROR, message: ex.outcome });
+  span.end();
 }
 
 function observe(ex: Exchange): void {

@@ -17,9 +17,12 @@ export function upstreamRequestHeaders(ex: Exchange): string[] {
   const drop = hopByHopNames(req.headers.connection);
   const raw = req.rawHeaders;
   const out: string[] = [];
+  const traced = ex.span !== undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase();
     if (drop.has(name) || OWNED_REQUEST.has(name)) continue;
+    // With tracing on, Sluice's span is the upstream's parent.
+    if (traced && (name === 'traceparent' || name === 'tracestate')) continue;
     // The client holds a Sluice token; the upstream gets back the id it minted.
     out.push(name, name === 'mcp-session-id' && ex.upstreamSessionId !== undefined ? ex.upstreamSessionId : (raw[i + 1] as string));
   }
@@ -28,6 +31,7 @@ export function upstreamRequestHeaders(ex: Exchange): string[] {
   const fwd = forwardedHeaders(readForwarded(req.headers, peer, isTrusted(ex.ctx.trusted, peer), encrypted));
   for (const name in fwd) out.push(name, fwd[name] as string);
   if (ex.route?.preserveHost && req.headers.host) out.push('host', req.headers.host);
+  if (traced) for (const [name, value] of Object.entries(ex.ctx.tracing!.inject(ex.span!))) out.push(name, value);
   // Sluice may add heartbeats to SSE and rewrite HTTP+SSE endpoint events: it needs plain bytes.
   out.push('accept-encoding', 'identity');
   return out;
