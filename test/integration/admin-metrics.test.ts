@@ -131,11 +131,13 @@ describe('admin listener: health, readiness, metrics', () => {
     }
   });
 
-  it('the quick form --admin starts the admin listener and says where', async () => {
+  it('the quick form --admin starts the admin listener and says where; --log-payloads logs redacted messages to stdout', async () => {
     const up = await startDemoUpstream();
     const port = await freePort();
     const admin = await freePort();
-    const child = spawn(process.execPath, [new URL('../../bin/sluice.js', import.meta.url).pathname, 'serve', '--listen', `127.0.0.1:${port}`, '--upstream', up.url, '--admin', `127.0.0.1:${admin}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [new URL('../../bin/sluice.js', import.meta.url).pathname, 'serve', '--listen', `127.0.0.1:${port}`, '--upstream', up.url, '--admin', `127.0.0.1:${admin}`, '--log-payloads'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     try {
       await new Promise<void>((resolve, reject) => {
         let err = '';
@@ -147,9 +149,16 @@ describe('admin listener: health, readiness, metrics', () => {
       });
       assert.equal((await fetch(`http://127.0.0.1:${admin}/readyz`)).status, 200);
       assert.match(await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text(), /# TYPE sluice_requests_total counter/);
+      const init = rpc('initialize', { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'cli', version: '1' }, token: 'Bearer abcdefghijklmnop' });
+      assert.equal((await send(`http://127.0.0.1:${port}/mcp`, { method: 'POST', headers: JSON_HEADERS, body: init })).status, 200);
     } finally {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
+      const records = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const request = records.find((r) => r['msg'] === 'payload' && r['payload'] === 'request');
+      assert.ok(request, stdout);
+      assert.deepEqual((request['message'] as { params: Record<string, unknown> }).params['token'], '[REDACTED]');
+      assert.ok(records.some((r) => r['msg'] === 'payload' && r['payload'] === 'event'), 'the SSE answer was logged');
       await up.close();
     }
   });

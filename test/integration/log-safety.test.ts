@@ -28,6 +28,39 @@ describe('log safety and sampling', () => {
     assert.ok(o['err']!.length < 2_100);
   });
 
+  it('injection through tool names, header values, payloads and upstream errors: one valid, capped JSON line per record', async () => {
+    const up = await startDemoUpstream();
+    const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: up.url, logPayloads: { enabled: true } }] });
+    try {
+      const evil = ['\r\n{"level":"fatal","msg":"forged"}', '\u2028\u2029', '\u001b[31mred\u001b[0m', '\u202egnp.exe', '\u0085\u009b', 'x'.repeat(1_048_576)];
+      for (const e of evil) {
+        const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: `tool${e}`, arguments: { text: e } } });
+        await send(`${gw.base}/mcp`, { method: 'POST', headers: JSON_HEADERS, body });
+        // A 2026-07-28 request whose Mcp-Name disagrees: the error (with both values) is logged.
+        const stateless = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: `n${e.slice(0, 2000)}`, arguments: {}, _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' } } });
+        await send(`${gw.base}/mcp`, { method: 'POST', headers: { ...JSON_HEADERS, 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': `=?base64?${Buffer.from(`other${e.slice(0, 1000)}`).toString('base64')}?=` }, body: stateless });
+      }
+      await new Promise((r) => setTimeout(r, 400));
+      const raw = gw.rawLog();
+      const lines = raw.split('\n').filter(Boolean);
+      assert.equal(lines.length, gw.logs.length, 'every record is one line');
+      for (const line of lines) {
+        assert.doesNotMatch(line, /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/);
+        assert.ok(line.length < 40_000, `line of ${line.length} chars`);
+        JSON.parse(line);
+      }
+      assert.ok(!gw.logs.some((l) => l['msg'] === 'forged'), 'no forged record');
+      const access = gw.logs.filter((l) => l['msg'] === 'access');
+      assert.equal(access.length, evil.length * 2);
+      assert.ok(access.some((l) => String(l['rpcName']).includes('\u202e')), 'the value survives, escaped');
+      assert.ok(access.some((l) => l['outcome'] === 'SLUICE_ERR_HEADER_MISMATCH' && String(l['error']).length <= 1100));
+      assert.ok(gw.logs.some((l) => l['msg'] === 'payload' && JSON.stringify(l).includes('chars]')), 'long payload strings are cut with their size');
+    } finally {
+      await gw.close();
+      await up.close();
+    }
+  });
+
   it('at 1% sampling keeps about 1% of ordinary access lines and every security event', async () => {
     const up = await startDemoUpstream();
     const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: up.url }], limits: { body: '1KiB' }, logging: { sample: 0.01 } });
