@@ -1,5 +1,6 @@
 // Shared test plumbing: a gateway on port 0 with its log captured, the demo upstream, and
 // small raw-HTTP helpers. Everything listens on 127.0.0.1 only.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
@@ -183,4 +184,35 @@ export function upstreamSessionOf(sluice: TestGateway, token: string | undefined
   const claims = token ? openSession(sluice.gw.ctx.sessions, token) : undefined;
   if (!claims) throw new Error(`not a session token of this gateway: ${token}`);
   return claims.upstreamSession;
+}
+
+export interface SluiceProcess {
+  child: ChildProcess;
+  /** What it printed on stdout so far (the JSON log lines). */
+  stdout: () => string;
+  /** SIGTERM, and the exit code. */
+  stop: () => Promise<number | null>;
+}
+
+/** Runs `sluice ARGS` as a user would; resolves once its stderr shows `ready` (the banner). */
+export async function spawnSluice(args: string[], ready: string, env: NodeJS.ProcessEnv = process.env): Promise<SluiceProcess> {
+  const child = spawn(process.execPath, [new URL('../bin/sluice.js', import.meta.url).pathname, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  await new Promise<void>((resolve, reject) => {
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (err.includes(ready)) resolve();
+    });
+    child.once('exit', () => reject(new Error(`sluice ${args.join(' ')} exited: ${err}`)));
+  });
+  return {
+    child,
+    stdout: () => out,
+    stop: async () => {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      return child.exitCode ?? (await new Promise<number | null>((r) => child.once('exit', r)));
+    },
+  };
 }

@@ -2,11 +2,10 @@
 // with the official SDK client, refusals by error code, open streams and heartbeats, replica
 // health, and label cardinality that stays bounded whatever clients send.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { freePort, JSON_HEADERS, rpc, send, startDemoUpstream, startTestGateway, type TestGateway } from '../helpers.ts';
+import { freePort, JSON_HEADERS, rpc, send, spawnSluice, startDemoUpstream, startTestGateway, type TestGateway } from '../helpers.ts';
 
 const adminUrl = (gw: TestGateway, path: string) => `http://127.0.0.1:${gw.gw.adminAddress!.port}${path}`;
 
@@ -135,30 +134,20 @@ describe('admin listener: health, readiness, metrics', () => {
     const up = await startDemoUpstream();
     const port = await freePort();
     const admin = await freePort();
-    const child = spawn(process.execPath, [new URL('../../bin/sluice.js', import.meta.url).pathname, 'serve', '--listen', `127.0.0.1:${port}`, '--upstream', up.url, '--admin', `127.0.0.1:${admin}`, '--log-payloads'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    const child = await spawnSluice(['serve', '--listen', `127.0.0.1:${port}`, '--upstream', up.url, '--admin', `127.0.0.1:${admin}`, '--log-payloads'], `admin at http://127.0.0.1:${admin} (/healthz, /readyz, /metrics)`);
     try {
-      await new Promise<void>((resolve, reject) => {
-        let err = '';
-        child.stderr.on('data', (d: Buffer) => {
-          err += d.toString();
-          if (err.includes(`admin at http://127.0.0.1:${admin} (/healthz, /readyz, /metrics)`)) resolve();
-        });
-        child.once('exit', () => reject(new Error(err)));
-      });
       assert.equal((await fetch(`http://127.0.0.1:${admin}/readyz`)).status, 200);
       assert.match(await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text(), /# TYPE sluice_requests_total counter/);
       const init = rpc('initialize', { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'cli', version: '1' }, token: 'Bearer abcdefghijklmnop' });
       assert.equal((await send(`http://127.0.0.1:${port}/mcp`, { method: 'POST', headers: JSON_HEADERS, body: init })).status, 200);
-    } finally {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-      const records = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+      assert.equal(await child.stop(), 0);
+      const records = child.stdout().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
       const request = records.find((r) => r['msg'] === 'payload' && r['payload'] === 'request');
-      assert.ok(request, stdout);
+      assert.ok(request, child.stdout());
       assert.deepEqual((request['message'] as { params: Record<string, unknown> }).params['token'], '[REDACTED]');
       assert.ok(records.some((r) => r['msg'] === 'payload' && r['payload'] === 'event'), 'the SSE answer was logged');
+    } finally {
+      await child.stop();
       await up.close();
     }
   });

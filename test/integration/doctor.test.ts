@@ -16,7 +16,7 @@ import { runDoctor } from '../../src/doctor/run-doctor.ts';
 import { startProbe, type Probe } from '../../src/probe/probe-server.ts';
 import { startFront, type Kind } from '../fixtures/front-proxy.ts';
 import { startModernOnlyServer } from '../fixtures/modern-only-server.ts';
-import { freePort, startDemoUpstream, startFakeUpstream, startTestGateway } from '../helpers.ts';
+import { freePort, spawnSluice, startDemoUpstream, startFakeUpstream, startTestGateway } from '../helpers.ts';
 
 const BIN = new URL('../../bin/sluice.js', import.meta.url).pathname;
 const ORIGIN = 'https://sluice-doctor.example';
@@ -237,16 +237,8 @@ describe('sluice doctor through Sluice, against plain servers, and against targe
     const p1 = await startProbe({ instance: 's1' });
     const p2 = await startProbe({ instance: 's2' });
     const port = await freePort();
-    const gw = spawn(process.execPath, [BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--upstream', p1.url, '--upstream', p2.url, '--allow-origin', ORIGIN], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const gw = await spawnSluice(['serve', '--listen', `127.0.0.1:${port}`, '--upstream', p1.url, '--upstream', p2.url, '--allow-origin', ORIGIN], `127.0.0.1:${port}/mcp`);
     try {
-      await new Promise<void>((resolve, reject) => {
-        let err = '';
-        gw.stderr.on('data', (d: Buffer) => {
-          err += d.toString();
-          if (err.includes(`127.0.0.1:${port}/mcp`)) resolve();
-        });
-        gw.once('exit', () => reject(new Error(err)));
-      });
       const r = await cli(['doctor', `http://127.0.0.1:${port}/mcp`, '--quick', '--json', '--header', 'Authorization: Bearer doctor-cli-token']);
       assert.equal(r.code, 0, r.stdout + r.stderr);
       const report = JSON.parse(r.stdout) as Report;
@@ -257,8 +249,7 @@ describe('sluice doctor through Sluice, against plain servers, and against targe
       assert.equal(report.checks.find((c) => c.id === 'authorization-forwarded')!.detail, 'the given Authorization reached the server unchanged');
       assert.ok(p1.records.concat(p2.records).some((rec) => rec.headers['authorization'] === 'Bearer doctor-cli-token'), 'the probe saw the given token');
     } finally {
-      gw.kill('SIGTERM');
-      await new Promise((r) => gw.once('exit', r));
+      await gw.stop();
       await p1.close();
       await p2.close();
     }

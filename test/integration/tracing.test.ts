@@ -3,11 +3,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, JSON_HEADERS, rpc, send, startFakeUpstream, startTestGateway } from '../helpers.ts';
+import { freePort, JSON_HEADERS, rpc, send, spawnSluice, startFakeUpstream, startTestGateway } from '../helpers.ts';
 
 describe('tracing', () => {
   it('makes one span per exchange and propagates W3C traceparent both ways', async () => {
@@ -59,22 +58,11 @@ describe('tracing', () => {
     const port = await freePort();
     const file = join(dir, 'sluice.yaml');
     writeFileSync(file, `listen: [{ host: 127.0.0.1, port: ${port} }]\nroutes: [{ path: /mcp, upstream: "${up.url}/mcp" }]\ntracing: { enabled: true }\n`);
-    const child = spawn(process.execPath, [new URL('../../bin/sluice.js', import.meta.url).pathname, 'serve', '--config', file], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${collector.url}/v1/traces`, OTEL_EXPORTER_OTLP_HEADERS: 'x-collector-key=k1', OTEL_SERVICE_NAME: 'mcp-edge' },
-    });
+    const env = { ...process.env, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${collector.url}/v1/traces`, OTEL_EXPORTER_OTLP_HEADERS: 'x-collector-key=k1', OTEL_SERVICE_NAME: 'mcp-edge' };
+    const sluice = await spawnSluice(['serve', '--config', file], `127.0.0.1:${port}/mcp`, env);
     try {
-      await new Promise<void>((resolve, reject) => {
-        let err = '';
-        child.stderr.on('data', (d: Buffer) => {
-          err += d.toString();
-          if (err.includes(`127.0.0.1:${port}/mcp`)) resolve();
-        });
-        child.once('exit', () => reject(new Error(err)));
-      });
       assert.equal((await send(`http://127.0.0.1:${port}/mcp`, { method: 'POST', headers: JSON_HEADERS, body: rpc('tools/call', { name: 'forecast', arguments: {} }) })).status, 200);
-      child.kill('SIGTERM');
-      assert.equal(await new Promise((r) => child.once('exit', r)), 0);
+      assert.equal(await sluice.stop(), 0);
       const posts = collector.requests.filter((r) => r.method === 'POST' && r.url === '/v1/traces');
       assert.equal(posts.length, 1, 'the batch was flushed at shutdown');
       assert.equal(posts[0]!.headers['x-collector-key'], 'k1');
@@ -82,7 +70,7 @@ describe('tracing', () => {
       assert.match(body, /"mcp-edge"/);
       assert.match(body, /"tools\/call forecast"/);
     } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
+      await sluice.stop();
       await up.close();
       await collector.close();
     }
