@@ -11,10 +11,12 @@ const CONFORMANCE = require.resolve('@modelcontextprotocol/conformance/dist/inde
 
 export type CheckResults = Map<string, string>;
 
-export async function runConformance(url: string, requirements: string): Promise<{ checks: CheckResults; output: string }> {
+/** `selection`: a requirement set (e.g. 2025-11-25) or `scenario:<name>` for one scenario. */
+export async function runConformance(url: string, selection: string): Promise<{ checks: CheckResults; output: string }> {
   const out = mkdtempSync(join(tmpdir(), 'conformance-'));
+  const select = selection.startsWith('scenario:') ? ['--scenario', selection.slice('scenario:'.length)] : ['--requirements', selection];
   const output = await new Promise<string>((resolve, reject) => {
-    const child = spawn(process.execPath, [CONFORMANCE, 'server', '--url', url, '--requirements', requirements, '-o', out, '--timeout', '20000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CONFORMANCE, 'server', '--url', url, ...select, '-o', out, '--timeout', '20000'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let text = '';
     child.stdout.on('data', (d: Buffer) => (text += d.toString()));
     child.stderr.on('data', (d: Buffer) => (text += d.toString()));

@@ -2,7 +2,7 @@ export const HELP = `sluice - an MCP gateway that carries every MCP wire shape c
 
 Usage:
   sluice serve --upstream URL [--upstream URL ...] [--listen HOST:PORT] [--path /mcp] [--allow-origin O ...]
-               [--admin HOST:PORT] [--log-payloads]
+               [--allow-host H ...] [--admin HOST:PORT] [--log-payloads]
   sluice serve --config sluice.yaml
   sluice validate sluice.yaml
   sluice demo [--listen HOST:PORT]
@@ -20,7 +20,9 @@ Commands:
              (repeat it for several replicas: new sessions are spread round robin, each session
              stays on the replica that minted it), listening on --listen (default
              127.0.0.1:8080); --allow-origin turns CORS on for browser clients from that origin
-             ("*" for any); --admin serves /healthz, /readyz and Prometheus /metrics on its own
+             ("*" for any; other cross-origin requests get 403); --allow-host adds a Host name the
+             listener answers (a loopback listener answers only loopback names: the DNS-rebinding
+             defence); --admin serves /healthz, /readyz and Prometheus /metrics on its own
              address; --log-payloads logs every JSON-RPC message, redacted by the default rules.
              Full form: --config FILE.
   validate   Check a config file; prints every bad field and why, exits 1 if any.

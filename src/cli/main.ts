@@ -63,16 +63,16 @@ export function handleSignals(gw: Gateway): void {
 async function serve(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: { config: { type: 'string', short: 'c' }, listen: { type: 'string' }, upstream: { type: 'string', multiple: true }, path: { type: 'string' }, 'allow-origin': { type: 'string', multiple: true }, admin: { type: 'string' }, 'log-payloads': { type: 'boolean' } },
+    options: { config: { type: 'string', short: 'c' }, listen: { type: 'string' }, upstream: { type: 'string', multiple: true }, path: { type: 'string' }, 'allow-origin': { type: 'string', multiple: true }, admin: { type: 'string' }, 'log-payloads': { type: 'boolean' }, 'allow-host': { type: 'string', multiple: true } },
     strict: true,
   });
   let config: Config;
   if (values.config) {
-    if (values.upstream || values.listen || values.path || values['allow-origin'] || values.admin || values['log-payloads']) usage('--config cannot be combined with the quick-form flags (--listen, --upstream, --path, --allow-origin, --admin, --log-payloads)');
+    if (values.upstream || values.listen || values.path || values['allow-origin'] || values.admin || values['log-payloads'] || values['allow-host']) usage('--config cannot be combined with the quick-form flags (--listen, --upstream, --path, --allow-origin, --allow-host, --admin, --log-payloads)');
     config = await loadConfigFile(values.config);
   } else {
     if (!values.upstream) usage('serve needs --upstream URL or --config FILE');
-    config = quickConfig({ upstream: values.upstream, listen: values.listen, path: values.path, allowOrigin: values['allow-origin'], admin: values.admin, logPayloads: values['log-payloads'] });
+    config = quickConfig({ upstream: values.upstream, listen: values.listen, path: values.path, allowOrigin: values['allow-origin'], admin: values.admin, logPayloads: values['log-payloads'], allowHost: values['allow-host'] });
   }
   const log = createLogger(config.logging.level);
   const gw = await startGateway(config, log);

@@ -82,11 +82,11 @@ function hostPort(flag: string, text: string): { host: string; port: number } {
 }
 
 /** `sluice serve --listen host:port --upstream URL [--upstream URL …] [--path /mcp] [--allow-origin O …]` as a config: one route, one replica per --upstream. */
-export function quickConfig(opts: { listen?: string; upstream: string | string[]; path?: string; allowOrigin?: string[]; admin?: string; logPayloads?: boolean }): Config {
+export function quickConfig(opts: { listen?: string; upstream: string | string[]; path?: string; allowOrigin?: string[]; allowHost?: string[]; admin?: string; logPayloads?: boolean }): Config {
   const input: ConfigInput = {
     routes: [{ path: opts.path ?? '/mcp', upstream: opts.upstream, ...(opts.allowOrigin?.length ? { cors: { allowOrigins: opts.allowOrigin } } : {}), ...(opts.logPayloads ? { logPayloads: { enabled: true } } : {}) }],
   };
-  if (opts.listen) input.listen = [hostPort('--listen', opts.listen)];
+  if (opts.listen || opts.allowHost?.length) input.listen = [{ ...hostPort('--listen', opts.listen ?? '127.0.0.1:8080'), ...(opts.allowHost?.length ? { allowHosts: opts.allowHost } : {}) }];
   if (opts.admin) input.admin = { listen: hostPort('--admin', opts.admin) };
   return buildConfig(input, 'command line');
 }

@@ -40,11 +40,22 @@ const upstreamUrl = z.string().transform((v, ctx) => {
   return url.href;
 });
 
+const hostPattern = z.string().regex(/^(\*\.)?[A-Za-z0-9.-]+$|^\[?[0-9A-Fa-f:.]+\]?$/, 'must be a host name ("mcp.example.com", "*.example.com") or an IP address');
+const allowedOrigin = z.string().refine((v) => v === '*' || v === 'null' || /^https?:\/\/[^\s/?#]+$/.test(v), 'must be "*", "null" or an origin such as https://app.example.com');
+
 export const listenerSchema = z.strictObject({
   /** Address to bind. Default 127.0.0.1: loopback, as the MCP spec advises for local servers. */
   host: z.string().min(1).default('127.0.0.1'),
   /** TCP port; 0 picks a free one. Default 8080. */
   port: z.number().int().min(0).max(65535).default(8080),
+  /**
+   * Host names this listener answers (the DNS-rebinding defence). A loopback listener always
+   * checks Host and allows localhost, 127.0.0.1 and ::1 plus these; another listener checks only
+   * when some are listed. Default [].
+   */
+  allowHosts: z.array(hostPattern).default([]),
+  /** Origins allowed beyond same-origin (and loopback origins on a loopback listener); "*" for any. Other Origins get 403. Default []. */
+  allowOrigins: z.array(allowedOrigin).default([]),
 });
 
 export const egressSchema = z.strictObject({
@@ -277,7 +288,7 @@ export const shutdownSchema = z.strictObject({
 
 export const configSchema = z.strictObject({
   /** Listeners. Default one on 127.0.0.1:8080. */
-  listen: z.array(listenerSchema).min(1).default([{ host: '127.0.0.1', port: 8080 }]),
+  listen: z.array(listenerSchema).min(1).default([{ host: '127.0.0.1', port: 8080, allowHosts: [], allowOrigins: [] }]),
   /** Routes: public path prefix -> upstream. At least one. */
   routes: z.array(routeSchema).min(1, 'at least one route is needed'),
   timeouts: timeoutsSchema.default(timeoutsSchema.parse({})),

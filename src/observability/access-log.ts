@@ -29,6 +29,7 @@ const FIELDS = ['route', 'method', 'path', 'status', 'era', 'rpcMethod', 'rpcNam
 /** Refusals that are security events (never sampled), by error code. */
 const SECURITY_CODES: Record<string, string> = {
   SLUICE_ERR_ORIGIN_NOT_ALLOWED: 'origin-rejected',
+  SLUICE_ERR_HOST_NOT_ALLOWED: 'host-rejected',
   SLUICE_ERR_HEADER_MISMATCH: 'header-body-mismatch',
   SLUICE_ERR_BODY_TOO_LARGE: 'limit-exceeded',
   SLUICE_ERR_HEADERS_TOO_LARGE: 'limit-exceeded',

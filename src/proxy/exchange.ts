@@ -4,6 +4,7 @@ import type { Span } from '@opentelemetry/api';
 import type { Era, JsonRpcSummary } from '../core/mcp.ts';
 import type { Replica } from '../routing/replica-pool.ts';
 import type { Route } from '../routing/route-table.ts';
+import type { HostOriginPolicy } from '../security/host-origin.ts';
 import type { GatewayContext } from './context.ts';
 
 export interface Exchange {
@@ -11,6 +12,8 @@ export interface Exchange {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly startedAt: number;
+  /** The Host/Origin allow lists of the listener the request came in on. */
+  readonly listener: HostOriginPolicy;
   /** Origin-form request target (path + query), set by the head check. */
   target: string;
   route: Route | undefined;
@@ -45,12 +48,13 @@ export interface Exchange {
 /** A request stage. It may enrich the exchange, throw a SluiceError to answer, or answer itself (last stage). */
 export type Stage = (ex: Exchange) => void | Promise<void>;
 
-export function newExchange(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse): Exchange {
+export function newExchange(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse, listener: HostOriginPolicy): Exchange {
   return {
     ctx,
     req,
     res,
     startedAt: performance.now(),
+    listener,
     target: '',
     route: undefined,
     routeRest: '',

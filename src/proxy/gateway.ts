@@ -14,6 +14,7 @@ import { startHealthChecks, type Probe } from '../routing/health-checks.ts';
 import type { Replica } from '../routing/replica-pool.ts';
 import { compileRoutes, type Route } from '../routing/route-table.ts';
 import { trustList } from '../security/forwarded.ts';
+import { listenerPolicy } from '../security/host-origin.ts';
 import { KeyRing } from '../session/key-ring.ts';
 import { probeConnect, probeHttp } from '../transport/health-probe.ts';
 import { UpstreamClient } from '../transport/upstream-client.ts';
@@ -197,8 +198,9 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
   let adminAddress: AddressInfo | undefined;
   try {
     for (const l of config.listen) {
+      const policy = listenerPolicy(l);
       const server = createServer({ maxHeaderSize: config.limits.headerBytes, noDelay: true, keepAliveTimeout: 5_000 }, (req, res) =>
-        handleRequest(ctx, req, res),
+        handleRequest(ctx, req, res, policy),
       );
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);

@@ -2,16 +2,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { formatAccessLine, hashSessionId, pathForLog, securityEventOf, type AccessRecord } from '../observability/access-log.ts';
+import type { HostOriginPolicy } from '../security/host-origin.ts';
 import { routeLabel, type GatewayContext } from './context.ts';
 import { newExchange, type Exchange, type Stage } from './exchange.ts';
 import { forward } from './forward.ts';
 import { respondError } from './respond-error.ts';
-import { applyCors, checkHead, classify, openSessionToken, readRequestBody, selectReplica, selectRoute } from './stages.ts';
+import { applyCors, checkHead, checkHostOrigin, classify, openSessionToken, readRequestBody, selectReplica, selectRoute } from './stages.ts';
 
-export const STAGES: readonly Stage[] = [checkHead, selectRoute, applyCors, readRequestBody, classify, openSessionToken, selectReplica, forward];
+export const STAGES: readonly Stage[] = [checkHead, selectRoute, checkHostOrigin, applyCors, readRequestBody, classify, openSessionToken, selectReplica, forward];
 
-export function handleRequest(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse): void {
-  const ex = newExchange(ctx, req, res);
+export function handleRequest(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse, listener: HostOriginPolicy): void {
+  const ex = newExchange(ctx, req, res, listener);
   // Logged after the close event has reached every listener (a microtask later), so each
   // stage's own close handler has recorded the outcome first.
   const access = ctx.access;

@@ -17,7 +17,9 @@ export function respondError(ex: Exchange, err: unknown): void {
     res.destroy();
     return;
   }
-  const rpc = ex.req.method === 'POST';
+  // Host/Origin refusals answer every method as JSON-RPC (what MCP clients and the DNS-rebinding
+  // conformance check read), without an id: the request was not looked at.
+  const rpc = ex.req.method === 'POST' || e.status === 403;
   const payload = rpc
     ? { jsonrpc: '2.0', id: ex.rpc?.id ?? null, error: { code: e.rpcCode, message: e.message, data: { sluice: e.code } } }
     : { error: { code: e.code, message: e.message } };

@@ -4,6 +4,7 @@ import { allowsBatches, H, requiresHeaderValidation, summarize } from '../core/m
 import { matchRoute, upstreamTarget } from '../routing/route-table.ts';
 import { allowedOrigin, corsEnabled, isPreflight, preflightHeaders, responseCorsHeaders } from '../security/cors.ts';
 import { headerBodyMismatch } from '../security/header-body-check.ts';
+import { hostAllowed, originAllowed } from '../security/host-origin.ts';
 import { duplicateSingleton, originFormTarget } from '../security/request-head.ts';
 import { findSessionParam, replaceParam } from '../session/query-session.ts';
 import { openSession, type SessionClaims } from '../session/token.ts';
@@ -40,6 +41,17 @@ export const selectRoute: Stage = (ex) => {
   ex.route = match.route;
   ex.routeRest = match.rest;
   ex.query = match.query;
+};
+
+/**
+ * The listener's Host and Origin allow lists: a Host it does not serve (DNS rebinding) or an
+ * Origin it does not trust gets 403 before anything reaches the upstream.
+ */
+export const checkHostOrigin: Stage = (ex) => {
+  const { req, listener } = ex;
+  if (!hostAllowed(listener, req.headers.host)) throw new SluiceError('SLUICE_ERR_HOST_NOT_ALLOWED');
+  const origin = req.headers.origin;
+  if (origin !== undefined && !originAllowed(listener, origin, req.headers.host, ex.route!.config.cors.allowOrigins)) throw new SluiceError('SLUICE_ERR_ORIGIN_NOT_ALLOWED');
 };
 
 /**

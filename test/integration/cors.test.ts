@@ -56,9 +56,9 @@ describe('CORS in Sluice', () => {
     }
   });
 
-  it('with CORS off (the default) passes OPTIONS and the upstream\'s own headers through', async () => {
+  it('with CORS off (the default) passes OPTIONS from an origin the listener allows, and the upstream\'s own headers, through', async () => {
     const up = await upstreamWithOwnCors();
-    const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: `${up.url}/mcp` }] });
+    const gw = await startTestGateway({ listen: [{ host: '127.0.0.1', port: 0, allowOrigins: [APP] }], routes: [{ path: '/mcp', upstream: `${up.url}/mcp` }] });
     try {
       const pre = await send(`${gw.base}/mcp`, { method: 'OPTIONS', headers: { origin: APP, 'access-control-request-method': 'POST' } });
       assert.equal(pre.status, 200);

@@ -137,7 +137,7 @@ describe('header forwarding', () => {
   }
 
   it('never lets an absolute-form request target change the upstream', async () => {
-    const out = await rawExchange(gw.port, `GET http://evil.example:9/mcp?x=1 HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n`);
+    const out = await rawExchange(gw.port, `GET http://evil.example:9/mcp?x=1 HTTP/1.1\r\nHost: 127.0.0.1:${gw.port}\r\nConnection: close\r\n\r\n`);
     assert.match(out, /^HTTP\/1\.1 200 /);
     assert.equal(fake.requests.at(-1)?.url, '/mcp?x=1');
     const out2 = await rawExchange(gw.port, `GET //evil.example/mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
@@ -145,7 +145,7 @@ describe('header forwarding', () => {
   });
 
   it('can preserve the client Host when a route asks for it', async () => {
-    const keep = await startTestGateway({ routes: [{ path: '/mcp', upstream: `${fake.url}/mcp`, preserveHost: true }] });
+    const keep = await startTestGateway({ listen: [{ host: '127.0.0.1', port: 0, allowHosts: ['mcp.example.com'] }], routes: [{ path: '/mcp', upstream: `${fake.url}/mcp`, preserveHost: true }] });
     try {
       await send(`${keep.base}/mcp`, { method: 'POST', headers: { ...JSON_HEADERS, host: 'mcp.example.com' }, body: rpc('ping') });
       assert.equal(fake.requests.at(-1)?.headers['host'], 'mcp.example.com');
