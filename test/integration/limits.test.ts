@@ -20,7 +20,7 @@ describe('limits', () => {
     const answer = await new Promise<string>((resolve, reject) => {
       const s = connect(gw.port, '127.0.0.1', () => {
         // Declare 10 MB but send only a few bytes: the 413 must come anyway.
-        s.write(`POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n{"jsonrpc"`);
+        s.write(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n{"jsonrpc"`);
       });
       let out = '';
       s.on('data', (c) => {
