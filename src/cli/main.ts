@@ -6,6 +6,7 @@ import type { Config } from '../config/schema.ts';
 import { createLogger } from '../observability/logger.ts';
 import { checkRouteUrls, startGateway, type Gateway } from '../proxy/gateway.ts';
 import { KeyRingError } from '../session/key-ring.ts';
+import { TlsConfigError } from '../transport/tls-listener.ts';
 import { HELP } from './help.ts';
 import { runCheckUpstream } from './check-upstream.ts';
 import { runConfig } from './config-gen.ts';
@@ -22,10 +23,11 @@ function version(): string {
 }
 
 export function printListening(gw: Gateway, config: Config): void {
-  for (const a of gw.addresses) {
+  gw.addresses.forEach((a, i) => {
     const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-    for (const r of config.routes) process.stderr.write(`sluice: http://${host}:${a.port}${r.path} -> ${r.upstream.map((u) => u.url).join(', ')}\n`);
-  }
+    const scheme = config.listen[i]?.tls ? 'https' : 'http';
+    for (const r of config.routes) process.stderr.write(`sluice: ${scheme}://${host}:${a.port}${r.path} -> ${r.upstream.map((u) => u.url).join(', ')}\n`);
+  });
   const admin = gw.adminAddress;
   if (admin) process.stderr.write(`sluice: admin at http://${admin.family === 'IPv6' ? `[${admin.address}]` : admin.address}:${admin.port} (/healthz, /readyz, /metrics)\n`);
 }
@@ -129,6 +131,10 @@ export async function main(argv: string[]): Promise<void> {
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`sluice: ${err.message}\n`);
+      process.exit(1);
+    }
+    if (err instanceof TlsConfigError) {
+      process.stderr.write(`sluice: listen[].tls: ${err.message}\n`);
       process.exit(1);
     }
     if (err instanceof KeyRingError) {

@@ -56,6 +56,8 @@ export const listenerSchema = z.strictObject({
   allowHosts: z.array(hostPattern).default([]),
   /** Origins allowed beyond same-origin (and loopback origins on a loopback listener); "*" for any. Other Origins get 403. Default []. */
   allowOrigins: z.array(allowedOrigin).default([]),
+  /** Serve HTTPS (TLS 1.2+) with these PEM files, reloaded when they change. Unset: plain HTTP. */
+  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
 });
 
 export const egressSchema = z.strictObject({

@@ -1,6 +1,6 @@
 // The gateway process: listeners, the request pipeline, and graceful shutdown.
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError } from '../config/load.ts';
 import type { Config, RouteConfig } from '../config/schema.ts';
@@ -17,6 +17,7 @@ import { trustList } from '../security/forwarded.ts';
 import { listenerPolicy } from '../security/host-origin.ts';
 import { KeyRing } from '../session/key-ring.ts';
 import { probeConnect, probeHttp } from '../transport/health-probe.ts';
+import { createTlsServer } from '../transport/tls-listener.ts';
 import { UpstreamClient } from '../transport/upstream-client.ts';
 import { GatewayMetrics, type ReplicaHealth } from '../observability/metrics.ts';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
@@ -194,14 +195,24 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     log.info({ routes: ctx.routes.length }, 'config reloaded');
   };
   const servers: Server[] = [];
+  const unwatchers: (() => void)[] = [];
   const addresses: AddressInfo[] = [];
   let adminAddress: AddressInfo | undefined;
   try {
     for (const l of config.listen) {
       const policy = listenerPolicy(l);
-      const server = createServer({ maxHeaderSize: config.limits.headerBytes, noDelay: true, keepAliveTimeout: 5_000 }, (req, res) =>
-        handleRequest(ctx, req, res, policy),
-      );
+      const handler = (req: IncomingMessage, res: ServerResponse): void => handleRequest(ctx, req, res, policy);
+      let server: Server;
+      if (l.tls) {
+        const files = l.tls;
+        const tls = createTlsServer(files, { maxHeaderSize: config.limits.headerBytes, keepAliveTimeout: 5_000 }, handler, (err) =>
+          err ? log.error({ cert: files.cert, err: err.message }, 'TLS certificate reload failed; kept the running one') : log.info({ cert: files.cert }, 'TLS certificate reloaded'),
+        );
+        unwatchers.push(tls.unwatch);
+        server = tls.server;
+      } else {
+        server = createServer({ maxHeaderSize: config.limits.headerBytes, noDelay: true, keepAliveTimeout: 5_000 }, handler);
+      }
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(l.port, l.host, () => {
@@ -220,6 +231,7 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     }
   } catch (err) {
     stopChecks();
+    for (const u of unwatchers) u();
     for (const s of servers) s.close();
     await ctx.client.close();
     throw err;
@@ -230,6 +242,7 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     shuttingDown ??= (async () => {
       ctx.draining = true;
       stopChecks();
+      for (const u of unwatchers) u();
       for (const t of drainTimers) clearTimeout(t);
       const closed = Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
       for (const s of servers) s.closeIdleConnections();

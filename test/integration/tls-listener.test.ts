@@ -1,0 +1,96 @@
+// A TLS listener: PEM files from a test CA made here, TLS 1.2+ only, an official SDK client over
+// https, X-Forwarded-Proto https upstream, and a renewed certificate served to new connections
+// without a restart (a broken renewal keeps the running one).
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { describe, it } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Agent, fetch as undiciFetch } from 'undici';
+import { startDemoUpstream, startFakeUpstream, startTestGateway, waitFor } from '../helpers.ts';
+
+/** A CA and a server certificate for 127.0.0.1/localhost signed by it, in `dir`. */
+function makeCerts(dir: string, cn: string): void {
+  const run = (args: string[]) => {
+    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+  };
+  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-subj', '/CN=Sluice Test CA', '-days', '1']);
+  run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'next.key', '-out', 'server.csr', '-subj', `/CN=${cn}`]);
+  writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'next.pem', '-days', '1', '-extfile', 'san.ext']);
+}
+
+function peerCertificate(port: number, ca: Buffer, maxVersion?: 'TLSv1.1'): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ host: '127.0.0.1', port, ca, servername: 'localhost', ...(maxVersion ? { maxVersion, minVersion: 'TLSv1' } : {}) }, () => {
+      const cn = s.getPeerX509Certificate()?.subject ?? '';
+      s.end();
+      resolve(cn);
+    });
+    s.once('error', reject);
+  });
+}
+
+describe('TLS listener', () => {
+  it('serves MCP over TLS 1.2+ with the configured PEM files and reloads them when they change', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-tls-'));
+    makeCerts(dir, 'first.sluice.test');
+    writeFileSync(join(dir, 'server.pem'), readFileSync(join(dir, 'next.pem')));
+    writeFileSync(join(dir, 'server.key'), readFileSync(join(dir, 'next.key')));
+    const ca = readFileSync(join(dir, 'ca.pem'));
+    const up = await startDemoUpstream();
+    const fwd = await startFakeUpstream((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}'));
+    const gw = await startTestGateway({
+      listen: [{ host: '127.0.0.1', port: 0, tls: { cert: join(dir, 'server.pem'), key: join(dir, 'server.key') } }],
+      routes: [
+        { path: '/mcp', upstream: up.url },
+        { path: '/echo', upstream: `${fwd.url}/mcp` },
+      ],
+    });
+    try {
+      const base = `https://127.0.0.1:${gw.port}`;
+      const dispatcher = new Agent({ connect: { ca } });
+      const client = new Client({ name: 'tls', version: '1' });
+      await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { fetch: (url, init) => undiciFetch(url as string, { ...(init as object), dispatcher }) as unknown as Promise<Response> }));
+      const r = await client.callTool({ name: 'slow_count', arguments: { steps: 2, intervalMs: 10 } });
+      assert.deepEqual(r.content, [{ type: 'text', text: 'counted to 2' }]);
+      await client.close();
+      await undiciFetch(`${base}/echo`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: '{"jsonrpc":"2.0","id":1,"method":"ping"}', dispatcher });
+      assert.equal(fwd.requests.at(-1)?.headers['x-forwarded-proto'], 'https');
+      assert.match(await peerCertificate(gw.port, ca), /CN=first\.sluice\.test/);
+      await assert.rejects(peerCertificate(gw.port, ca, 'TLSv1.1'), 'TLS 1.1 is refused');
+
+      // A renewal: both files replaced; new connections get the new certificate.
+      makeCerts(dir, 'second.sluice.test');
+      const ca2 = readFileSync(join(dir, 'ca.pem'));
+      writeFileSync(join(dir, 'server.key'), readFileSync(join(dir, 'next.key')));
+      writeFileSync(join(dir, 'server.pem'), readFileSync(join(dir, 'next.pem')));
+      await waitFor(() => gw.logs.some((l) => l['msg'] === 'TLS certificate reloaded'), 5000, 'reload');
+      assert.match(await peerCertificate(gw.port, ca2), /CN=second\.sluice\.test/);
+      assert.ok(new X509Certificate(readFileSync(join(dir, 'server.pem'))).subject.includes('second'));
+
+      // A broken renewal is refused and the running certificate kept.
+      writeFileSync(join(dir, 'server.pem'), 'not a certificate');
+      await waitFor(() => gw.logs.some((l) => l['msg'] === 'TLS certificate reload failed; kept the running one'), 5000, 'failed reload');
+      assert.match(await peerCertificate(gw.port, ca2), /CN=second\.sluice\.test/);
+      await dispatcher.close();
+    } finally {
+      await gw.close();
+      await up.close();
+      await fwd.close();
+    }
+  });
+
+  it('refuses to start with an unreadable or mismatched certificate, saying which', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-tls-bad-'));
+    makeCerts(dir, 'a.sluice.test');
+    await assert.rejects(startTestGateway({ listen: [{ host: '127.0.0.1', port: 0, tls: { cert: join(dir, 'missing.pem'), key: join(dir, 'next.key') } }], routes: [{ path: '/mcp', upstream: 'http://127.0.0.1:9/mcp' }] }), /cannot read the TLS certificate or key/);
+    await assert.rejects(startTestGateway({ listen: [{ host: '127.0.0.1', port: 0, tls: { cert: join(dir, 'next.pem'), key: join(dir, 'ca.key') } }], routes: [{ path: '/mcp', upstream: 'http://127.0.0.1:9/mcp' }] }), /next\.pem .*key values mismatch/i);
+  });
+});
