@@ -160,6 +160,20 @@ const payloadLoggingSchema = z.strictObject({
   maxArray: z.number().int().positive().default(20),
 });
 
+const upstreamTlsSchema = z
+  .strictObject({
+    /** PEM file of the CAs that sign the upstreams' certificates (instead of the system ones). */
+    ca: z.string().min(1).optional(),
+    /** Name to verify the certificate against and send as SNI, when it differs from the URL's host. */
+    servername: z.string().min(1).optional(),
+    /** Client certificate and key (PEM files) for upstreams that demand mTLS. */
+    cert: z.string().min(1).optional(),
+    key: z.string().min(1).optional(),
+    /** Verify the upstream's certificate. false must be written out, and logs a warning at start. Default true. */
+    verify: z.boolean().default(true),
+  })
+  .refine((t) => (t.cert === undefined) === (t.key === undefined), 'cert and key go together');
+
 export const routeSchema = z
   .strictObject({
     /** Public path prefix, e.g. /mcp. A request matches it exactly or below it (/mcp/...). Longest prefix wins. */
@@ -184,6 +198,8 @@ export const routeSchema = z
     cors: corsSchema.default(corsSchema.parse({})),
     /** Payload logging with redaction; off by default. */
     logPayloads: payloadLoggingSchema.default(payloadLoggingSchema.parse({})),
+    /** TLS to https upstreams: verified against the system CAs by default. */
+    tls: upstreamTlsSchema.optional(),
   })
   .transform((r, ctx) => {
     const upstream = r.upstream.map((u) => ({ url: u.url, id: u.id ?? u.url, draining: u.draining }));

@@ -71,7 +71,7 @@ class Relay implements UpstreamListener, Drainable {
     const ex = this.ex;
     this.replica.outstanding++;
     this.call = ex.ctx.client.dispatch(
-      { origin: this.replica.origin, policy: ex.route!.policy, path: ex.upstreamTarget!, method: ex.req.method ?? 'GET', headers: upstreamRequestHeaders(ex), body: ex.body },
+      { origin: this.replica.origin, policy: ex.route!.policy, tls: ex.route!.tls, path: ex.upstreamTarget!, method: ex.req.method ?? 'GET', headers: upstreamRequestHeaders(ex), body: ex.body },
       this,
     );
   }
@@ -205,6 +205,9 @@ class Relay implements UpstreamListener, Drainable {
     if (this.finished) return;
     if (!this.res.headersSent) {
       if ((err as SluiceError).code === 'SLUICE_ERR_UPSTREAM_REFUSED') this.logRefused(err as SluiceError);
+      if ((err as SluiceError).code === 'SLUICE_ERR_UPSTREAM_TLS') {
+        this.ex.ctx.log.warn({ security: 'upstream-tls-failed', route: this.ex.route?.path, replica: this.replica.id, reason: (err as SluiceError).message }, 'upstream certificate refused');
+      }
       this.upstreamFailed();
       let answer = err;
       if (isConnectFailure(err) && !this.res.destroyed) {

@@ -108,6 +108,15 @@ function logHashKey(config: Config, env: NodeJS.ProcessEnv = process.env): Buffe
   return text ? Buffer.from(text, 'utf8') : randomBytes(32);
 }
 
+/** Said at start and at every reload: a route whose upstream certificates are not verified. */
+function warnUnverified(routes: readonly Route[], log: Logger): void {
+  for (const r of routes) {
+    if (r.tls && !r.tls.rejectUnauthorized && r.pool.replicas.some((rep) => rep.url.protocol === 'https:')) {
+      log.warn({ route: r.path }, 'TLS verification of upstream certificates is OFF for this route (tls.verify: false)');
+    }
+  }
+}
+
 function replicaHealth(ctx: GatewayContext): ReplicaHealth[] {
   const now = Date.now();
   // Registered routes are left out: their number is the tenants' choice, not the operator's.
@@ -141,8 +150,9 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
       return attempt();
     },
   };
+  warnUnverified(ctx.routes, log);
   const probe: Probe = (route, replica, path, timeoutMs) => {
-    const connect = ctx.client.connectorFor(route.policy);
+    const connect = ctx.client.connectorFor(route.policy, route.tls);
     return path === undefined ? probeConnect(replica.url, timeoutMs, connect) : probeHttp(replica.origin, path, timeoutMs, connect);
   };
   const onHealth = (route: Route, replica: Replica, healthy: boolean): void => {
@@ -177,6 +187,7 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
       }
     }
     ctx.routes = routes;
+    warnUnverified(routes, log);
     stopChecks();
     stopChecks = startHealthChecks(routes, probe, onHealth);
   };

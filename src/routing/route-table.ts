@@ -1,7 +1,10 @@
 // Public path prefix -> upstream base URL. Longest prefix wins; matching is on whole segments
 // (/mcp matches /mcp and /mcp/x, never /mcpx).
 import type { RouteConfig } from '../config/schema.ts';
+import { readFileSync } from 'node:fs';
+import { ConfigError } from '../config/load.ts';
 import type { AddressPolicy } from '../security/address-policy.ts';
+import type { UpstreamTls } from '../core/upstream-tls.ts';
 import { ReplicaPool, type Replica } from './replica-pool.ts';
 
 export interface Route {
@@ -13,6 +16,8 @@ export interface Route {
   readonly preserveHost: boolean;
   /** Enforced at every upstream connect of this route. */
   readonly policy: AddressPolicy;
+  /** TLS options for https replicas (files read); undefined: system CAs, verified. */
+  readonly tls: UpstreamTls | undefined;
 }
 
 export interface RouteMatch {
@@ -28,7 +33,7 @@ export function compileRoutes(routes: readonly RouteConfig[], previous: readonly
   return routes
     .map((r) => {
       const old = previous.find((p) => p.path === r.path);
-      return { path: r.path, prefix: r.path === '/' ? '' : r.path, pool: new ReplicaPool(r, old?.pool, now), config: r, preserveHost: r.preserveHost, policy: policyOf(r, old?.policy) };
+      return { path: r.path, prefix: r.path === '/' ? '' : r.path, pool: new ReplicaPool(r, old?.pool, now), config: r, preserveHost: r.preserveHost, policy: policyOf(r, old?.policy), tls: tlsOf(r, old) };
     })
     .sort((a, b) => b.path.length - a.path.length);
 }
@@ -37,6 +42,24 @@ export function compileRoutes(routes: readonly RouteConfig[], previous: readonly
 function policyOf(r: RouteConfig, old: AddressPolicy | undefined): AddressPolicy {
   const p: AddressPolicy = { strict: r.egress.strict, requireHttps: r.egress.requireHttps, allowCidrs: r.egress.allow, allowHosts: r.egress.allowHosts };
   return old && JSON.stringify(old) === JSON.stringify(p) ? old : Object.freeze(p);
+}
+
+/** The route's upstream TLS options with the PEM files read; the same object while unchanged (it keys pools). */
+function tlsOf(r: RouteConfig, old: Route | undefined): UpstreamTls | undefined {
+  if (!r.tls) return undefined;
+  if (old?.tls && JSON.stringify(old.config.tls) === JSON.stringify(r.tls)) return old.tls;
+  const read = (file: string | undefined, what: string): Buffer | undefined => {
+    if (file === undefined) return undefined;
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new ConfigError('routes', [`routes (path ${r.path}): tls.${what}: ${(err as Error).message}`]);
+    }
+  };
+  const ca = read(r.tls.ca, 'ca');
+  const cert = read(r.tls.cert, 'cert');
+  const key = read(r.tls.key, 'key');
+  return Object.freeze({ rejectUnauthorized: r.tls.verify, ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}), ...(r.tls.servername ? { servername: r.tls.servername } : {}) });
 }
 
 export function matchRoute(routes: readonly Route[], target: string): RouteMatch | undefined {

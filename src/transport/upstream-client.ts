@@ -10,6 +10,7 @@
 // Redirects are never followed (dispatch returns 3xx as is), no HTTP(S)_PROXY is consulted, and
 // the body timeout is off because Sluice runs its own idle timer that heartbeats coexist with.
 import type { IncomingHttpHeaders } from 'node:http';
+import type { UpstreamTls } from '../core/upstream-tls.ts';
 import { buildConnector, Client, errors as undiciErrors, type Dispatcher } from 'undici';
 import { SluiceError } from '../core/errors.ts';
 import { RULE_TEXT, type AddressPolicy } from '../security/address-policy.ts';
@@ -28,6 +29,8 @@ export interface UpstreamRequest {
   origin: string;
   /** The address policy of the route: enforced in the connector of every connection. */
   policy: AddressPolicy;
+  /** The route's TLS options for https upstreams (undefined: system CAs, verified). */
+  tls: UpstreamTls | undefined;
   path: string;
   method: string;
   /** Flat [name, value, name, value, …] list, as undici takes it without another copy. */
@@ -160,9 +163,10 @@ class ConnectionPool {
 export class UpstreamClient {
   private readonly pool: ConnectionPool;
   private readonly deps: GuardDeps;
-  /** One guarded connector (and pool key) per policy object: routes keep theirs for life. */
-  private readonly guards = new WeakMap<AddressPolicy, { key: string; connect: Connector }>();
+  /** One guarded connector (and pool key) per policy and TLS options: routes keep theirs while unchanged. */
+  private readonly guards = new WeakMap<AddressPolicy, Map<UpstreamTls | undefined, { key: string; connect: Connector }>>();
   private nextGuard = 0;
+  private readonly connectTimeoutMs: number;
 
   constructor(opts: UpstreamClientOptions) {
     this.pool = new ConnectionPool(
@@ -174,22 +178,30 @@ export class UpstreamClient {
       },
       256,
     );
+    this.connectTimeoutMs = opts.connectTimeoutMs;
     this.deps = { resolver: opts.resolver ?? systemResolver, timeoutMs: opts.connectTimeoutMs, connector: opts.connector ?? buildConnector({ timeout: opts.connectTimeoutMs }) };
   }
 
-  /** The connector that enforces `policy`; health checks use it too. */
-  connectorFor(policy: AddressPolicy): Connector {
-    return this.guard(policy).connect;
+  /** The connector that enforces `policy` (with the route's TLS options); health checks use it too. */
+  connectorFor(policy: AddressPolicy, tls: UpstreamTls | undefined): Connector {
+    return this.guard(policy, tls).connect;
   }
 
-  private guard(policy: AddressPolicy): { key: string; connect: Connector } {
-    let g = this.guards.get(policy);
-    if (!g) this.guards.set(policy, (g = { key: `${this.nextGuard++}|`, connect: guardedConnector(policy, this.deps) }));
+  private guard(policy: AddressPolicy, tls: UpstreamTls | undefined): { key: string; connect: Connector } {
+    let byTls = this.guards.get(policy);
+    if (!byTls) this.guards.set(policy, (byTls = new Map()));
+    let g = byTls.get(tls);
+    if (!g) {
+      // The route's CA, client certificate, SNI name and verification apply to TLS connections;
+      // the address policy still judges every connect first.
+      const deps = tls ? { ...this.deps, connector: buildConnector({ timeout: this.connectTimeoutMs, ...tls }) } : this.deps;
+      byTls.set(tls, (g = { key: `${this.nextGuard++}|`, connect: guardedConnector(policy, deps) }));
+    }
     return g;
   }
 
   dispatch(r: UpstreamRequest, listener: UpstreamListener): UpstreamCall {
-    const g = this.guard(r.policy);
+    const g = this.guard(r.policy, r.tls);
     const key = g.key + r.origin;
     const client = this.pool.acquire(key, r.origin, g.connect);
     const call = new Call(listener, this.pool, key, client);
@@ -212,10 +224,15 @@ export function classifyUpstreamError(err: unknown): SluiceError {
   const refused = err instanceof AddressRefused ? err : (err as { cause?: unknown }).cause instanceof AddressRefused ? ((err as { cause: AddressRefused }).cause) : undefined;
   if (refused) return new SluiceError('SLUICE_ERR_UPSTREAM_REFUSED', RULE_TEXT[refused.rule], { cause: refused });
   if (err instanceof undiciErrors.ConnectTimeoutError) return new SluiceError('SLUICE_ERR_UPSTREAM_TIMEOUT', 'connect timed out', { cause: err });
+  const tlsCode = (err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code;
+  if (tlsCode !== undefined && TLS_CODES.test(tlsCode)) return new SluiceError('SLUICE_ERR_UPSTREAM_TLS', tlsCode, { cause: err });
   if (err instanceof undiciErrors.HeadersTimeoutError) return new SluiceError('SLUICE_ERR_UPSTREAM_TIMEOUT', 'no response headers in time', { cause: err });
   const code = (err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code;
   return new SluiceError('SLUICE_ERR_UPSTREAM_UNAVAILABLE', code ?? (err as Error).message, { cause: err });
 }
+
+/** Certificate and handshake failures (node's and OpenSSL's codes). */
+const TLS_CODES = /^(?:CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|ERR_TLS_|ERR_SSL_|EPROTO$|HOSTNAME_MISMATCH|INVALID_CA|INVALID_PURPOSE)/;
 
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
 

@@ -47,7 +47,7 @@ function redirectingConnector(target: Sentinel, dialled: string[]): Connector {
 function get(client: UpstreamClient, origin: string, policy: typeof STRICT): Promise<{ status?: number; code?: string; message?: string }> {
   return new Promise((resolve) => {
     client.dispatch(
-      { origin, policy, path: '/', method: 'GET', headers: [], body: undefined },
+      { origin, policy, tls: undefined, path: '/', method: 'GET', headers: [], body: undefined },
       {
         onHeaders: (status) => resolve({ status }),
         onData: () => undefined,

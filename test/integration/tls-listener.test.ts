@@ -2,7 +2,6 @@
 // https, X-Forwarded-Proto https upstream, and a renewed certificate served to new connections
 // without a restart (a broken renewal keeps the running one).
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,18 +11,14 @@ import { describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Agent, fetch as undiciFetch } from 'undici';
+import { makeTestCa } from '../fixtures/test-ca.ts';
 import { startDemoUpstream, startFakeUpstream, startTestGateway, waitFor } from '../helpers.ts';
 
-/** A CA and a server certificate for 127.0.0.1/localhost signed by it, in `dir`. */
-function makeCerts(dir: string, cn: string): void {
-  const run = (args: string[]) => {
-    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
-    assert.equal(r.status, 0, r.stderr);
-  };
-  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-subj', '/CN=Sluice Test CA', '-days', '1']);
-  run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'next.key', '-out', 'server.csr', '-subj', `/CN=${cn}`]);
-  writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'next.pem', '-days', '1', '-extfile', 'san.ext']);
+/** A fresh CA and a server certificate for 127.0.0.1/localhost signed by it: `dir`/next.pem, next.key; returns the CA. */
+function makeCerts(dir: string, cn: string): Buffer {
+  const ca = makeTestCa(`Sluice Test CA ${cn}`, dir);
+  ca.issue('next', cn, ['IP:127.0.0.1', 'DNS:localhost']);
+  return ca.ca;
 }
 
 function peerCertificate(port: number, ca: Buffer, maxVersion?: 'TLSv1.1'): Promise<string> {
@@ -40,10 +35,9 @@ function peerCertificate(port: number, ca: Buffer, maxVersion?: 'TLSv1.1'): Prom
 describe('TLS listener', () => {
   it('serves MCP over TLS 1.2+ with the configured PEM files and reloads them when they change', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-tls-'));
-    makeCerts(dir, 'first.sluice.test');
+    const ca = makeCerts(dir, 'first.sluice.test');
     writeFileSync(join(dir, 'server.pem'), readFileSync(join(dir, 'next.pem')));
     writeFileSync(join(dir, 'server.key'), readFileSync(join(dir, 'next.key')));
-    const ca = readFileSync(join(dir, 'ca.pem'));
     const up = await startDemoUpstream();
     const fwd = await startFakeUpstream((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}'));
     const gw = await startTestGateway({
@@ -67,8 +61,7 @@ describe('TLS listener', () => {
       await assert.rejects(peerCertificate(gw.port, ca, 'TLSv1.1'), 'TLS 1.1 is refused');
 
       // A renewal: both files replaced; new connections get the new certificate.
-      makeCerts(dir, 'second.sluice.test');
-      const ca2 = readFileSync(join(dir, 'ca.pem'));
+      const ca2 = makeCerts(dir, 'second.sluice.test');
       writeFileSync(join(dir, 'server.key'), readFileSync(join(dir, 'next.key')));
       writeFileSync(join(dir, 'server.pem'), readFileSync(join(dir, 'next.pem')));
       await waitFor(() => gw.logs.some((l) => l['msg'] === 'TLS certificate reloaded'), 5000, 'reload');
@@ -90,7 +83,8 @@ describe('TLS listener', () => {
   it('refuses to start with an unreadable or mismatched certificate, saying which', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-tls-bad-'));
     makeCerts(dir, 'a.sluice.test');
+    const other = makeTestCa('Other CA', dir).issue('other', 'other.sluice.test', ['DNS:localhost']);
     await assert.rejects(startTestGateway({ listen: [{ host: '127.0.0.1', port: 0, tls: { cert: join(dir, 'missing.pem'), key: join(dir, 'next.key') } }], routes: [{ path: '/mcp', upstream: 'http://127.0.0.1:9/mcp' }] }), /cannot read the TLS certificate or key/);
-    await assert.rejects(startTestGateway({ listen: [{ host: '127.0.0.1', port: 0, tls: { cert: join(dir, 'next.pem'), key: join(dir, 'ca.key') } }], routes: [{ path: '/mcp', upstream: 'http://127.0.0.1:9/mcp' }] }), /next\.pem .*key values mismatch/i);
+    await assert.rejects(startTestGateway({ listen: [{ host: '127.0.0.1', port: 0, tls: { cert: join(dir, 'next.pem'), key: other.keyFile } }], routes: [{ path: '/mcp', upstream: 'http://127.0.0.1:9/mcp' }] }), /next\.pem .*key values mismatch/i);
   });
 });
