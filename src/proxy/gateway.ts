@@ -1,7 +1,7 @@
 // The gateway process: listeners, the request pipeline, and graceful shutdown.
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import { ConfigError } from '../config/load.ts';
 import type { Config, RouteConfig } from '../config/schema.ts';
 import { registeredRoute, Registry } from '../routing/registry.ts';
@@ -108,6 +108,13 @@ function logHashKey(config: Config, env: NodeJS.ProcessEnv = process.env): Buffe
   return text ? Buffer.from(text, 'utf8') : randomBytes(32);
 }
 
+/** A listening server and how shutdown closes its connections (HTTP/1.1 or TLS with HTTP/2). */
+interface Listening {
+  server: NetServer;
+  closeIdle(): void;
+  closeAll(): void;
+}
+
 /** Said at start and at every reload: a route whose upstream certificates are not verified. */
 function warnUnverified(routes: readonly Route[], log: Logger): void {
   for (const r of routes) {
@@ -205,7 +212,7 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     ctx.trusted = trustList(next.trustedProxies);
     log.info({ routes: ctx.routes.length }, 'config reloaded');
   };
-  const servers: Server[] = [];
+  const servers: Listening[] = [];
   const unwatchers: (() => void)[] = [];
   const addresses: AddressInfo[] = [];
   let adminAddress: AddressInfo | undefined;
@@ -213,37 +220,39 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     for (const l of config.listen) {
       const policy = listenerPolicy(l);
       const handler = (req: IncomingMessage, res: ServerResponse): void => handleRequest(ctx, req, res, policy);
-      let server: Server;
+      let server: Listening;
       if (l.tls) {
         const files = l.tls;
-        const tls = createTlsServer(files, { maxHeaderSize: config.limits.headerBytes, keepAliveTimeout: 5_000 }, handler, (err) =>
+        const tls = createTlsServer(files, { maxHeaderSize: config.limits.headerBytes }, handler, (err) =>
           err ? log.error({ cert: files.cert, err: err.message }, 'TLS certificate reload failed; kept the running one') : log.info({ cert: files.cert }, 'TLS certificate reloaded'),
         );
         unwatchers.push(tls.unwatch);
-        server = tls.server;
+        server = { server: tls.server, closeIdle: tls.closeIdle, closeAll: tls.closeAll };
       } else {
-        server = createServer({ maxHeaderSize: config.limits.headerBytes, noDelay: true, keepAliveTimeout: 5_000 }, handler);
+        const plain = createServer({ maxHeaderSize: config.limits.headerBytes, noDelay: true, keepAliveTimeout: 5_000 }, handler);
+        server = { server: plain, closeIdle: () => plain.closeIdleConnections(), closeAll: () => plain.closeAllConnections() };
       }
       await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(l.port, l.host, () => {
-          server.off('error', reject);
+        server.server.once('error', reject);
+        server.server.listen(l.port, l.host, () => {
+          server.server.off('error', reject);
           resolve();
         });
       });
       servers.push(server);
-      addresses.push(server.address() as AddressInfo);
+      addresses.push(server.server.address() as AddressInfo);
     }
     if (config.admin.listen) {
       const resolver = deps.resolver ?? systemResolver;
       const notReady = (): string[] => (ctx.draining ? ['shutting down'] : ctx.routes.filter((r) => !r.pool.replicas.some((rep) => rep.takesNew(Date.now()))).map((r) => `route ${r.path}: no replica takes work`));
-      servers.push(await startAdminServer({ ctx, registry, token, resolver, onChange: () => applyRoutes(ctx.config), notReady }, config.admin.listen.host, config.admin.listen.port));
-      adminAddress = servers.at(-1)?.address() as AddressInfo;
+      const admin = await startAdminServer({ ctx, registry, token, resolver, onChange: () => applyRoutes(ctx.config), notReady }, config.admin.listen.host, config.admin.listen.port);
+      servers.push({ server: admin, closeIdle: () => admin.closeIdleConnections(), closeAll: () => admin.closeAllConnections() });
+      adminAddress = admin.address() as AddressInfo;
     }
   } catch (err) {
     stopChecks();
     for (const u of unwatchers) u();
-    for (const s of servers) s.close();
+    for (const s of servers) s.server.close();
     await ctx.client.close();
     throw err;
   }
@@ -255,8 +264,8 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
       stopChecks();
       for (const u of unwatchers) u();
       for (const t of drainTimers) clearTimeout(t);
-      const closed = Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
-      for (const s of servers) s.closeIdleConnections();
+      const closed = Promise.all(servers.map((s) => new Promise<void>((r) => s.server.close(() => r()))));
+      for (const s of servers) s.closeIdle();
       const { drain, retryHint } = config.shutdown;
       for (const a of ctx.active) if (a.kind === 'stream') a.stop(retryHint);
       const deadline = Date.now() + drain;
@@ -264,7 +273,7 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
         await new Promise((r) => setTimeout(r, 50));
       }
       for (const a of ctx.active) a.stop(retryHint);
-      for (const s of servers) s.closeAllConnections();
+      for (const s of servers) s.closeAll();
       await closed;
       await ctx.client.close();
       await ctx.tracing?.shutdown();

@@ -12,6 +12,8 @@ import { applyCors, checkHead, checkHostOrigin, classify, openSessionToken, read
 export const STAGES: readonly Stage[] = [checkHead, selectRoute, checkHostOrigin, applyCors, readRequestBody, classify, openSessionToken, selectReplica, forward];
 
 export function handleRequest(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse, listener: HostOriginPolicy): void {
+  // HTTP/2 names the authority :authority; every stage reads Host.
+  if (req.httpVersionMajor === 2 && req.headers.host === undefined && typeof req.headers[':authority'] === 'string') req.headers.host = req.headers[':authority'];
   const ex = newExchange(ctx, req, res, listener);
   // Logged after the close event has reached every listener (a microtask later), so each
   // stage's own close handler has recorded the outcome first.

@@ -32,7 +32,8 @@ export function respondError(ex: Exchange, err: unknown): void {
   };
   // The request body may be unread (413, early errors): don't keep a connection whose framing
   // we no longer track.
-  if (!ex.req.complete) headers['connection'] = 'close';
+  if (!ex.req.complete && ex.req.httpVersionMajor < 2) headers['connection'] = 'close';
+  if (ex.req.httpVersionMajor >= 2) delete headers['connection']; // no connection-specific fields in HTTP/2
   res.writeHead(e.status, headers);
   ex.headersAt = performance.now();
   res.end(body);

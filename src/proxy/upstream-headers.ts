@@ -20,7 +20,8 @@ export function upstreamRequestHeaders(ex: Exchange): string[] {
   const traced = ex.span !== undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase();
-    if (drop.has(name) || OWNED_REQUEST.has(name)) continue;
+    // HTTP/2 pseudo-headers (:method, :path, :authority, :scheme) are the request line, not fields.
+    if (drop.has(name) || OWNED_REQUEST.has(name) || name.charCodeAt(0) === 58) continue;
     // With tracing on, Sluice's span is the upstream's parent.
     if (traced && (name === 'traceparent' || name === 'tracestate')) continue;
     // The client holds a Sluice token; the upstream gets back the id it minted.

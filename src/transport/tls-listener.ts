@@ -1,10 +1,11 @@
 // TLS for a public listener: certificate and key from PEM files, TLS 1.2 or newer with Node's
-// modern cipher defaults, and the files watched so a renewed certificate is served to new
-// connections without a restart (connections already open keep theirs).
+// modern cipher defaults, HTTP/2 and HTTP/1.1 by ALPN, and the files watched so a renewed
+// certificate is served to new connections without a restart (connections already open keep
+// theirs).
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createSecureContext } from 'node:tls';
+import { createSecureServer, type Http2SecureServer, type Http2Session } from 'node:http2';
+import { createSecureContext, type TLSSocket } from 'node:tls';
 
 export interface TlsFiles {
   cert: string;
@@ -31,18 +32,36 @@ function load(files: TlsFiles): { cert: Buffer; key: Buffer } {
 }
 
 export interface TlsServer {
-  server: HttpsServer;
+  server: Http2SecureServer;
   /** Stop watching the files. */
   unwatch(): void;
+  /** Ask HTTP/2 sessions to finish (GOAWAY: open streams may end) and close idle HTTP/1.1 connections. */
+  closeIdle(): void;
+  /** Close every connection now. */
+  closeAll(): void;
 }
 
 export function createTlsServer(
   files: TlsFiles,
-  options: { maxHeaderSize: number; keepAliveTimeout: number },
+  options: { maxHeaderSize: number },
   handler: (req: IncomingMessage, res: ServerResponse) => void,
   onReload: (error: Error | undefined) => void,
 ): TlsServer {
-  const server = createHttpsServer({ ...load(files), minVersion: 'TLSv1.2', maxHeaderSize: options.maxHeaderSize, keepAliveTimeout: options.keepAliveTimeout, noDelay: true }, handler);
+  const server = createSecureServer(
+    { ...load(files), minVersion: 'TLSv1.2', allowHTTP1: true, settings: { maxHeaderListSize: options.maxHeaderSize } },
+    handler as unknown as Parameters<typeof createSecureServer>[1],
+  );
+  const sessions = new Set<Http2Session>();
+  const sockets = new Set<TLSSocket>();
+  server.on('session', (s: Http2Session) => {
+    sessions.add(s);
+    s.once('close', () => sessions.delete(s));
+  });
+  server.on('secureConnection', (s: TLSSocket) => {
+    s.setNoDelay(true);
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
   let timer: NodeJS.Timeout | undefined;
   // Renewals replace both files, often in two steps: wait for the writes to settle.
   const changed = (): void => {
@@ -62,6 +81,13 @@ export function createTlsServer(
     unwatch: () => {
       clearTimeout(timer);
       for (const w of watchers) w.close();
+    },
+    closeIdle: () => {
+      for (const s of sessions) s.close();
+    },
+    closeAll: () => {
+      for (const s of sessions) s.destroy();
+      for (const s of sockets) s.destroy();
     },
   };
 }

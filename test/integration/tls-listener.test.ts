@@ -6,13 +6,14 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as http2Connect } from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
 import { describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { makeTestCa } from '../fixtures/test-ca.ts';
-import { startDemoUpstream, startFakeUpstream, startTestGateway, waitFor } from '../helpers.ts';
+import { rpc, startDemoUpstream, startFakeUpstream, startTestGateway, waitFor } from '../helpers.ts';
 
 /** A fresh CA and a server certificate for 127.0.0.1/localhost signed by it: `dir`/next.pem, next.key; returns the CA. */
 function makeCerts(dir: string, cn: string): Buffer {
@@ -74,6 +75,59 @@ describe('TLS listener', () => {
       assert.match(await peerCertificate(gw.port, ca2), /CN=second\.sluice\.test/);
       await dispatcher.close();
     } finally {
+      await gw.close();
+      await up.close();
+      await fwd.close();
+    }
+  });
+
+  it('speaks HTTP/2 (ALPN h2) with SSE streamed per event, and HTTP/1.1 on the same port', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-h2-'));
+    const ca = makeCerts(dir, 'h2.sluice.test');
+    const up = await startDemoUpstream();
+    const fwd = await startFakeUpstream((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}'));
+    const gw = await startTestGateway({
+      listen: [{ host: '127.0.0.1', port: 0, tls: { cert: join(dir, 'next.pem'), key: join(dir, 'next.key') } }],
+      routes: [
+        { path: '/mcp', upstream: up.url },
+        { path: '/echo', upstream: `${fwd.url}/mcp` },
+      ],
+    });
+    const session = http2Connect(`https://127.0.0.1:${gw.port}`, { ca });
+    try {
+      const exchange = (headers: Record<string, string>, body: string) =>
+        new Promise<{ status: number; headers: Record<string, unknown>; chunks: { at: number; text: string }[] }>((resolve, reject) => {
+          const t0 = performance.now();
+          const req = session.request({ ':method': 'POST', ':path': headers[':path'] ?? '/mcp', 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers });
+          const chunks: { at: number; text: string }[] = [];
+          let head: Record<string, unknown> = {};
+          req.on('response', (h) => (head = h as Record<string, unknown>));
+          req.on('data', (d: Buffer) => chunks.push({ at: performance.now() - t0, text: d.toString() }));
+          req.on('end', () => resolve({ status: Number(head[':status']), headers: head, chunks }));
+          req.on('error', reject);
+          req.end(body);
+        });
+      const init = await exchange({}, rpc('initialize', { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'h2', version: '1' } }));
+      assert.equal((session.socket as unknown as { alpnProtocol: string }).alpnProtocol, 'h2');
+      assert.equal(init.status, 200);
+      const sid = String(init.headers['mcp-session-id']);
+      assert.ok(sid.length > 20, 'a sealed session token');
+      const headers = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
+      assert.equal((await exchange(headers, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }))).status, 202);
+      const call = await exchange(headers, JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'slow_count', arguments: { steps: 3, intervalMs: 200 }, _meta: { progressToken: 'p' } } }));
+      assert.equal(call.status, 200);
+      const progress = call.chunks.filter((c) => c.text.includes('notifications/progress'));
+      assert.equal(progress.length, 3, 'one chunk per event');
+      assert.ok(progress[2]!.at - progress[0]!.at >= 300, 'events arrive as they are sent, not all at the end');
+      assert.match(call.chunks.map((c) => c.text).join(''), /counted to 3/);
+      await exchange({ ':path': '/echo' }, rpc('ping'));
+      assert.equal(fwd.requests.at(-1)?.headers['x-forwarded-proto'], 'https');
+      assert.equal(fwd.requests.at(-1)?.headers['x-forwarded-host'], `127.0.0.1:${gw.port}`);
+      assert.ok(!Object.keys(fwd.requests.at(-1)!.headers).some((k) => k.startsWith(':')), 'no pseudo-headers upstream');
+      const refused = await exchange({ ':authority': 'evil.example' }, rpc('ping'));
+      assert.equal(refused.status, 403, 'the Host check reads :authority');
+    } finally {
+      session.close();
       await gw.close();
       await up.close();
       await fwd.close();
