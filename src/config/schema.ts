@@ -236,6 +236,8 @@ export const limitsSchema = z.strictObject({
   batch: z.number().int().positive().default(64),
   /** Bytes a slow SSE client may leave unread in Sluice before its stream is closed. Default 4MiB. */
   sseClientBuffer: size.default(4 * 1024 * 1024),
+  /** Most exchanges in flight at once (SSE streams included); more are answered 503 at once with Retry-After, never queued. 0: no cap. Default 4096. */
+  concurrency: z.number().int().min(0).default(4096),
 });
 
 export const loggingSchema = z.strictObject({

@@ -29,6 +29,7 @@ export const ERRORS = {
   SLUICE_ERR_UPSTREAM_PROTOCOL: { status: 502, rpcCode: -32603, message: 'Upstream sent an invalid response' },
   SLUICE_ERR_UPSTREAM_TIMEOUT: { status: 504, rpcCode: -32603, message: 'Upstream timed out' },
   SLUICE_ERR_NO_HEALTHY_UPSTREAM: { status: 503, rpcCode: -32603, message: 'No healthy upstream replica' },
+  SLUICE_ERR_OVERLOADED: { status: 503, rpcCode: -32603, message: 'Gateway overloaded: too many requests in flight' },
   SLUICE_ERR_SHUTTING_DOWN: { status: 503, rpcCode: -32603, message: 'Gateway is shutting down' },
   SLUICE_ERR_INTERNAL: { status: 500, rpcCode: -32603, message: 'Internal gateway error' },
 } as const satisfies Record<string, ErrorSpec>;

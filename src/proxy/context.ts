@@ -34,6 +34,8 @@ export interface GatewayContext {
   /** Does the replica accept a connection now (through the route's guard)? */
   readonly reachable: (route: Route, replica: Replica) => Promise<boolean>;
   draining: boolean;
+  /** Exchanges in flight on the public listeners (limits.concurrency caps it). */
+  inFlight: number;
   /** Prometheus metrics; undefined (and never computed) without an admin listener to serve them. */
   readonly metrics: GatewayMetrics | undefined;
   /** Key of the payload log's hash mode. */

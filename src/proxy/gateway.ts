@@ -144,6 +144,7 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     trusted: trustList(config.trustedProxies),
     active: new Set(),
     draining: false,
+    inFlight: 0,
     metrics: config.admin.listen ? new GatewayMetrics(() => replicaHealth(ctx)) : undefined,
     logHashKey: logHashKey(config),
     // Loaded only when on: the SDK and its OTLP exporter are megabytes every gateway would carry.

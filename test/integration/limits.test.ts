@@ -80,3 +80,48 @@ describe('limits', () => {
     assert.equal((await send(`${gw.base}/mcp`, { method: 'POST', headers: JSON_HEADERS, body: rpc('ping') })).status, 200);
   });
 });
+
+describe('concurrency cap', () => {
+  it('answers 503 with Retry-After at once past limits.concurrency, while health and metrics still answer', async () => {
+    const release: (() => void)[] = [];
+    const slow = await startFakeUpstream(
+      (_req, res) =>
+        new Promise<void>((resolve) => {
+          let done = false;
+          release.push(() => {
+            if (done) return;
+            done = true;
+            res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}');
+            resolve();
+          });
+        }),
+    );
+    const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: `${slow.url}/mcp` }], limits: { concurrency: 2 }, admin: { listen: { host: '127.0.0.1', port: 0 } } });
+    try {
+      const post = () => send(`${gw.base}/mcp`, { method: 'POST', headers: JSON_HEADERS, body: rpc('ping') });
+      const first = post();
+      const second = post();
+      while (release.length < 2) await new Promise((r) => setTimeout(r, 10));
+      const shed = await post();
+      assert.equal(shed.status, 503);
+      assert.equal(shed.headers['retry-after'], '1');
+      assert.match(shed.body.toString(), /SLUICE_ERR_OVERLOADED/);
+      assert.equal(release.length, 2, 'the shed request never reached the upstream');
+      const admin = `http://127.0.0.1:${gw.gw.adminAddress!.port}`;
+      assert.equal((await fetch(`${admin}/healthz`)).status, 200);
+      assert.match(await (await fetch(`${admin}/metrics`)).text(), /sluice_refused_total\{reason="SLUICE_ERR_OVERLOADED"\} 1/);
+      for (const r of release) r();
+      assert.equal((await first).status, 200);
+      assert.equal((await second).status, 200);
+      await new Promise((r) => setTimeout(r, 50));
+      const again = post();
+      while (release.length < 3) await new Promise((r) => setTimeout(r, 10));
+      release[2]!();
+      assert.equal((await again).status, 200, 'capacity returns when exchanges end');
+    } finally {
+      for (const r of release) r();
+      await gw.close();
+      await slow.close();
+    }
+  });
+});
