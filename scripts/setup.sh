@@ -3,11 +3,11 @@
 # python3 holds a loopback port in a full-backlog state (a real connect timeout); nginx, haproxy
 # and wrk are the side-by-side benchmark's peers and load generator; nginx, haproxy and caddy
 # also run the generated fronting configs in the tests; openssl makes the doctor test's
-# self-signed certificate. A program still missing
+# self-signed certificate; redis-server backs the shared rate-limit test. A program still missing
 # after this is an error, never a skip.
 set -euo pipefail
 # command name -> Debian package
-declare -A PACKAGES=([python3]=python3 [nginx]=nginx [haproxy]=haproxy [caddy]=caddy [wrk]=wrk [taskset]=util-linux [openssl]=openssl)
+declare -A PACKAGES=([python3]=python3 [nginx]=nginx [haproxy]=haproxy [caddy]=caddy [wrk]=wrk [taskset]=util-linux [openssl]=openssl [redis-server]=redis-server)
 missing=()
 for cmd in "${!PACKAGES[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${PACKAGES[$cmd]}")

@@ -174,6 +174,131 @@ const upstreamTlsSchema = z
   })
   .refine((t) => (t.cert === undefined) === (t.key === undefined), 'cert and key go together');
 
+const httpUrl = z.string().refine((v) => {
+  try {
+    const u = new URL(v);
+    return (u.protocol === 'https:' || u.protocol === 'http:') && !u.hash && !u.username && !u.password;
+  } catch {
+    return false;
+  }
+}, 'must be an http(s) URL without credentials or fragment');
+
+const secretSource = {
+  /** The value itself (prefer `…Env` so secrets stay out of config files). */
+  value: z.string().min(1).optional(),
+  /** Name of the environment variable holding the value. */
+  valueEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
+};
+
+const clientCredentialsSchema = z.strictObject({
+  /** The authorization server's token endpoint. */
+  tokenUrl: httpUrl,
+  clientId: z.string().min(1),
+  /** The client secret, or `clientSecretEnv` naming the variable that holds it. */
+  clientSecret: z.string().min(1).optional(),
+  clientSecretEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
+  /** Space-separated scopes to ask for. */
+  scope: z.string().min(1).optional(),
+  /** RFC 8707 resource indicator (the upstream's URL) sent with the token request. */
+  resource: httpUrl.optional(),
+  /** How the secret is sent: HTTP Basic (client_secret_basic) or in the form (client_secret_post). Default basic. */
+  method: z.enum(['basic', 'post']).default('basic'),
+}).refine((c) => (c.clientSecret === undefined) !== (c.clientSecretEnv === undefined), 'give exactly one of clientSecret and clientSecretEnv');
+
+const upstreamCredentialSchema = z
+  .strictObject({
+    /** Header that carries the credential upstream. Default authorization. */
+    header: z.string().regex(/^[A-Za-z0-9-]+$/, 'must be a header name').transform((h) => h.toLowerCase()).default('authorization'),
+    ...secretSource,
+    /** Obtain (and refresh) a token with the OAuth client-credentials grant; sent as "Bearer <token>". */
+    clientCredentials: clientCredentialsSchema.optional(),
+  })
+  .refine((c) => [c.value, c.valueEnv, c.clientCredentials].filter((v) => v !== undefined).length === 1, 'give exactly one of value, valueEnv and clientCredentials');
+
+const apiKeySchema = z.strictObject({
+  /** Who the key belongs to: the principal's name in logs, policy rules and rate limits. */
+  name: z.string().regex(/^[A-Za-z0-9._@:-]{1,100}$/, 'must be 1-100 of A-Z a-z 0-9 . _ @ : -'),
+  /** SHA-256 of the key, hex (sluice auth hash-key). The key itself is never in the config. */
+  sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits (sluice auth hash-key KEY)').transform((h) => h.toLowerCase()),
+  /** Scopes the key grants (checked like a token's). Default []. */
+  scopes: z.array(z.string().min(1)).default([]),
+});
+
+const authSchema = z.strictObject({
+  /**
+   * transparent (default): Authorization and WWW-Authenticate pass unchanged, the upstream's
+   * protected-resource metadata is served at the public URL with its resource rewritten.
+   * resource-server: Sluice checks every request's bearer token (JWT or API key) itself and
+   * never forwards it; the upstream gets `upstreamCredential`.
+   */
+  mode: z.enum(['transparent', 'resource-server']).default('transparent'),
+  /** The route's public canonical URL (https://mcp.example.com/mcp): the audience tokens must carry and the metadata's resource. Transparent default: from the request's scheme and Host. */
+  resource: httpUrl.optional(),
+  /** Issuer (iss) of accepted JWTs; its metadata names the JWKS. */
+  issuer: httpUrl.optional(),
+  /** JWKS URL; default: jwks_uri from the issuer's RFC 8414 / OpenID metadata. */
+  jwksUri: httpUrl.optional(),
+  /** Accepted audience; default: `resource`. */
+  audience: z.string().min(1).optional(),
+  /** Accepted signature algorithms. Default RS256, PS256, ES256, EdDSA. */
+  algorithms: z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'])).min(1).default(['RS256', 'PS256', 'ES256', 'EdDSA']),
+  /** Leeway for exp/nbf/iat. Default 30s. */
+  clockTolerance: duration.default(30_000),
+  /** How long fetched keys are kept (an unknown kid refetches at most every 30s). Default 10m. */
+  jwksCacheTtl: duration.default(600_000),
+  /** Scopes every request needs; missing ones get 403 insufficient_scope. Default []. */
+  scopes: z.array(z.string().min(1)).default([]),
+  /** scopes_supported in the metadata. Default: `scopes`. */
+  scopesSupported: z.array(z.string().min(1)).optional(),
+  /** API keys accepted as bearer tokens, stored as SHA-256 hashes. Default []. */
+  apiKeys: z.array(apiKeySchema).default([]),
+  /** Address policy for fetching issuer metadata, JWKS and client-credentials tokens (metadata addresses always refused). */
+  egress: egressSchema.default(egressSchema.parse({})),
+  /** The route's own credential for its upstream (resource-server mode); the client's token never goes upstream. */
+  upstreamCredential: upstreamCredentialSchema.optional(),
+});
+
+const glob = z.string().min(1).max(200);
+
+const policyRuleSchema = z.strictObject({
+  effect: z.enum(['allow', 'deny']),
+  /** JSON-RPC methods (globs: tools/call, resources/*). Default: any. */
+  methods: z.array(glob).optional(),
+  /** Tool / prompt names or resource URIs (globs). Default: any. */
+  names: z.array(glob).optional(),
+  /** Principals (globs over the JWT sub or API-key name). Default: anyone. */
+  principals: z.array(glob).optional(),
+  /** Scopes the caller must all hold. Default: none. */
+  scopes: z.array(z.string().min(1)).optional(),
+  /** Claims the caller's token must carry: a value, or one of a list (array claims match any element). */
+  claims: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.array(z.union([z.string(), z.number(), z.boolean()]))])).optional(),
+});
+
+const policySchema = z.strictObject({
+  /** What happens to a request no rule matches. Default allow. */
+  default: z.enum(['allow', 'deny']).default('allow'),
+  /** First matching rule wins. initialize, ping, notifications and responses always pass; list results are filtered. Default []. */
+  rules: z.array(policyRuleSchema).default([]),
+});
+
+const rateLimitSchema = z
+  .strictObject({
+    /** One bucket per principal (client address when anonymous), one for the whole route, or one per principal and tool. */
+    by: z.enum(['principal', 'route', 'tool']),
+    /** Token bucket: `requests` per `per`, bursts up to `burst`. */
+    requests: z.number().int().positive().optional(),
+    per: duration.default(1_000),
+    /** Bucket size. Default: `requests`. */
+    burst: z.number().int().positive().optional(),
+    /** Or a cap on requests in flight at once (this process only). */
+    concurrent: z.number().int().positive().optional(),
+    /** Count only these JSON-RPC methods (globs). Default: every request (by tool: tools/call). */
+    methods: z.array(glob).optional(),
+    /** Count only these tool / prompt / resource names (globs). Default: any. */
+    names: z.array(glob).optional(),
+  })
+  .refine((r) => (r.requests === undefined) !== (r.concurrent === undefined), 'give exactly one of requests and concurrent');
+
 export const routeSchema = z
   .strictObject({
     /** Public path prefix, e.g. /mcp. A request matches it exactly or below it (/mcp/...). Longest prefix wins. */
@@ -200,6 +325,21 @@ export const routeSchema = z
     logPayloads: payloadLoggingSchema.default(payloadLoggingSchema.parse({})),
     /** TLS to https upstreams: verified against the system CAs by default. */
     tls: upstreamTlsSchema.optional(),
+    /** Who may call: transparent (default) or Sluice as the OAuth resource server. */
+    auth: authSchema.default(authSchema.parse({})),
+    /** Which methods and tools callers may use. Default: everything. */
+    policy: policySchema.default(policySchema.parse({})),
+    /** Token buckets and concurrency caps; over the limit: 429 with Retry-After. Default []. */
+    rateLimits: z.array(rateLimitSchema).default([]),
+  })
+  .superRefine((r, ctx) => {
+    const a = r.auth;
+    if (a.mode !== 'resource-server') {
+      if (a.issuer || a.apiKeys.length > 0 || a.upstreamCredential) ctx.addIssue({ code: 'custom', path: ['auth', 'mode'], message: 'issuer, apiKeys and upstreamCredential need mode: resource-server' });
+      return;
+    }
+    if (!a.resource) ctx.addIssue({ code: 'custom', path: ['auth', 'resource'], message: 'resource-server mode needs the public URL of this route (the token audience)' });
+    if (!a.issuer && a.apiKeys.length === 0) ctx.addIssue({ code: 'custom', path: ['auth'], message: 'resource-server mode needs an issuer, apiKeys, or both' });
   })
   .transform((r, ctx) => {
     const upstream = r.upstream.map((u) => ({ url: u.url, id: u.id ?? u.url, draining: u.draining }));
@@ -306,6 +446,17 @@ export const shutdownSchema = z.strictObject({
   retryHint: duration.default(1_000),
 });
 
+export const rateLimitingSchema = z.strictObject({
+  /** Redis URL (redis://host:6379/0) holding the buckets, so several Sluice processes share one limit. Unset: in memory. */
+  redis: z.string().regex(/^rediss?:\/\/[^\s]+$/, 'must be a redis:// or rediss:// URL').optional(),
+  /** Key prefix in Redis. Default sluice:rl: */
+  keyPrefix: z.string().default('sluice:rl:'),
+  /** When Redis does not answer within `timeout`: let the request through (true) or answer 503 (false). Default true. */
+  failOpen: z.boolean().default(true),
+  /** Longest wait for Redis per request. Default 250ms. */
+  timeout: duration.default(250),
+});
+
 export const configSchema = z.strictObject({
   /** Listeners. Default one on 127.0.0.1:8080. */
   listen: z.array(listenerSchema).min(1).default([{ host: '127.0.0.1', port: 8080, allowHosts: [], allowOrigins: [] }]),
@@ -321,6 +472,7 @@ export const configSchema = z.strictObject({
   registrations: registrationsSchema.default(registrationsSchema.parse({})),
   shutdown: shutdownSchema.default(shutdownSchema.parse({})),
   tracing: tracingSchema.default(tracingSchema.parse({})),
+  rateLimiting: rateLimitingSchema.default(rateLimitingSchema.parse({})),
 }).superRefine((cfg, ctx) => {
   const seen = new Set<string>();
   cfg.routes.forEach((r, i) => {
@@ -332,4 +484,7 @@ export const configSchema = z.strictObject({
 export type ConfigInput = z.input<typeof configSchema>;
 export type Config = z.output<typeof configSchema>;
 export type RouteConfig = z.output<typeof routeSchema>;
+export type AuthConfig = RouteConfig['auth'];
+export type PolicyConfig = RouteConfig['policy'];
+export type RateLimitConfig = RouteConfig['rateLimits'][number];
 export type ReplicaConfig = RouteConfig['upstream'][number];

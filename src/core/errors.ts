@@ -20,6 +20,12 @@ export const ERRORS = {
   SLUICE_ERR_HEADER_MISMATCH: { status: 400, rpcCode: -32020, message: 'Header mismatch' },
   SLUICE_ERR_ORIGIN_NOT_ALLOWED: { status: 403, rpcCode: -32000, message: 'Forbidden: Origin not allowed' },
   SLUICE_ERR_HOST_NOT_ALLOWED: { status: 403, rpcCode: -32000, message: 'Forbidden: Host not allowed' },
+  SLUICE_ERR_UNAUTHORIZED: { status: 401, rpcCode: -32000, message: 'Unauthorized' },
+  SLUICE_ERR_INSUFFICIENT_SCOPE: { status: 403, rpcCode: -32000, message: 'Forbidden: insufficient scope' },
+  // 200: a JSON-RPC error answer to the call, which MCP clients surface as the call's failure.
+  SLUICE_ERR_POLICY_DENIED: { status: 200, rpcCode: -32003, message: 'Forbidden by policy' },
+  SLUICE_ERR_RATE_LIMITED: { status: 429, rpcCode: -32000, message: 'Too many requests' },
+  SLUICE_ERR_AUTH_UNAVAILABLE: { status: 503, rpcCode: -32603, message: 'Token validation unavailable: the issuer\'s keys could not be fetched' },
   SLUICE_ERR_METHOD_NOT_ALLOWED: { status: 405, rpcCode: -32600, message: 'Method not allowed' },
   SLUICE_ERR_BODY_TOO_LARGE: { status: 413, rpcCode: -32600, message: 'Request body too large' },
   SLUICE_ERR_HEADERS_TOO_LARGE: { status: 431, rpcCode: -32600, message: 'Request header fields too large' },

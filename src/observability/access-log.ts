@@ -37,6 +37,10 @@ const SECURITY_CODES: Record<string, string> = {
   SLUICE_ERR_DUPLICATE_HEADER: 'duplicate-header',
   SLUICE_ERR_UPSTREAM_REFUSED: 'upstream-address-refused',
   SLUICE_ERR_UPSTREAM_TLS: 'upstream-tls-failed',
+  SLUICE_ERR_UNAUTHORIZED: 'auth-failed',
+  SLUICE_ERR_INSUFFICIENT_SCOPE: 'insufficient-scope',
+  SLUICE_ERR_POLICY_DENIED: 'policy-denied',
+  SLUICE_ERR_RATE_LIMITED: 'rate-limited',
 };
 
 export function securityEventOf(outcome: string): string | undefined {

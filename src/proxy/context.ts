@@ -8,6 +8,8 @@ import type { Replica } from '../routing/replica-pool.ts';
 import type { Route } from '../routing/route-table.ts';
 import type { KeyRing } from '../session/key-ring.ts';
 import type { UpstreamClient } from '../transport/upstream-client.ts';
+import type { BucketStore } from '../security/token-bucket.ts';
+import type { RouteGuard } from './route-guard.ts';
 
 /** An exchange that graceful shutdown must wind down. */
 export interface Drainable {
@@ -25,6 +27,10 @@ export interface GatewayContext {
   /** Seals and opens the session tokens clients see as Mcp-Session-Id. */
   sessions: KeyRing;
   routes: readonly Route[];
+  /** Per route path: authentication, policy and rate limits (replaced with the routes). */
+  guards: ReadonlyMap<string, RouteGuard>;
+  /** The Redis bucket store shared by Sluice processes (rateLimiting.redis); undefined: in memory. */
+  readonly sharedBuckets: BucketStore | undefined;
   readonly client: UpstreamClient;
   readonly log: Logger;
   /** Writes one access line; undefined when the access log is off. */

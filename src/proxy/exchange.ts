@@ -5,6 +5,7 @@ import type { Era, JsonRpcSummary } from '../core/mcp.ts';
 import type { Replica } from '../routing/replica-pool.ts';
 import type { Route } from '../routing/route-table.ts';
 import type { HostOriginPolicy } from '../security/host-origin.ts';
+import type { Principal } from '../security/principal.ts';
 import type { GatewayContext } from './context.ts';
 
 export interface Exchange {
@@ -43,6 +44,12 @@ export interface Exchange {
   sampled: boolean;
   /** The exchange's trace span, when tracing is on. */
   span: Span | undefined;
+  /** Who is calling, when the route authenticates (resource-server mode). */
+  principal: Principal | undefined;
+  /** The route's own credential for the upstream, in place of the client's token. */
+  upstreamCredential: { header: string; value: string } | undefined;
+  /** The messages of a JSON-RPC batch (policy checks each). */
+  batch: unknown[] | undefined;
 }
 
 /** A request stage. It may enrich the exchange, throw a SluiceError to answer, or answer itself (last stage). */
@@ -74,5 +81,8 @@ export function newExchange(ctx: GatewayContext, req: IncomingMessage, res: Serv
     streamCounted: false,
     sampled: true,
     span: undefined,
+    principal: undefined,
+    upstreamCredential: undefined,
+    batch: undefined,
   };
 }

@@ -10,7 +10,7 @@ import { publicEndpoint, rewritesPaths, upstreamTarget } from '../routing/route-
 import type { Replica } from '../routing/replica-pool.ts';
 import { corsEnabled } from '../security/cors.ts';
 import { findSessionParam, replaceParam } from '../session/query-session.ts';
-import { sealSession } from '../session/token.ts';
+import { hashPrincipal, sealSession } from '../session/token.ts';
 import { SseBoundary } from '../transport/sse-boundary.ts';
 import { SseEndpointRewriter } from '../transport/sse-endpoint-rewriter.ts';
 import { isConnectFailure, type UpstreamCall, type UpstreamListener } from '../transport/upstream-client.ts';
@@ -18,11 +18,35 @@ import { routeLabel, type Drainable } from './context.ts';
 import type { Exchange, Stage } from './exchange.ts';
 import { logsPayloads, ResponseTap } from './payload-log.ts';
 import { respondError } from './respond-error.ts';
+import { resourceUrl } from './auth-stages.ts';
+import { ListFilter } from './list-filter.ts';
+import { metadataUrlOf } from '../security/bearer.ts';
+import { LIST_METHODS } from '../security/tool-policy.ts';
 import { downstreamResponseHeaders, isEventStream, upstreamRequestHeaders } from './upstream-headers.ts';
 
 const HEARTBEAT = Buffer.from(': keep-alive\n\n');
 // Shared: a client that leaves needs no stack trace of its own.
 const CLIENT_CLOSED = new SluiceError('SLUICE_ERR_BAD_REQUEST', 'client closed the connection');
+
+/**
+ * Transparent mode: a challenge naming the upstream's own metadata URL names the public one
+ * instead (Sluice serves it there, with the public resource), so clients discover the right thing.
+ */
+function publicChallenge(ex: Exchange, challenge: string, replica: Replica): string {
+  return challenge.replace(/resource_metadata="([^"]*)"/gi, (whole, url: string) => {
+    try {
+      if (new URL(url).origin !== replica.origin) return whole;
+    } catch {
+      return whole;
+    }
+    return `resource_metadata="${metadataUrlOf(resourceUrl(ex, ex.route!, ex.ctx.guards.get(ex.route!.path)))}"`;
+  });
+}
+
+/** Sessions opened by an authenticated caller are sealed with (a hash of) who it was. */
+function principalHash(ex: Exchange): Buffer | undefined {
+  return ex.principal ? hashPrincipal(ex.principal.key) : undefined;
+}
 
 export const forward: Stage = (ex) => {
   if (!ex.route || !ex.replica || ex.upstreamTarget === undefined) throw new SluiceError('SLUICE_ERR_INTERNAL', 'forward without a route');
@@ -47,6 +71,7 @@ class Relay implements UpstreamListener, Drainable {
   private waitingForDrain = false;
   private released = false;
   private tap: ResponseTap | undefined;
+  private filter: ListFilter | undefined;
 
   constructor(ex: Exchange) {
     this.ex = ex;
@@ -120,6 +145,12 @@ class Relay implements UpstreamListener, Drainable {
       const vary = res.getHeader('vary');
       if (vary !== undefined && out['vary'] !== undefined) out['vary'] = `${String(out['vary'])}, ${String(vary)}`;
     }
+    const guard = ctx.guards.get(route.path);
+    if (guard?.mode === 'transparent' && typeof out['www-authenticate'] === 'string') out['www-authenticate'] = publicChallenge(ex, out['www-authenticate'], replica);
+    if (guard && !guard.policy.open && (this.sse || (ex.rpc?.method !== undefined && LIST_METHODS[ex.rpc.method]) || ex.batch)) {
+      this.filter = new ListFilter(guard.policy, ex.principal, this.sse);
+      if (!this.sse) delete out['content-length'];
+    }
     const minted = headers[H.sessionId];
     const upstreamSession = Array.isArray(minted) ? minted[0] : minted;
     if (upstreamSession !== undefined) {
@@ -129,7 +160,7 @@ class Relay implements UpstreamListener, Drainable {
         token =
           upstreamSession === ex.upstreamSessionId
             ? (ex.req.headers[H.sessionId] as string)
-            : sealSession(ctx.sessions, { route: route.path, replica: replica.id, upstreamSession, principal: undefined, issuedAt: Math.floor(Date.now() / 1000) });
+            : sealSession(ctx.sessions, { route: route.path, replica: replica.id, upstreamSession, principal: principalHash(ex), issuedAt: Math.floor(Date.now() / 1000) });
       } catch (err) {
         this.end('upstream-error', new SluiceError('SLUICE_ERR_UPSTREAM_PROTOCOL', (err as Error).message));
         return;
@@ -162,6 +193,14 @@ class Relay implements UpstreamListener, Drainable {
   onData(chunk: Buffer): void {
     if (this.finished) return;
     this.idleTimer?.refresh();
+    if (this.filter) {
+      try {
+        chunk = this.filter.push(chunk);
+      } catch (err) {
+        return this.end('upstream-error', new SluiceError('SLUICE_ERR_UPSTREAM_PROTOCOL', (err as Error).message));
+      }
+      if (chunk.length === 0) return;
+    }
     if (this.sse) {
       if (!this.rewriter) return this.writeSse(chunk);
       let out: Buffer;
@@ -187,6 +226,16 @@ class Relay implements UpstreamListener, Drainable {
 
   onEnd(): void {
     if (this.finished) return;
+    const rest = this.filter?.end();
+    if (rest && rest.length > 0) {
+      if (this.sse) this.writeSse(this.rewriter ? this.rewriter.push(rest) : rest);
+      else {
+        this.ex.bytesOut += rest.length;
+        this.tap?.push(rest);
+        this.res.write(rest);
+      }
+      if (this.finished) return;
+    }
     if (this.rewriter) {
       try {
         this.writeSse(this.rewriter.flush());
@@ -243,7 +292,7 @@ class Relay implements UpstreamListener, Drainable {
     const param = findSessionParam(query);
     if (!param) return url;
     const ex = this.ex;
-    const token = sealSession(ex.ctx.sessions, { route: ex.route!.path, replica: this.replica.id, upstreamSession: param.value, principal: undefined, issuedAt: Math.floor(Date.now() / 1000) });
+    const token = sealSession(ex.ctx.sessions, { route: ex.route!.path, replica: this.replica.id, upstreamSession: param.value, principal: principalHash(ex), issuedAt: Math.floor(Date.now() / 1000) });
     return url.slice(0, q) + replaceParam(query, param, token);
   }
 

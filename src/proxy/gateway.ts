@@ -23,6 +23,8 @@ import { GatewayMetrics, type ReplicaHealth } from '../observability/metrics.ts'
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { routeLabel, type GatewayContext } from './context.ts';
 import { handleRequest } from './pipeline.ts';
+import { buildGuards, type GuardDeps, type RouteGuard } from './route-guard.ts';
+import { RedisBuckets } from '../transport/redis-buckets.ts';
 
 export interface Gateway {
   readonly ctx: GatewayContext;
@@ -130,15 +132,30 @@ function replicaHealth(ctx: GatewayContext): ReplicaHealth[] {
   return ctx.routes.filter((r) => routeLabel(ctx, r.path) === r.path).flatMap((r) => r.pool.replicas.map((rep) => ({ route: r.path, replica: rep.id, healthy: rep.takesNew(now) })));
 }
 
+/** Route guards (auth, policy, limits); a missing secret is a config error naming the route. */
+function guardsOf(configs: readonly RouteConfig[], deps: Omit<GuardDeps, 'env'>, previous?: ReadonlyMap<string, RouteGuard>): Map<string, RouteGuard> {
+  try {
+    return buildGuards(configs, { ...deps, env: process.env }, previous);
+  } catch (err) {
+    throw new ConfigError('auth', [(err as Error).message]);
+  }
+}
+
 export async function startGateway(config: Config, log: Logger, deps: GatewayDeps = {}): Promise<Gateway> {
   checkRouteUrls(config);
   const registry = await loadRegistry(config);
   const token = config.admin.listen ? adminToken(config, process.env) : '';
+  const configs = routeConfigs(config, registry, log);
+  const client = new UpstreamClient({ connectTimeoutMs: config.timeouts.connect, headersTimeoutMs: config.timeouts.responseHeaders, ...deps });
+  const rl = config.rateLimiting;
+  const sharedBuckets = rl.redis ? new RedisBuckets(rl.redis, rl.keyPrefix, rl.timeout, (err) => log.debug({ err: err.message }, 'redis connection error')) : undefined;
   const ctx: GatewayContext = {
     sessions: sessionKeyRing(config, log),
     config,
-    routes: compileRoutes(routeConfigs(config, registry, log)),
-    client: new UpstreamClient({ connectTimeoutMs: config.timeouts.connect, headersTimeoutMs: config.timeouts.responseHeaders, ...deps }),
+    routes: compileRoutes(configs),
+    guards: guardsOf(configs, { client, shared: sharedBuckets }),
+    sharedBuckets,
+    client,
     log,
     access: config.logging.access ? accessWriter(log) : undefined,
     trusted: trustList(config.trustedProxies),
@@ -184,7 +201,9 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
   const applyRoutes = (config: Config): void => {
     const now = Date.now();
     const before = new Map(ctx.routes.flatMap((r) => r.pool.replicas.map((rep) => [rep, { draining: rep.draining, route: r }] as const)));
-    const routes = compileRoutes(routeConfigs(config, registry, log), ctx.routes, now);
+    const configs = routeConfigs(config, registry, log);
+    const guards = guardsOf(configs, { client: ctx.client, shared: ctx.sharedBuckets }, ctx.guards);
+    const routes = compileRoutes(configs, ctx.routes, now);
     for (const [rep, was] of before) {
       if (rep.removed) {
         log.info({ route: was.route.path, replica: rep.id }, 'replica removed: its sessions end now, its open exchanges within drainTimeout');
@@ -195,6 +214,7 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
       }
     }
     ctx.routes = routes;
+    ctx.guards = guards;
     warnUnverified(routes, log);
     stopChecks();
     stopChecks = startHealthChecks(routes, probe, onHealth);
@@ -255,6 +275,7 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     for (const u of unwatchers) u();
     for (const s of servers) s.server.close();
     await ctx.client.close();
+    await sharedBuckets?.close();
     throw err;
   }
 
@@ -277,6 +298,7 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
       for (const s of servers) s.closeAll();
       await closed;
       await ctx.client.close();
+      await sharedBuckets?.close();
       await ctx.tracing?.shutdown();
     })();
     return shuttingDown;

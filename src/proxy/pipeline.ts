@@ -8,9 +8,10 @@ import { newExchange, type Exchange, type Stage } from './exchange.ts';
 import { forward } from './forward.ts';
 import { SluiceError } from '../core/errors.ts';
 import { respondError } from './respond-error.ts';
+import { authenticate, authorize, serveResourceMetadata } from './auth-stages.ts';
 import { applyCors, checkHead, checkHostOrigin, classify, openSessionToken, readRequestBody, selectReplica, selectRoute } from './stages.ts';
 
-export const STAGES: readonly Stage[] = [checkHead, selectRoute, checkHostOrigin, applyCors, readRequestBody, classify, openSessionToken, selectReplica, forward];
+export const STAGES: readonly Stage[] = [checkHead, serveResourceMetadata, selectRoute, checkHostOrigin, applyCors, authenticate, readRequestBody, classify, authorize, openSessionToken, selectReplica, forward];
 
 export function handleRequest(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse, listener: HostOriginPolicy): void {
   // HTTP/2 names the authority :authority; every stage reads Host.

@@ -7,7 +7,7 @@ import { headerBodyMismatch } from '../security/header-body-check.ts';
 import { hostAllowed, originAllowed } from '../security/host-origin.ts';
 import { duplicateSingleton, originFormTarget } from '../security/request-head.ts';
 import { findSessionParam, replaceParam } from '../session/query-session.ts';
-import { openSession, type SessionClaims } from '../session/token.ts';
+import { hashPrincipal, openSession, type SessionClaims } from '../session/token.ts';
 import { readBody } from '../transport/read-body.ts';
 import type { Replica } from '../routing/replica-pool.ts';
 import type { Exchange, Stage } from './exchange.ts';
@@ -105,6 +105,7 @@ export const classify: Stage = (ex) => {
   ex.rpc = rpc;
   ex.era = stateless ? 'stateless' : ex.target.includes('essionId=') || ex.target.includes('session_id=') ? 'http+sse' : 'sessionful';
   if (Array.isArray(json)) {
+    ex.batch = json;
     if (!allowsBatches(version)) throw new SluiceError('SLUICE_ERR_BATCH_NOT_ALLOWED', `protocol version ${version}`);
     if (json.length > ex.ctx.config.limits.batch) {
       throw new SluiceError('SLUICE_ERR_BATCH_TOO_LARGE', `${json.length} messages, limit is ${ex.ctx.config.limits.batch}`);
@@ -125,7 +126,7 @@ export const openSessionToken: Stage = (ex) => {
   const raw = ex.req.headers[H.sessionId];
   if (raw !== undefined) {
     const token = Array.isArray(raw) ? raw[0] : raw;
-    const claims = token ? openSession(ex.ctx.sessions, token) : undefined;
+    const claims = token ? openSession(ex.ctx.sessions, token, boundTo(ex)) : undefined;
     ex.replica = ownerOf(ex, claims);
     ex.upstreamSessionId = (claims as SessionClaims).upstreamSession;
     return;
@@ -133,10 +134,15 @@ export const openSessionToken: Stage = (ex) => {
   if (ex.era !== 'http+sse') return;
   const param = findSessionParam(ex.query);
   if (!param) return;
-  const claims = openSession(ex.ctx.sessions, param.value);
+  const claims = openSession(ex.ctx.sessions, param.value, boundTo(ex));
   ex.replica = ownerOf(ex, claims);
   ex.query = replaceParam(ex.query, param, (claims as SessionClaims).upstreamSession);
 };
+
+/** A session belongs to the principal that opened it: under anyone else its token does not open. */
+function boundTo(ex: Exchange): Buffer | undefined {
+  return ex.principal ? hashPrincipal(ex.principal.key) : undefined;
+}
 
 function ownerOf(ex: Exchange, claims: SessionClaims | undefined): Replica {
   const route = ex.route;

@@ -18,8 +18,12 @@ export function upstreamRequestHeaders(ex: Exchange): string[] {
   const raw = req.rawHeaders;
   const out: string[] = [];
   const traced = ex.span !== undefined;
+  // Resource-server mode: the client's token stops here; the upstream gets the route's own credential.
+  const credential = ex.upstreamCredential;
+  const ownAuth = ex.principal !== undefined || credential !== undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase();
+    if (ownAuth && (name === 'authorization' || name === credential?.header)) continue;
     // HTTP/2 pseudo-headers (:method, :path, :authority, :scheme) are the request line, not fields.
     if (drop.has(name) || OWNED_REQUEST.has(name) || name.charCodeAt(0) === 58) continue;
     // With tracing on, Sluice's span is the upstream's parent.
@@ -33,6 +37,7 @@ export function upstreamRequestHeaders(ex: Exchange): string[] {
   for (const name in fwd) out.push(name, fwd[name] as string);
   if (ex.route?.preserveHost && req.headers.host) out.push('host', req.headers.host);
   if (traced) for (const [name, value] of Object.entries(ex.ctx.tracing!.inject(ex.span!))) out.push(name, value);
+  if (credential) out.push(credential.header, credential.value);
   // Sluice may add heartbeats to SSE and rewrite HTTP+SSE endpoint events: it needs plain bytes.
   out.push('accept-encoding', 'identity');
   return out;

@@ -70,3 +70,16 @@ export function readForwarded(headers: Record<string, string | string[] | undefi
     forwarded: one(headers['forwarded']),
   };
 }
+
+/** The scheme and host the client used: from a trusted proxy's X-Forwarded-Proto/Host, else this hop's. */
+export function publicOrigin(f: ForwardedIn): string {
+  const proto = (f.trusted && f.xfProto?.split(',')[0]?.trim()) || f.proto;
+  const host = (f.trusted && f.xfHost?.split(',')[0]?.trim()) || f.host || 'localhost';
+  return `${proto === 'https' ? 'https' : 'http'}://${host}`;
+}
+
+/** The client's address: the last hop a trusted proxy names in X-Forwarded-For, else the peer. */
+export function clientAddress(f: ForwardedIn): string {
+  const named = f.trusted ? f.xff?.split(',').pop()?.trim() : undefined;
+  return named || f.peer || 'unknown';
+}

@@ -1,0 +1,115 @@
+// What each route enforces about callers: authentication (resource-server mode), its own upstream
+// credential, the method/tool policy and its rate limits. Built from the route's config and kept
+// across reloads while that part of the config is unchanged (key caches, tokens and buckets live on).
+import { createHash } from 'node:crypto';
+import type { RouteConfig } from '../config/schema.ts';
+import type { AddressPolicy } from '../security/address-policy.ts';
+import { matchApiKey } from '../security/bearer.ts';
+import { globMatcher, type NameMatcher } from '../security/glob.ts';
+import { InvalidToken, JwtVerifier } from '../security/jwt-verifier.ts';
+import type { Principal } from '../security/principal.ts';
+import { MemoryBuckets, type BucketSpec, type BucketStore } from '../security/token-bucket.ts';
+import { ToolPolicy } from '../security/tool-policy.ts';
+import { fetchJson } from '../transport/fetch-small.ts';
+import type { UpstreamClient } from '../transport/upstream-client.ts';
+import { ClientCredentials } from './client-credentials.ts';
+
+export interface RateLimit {
+  readonly by: 'principal' | 'route' | 'tool';
+  /** undefined for a concurrency cap. */
+  readonly bucket: BucketSpec | undefined;
+  readonly concurrent: number | undefined;
+  readonly methods: NameMatcher | undefined;
+  readonly names: NameMatcher | undefined;
+  /** This limit's buckets (memory) or the shared Redis store. */
+  readonly store: BucketStore;
+  /** In-flight counts per key (concurrency caps; this process only). */
+  readonly inFlight: Map<string, number>;
+  readonly id: string;
+}
+
+export interface RouteGuard {
+  /** The config this guard was built from (a reload keeps the guard while it is unchanged). */
+  readonly source: string;
+  readonly mode: 'transparent' | 'resource-server';
+  readonly auth: RouteConfig['auth'];
+  /** Check a bearer token: JWT (when an issuer is configured) or API key. Throws InvalidToken / KeysUnavailable. */
+  authenticate(token: string): Promise<Principal>;
+  /** The header and value the upstream gets in place of the client's token; undefined: none. */
+  upstreamCredential(): Promise<{ header: string; value: string }> | undefined;
+  readonly policy: ToolPolicy;
+  readonly limits: readonly RateLimit[];
+}
+
+export interface GuardDeps {
+  client: UpstreamClient;
+  env: NodeJS.ProcessEnv;
+  /** The shared bucket store when rateLimiting.redis is set. */
+  shared: BucketStore | undefined;
+}
+
+function sourceOf(r: RouteConfig): string {
+  return JSON.stringify([r.auth, r.policy, r.rateLimits]);
+}
+
+export function egressPolicyOf(e: RouteConfig['auth']['egress']): AddressPolicy {
+  return Object.freeze({ strict: e.strict, requireHttps: e.requireHttps, allowCidrs: e.allow, allowHosts: e.allowHosts });
+}
+
+export function buildGuard(r: RouteConfig, deps: GuardDeps): RouteGuard {
+  const a = r.auth;
+  const egress = egressPolicyOf(a.egress);
+  const verifier =
+    a.mode === 'resource-server' && a.issuer
+      ? new JwtVerifier(
+          { issuer: a.issuer, audience: a.audience ?? a.resource!, jwksUri: a.jwksUri, algorithms: a.algorithms, clockToleranceMs: a.clockTolerance, cacheTtlMs: a.jwksCacheTtl },
+          (url) => fetchJson(deps.client, url, egress),
+        )
+      : undefined;
+  const cred = a.upstreamCredential;
+  let upstreamCredential: RouteGuard['upstreamCredential'] = () => undefined;
+  if (cred?.clientCredentials) {
+    const cc = new ClientCredentials(cred.clientCredentials, deps.env, deps.client, egress);
+    upstreamCredential = () => cc.get().then((t) => ({ header: cred.header, value: `Bearer ${t}` }));
+  } else if (cred) {
+    const value = cred.value ?? deps.env[cred.valueEnv!];
+    if (!value) throw new Error(`routes (path ${r.path}): auth.upstreamCredential: environment variable ${cred.valueEnv} is not set`);
+    const answer = Promise.resolve({ header: cred.header, value });
+    upstreamCredential = () => answer;
+  }
+  return {
+    source: sourceOf(r),
+    mode: a.mode,
+    auth: a,
+    authenticate: async (token) => {
+      if (verifier && token.split('.').length === 3) return verifier.verify(token);
+      const p = matchApiKey(a.apiKeys, token);
+      if (!p) throw new InvalidToken(verifier ? 'not a valid token or API key' : 'unknown API key');
+      return p;
+    },
+    upstreamCredential,
+    policy: new ToolPolicy(r.policy),
+    limits: r.rateLimits.map((l, i) => ({
+      by: l.by,
+      bucket: l.requests === undefined ? undefined : { capacity: l.burst ?? l.requests, perMs: l.requests / l.per },
+      concurrent: l.concurrent,
+      methods: l.methods ? globMatcher(l.methods) : l.by === 'tool' ? globMatcher(['tools/call']) : undefined,
+      names: l.names ? globMatcher(l.names) : undefined,
+      store: deps.shared ?? new MemoryBuckets(),
+      inFlight: new Map(),
+      // Shared across Sluice processes with the same config: route, rule position and shape.
+      id: createHash('sha256').update(`${r.path}\0${i}\0${JSON.stringify(l)}`).digest('base64url').slice(0, 12),
+    })),
+  };
+}
+
+/** Guards for the routes, reusing the previous ones whose config is unchanged. */
+export function buildGuards(routes: readonly RouteConfig[], deps: GuardDeps, previous?: ReadonlyMap<string, RouteGuard>): Map<string, RouteGuard> {
+  const out = new Map<string, RouteGuard>();
+  for (const r of routes) {
+    const old = previous?.get(r.path);
+    out.set(r.path, old && old.source === sourceOf(r) ? old : buildGuard(r, deps));
+  }
+  return out;
+}
+

@@ -1,0 +1,56 @@
+// Bearer tokens in, RFC 6750 / RFC 9728 challenges out.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Principal } from './principal.ts';
+
+/** The token of `Authorization: Bearer <token>`; undefined when absent or another scheme. */
+export function bearerToken(header: string | string[] | undefined): string | undefined {
+  const v = Array.isArray(header) ? header[0] : header;
+  if (!v) return undefined;
+  const m = /^Bearer[ \t]+([A-Za-z0-9\-._~+/]+=*)[ \t]*$/i.exec(v);
+  return m?.[1];
+}
+
+const quote = (s: string): string => `"${s.replace(/[\\"]/g, '\\$&').replace(/[\r\n]/g, ' ')}"`;
+
+export interface Challenge {
+  resourceMetadata: string;
+  error?: 'invalid_token' | 'insufficient_scope' | 'invalid_request';
+  description?: string;
+  scope?: readonly string[];
+}
+
+/** `Bearer resource_metadata="…", scope="…", error="…", error_description="…"`. */
+export function bearerChallenge(c: Challenge): string {
+  const parts = [`resource_metadata=${quote(c.resourceMetadata)}`];
+  if (c.scope && c.scope.length > 0) parts.push(`scope=${quote(c.scope.join(' '))}`);
+  if (c.error) parts.push(`error=${quote(c.error)}`);
+  if (c.description) parts.push(`error_description=${quote(c.description)}`);
+  return `Bearer ${parts.join(', ')}`;
+}
+
+export interface ApiKeyEntry {
+  readonly name: string;
+  /** SHA-256 of the key, lower-case hex. */
+  readonly sha256: string;
+  readonly scopes: readonly string[];
+}
+
+export function hashApiKey(key: string): string {
+  return createHash('sha256').update(key, 'utf8').digest('hex');
+}
+
+/** The principal of an API key, compared by hash in constant time per entry. */
+export function matchApiKey(entries: readonly ApiKeyEntry[], token: string): Principal | undefined {
+  const digest = createHash('sha256').update(token, 'utf8').digest();
+  let found: ApiKeyEntry | undefined;
+  for (const e of entries) if (timingSafeEqual(digest, Buffer.from(e.sha256, 'hex')) && !found) found = e;
+  if (!found) return undefined;
+  return { id: found.name, key: `apikey\0${found.name}`, scopes: new Set(found.scopes), claims: {} };
+}
+
+/** The metadata URL of a resource (RFC 9728 §3.1): the well-known path goes between host and path. */
+export function metadataUrlOf(resource: string): string {
+  const u = new URL(resource);
+  const path = u.pathname === '/' ? '' : u.pathname.replace(/\/$/, '');
+  return `${u.origin}/.well-known/oauth-protected-resource${path}`;
+}
