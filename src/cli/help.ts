@@ -8,6 +8,7 @@ Usage:
   sluice demo [--listen HOST:PORT]
   sluice sessions decode TOKEN [--keys K1,K2] [--principal P]
   sluice sessions new-key
+  sluice auth new-key | sluice auth hash-key [KEY]
   sluice config nginx|caddy|haproxy|traefik --upstream URL [--upstream URL ...] [--listen HOST:PORT] [--allow-origin O]
   sluice probe [--listen HOST:PORT] [--instance NAME]
   sluice doctor URL [--quick] [--json | --markdown] [--idle S[,S...]] [--header "Name: value"]...
@@ -28,6 +29,9 @@ Commands:
   validate   Check a config file; prints every bad field and why, exits 1 if any.
   sessions   decode: print what a session token holds (keys from --keys or SLUICE_SESSION_KEYS);
              new-key: print a fresh 32-byte key, base64url, for SLUICE_SESSION_KEYS.
+  auth       new-key: print a random API key and its SHA-256; hash-key: the SHA-256 of KEY (read
+             from stdin when left out) for routes[].auth.apiKeys[].sha256. Keys never go in the
+             config file, only their hashes.
   config     Print a fronting config for your own proxy with every MCP rule applied (no
              buffering or compression of SSE, long timeouts, MCP headers forwarded and exposed,
              keep-alive upstream, affinity where the proxy can learn it from the response).

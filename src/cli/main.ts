@@ -11,6 +11,7 @@ import { HELP } from './help.ts';
 import { runCheckUpstream } from './check-upstream.ts';
 import { runConfig } from './config-gen.ts';
 import { runSessions } from './sessions.ts';
+import { runAuth } from './auth.ts';
 
 function usage(message: string): never {
   process.stderr.write(`sluice: ${message}\n\n${HELP}`);
@@ -102,6 +103,8 @@ export async function main(argv: string[]): Promise<void> {
         return await validate(rest);
       case 'sessions':
         return runSessions(rest, usage);
+      case 'auth':
+        return await runAuth(rest, usage);
       case 'probe':
         // Loaded on demand, like the demo: it brings both MCP SDKs.
         return await (await import('./probe.ts')).runProbe(rest, usage);

@@ -149,6 +149,7 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
   const client = new UpstreamClient({ connectTimeoutMs: config.timeouts.connect, headersTimeoutMs: config.timeouts.responseHeaders, ...deps });
   const rl = config.rateLimiting;
   const sharedBuckets = rl.redis ? new RedisBuckets(rl.redis, rl.keyPrefix, rl.timeout, (err) => log.debug({ err: err.message }, 'redis connection error')) : undefined;
+  if (sharedBuckets && !(await sharedBuckets.ready(2_000))) log.warn({ failOpen: rl.failOpen }, 'rate-limit Redis not reachable at start; limits apply once it is');
   const ctx: GatewayContext = {
     sessions: sessionKeyRing(config, log),
     config,

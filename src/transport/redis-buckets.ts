@@ -37,6 +37,21 @@ export class RedisBuckets implements BucketStore {
     this.timeoutMs = timeoutMs;
   }
 
+  /** Resolves when connected, or after `ms` (a Redis still away then is the fail-open case, not a start failure). */
+  async ready(ms: number): Promise<boolean> {
+    if (this.redis.status === 'ready') return true;
+    return new Promise((resolve) => {
+      const done = (ok: boolean): void => {
+        clearTimeout(timer);
+        this.redis.off('ready', onReady);
+        resolve(ok);
+      };
+      const onReady = (): void => done(true);
+      const timer = setTimeout(() => done(false), ms);
+      this.redis.once('ready', onReady);
+    });
+  }
+
   take(key: string, spec: BucketSpec): Promise<number> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
