@@ -24,6 +24,8 @@ export const ERRORS = {
   SLUICE_ERR_INSUFFICIENT_SCOPE: { status: 403, rpcCode: -32000, message: 'Forbidden: insufficient scope' },
   // 200: a JSON-RPC error answer to the call, which MCP clients surface as the call's failure.
   SLUICE_ERR_POLICY_DENIED: { status: 200, rpcCode: -32003, message: 'Forbidden by policy' },
+  // HTTP+SSE posts are answered on the stream, batches as a whole: there the refusal is a 403.
+  SLUICE_ERR_POLICY_FORBIDDEN: { status: 403, rpcCode: -32003, message: 'Forbidden by policy' },
   SLUICE_ERR_RATE_LIMITED: { status: 429, rpcCode: -32000, message: 'Too many requests' },
   SLUICE_ERR_AUTH_UNAVAILABLE: { status: 503, rpcCode: -32603, message: 'Token validation unavailable: the issuer\'s keys could not be fetched' },
   SLUICE_ERR_METHOD_NOT_ALLOWED: { status: 405, rpcCode: -32600, message: 'Method not allowed' },

@@ -40,6 +40,7 @@ const SECURITY_CODES: Record<string, string> = {
   SLUICE_ERR_UNAUTHORIZED: 'auth-failed',
   SLUICE_ERR_INSUFFICIENT_SCOPE: 'insufficient-scope',
   SLUICE_ERR_POLICY_DENIED: 'policy-denied',
+  SLUICE_ERR_POLICY_FORBIDDEN: 'policy-denied',
   SLUICE_ERR_RATE_LIMITED: 'rate-limited',
 };
 

@@ -9,6 +9,7 @@
 //   DELETE /admin/tenants/{tenant}/upstreams/{name}                                  -> 204
 // A refused URL gets 422 naming the rule it broke, never the address it resolved to.
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { hostAllowed, listenerPolicy, originAllowed } from '../security/host-origin.ts';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { RULE_TEXT, STRICT, type AddressPolicy } from '../security/address-policy.ts';
 import { registeredPath, registeredRoute, type Registry } from '../routing/registry.ts';
@@ -123,8 +124,16 @@ async function register(d: AdminDeps, registry: Registry, tenant: string, req: I
   return send(res, 201, { ...entry, route: path });
 }
 
-export async function startAdminServer(d: AdminDeps, host: string, port: number): Promise<Server> {
+export async function startAdminServer(d: AdminDeps, listen: { host: string; port: number; allowHosts: readonly string[]; allowOrigins: readonly string[] }): Promise<Server> {
+  const { host, port } = listen;
+  // The same DNS-rebinding defence as the public listeners: a web page must not reach metrics or
+  // the registration API through a name that resolves to this address.
+  const policy = listenerPolicy(listen);
   const server = createServer((req, res) => {
+    if (!hostAllowed(policy, req.headers.host) || !originAllowed(policy, req.headers.origin, req.headers.host, [])) {
+      d.ctx.log.warn({ security: 'admin-host-origin-rejected' }, 'admin request refused: Host or Origin not allowed');
+      return fail(res, 403, 'forbidden', 'Host or Origin not allowed');
+    }
     handle(d, req, res).catch((err: unknown) => {
       d.ctx.log.error({ err }, 'admin API error');
       if (!res.headersSent) fail(res, 500, 'internal', 'internal error');

@@ -152,7 +152,11 @@ export const authorize: Stage = (ex) => {
       const msg = m as Record<string, unknown> | undefined;
       const method = msg ? (typeof msg['method'] === 'string' ? msg['method'] : undefined) : ex.rpc.method;
       const name = msg ? nameOf(msg) : ex.rpc.name;
-      if (!guard.policy.allows(method, name, ex.principal)) throw new SluiceError('SLUICE_ERR_POLICY_DENIED', `${method}${name ? ` ${name}` : ''}`);
+      if (guard.policy.allows(method, name, ex.principal)) continue;
+      // A JSON-RPC error answers a single request; an HTTP+SSE client reads answers only from
+      // its stream and a batch has no one id, so those get a 403 their POST fails with.
+      const code = ex.era === 'http+sse' || ex.batch ? 'SLUICE_ERR_POLICY_FORBIDDEN' : 'SLUICE_ERR_POLICY_DENIED';
+      throw new SluiceError(code, `${method}${name ? ` ${name}` : ''}`);
     }
   }
   const waits: Promise<void>[] = [];

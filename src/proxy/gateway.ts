@@ -267,7 +267,7 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     if (config.admin.listen) {
       const resolver = deps.resolver ?? systemResolver;
       const notReady = (): string[] => (ctx.draining ? ['shutting down'] : ctx.routes.filter((r) => !r.pool.replicas.some((rep) => rep.takesNew(Date.now()))).map((r) => `route ${r.path}: no replica takes work`));
-      const admin = await startAdminServer({ ctx, registry, token, resolver, onChange: () => applyRoutes(ctx.config), notReady }, config.admin.listen.host, config.admin.listen.port);
+      const admin = await startAdminServer({ ctx, registry, token, resolver, onChange: () => applyRoutes(ctx.config), notReady }, config.admin.listen);
       servers.push({ server: admin, closeIdle: () => admin.closeIdleConnections(), closeAll: () => admin.closeAllConnections() });
       adminAddress = admin.address() as AddressInfo;
     }

@@ -115,4 +115,22 @@ describe('Host and Origin allow lists', () => {
       await up.close();
     }
   });
+
+  it('the admin listener refuses foreign Host names and cross-origin pages too', async () => {
+    const up = await startFakeUpstream(ok);
+    const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: `${up.url}/mcp` }], admin: { listen: { host: '127.0.0.1', port: 0 } } });
+    try {
+      const admin = `http://127.0.0.1:${gw.gw.adminAddress!.port}`;
+      assert.equal((await send(`${admin}/metrics`)).status, 200);
+      assert.equal((await send(`${admin}/healthz`, { headers: { host: `localhost:${gw.gw.adminAddress!.port}` } })).status, 200);
+      const rebound = await send(`${admin}/metrics`, { headers: { host: 'attacker.example' } });
+      assert.equal(rebound.status, 403);
+      assert.ok(!rebound.body.toString().includes('sluice_'), 'no metrics behind a foreign Host');
+      assert.equal((await send(`${admin}/metrics`, { headers: { origin: 'https://attacker.example' } })).status, 403);
+      assert.ok(gw.logs.some((l) => l['security'] === 'admin-host-origin-rejected'));
+    } finally {
+      await gw.close();
+      await up.close();
+    }
+  });
 });

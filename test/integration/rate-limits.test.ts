@@ -4,7 +4,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { hashApiKey } from '../../src/security/bearer.ts';
-import { accessLines, JSON_HEADERS, rpc, send, startFakeUpstream, startTestGateway, type FakeUpstream, type TestGateway } from '../helpers.ts';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { accessLines, waitFor, freePort, JSON_HEADERS, rpc, send, spawnSluice, startFakeUpstream, startTestGateway, type FakeUpstream, type SluiceProcess, type TestGateway } from '../helpers.ts';
 import { startRedis, type RedisProcess } from '../fixtures/redis.ts';
 
 const call = (name: string, id = 1) => rpc('tools/call', { name, arguments: {} }, id);
@@ -84,39 +87,56 @@ describe('rate limits in memory', () => {
 describe('rate limits shared through Redis', () => {
   let redis: RedisProcess;
   let up: FakeUpstream;
-  let one: TestGateway;
-  let two: TestGateway;
-  const route = { path: '/mcp', rateLimits: [{ by: 'principal' as const, requests: 10, per: '1m' }], auth: keys };
+  let dir: string;
+  const procs: SluiceProcess[] = [];
+  const ports: number[] = [];
   before(async () => {
     redis = await startRedis();
     up = await answering();
-    const rateLimiting = { redis: redis.url, keyPrefix: `t${process.pid}:` };
-    one = await startTestGateway({ routes: [{ ...route, upstream: up.url }], rateLimiting });
-    two = await startTestGateway({ routes: [{ ...route, upstream: up.url }], rateLimiting });
+    dir = await mkdtemp(join(tmpdir(), 'sluice-rl-'));
+    // Two real `sluice serve` processes with one config (each its own port) and one Redis.
+    for (let i = 0; i < 2; i++) {
+      const port = await freePort();
+      const file = join(dir, `sluice-${i}.yaml`);
+      await writeFile(
+        file,
+        [
+          `listen: [{ host: 127.0.0.1, port: ${port} }]`,
+          'routes:',
+          '  - path: /mcp',
+          `    upstream: ${up.url}`,
+          `    auth: { mode: resource-server, resource: "http://127.0.0.1/mcp", apiKeys: [{ name: alice, sha256: "${hashApiKey('key-alice')}" }, { name: bob, sha256: "${hashApiKey('key-bob')}" }] }`,
+          '    rateLimits: [{ by: principal, requests: 10, per: 1m }]',
+          `rateLimiting: { redis: "${redis.url}", keyPrefix: "t${process.pid}:" }`,
+          'logging: { access: false }',
+          '',
+        ].join('\n'),
+      );
+      procs.push(await spawnSluice(['serve', '--config', file], `127.0.0.1:${port}/mcp`));
+      ports.push(port);
+    }
   });
   after(async () => {
-    await one.close();
-    await two.close();
+    for (const p of procs) await p.stop();
     await up.close();
     await redis.stop();
+    await rm(dir, { recursive: true, force: true });
   });
+  const post = (i: number, key: string, id = 1) => send(`http://127.0.0.1:${ports[i % 2]}/mcp`, { method: 'POST', headers: { ...JSON_HEADERS, authorization: `Bearer ${key}` }, body: call('echo', id) });
 
   it('two Sluice processes enforce one limit', async () => {
     const statuses: number[] = [];
-    for (let i = 0; i < 14; i++) {
-      const gw = i % 2 === 0 ? one : two;
-      statuses.push((await send(`${gw.base}/mcp`, { method: 'POST', headers: { ...JSON_HEADERS, authorization: 'Bearer key-alice' }, body: call('echo', i) })).status);
-    }
+    for (let i = 0; i < 14; i++) statuses.push((await post(i, 'key-alice', i)).status);
     assert.deepEqual(statuses, [...Array(10).fill(200), 429, 429, 429, 429]);
     // Bob's bucket is his own in Redis too.
-    assert.equal((await send(`${two.base}/mcp`, { method: 'POST', headers: { ...JSON_HEADERS, authorization: 'Bearer key-bob' }, body: call('echo') })).status, 200);
+    assert.equal((await post(1, 'key-bob')).status, 200);
+    assert.equal(up.requests.length, 11);
   });
 
   it('fails open when Redis is gone (default), with a warning', async () => {
     await redis.stop();
-    const r = await send(`${one.base}/mcp`, { method: 'POST', headers: { ...JSON_HEADERS, authorization: 'Bearer key-bob' }, body: call('echo') });
-    assert.equal(r.status, 200);
-    assert.ok(one.logs.some((l) => l['msg'] === 'rate-limit store unavailable'));
+    assert.equal((await post(0, 'key-alice')).status, 200, 'alice is over her limit, but nobody can tell now');
+    await waitFor(() => procs[0]!.stdout().includes('rate-limit store unavailable'), 5000, 'the fail-open warning');
   });
 });
 

@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import { buildConfig } from '../../src/config/load.ts';
 import { hashApiKey } from '../../src/security/bearer.ts';
 import { registerDemoV1, registerDemoV2 } from '../../src/demo/demo-tools.ts';
 import { startUpstreamKit, type UpstreamKit } from '../../src/demo/upstream-kit.ts';
@@ -24,6 +26,7 @@ describe('per-tool policy', () => {
     sluice = await startTestGateway({
       routes: [
         { path: '/mcp', upstream: upstream.url, policy: { rules: [{ effect: 'deny', methods: ['tools/call'], names: ['slow_*'] }] } },
+        { path: '/legacy', upstream: `http://127.0.0.1:${upstream.port}/`, policy: { rules: [{ effect: 'deny', methods: ['tools/call'], names: ['slow_*'] }] } },
         {
           path: '/team',
           upstream: upstream.url,
@@ -103,5 +106,24 @@ describe('per-tool policy', () => {
     const text = list.body.toString();
     const json = String(list.headers['content-type']).startsWith('text/event-stream') ? text.split('\n').filter((l) => l.startsWith('data:')).map((l) => JSON.parse(l.slice(5)) as { id?: number; result?: { tools: { name: string }[] } }).find((m) => m.id === 10) : JSON.parse(text);
     assert.deepEqual(json.result.tools.map((t: { name: string }) => t.name).sort(), ['add', 'echo']);
+  });
+
+  it('filters HTTP+SSE answers on the stream and refuses denied posts with 403', async () => {
+    const client = new Client({ name: 'legacy', version: '1' });
+    await client.connect(new SSEClientTransport(new URL(`${sluice.base}/legacy/sse`)));
+    assert.deepEqual((await client.listTools()).tools.map((t) => t.name).sort(), ['add', 'echo']);
+    const before = upstreamPosts;
+    await assert.rejects(client.callTool({ name: 'slow_count', arguments: { count: 1 } }), /403/);
+    assert.equal(upstreamPosts, before);
+    await client.close();
+  });
+
+  it('takes a reloaded policy for new requests', async () => {
+    const current = sluice.gw.ctx.config;
+    const routes = current.routes.map((r) => (r.path === '/mcp' ? { ...r, upstream: r.upstream.map((u) => u.url), policy: { default: 'allow' as const, rules: [{ effect: 'deny' as const, names: ['slow_*', 'add'] }] } } : { ...r, upstream: r.upstream.map((u) => u.url) }));
+    sluice.gw.reload(buildConfig({ listen: [{ host: '127.0.0.1', port: 0 }], routes } as never, 'test'));
+    const client = await connect('/mcp');
+    assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['echo']);
+    await client.close();
   });
 });
