@@ -50,6 +50,16 @@ describe('resource-server mode', () => {
           auth: { mode: 'resource-server', resource: `http://127.0.0.1:${port}/rot`, issuer: as.issuer, jwksCacheTtl: '1s', upstreamCredential: { value: UPSTREAM_CREDENTIAL } },
         },
         {
+          path: '/badcc',
+          upstream: upstream.url,
+          auth: {
+            mode: 'resource-server',
+            resource: `http://127.0.0.1:${port}/badcc`,
+            apiKeys: [{ name: 'ci-bot', sha256: hashApiKey('sk-test-ci-0001') }],
+            upstreamCredential: { clientCredentials: { tokenUrl: `${as.issuer}/token`, clientId: 'sluice-upstream', clientSecret: 'wrong-secret' } },
+          },
+        },
+        {
           path: '/cc',
           upstream: upstream.url,
           auth: {
@@ -175,5 +185,15 @@ describe('resource-server mode', () => {
     const mine = as.tokenRequests.filter((t) => t.authorization === `Basic ${Buffer.from('sluice-upstream:up-secret').toString('base64')}`);
     assert.equal(mine.length, 1, 'one token for five calls');
     assert.equal(mine[0]?.form.get('resource'), upstream.url);
+  });
+
+  it('answers 502 without calling the upstream when the route credential cannot be obtained', async () => {
+    const before = seen.length;
+    const res = await post('sk-test-ci-0001', INIT, '/badcc');
+    assert.equal(res.status, 502);
+    assert.match(res.body.toString(), /upstream credential could not be obtained/);
+    assert.equal(seen.length, before);
+    assert.ok(sluice.logs.some((l) => l['msg'] === 'upstream credential unavailable' && String(l['err']).includes('invalid_client')));
+    assert.ok(!sluice.rawLog().includes('wrong-secret'), 'the secret is not logged');
   });
 });

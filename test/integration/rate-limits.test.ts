@@ -39,8 +39,10 @@ describe('rate limits in memory', () => {
       routes: [
         { path: '/mcp', upstream: up.url, auth: keys, rateLimits: [{ by: 'principal', requests: 5, per: '1m' }, { by: 'tool', requests: 2, per: '1m', names: ['add'] }] },
         { path: '/open', upstream: up.url, rateLimits: [{ by: 'route', requests: 3, per: '1m' }] },
+        { path: '/anon', upstream: up.url, rateLimits: [{ by: 'principal', requests: 2, per: '1m' }] },
         { path: '/slow', upstream: slow.url, auth: keys, rateLimits: [{ by: 'principal', concurrent: 1 }] },
       ],
+      trustedProxies: ['127.0.0.1'],
     });
   });
   after(async () => {
@@ -74,6 +76,12 @@ describe('rate limits in memory', () => {
     const statuses = [];
     for (let i = 0; i < 5; i++) statuses.push((await post('/open', undefined, call('echo', i))).status);
     assert.deepEqual(statuses, [200, 200, 200, 429, 429]);
+  });
+
+  it('keys anonymous callers by client address (as a trusted proxy names it)', async () => {
+    const from = async (xff: string) => (await send(`${gw.base}/anon`, { method: 'POST', headers: { ...JSON_HEADERS, 'x-forwarded-for': xff }, body: call('echo') })).status;
+    assert.deepEqual([await from('192.0.2.1'), await from('192.0.2.1'), await from('192.0.2.1')], [200, 200, 429]);
+    assert.equal(await from('192.0.2.2'), 200, 'another client address has its own bucket');
   });
 
   it('caps requests in flight per principal', async () => {
