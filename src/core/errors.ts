@@ -34,6 +34,7 @@ export const ERRORS = {
   SLUICE_ERR_UPSTREAM_UNAVAILABLE: { status: 502, rpcCode: -32603, message: 'Upstream unavailable' },
   SLUICE_ERR_UPSTREAM_REFUSED: { status: 502, rpcCode: -32603, message: 'Upstream address not allowed' },
   SLUICE_ERR_UPSTREAM_TLS: { status: 502, rpcCode: -32603, message: 'Upstream TLS verification failed' },
+  SLUICE_ERR_UPSTREAM_AUTH: { status: 502, rpcCode: -32603, message: 'Upstream refused the route\'s credential' },
   SLUICE_ERR_UPSTREAM_PROTOCOL: { status: 502, rpcCode: -32603, message: 'Upstream sent an invalid response' },
   SLUICE_ERR_UPSTREAM_TIMEOUT: { status: 504, rpcCode: -32603, message: 'Upstream timed out' },
   SLUICE_ERR_NO_HEALTHY_UPSTREAM: { status: 503, rpcCode: -32603, message: 'No healthy upstream replica' },

@@ -37,6 +37,12 @@ export class ClientCredentials {
     return this.pending;
   }
 
+  /** The upstream refused the token (revoked, rotated): the next request fetches another. */
+  invalidate(): void {
+    this.token = undefined;
+    this.expiresAt = 0;
+  }
+
   private async fetch(): Promise<string> {
     const { s } = this;
     const form = new URLSearchParams({ grant_type: 'client_credentials' });

@@ -137,6 +137,14 @@ class Relay implements UpstreamListener, Drainable {
     const replica = this.replica;
     if (statusCode >= 500) this.upstreamFailed();
     else route.pool.succeeded(replica);
+    const guard = ctx.guards.get(route.path);
+    if (statusCode === 401 && guard?.mode === 'resource-server') {
+      // The client's token was good (Sluice checked it); the upstream refused the route's own
+      // credential. Passing its 401 on would send the client into a pointless re-authorization.
+      guard.credentialRejected();
+      ctx.log.error({ route: route.path, replica: replica.id, challenge: typeof headers['www-authenticate'] === 'string' ? headers['www-authenticate'] : undefined }, 'upstream refused the route credential');
+      return this.end('upstream-auth', new SluiceError('SLUICE_ERR_UPSTREAM_AUTH', 'check auth.upstreamCredential'));
+    }
     this.sse = isEventStream(headers);
     const out = downstreamResponseHeaders(headers, this.sse);
     // With CORS on for the route, Sluice's headers (set by applyCors) are the only ones.
@@ -145,7 +153,6 @@ class Relay implements UpstreamListener, Drainable {
       const vary = res.getHeader('vary');
       if (vary !== undefined && out['vary'] !== undefined) out['vary'] = `${String(out['vary'])}, ${String(vary)}`;
     }
-    const guard = ctx.guards.get(route.path);
     if (guard?.mode === 'transparent' && typeof out['www-authenticate'] === 'string') out['www-authenticate'] = publicChallenge(ex, out['www-authenticate'], replica);
     if (guard && !guard.policy.open && (this.sse || (ex.rpc?.method !== undefined && LIST_METHODS[ex.rpc.method]) || ex.batch)) {
       this.filter = new ListFilter(guard.policy, ex.principal, this.sse);

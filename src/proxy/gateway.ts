@@ -226,6 +226,8 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     if (JSON.stringify(next.admin) !== JSON.stringify(ctx.config.admin) || JSON.stringify(next.registrations) !== JSON.stringify(ctx.config.registrations)) {
       log.warn('admin and registrations changes need a restart; kept the running ones');
     }
+    const rl = (c: Config) => [c.rateLimiting.redis, c.rateLimiting.keyPrefix, c.rateLimiting.timeout];
+    if (JSON.stringify(rl(next)) !== JSON.stringify(rl(ctx.config))) log.warn('rateLimiting.redis, keyPrefix and timeout changes need a restart; kept the running store');
     checkRouteUrls(next);
     if (next.sessions.keys.length > 0) ctx.sessions = sessionKeyRing(next, log);
     applyRoutes({ ...next, admin: ctx.config.admin, registrations: ctx.config.registrations });

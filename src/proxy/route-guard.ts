@@ -37,6 +37,8 @@ export interface RouteGuard {
   authenticate(token: string): Promise<Principal>;
   /** The header and value the upstream gets in place of the client's token; undefined: none. */
   upstreamCredential(): Promise<{ header: string; value: string }> | undefined;
+  /** The upstream answered 401 to that credential: a client-credentials token is fetched anew next time. */
+  credentialRejected(): void;
   readonly policy: ToolPolicy;
   readonly limits: readonly RateLimit[];
 }
@@ -68,9 +70,11 @@ export function buildGuard(r: RouteConfig, deps: GuardDeps): RouteGuard {
       : undefined;
   const cred = a.upstreamCredential;
   let upstreamCredential: RouteGuard['upstreamCredential'] = () => undefined;
+  let credentialRejected = (): void => undefined;
   if (cred?.clientCredentials) {
     const cc = new ClientCredentials(cred.clientCredentials, deps.env, deps.client, egress);
     upstreamCredential = () => cc.get().then((t) => ({ header: cred.header, value: `Bearer ${t}` }));
+    credentialRejected = () => cc.invalidate();
   } else if (cred) {
     const value = cred.value ?? deps.env[cred.valueEnv!];
     if (!value) throw new Error(`routes (path ${r.path}): auth.upstreamCredential: environment variable ${cred.valueEnv} is not set`);
@@ -88,6 +92,7 @@ export function buildGuard(r: RouteConfig, deps: GuardDeps): RouteGuard {
       return p;
     },
     upstreamCredential,
+    credentialRejected,
     policy: new ToolPolicy(r.policy),
     limits: r.rateLimits.map((l, i) => ({
       by: l.by,

@@ -10,7 +10,7 @@ import { hashApiKey } from '../../src/security/bearer.ts';
 import { registerDemoV1, registerDemoV2 } from '../../src/demo/demo-tools.ts';
 import { startUpstreamKit, type UpstreamKit } from '../../src/demo/upstream-kit.ts';
 import { startOAuthServer, type OAuthServer } from '../fixtures/oauth-server.ts';
-import { accessLines, freePort, JSON_HEADERS, rpc, send, startTestGateway, type TestGateway } from '../helpers.ts';
+import { accessLines, freePort, JSON_HEADERS, rpc, send, startFakeUpstream, startTestGateway, type FakeUpstream, type TestGateway } from '../helpers.ts';
 
 const INIT = rpc('initialize', { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } });
 const UPSTREAM_CREDENTIAL = 'Bearer upstream-own-credential-7c1e';
@@ -20,11 +20,18 @@ describe('resource-server mode', () => {
   let upstream: UpstreamKit;
   let sluice: TestGateway;
   let resource: string;
+  let strict: FakeUpstream;
+  let refusals = 1;
   const seen: (string | undefined)[] = [];
 
   before(async () => {
     as = await startOAuthServer({ 'agent-a': { secret: 'secret-a', scope: 'mcp:tools' }, 'agent-b': { secret: 'secret-b', scope: 'mcp:tools' }, 'sluice-upstream': { secret: 'up-secret', scope: 'upstream:call' } });
     upstream = await startUpstreamKit({ name: 'recorded', registerV1: registerDemoV1, registerV2: registerDemoV2, onRequest: (req) => void seen.push(req.headers.authorization) });
+    // Refuses the first credential it sees (a revoked token), then accepts.
+    strict = await startFakeUpstream((_req, res) => {
+      if (refusals-- > 0) return void res.writeHead(401, { 'www-authenticate': 'Bearer realm="internal", error="invalid_token"' }).end();
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}');
+    });
     const port = await freePort();
     process.env['SLUICE_TEST_CC_SECRET'] = 'up-secret'; // clientSecretEnv: the secret stays out of the config
     resource = `http://127.0.0.1:${port}/mcp`;
@@ -60,6 +67,16 @@ describe('resource-server mode', () => {
           },
         },
         {
+          path: '/revoked',
+          upstream: strict.url,
+          auth: {
+            mode: 'resource-server',
+            resource: `http://127.0.0.1:${port}/revoked`,
+            apiKeys: [{ name: 'ci-bot', sha256: hashApiKey('sk-test-ci-0001') }],
+            upstreamCredential: { clientCredentials: { tokenUrl: `${as.issuer}/token`, clientId: 'sluice-upstream', clientSecretEnv: 'SLUICE_TEST_CC_SECRET' } },
+          },
+        },
+        {
           path: '/cc',
           upstream: upstream.url,
           auth: {
@@ -75,6 +92,7 @@ describe('resource-server mode', () => {
   after(async () => {
     await sluice.close();
     await upstream.close();
+    await strict.close();
     await as.close();
   });
 
@@ -195,5 +213,18 @@ describe('resource-server mode', () => {
     assert.equal(seen.length, before);
     assert.ok(sluice.logs.some((l) => l['msg'] === 'upstream credential unavailable' && String(l['err']).includes('invalid_client')));
     assert.ok(!sluice.rawLog().includes('wrong-secret'), 'the secret is not logged');
+  });
+
+  it('turns an upstream 401 to the route credential into 502 (no challenge reaches the client) and fetches a new token next time', async () => {
+    const tokens = () => as.tokenRequests.filter((t) => t.authorization === `Basic ${Buffer.from('sluice-upstream:up-secret').toString('base64')}`).length;
+    const before = tokens();
+    const refused = await post('sk-test-ci-0001', INIT, '/revoked');
+    assert.equal(refused.status, 502);
+    assert.equal(refused.headers['www-authenticate'], undefined);
+    assert.match(refused.body.toString(), /Upstream refused the route's credential/);
+    assert.equal((await post('sk-test-ci-0001', INIT, '/revoked')).status, 200);
+    assert.equal(tokens(), before + 2, 'the refused token was dropped and a new one fetched');
+    assert.equal(strict.requests.length, 2);
+    assert.notEqual(strict.requests[0]?.headers.authorization, strict.requests[1]?.headers.authorization);
   });
 });
