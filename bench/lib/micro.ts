@@ -1,11 +1,17 @@
 // Micro-benchmarks of per-request MCP work, timed in a loop in this process: the 2026-07-28
 // header-vs-body check (with and without the base64 sentinel), and the JSON-RPC classification
-// it rides on, the access line, and session-token seal/open.
+// it rides on, the access line, session-token seal/open, and the secure edge's per-request work:
+// bearer JWT verification (keys cached), API-key lookup, the tool policy and a token bucket.
 import { summarize } from '../../src/core/mcp.ts';
 import { formatAccessLine, type AccessRecord } from '../../src/observability/access-log.ts';
 import { headerBodyMismatch } from '../../src/security/header-body-check.ts';
 import { KeyRing } from '../../src/session/key-ring.ts';
 import { hashPrincipal, openSession, sealSession } from '../../src/session/token.ts';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { ApiKeys, hashApiKey } from '../../src/security/bearer.ts';
+import { JwtVerifier } from '../../src/security/jwt-verifier.ts';
+import { MemoryBuckets } from '../../src/security/token-bucket.ts';
+import { ToolPolicy } from '../../src/security/tool-policy.ts';
 
 export type MicroResult = { name: string; per_op_us: number | null; note?: string }[];
 
@@ -52,13 +58,60 @@ function time(name: string, iterations: number, fn: () => unknown): { name: stri
   return { name, per_op_us: ns / iterations / 1000 };
 }
 
+async function timeAsync(name: string, iterations: number, fn: () => Promise<unknown>): Promise<{ name: string; per_op_us: number }> {
+  for (let i = 0; i < Math.min(iterations, 500); i++) await fn();
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < iterations; i++) await fn();
+  return { name, per_op_us: Number(process.hrtime.bigint() - t0) / iterations / 1000 };
+}
+
+/** A verifier with its keys already cached (what every request after the first pays), and a token it accepts. */
+async function jwtCase(alg: 'RS256' | 'ES256'): Promise<{ verifier: JwtVerifier; token: string; fresh: () => string }> {
+  const { privateKey, publicKey } = await generateKeyPair(alg);
+  const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: 'k', alg }] };
+  const verifier = new JwtVerifier({ issuer: 'https://as.example', audience: 'https://mcp.example/mcp', jwksUri: 'https://as.example/jwks', algorithms: [alg], clockToleranceMs: 30_000, cacheTtlMs: 3_600_000 }, async () => jwks);
+  const token = await new SignJWT({ sub: 'user-42', scope: 'mcp:tools' }).setProtectedHeader({ alg, kid: 'k' }).setIssuer('https://as.example').setAudience('https://mcp.example/mcp').setExpirationTime('1h').sign(privateKey);
+  await verifier.verify(token);
+  // Distinct tokens (signed ahead, outside the timed loop) defeat the verification cache.
+  const pool = await Promise.all(Array.from({ length: 64 }, (_, i) => new SignJWT({ sub: `user-${i}`, scope: 'mcp:tools' }).setProtectedHeader({ alg, kid: 'k' }).setIssuer('https://as.example').setAudience('https://mcp.example/mcp').setExpirationTime('1h').sign(privateKey)));
+  let i = 0;
+  // The verifier caches by token: clear it so each pool token is verified in full each round.
+  const fresh = (): string => {
+    if (i % pool.length === 0) (verifier as unknown as { verified: Map<string, unknown> }).verified.clear();
+    return pool[i++ % pool.length]!;
+  };
+  return { verifier, token, fresh };
+}
+
+const POLICY = new ToolPolicy({
+  default: 'deny',
+  rules: [
+    { effect: 'deny', methods: ['tools/call'], names: ['*_admin'], principals: ['intern-*'] },
+    ...Array.from({ length: 8 }, (_, i) => ({ effect: 'allow' as const, methods: ['tools/call'], names: [`group${i}_*`], scopes: [`s${i}`] })),
+    { effect: 'allow', methods: ['tools/call'], names: ['echo'] },
+  ],
+});
+const KEYS = new ApiKeys(Array.from({ length: 20 }, (_, i) => ({ name: `key-${i}`, sha256: hashApiKey(`sk-${i}`), scopes: [] })));
+
 export async function runMicro(quick: boolean): Promise<MicroResult> {
   const n = quick ? 200_000 : 1_000_000;
   const parsed = JSON.parse(RAW) as unknown;
   if (headerBodyMismatch(HEADERS, parsed) !== undefined || headerBodyMismatch(HEADERS_B64, parsed) !== undefined) {
     throw new Error('micro-benchmark input is not a matching request');
   }
+  const rs = await jwtCase('RS256');
+  const es = await jwtCase('ES256');
+  const buckets = new MemoryBuckets();
+  const spec = { capacity: 1e9, perMs: 1 };
+  const who = { id: 'user-42', key: 'k', scopes: new Set(['s7']), claims: {} };
+  const jwtRuns = quick ? 2_000 : 10_000;
   return [
+    await timeAsync('bearer JWT verify, RS256, new token each time (keys cached)', jwtRuns, () => rs.verifier.verify(rs.fresh())),
+    await timeAsync('bearer JWT verify, ES256, new token each time (keys cached)', jwtRuns, () => es.verifier.verify(es.fresh())),
+    await timeAsync('bearer JWT verify, a token seen before (verification cached)', n / 4, () => rs.verifier.verify(rs.token)),
+    time('API key lookup (SHA-256 of the key, 20 keys)', n / 4, () => KEYS.match('sk-19')),
+    time('tool policy decision (10 rules, match on the last)', n, () => POLICY.allows('tools/call', 'echo', who)),
+    time('token bucket take (memory)', n, () => buckets.take('route|principal', spec)),
     time('header-vs-body check (2026-07-28 tools/call, plain Mcp-Name)', n, () => headerBodyMismatch(HEADERS, parsed)),
     time('header-vs-body check (base64 sentinel Mcp-Name)', n, () => headerBodyMismatch(HEADERS_B64, parsed)),
     time('JSON.parse + JSON-RPC summary of the same body', n, () => summarize(JSON.parse(RAW))),

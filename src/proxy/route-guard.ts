@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { RouteConfig } from '../config/schema.ts';
 import type { AddressPolicy } from '../security/address-policy.ts';
-import { matchApiKey } from '../security/bearer.ts';
+import { ApiKeys } from '../security/bearer.ts';
 import { globMatcher, type NameMatcher } from '../security/glob.ts';
 import { InvalidToken, JwtVerifier } from '../security/jwt-verifier.ts';
 import type { Principal } from '../security/principal.ts';
@@ -68,6 +68,7 @@ export function buildGuard(r: RouteConfig, deps: GuardDeps): RouteGuard {
           (url) => fetchJson(deps.client, url, egress),
         )
       : undefined;
+  const apiKeys = new ApiKeys(a.apiKeys);
   const cred = a.upstreamCredential;
   let upstreamCredential: RouteGuard['upstreamCredential'] = () => undefined;
   let credentialRejected = (): void => undefined;
@@ -87,7 +88,7 @@ export function buildGuard(r: RouteConfig, deps: GuardDeps): RouteGuard {
     auth: a,
     authenticate: async (token) => {
       if (verifier && token.split('.').length === 3) return verifier.verify(token);
-      const p = matchApiKey(a.apiKeys, token);
+      const p = apiKeys.match(token);
       if (!p) throw new InvalidToken(verifier ? 'not a valid token or API key' : 'unknown API key');
       return p;
     },

@@ -1,5 +1,5 @@
 // Bearer tokens in, RFC 6750 / RFC 9728 challenges out.
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Principal } from './principal.ts';
 
 /** The token of `Authorization: Bearer <token>`; undefined when absent or another scheme. */
@@ -39,13 +39,20 @@ export function hashApiKey(key: string): string {
   return createHash('sha256').update(key, 'utf8').digest('hex');
 }
 
-/** The principal of an API key, compared by hash in constant time per entry. */
-export function matchApiKey(entries: readonly ApiKeyEntry[], token: string): Principal | undefined {
-  const digest = createHash('sha256').update(token, 'utf8').digest();
-  let found: ApiKeyEntry | undefined;
-  for (const e of entries) if (timingSafeEqual(digest, Buffer.from(e.sha256, 'hex')) && !found) found = e;
-  if (!found) return undefined;
-  return { id: found.name, key: `apikey\0${found.name}`, scopes: new Set(found.scopes), claims: {} };
+/**
+ * API keys by their SHA-256. Looked up by digest: timing can tell an attacker at most something
+ * about the digest of what they sent, never about a stored key.
+ */
+export class ApiKeys {
+  private readonly byDigest = new Map<string, Principal>();
+
+  constructor(entries: readonly ApiKeyEntry[]) {
+    for (const e of entries) this.byDigest.set(e.sha256.toLowerCase(), { id: e.name, key: `apikey\0${e.name}`, scopes: new Set(e.scopes), claims: {} });
+  }
+
+  match(token: string): Principal | undefined {
+    return this.byDigest.get(createHash('sha256').update(token, 'utf8').digest('hex'));
+  }
 }
 
 /** The metadata URL of a resource (RFC 9728 §3.1): the well-known path goes between host and path. */

@@ -3,6 +3,7 @@
 // a function the caller gives (the gateway passes its SSRF-guarded client) and cached; a token
 // signed by an unknown key id refetches, at most every 30 s, so key rotation works and a flood
 // of forged kids cannot turn into a flood of fetches.
+import { createHash } from 'node:crypto';
 import { createLocalJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
 import { scopesOf, type Principal } from './principal.ts';
 
@@ -24,6 +25,8 @@ export class InvalidToken extends Error {}
 export class KeysUnavailable extends Error {}
 
 const REFETCH_GAP_MS = 30_000;
+/** Verified tokens remembered (by SHA-256), so a session's many calls pay for one signature check. */
+const CACHE_MAX = 10_000;
 
 export class JwtVerifier {
   private readonly s: JwtSettings;
@@ -31,6 +34,8 @@ export class JwtVerifier {
   private keys: ReturnType<typeof createLocalJWKSet> | undefined;
   private fetchedAt = 0;
   private loading: Promise<void> | undefined;
+  /** Token digest -> principal and expiry (ms), oldest first. Cleared whenever keys change. */
+  private readonly verified = new Map<string, { principal: Principal; exp: number }>();
 
   constructor(settings: JwtSettings, fetchJson: FetchJson) {
     this.s = settings;
@@ -40,6 +45,9 @@ export class JwtVerifier {
   async verify(token: string): Promise<Principal> {
     if (token.split('.').length !== 3) throw new InvalidToken('not a JWT');
     const now = Date.now();
+    const digest = createHash('sha256').update(token).digest('base64url');
+    const hit = this.verified.get(digest);
+    if (hit && now < hit.exp + this.s.clockToleranceMs && now - this.fetchedAt <= this.s.cacheTtlMs) return hit.principal;
     if (!this.keys || now - this.fetchedAt > this.s.cacheTtlMs) await this.load(!this.keys);
     let payload: JWTPayload;
     try {
@@ -54,7 +62,10 @@ export class JwtVerifier {
       }
     }
     if (typeof payload.sub !== 'string' || payload.sub === '') throw new InvalidToken('token has no subject');
-    return { id: payload.sub, key: `${payload.iss ?? ''}\0${payload.sub}`, scopes: scopesOf(payload as Record<string, unknown>), claims: payload as Record<string, unknown> };
+    const principal: Principal = { id: payload.sub, key: `${payload.iss ?? ''}\0${payload.sub}`, scopes: scopesOf(payload as Record<string, unknown>), claims: payload as Record<string, unknown> };
+    if (this.verified.size >= CACHE_MAX) this.verified.delete(this.verified.keys().next().value!);
+    this.verified.set(digest, { principal, exp: (payload.exp ?? 0) * 1000 });
+    return principal;
   }
 
   private check(token: string): Promise<JWTPayload> {
@@ -76,6 +87,8 @@ export class JwtVerifier {
         if (!isJwks(jwks)) throw new KeysUnavailable(`${uri} is not a JWK set`);
         this.keys = createLocalJWKSet(jwks);
         this.fetchedAt = Date.now();
+        // A key that left the set must not keep its tokens valid through the cache.
+        this.verified.clear();
       } finally {
         this.loading = undefined;
       }

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
-import { bearerChallenge, bearerToken, hashApiKey, matchApiKey, metadataUrlOf } from '../../src/security/bearer.ts';
+import { ApiKeys, bearerChallenge, bearerToken, hashApiKey, metadataUrlOf } from '../../src/security/bearer.ts';
 import { globMatcher } from '../../src/security/glob.ts';
 import { InvalidToken, JwtVerifier, KeysUnavailable } from '../../src/security/jwt-verifier.ts';
 import type { Principal } from '../../src/security/principal.ts';
@@ -34,10 +34,11 @@ describe('bearer tokens and challenges', () => {
   });
 
   it('matches API keys by hash only', () => {
-    const entries = [{ name: 'ci', sha256: hashApiKey('k-1'), scopes: ['s'] }];
-    assert.deepEqual(matchApiKey(entries, 'k-1')?.id, 'ci');
-    assert.deepEqual([...matchApiKey(entries, 'k-1')!.scopes], ['s']);
-    assert.equal(matchApiKey(entries, 'k-2'), undefined);
+    const keys = new ApiKeys([{ name: 'ci', sha256: hashApiKey('k-1').toUpperCase(), scopes: ['s'] }]);
+    assert.deepEqual(keys.match('k-1')?.id, 'ci');
+    assert.deepEqual([...keys.match('k-1')!.scopes], ['s']);
+    assert.equal(keys.match('k-2'), undefined);
+    assert.equal(keys.match(hashApiKey('k-1')), undefined, 'the hash itself is not a key');
     assert.equal(hashApiKey('test'), '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08');
   });
 
@@ -194,5 +195,32 @@ describe('auth config', () => {
     assert.throws(route({}, { policy: { rules: [{ effect: 'maybe' }] } }), /effect/);
     const ok = route({ mode: 'resource-server', resource: 'https://m/mcp', apiKeys: [{ name: 'a', sha256: hashApiKey('x').toUpperCase() }] })();
     assert.equal(ok.routes[0]?.auth.apiKeys[0]?.sha256, hashApiKey('x'));
+  });
+});
+
+describe('JWT verification cache', () => {
+  it('remembers a verified token only while it is unexpired and its key is still served', async (t) => {
+    t.mock.timers.enable({ apis: ['Date'], now: Date.UTC(2026, 10, 24, 12) });
+    const one = await generateKeyPair('RS256');
+    const two = await generateKeyPair('RS256');
+    let served = { keys: [{ ...(await exportJWK(one.publicKey)), kid: 'one', alg: 'RS256' }] };
+    let fetches = 0;
+    const v = new JwtVerifier({ issuer: 'https://as.example', audience: 'aud', jwksUri: 'https://as.example/jwks', algorithms: ['RS256'], clockToleranceMs: 0, cacheTtlMs: 60_000 }, async () => {
+      fetches++;
+      return served;
+    });
+    const now = Math.floor(Date.now() / 1000);
+    const sign = (exp: number) => new SignJWT({ sub: 's' }).setProtectedHeader({ alg: 'RS256', kid: 'one' }).setIssuer('https://as.example').setAudience('aud').setIssuedAt(now).setExpirationTime(exp).sign(one.privateKey);
+    const short = await sign(now + 30);
+    const long = await sign(now + 3600);
+    await v.verify(short);
+    await v.verify(long);
+    t.mock.timers.tick(31_000);
+    await assert.rejects(v.verify(short), /expired/, 'the cache does not outlive exp');
+    assert.equal((await v.verify(long)).id, 's');
+    served = { keys: [{ ...(await exportJWK(two.publicKey)), kid: 'two', alg: 'RS256' }] };
+    t.mock.timers.tick(30_000); // past jwksCacheTtl: keys refetched, the cache cleared with them
+    await assert.rejects(v.verify(long), InvalidToken, 'a token of a key that left the set is refused');
+    assert.equal(fetches, 2);
   });
 });
