@@ -27,6 +27,7 @@ export class KeysUnavailable extends Error {}
 const REFETCH_GAP_MS = 30_000;
 /** Verified tokens remembered (by SHA-256), so a session's many calls pay for one signature check. */
 const CACHE_MAX = 10_000;
+const FAILURE_BACKOFF_MS = 5_000;
 
 export class JwtVerifier {
   private readonly s: JwtSettings;
@@ -35,6 +36,8 @@ export class JwtVerifier {
   private fetchedAt = 0;
   private loading: Promise<void> | undefined;
   /** Token digest -> principal and expiry (ms), oldest first. Cleared whenever keys change. */
+  private failure: { at: number; err: KeysUnavailable } | undefined;
+  private discovered: string | undefined;
   private readonly verified = new Map<string, { principal: Principal; exp: number }>();
 
   constructor(settings: JwtSettings, fetchJson: FetchJson) {
@@ -80,15 +83,25 @@ export class JwtVerifier {
 
   /** One fetch at a time; a failed refresh keeps the old keys unless there are none (`required`). */
   private async load(required: boolean): Promise<void> {
+    // While the issuer is failing, requests are answered at once instead of each trying again.
+    const failed = this.failure;
+    if (failed && Date.now() - failed.at < FAILURE_BACKOFF_MS) {
+      if (required || !this.keys) throw failed.err;
+      return;
+    }
     this.loading ??= (async () => {
       try {
-        const uri = this.s.jwksUri ?? (await this.discoverJwksUri());
+        const uri = this.s.jwksUri ?? (this.discovered ??= await this.discoverJwksUri());
         const jwks = await this.fetchJson(uri);
         if (!isJwks(jwks)) throw new KeysUnavailable(`${uri} is not a JWK set`);
         this.keys = createLocalJWKSet(jwks);
         this.fetchedAt = Date.now();
         // A key that left the set must not keep its tokens valid through the cache.
         this.verified.clear();
+        this.failure = undefined;
+      } catch (err) {
+        this.failure = { at: Date.now(), err: err instanceof KeysUnavailable ? err : new KeysUnavailable((err as Error).message) };
+        throw this.failure.err;
       } finally {
         this.loading = undefined;
       }
@@ -96,7 +109,7 @@ export class JwtVerifier {
     try {
       await this.loading;
     } catch (err) {
-      if (required || !this.keys) throw err instanceof KeysUnavailable ? err : new KeysUnavailable((err as Error).message);
+      if (required || !this.keys) throw err as KeysUnavailable;
       this.fetchedAt = Date.now() - this.s.cacheTtlMs + REFETCH_GAP_MS; // try again in 30 s
     }
   }

@@ -57,6 +57,11 @@ describe('resource-server mode', () => {
           auth: { mode: 'resource-server', resource: `http://127.0.0.1:${port}/rot`, issuer: as.issuer, jwksCacheTtl: '1s', upstreamCredential: { value: UPSTREAM_CREDENTIAL } },
         },
         {
+          path: '/down',
+          upstream: upstream.url,
+          auth: { mode: 'resource-server', resource: `http://127.0.0.1:${port}/down`, issuer: `http://127.0.0.1:${await freePort()}` },
+        },
+        {
           path: '/badcc',
           upstream: upstream.url,
           auth: {
@@ -226,5 +231,14 @@ describe('resource-server mode', () => {
     assert.equal(tokens(), before + 2, 'the refused token was dropped and a new one fetched');
     assert.equal(strict.requests.length, 2);
     assert.notEqual(strict.requests[0]?.headers.authorization, strict.requests[1]?.headers.authorization);
+  });
+
+  it('answers 503 (never "valid") when the issuer cannot be reached, and names why in the log', async () => {
+    const token = await as.issue({ sub: 'alice', aud: resource.replace(/\/mcp$/, '/down') });
+    const res = await post(token, INIT, '/down');
+    assert.equal(res.status, 503);
+    assert.equal(res.headers['retry-after'], '5');
+    assert.match(res.body.toString(), /Token validation unavailable/);
+    assert.ok(sluice.logs.some((l) => l['msg'] === 'token keys unavailable' && /no JWKS found/.test(String(l['err']))));
   });
 });

@@ -179,7 +179,15 @@ describe('JWT verifier', () => {
     const cold = new JwtVerifier({ issuer: 'https://as.example', audience: 'x', jwksUri: 'https://as.example/jwks', algorithms: ['ES256'], clockToleranceMs: 0, cacheTtlMs: 60_000 }, async () => {
       throw new Error('refused');
     });
+    let coldFetches = 0;
+    const counting = new JwtVerifier({ issuer: 'https://as.example', audience: 'x', jwksUri: 'https://as.example/jwks', algorithms: ['ES256'], clockToleranceMs: 0, cacheTtlMs: 60_000 }, async () => {
+      coldFetches++;
+      throw new Error('refused');
+    });
     await assert.rejects(cold.verify(await sign(one.privateKey, 'one')), KeysUnavailable);
+    const token = await sign(one.privateKey, 'one');
+    for (let i = 0; i < 20; i++) await assert.rejects(counting.verify(token), /refused/);
+    assert.equal(coldFetches, 1, 'an issuer that is down is asked again only after a pause');
   });
 });
 
