@@ -36,6 +36,8 @@ export function fetchSmall(client: UpstreamClient, r: SmallRequest): Promise<Sma
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
+    // Declared before dispatch: a refusal by the address policy can be reported synchronously.
+    let timer: NodeJS.Timeout | undefined;
     const finish = (err: Error | undefined): void => {
       if (done) return;
       done = true;
@@ -71,7 +73,8 @@ export function fetchSmall(client: UpstreamClient, r: SmallRequest): Promise<Sma
         onError: (err) => finish(err instanceof SluiceError ? new Error(`${url.origin}${url.pathname}: ${err.message}`, { cause: err }) : (err as Error)),
       },
     );
-    const timer = setTimeout(() => {
+    if (done) return;
+    timer = setTimeout(() => {
       call.abort(new Error('timeout'));
       finish(new Error(`${url.origin}${url.pathname}: no answer within ${r.timeoutMs ?? 5000} ms`));
     }, r.timeoutMs ?? 5_000);

@@ -10,6 +10,7 @@ import { hashApiKey } from '../../src/security/bearer.ts';
 import { registerDemoV1, registerDemoV2 } from '../../src/demo/demo-tools.ts';
 import { startUpstreamKit, type UpstreamKit } from '../../src/demo/upstream-kit.ts';
 import { startOAuthServer, type OAuthServer } from '../fixtures/oauth-server.ts';
+import { buildConnector } from 'undici';
 import { accessLines, freePort, JSON_HEADERS, rpc, send, startFakeUpstream, startTestGateway, type FakeUpstream, type TestGateway } from '../helpers.ts';
 
 const INIT = rpc('initialize', { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } });
@@ -240,5 +241,38 @@ describe('resource-server mode', () => {
     assert.equal(res.headers['retry-after'], '5');
     assert.match(res.body.toString(), /Token validation unavailable/);
     assert.ok(sluice.logs.some((l) => l['msg'] === 'token keys unavailable' && /no JWKS found/.test(String(l['err']))));
+  });
+});
+
+describe('resource-server mode: fetching keys goes through the SSRF guard', () => {
+  it('refuses a jwks_uri at a cloud metadata address named by the issuer, without a connection', async () => {
+    // A compromised or hostile issuer points its jwks_uri at the metadata service.
+    const as = await startOAuthServer({}, { jwksUri: 'http://169.254.169.254/latest/meta-data/jwks' });
+    const upstream = await startUpstreamKit({ name: 'ssrf', registerV1: registerDemoV1, registerV2: registerDemoV2 });
+    const dialled: string[] = [];
+    const real = buildConnector({ timeout: 2000 });
+    const sluice = await startTestGateway(
+      { routes: [{ path: '/mcp', upstream: upstream.url, auth: { mode: 'resource-server', resource: 'http://127.0.0.1/mcp', issuer: as.issuer } }] },
+      {
+        // Records every address a socket is opened to (only loopback ones are really dialled).
+        connector: (opts, cb) => {
+          dialled.push(opts.hostname);
+          if (!opts.hostname.startsWith('127.')) return cb(new Error('test connector: not loopback'), null);
+          real(opts, cb);
+        },
+      },
+    );
+    try {
+      const token = await as.issue({ sub: 'alice', aud: 'http://127.0.0.1/mcp' });
+      const res = await send(`${sluice.base}/mcp`, { method: 'POST', headers: { ...JSON_HEADERS, authorization: `Bearer ${token}` }, body: INIT });
+      assert.equal(res.status, 503);
+      assert.ok(!dialled.includes('169.254.169.254'), `dialled ${dialled.join(', ')}`);
+      assert.equal(as.hits.get('/.well-known/oauth-authorization-server'), 1, 'the issuer metadata was fetched');
+      assert.ok(sluice.logs.some((l) => l['msg'] === 'token keys unavailable' && /metadata/i.test(String(l['err']))), 'the refusal is named');
+    } finally {
+      await sluice.close();
+      await upstream.close();
+      await as.close();
+    }
   });
 });
