@@ -37,7 +37,7 @@ export function fetchSmall(client: UpstreamClient, r: SmallRequest): Promise<Sma
     let size = 0;
     let done = false;
     // Declared before dispatch: a refusal by the address policy can be reported synchronously.
-    let timer: NodeJS.Timeout | undefined;
+    let timer: NodeJS.Timeout | undefined = undefined;
     const finish = (err: Error | undefined): void => {
       if (done) return;
       done = true;
