@@ -5,7 +5,8 @@ import { SluiceError } from '../core/errors.ts';
 import { nameOf } from '../core/mcp.ts';
 import type { Route } from '../routing/route-table.ts';
 import { bearerChallenge, bearerToken, metadataUrlOf } from '../security/bearer.ts';
-import { clientAddress, isTrusted, publicOrigin, readForwarded } from '../security/forwarded.ts';
+import { clientAddress, publicOrigin } from '../security/forwarded.ts';
+import { forwardedOf } from './upstream-headers.ts';
 import { hostAllowed } from '../security/host-origin.ts';
 import { InvalidToken } from '../security/jwt-verifier.ts';
 import { missingScopes } from '../security/principal.ts';
@@ -14,12 +15,6 @@ import type { Exchange, Stage } from './exchange.ts';
 import type { RateLimit, RouteGuard } from './route-guard.ts';
 
 const WELL_KNOWN = '/.well-known/oauth-protected-resource';
-
-function forwardedOf(ex: Exchange) {
-  const { req } = ex;
-  const peer = req.socket.remoteAddress;
-  return readForwarded(req.headers, peer, isTrusted(ex.ctx.trusted, peer), 'encrypted' in req.socket && Boolean(req.socket.encrypted));
-}
 
 /** The route's canonical public URL: configured, else the scheme and Host the client used plus the route path. */
 export function resourceUrl(ex: Exchange, route: Route, guard: RouteGuard | undefined): string {

@@ -3,7 +3,7 @@
 // across reloads while that part of the config is unchanged (key caches, tokens and buckets live on).
 import { createHash } from 'node:crypto';
 import type { RouteConfig } from '../config/schema.ts';
-import type { AddressPolicy } from '../security/address-policy.ts';
+import { addressPolicyOf } from '../routing/route-table.ts';
 import { ApiKeys } from '../security/bearer.ts';
 import { globMatcher, type NameMatcher } from '../security/glob.ts';
 import { InvalidToken, JwtVerifier } from '../security/jwt-verifier.ts';
@@ -54,13 +54,9 @@ function sourceOf(r: RouteConfig): string {
   return JSON.stringify([r.auth, r.policy, r.rateLimits]);
 }
 
-export function egressPolicyOf(e: RouteConfig['auth']['egress']): AddressPolicy {
-  return Object.freeze({ strict: e.strict, requireHttps: e.requireHttps, allowCidrs: e.allow, allowHosts: e.allowHosts });
-}
-
 export function buildGuard(r: RouteConfig, deps: GuardDeps): RouteGuard {
   const a = r.auth;
-  const egress = egressPolicyOf(a.egress);
+  const egress = addressPolicyOf(a.egress);
   const verifier =
     a.mode === 'resource-server' && a.issuer
       ? new JwtVerifier(

@@ -2,7 +2,7 @@
 // Authorization, Accept, Content-Type, Last-Event-ID, Origin, unknown Mcp-Param-*...); only
 // hop-by-hop headers, framing, and the forwarding headers Sluice owns are replaced.
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import { forwardedHeaders, isTrusted, readForwarded } from '../security/forwarded.ts';
+import { forwardedHeaders, isTrusted, readForwarded, type ForwardedIn } from '../security/forwarded.ts';
 import { hopByHopNames } from '../security/hop-by-hop.ts';
 import type { Exchange } from './exchange.ts';
 
@@ -31,9 +31,7 @@ export function upstreamRequestHeaders(ex: Exchange): string[] {
     // The client holds a Sluice token; the upstream gets back the id it minted.
     out.push(name, name === 'mcp-session-id' && ex.upstreamSessionId !== undefined ? ex.upstreamSessionId : (raw[i + 1] as string));
   }
-  const peer = req.socket.remoteAddress;
-  const encrypted = 'encrypted' in req.socket && Boolean(req.socket.encrypted);
-  const fwd = forwardedHeaders(readForwarded(req.headers, peer, isTrusted(ex.ctx.trusted, peer), encrypted));
+  const fwd = forwardedHeaders(forwardedOf(ex));
   for (const name in fwd) out.push(name, fwd[name] as string);
   if (ex.route?.preserveHost && req.headers.host) out.push('host', req.headers.host);
   if (traced) for (const [name, value] of Object.entries(ex.ctx.tracing!.inject(ex.span!))) out.push(name, value);
@@ -41,6 +39,14 @@ export function upstreamRequestHeaders(ex: Exchange): string[] {
   // Sluice may add heartbeats to SSE and rewrite HTTP+SSE endpoint events: it needs plain bytes.
   out.push('accept-encoding', 'identity');
   return out;
+}
+
+/** What this hop knows of the client: peer, whether it is a trusted proxy, TLS, the forwarding headers. */
+export function forwardedOf(ex: Exchange): ForwardedIn {
+  const { req } = ex;
+  const peer = req.socket.remoteAddress;
+  const encrypted = 'encrypted' in req.socket && Boolean(req.socket.encrypted);
+  return readForwarded(req.headers, peer, isTrusted(ex.ctx.trusted, peer), encrypted);
 }
 
 export function isEventStream(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): boolean {

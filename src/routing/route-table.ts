@@ -40,8 +40,13 @@ export function compileRoutes(routes: readonly RouteConfig[], previous: readonly
 
 /** The route's address policy; the same object across reloads when unchanged (it keys connection pools). */
 function policyOf(r: RouteConfig, old: AddressPolicy | undefined): AddressPolicy {
-  const p: AddressPolicy = { strict: r.egress.strict, requireHttps: r.egress.requireHttps, allowCidrs: r.egress.allow, allowHosts: r.egress.allowHosts };
-  return old && JSON.stringify(old) === JSON.stringify(p) ? old : Object.freeze(p);
+  const p = addressPolicyOf(r.egress);
+  return old && JSON.stringify(old) === JSON.stringify(p) ? old : p;
+}
+
+/** An `egress:` block of the config as the address policy the guarded connector enforces. */
+export function addressPolicyOf(e: RouteConfig['egress']): AddressPolicy {
+  return Object.freeze({ strict: e.strict, requireHttps: e.requireHttps, allowCidrs: e.allow, allowHosts: e.allowHosts });
 }
 
 /** The route's upstream TLS options with the PEM files read; the same object while unchanged (it keys pools). */
