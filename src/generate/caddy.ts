@@ -1,9 +1,10 @@
 // `sluice config caddy`: a Caddyfile for MCP servers behind Caddy (2.6 or later).
-import { hostPort, listenAddress, MCP_EXPOSED_HEADERS, MCP_METHODS, MCP_REQUEST_HEADERS, publicPath, type FrontingOptions } from './fronting.ts';
+import { hostPort, listenAddress, MCP_EXPOSED_HEADERS, MCP_METHODS, MCP_REQUEST_HEADERS, PRM_PATH, publicPath, type FrontingOptions } from './fronting.ts';
 
 export function caddyConfig(o: FrontingOptions): string {
   const path = publicPath(o);
-  const matcher = path === '/' ? '*' : `${path} ${path}/*`;
+  // The MCP path, and the OAuth protected-resource metadata MCP clients discover auth through.
+  const matcher = path === '/' ? '*' : `${path} ${path}/* ${PRM_PATH} ${PRM_PATH}/*`;
   const tls = o.upstreams[0]!.protocol === 'https:';
   const several = o.upstreams.length > 1;
   return [

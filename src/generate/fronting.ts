@@ -13,6 +13,11 @@ export class FrontingError extends Error {}
 export const MCP_REQUEST_HEADERS = 'Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name';
 export const MCP_EXPOSED_HEADERS = 'Mcp-Session-Id, MCP-Protocol-Version, WWW-Authenticate';
 export const MCP_METHODS = 'GET, POST, DELETE, OPTIONS';
+/**
+ * OAuth protected-resource metadata (RFC 9728): MCP clients look for it at this path followed by
+ * the MCP path, then at the bare path, on the public origin. Fronts route both to the upstream.
+ */
+export const PRM_PATH = '/.well-known/oauth-protected-resource';
 
 export function frontingOptions(upstreams: string[], listen: string | undefined, allowOrigin: string | undefined): FrontingOptions {
   if (upstreams.length === 0) throw new FrontingError('at least one --upstream URL is needed');

@@ -1,5 +1,5 @@
 // `sluice config haproxy`: a complete haproxy.cfg for MCP servers behind HAProxy (2.2 or later).
-import { hostPort, listenAddress, MCP_EXPOSED_HEADERS, MCP_METHODS, MCP_REQUEST_HEADERS, publicPath, type FrontingOptions } from './fronting.ts';
+import { hostPort, listenAddress, MCP_EXPOSED_HEADERS, MCP_METHODS, MCP_REQUEST_HEADERS, PRM_PATH, publicPath, type FrontingOptions } from './fronting.ts';
 
 export function haproxyConfig(o: FrontingOptions): string {
   const tls = o.upstreams[0]!.protocol === 'https:';
@@ -23,7 +23,12 @@ export function haproxyConfig(o: FrontingOptions): string {
     '',
     'frontend mcp',
     `    bind ${listenAddress(o)}`,
-    `    acl mcp_path path ${path} path_beg ${path === '/' ? '/' : `${path}/`}`,
+    // One criterion per line: on one line HAProxy would read `path_beg` as another value of `path`.
+    `    acl mcp_path path ${path}`,
+    `    acl mcp_path path_beg ${path === '/' ? '/' : `${path}/`}`,
+    '    # OAuth protected-resource metadata: MCP clients discover the authorization server there.',
+    `    acl mcp_path path ${PRM_PATH}`,
+    `    acl mcp_path path_beg ${PRM_PATH}/`,
     '    # CORS preflight for browser-based MCP clients.',
     '    acl preflight method OPTIONS',
     '    acl cors_request req.hdr(access-control-request-method) -m found',

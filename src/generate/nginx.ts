@@ -1,5 +1,5 @@
 // `sluice config nginx`: an http-context include (conf.d/mcp.conf) for MCP servers behind nginx.
-import { hostPort, listenAddress, MCP_EXPOSED_HEADERS, MCP_METHODS, MCP_REQUEST_HEADERS, publicPath, type FrontingOptions } from './fronting.ts';
+import { hostPort, listenAddress, MCP_EXPOSED_HEADERS, MCP_METHODS, MCP_REQUEST_HEADERS, PRM_PATH, publicPath, type FrontingOptions } from './fronting.ts';
 
 export function nginxConfig(o: FrontingOptions): string {
   const path = publicPath(o);
@@ -66,6 +66,25 @@ export function nginxConfig(o: FrontingOptions): string {
     '        # The MCP TypeScript SDK caps request bodies at 4 MiB.',
     '        client_max_body_size 4m;',
     '    }',
+    '',
+    ...(path === '/'
+      ? []
+      : [
+          `    # OAuth protected-resource metadata (${PRM_PATH} and ${PRM_PATH}${path}): MCP clients`,
+          '    # discover the authorization server there, from any origin, before they have a token.',
+          `    location ^~ ${PRM_PATH} {`,
+          '        add_header Access-Control-Allow-Origin "*" always;',
+          '        add_header Access-Control-Allow-Headers "MCP-Protocol-Version" always;',
+          `        proxy_pass ${tls ? 'https' : 'http'}://mcp_backend;`,
+          ...(tls ? ['        proxy_ssl_server_name on;', `        proxy_ssl_name ${first!.hostname};`, '        proxy_ssl_verify on;', '        proxy_ssl_trusted_certificate /etc/ssl/certs/ca-certificates.crt;'] : []),
+          '        proxy_http_version 1.1;',
+          '        proxy_set_header Connection "";',
+          '        proxy_set_header Host $http_host;',
+          '        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+          '        proxy_set_header X-Forwarded-Proto $scheme;',
+          '        proxy_set_header X-Forwarded-Host $host;',
+          '    }',
+        ]),
     '}',
     '',
   ].join('\n');

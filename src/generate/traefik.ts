@@ -1,6 +1,6 @@
 // `sluice config traefik`: a dynamic configuration (file provider, YAML) for MCP servers behind
 // Traefik v2/v3. The static part Traefik also needs (entry point timeouts) is in the comments.
-import { listenAddress, MCP_EXPOSED_HEADERS, MCP_METHODS, MCP_REQUEST_HEADERS, publicPath, type FrontingOptions } from './fronting.ts';
+import { listenAddress, MCP_EXPOSED_HEADERS, MCP_METHODS, MCP_REQUEST_HEADERS, PRM_PATH, publicPath, type FrontingOptions } from './fronting.ts';
 
 export function traefikConfig(o: FrontingOptions): string {
   const path = publicPath(o);
@@ -29,7 +29,8 @@ export function traefikConfig(o: FrontingOptions): string {
     '  routers:',
     '    mcp:',
     '      entryPoints: [mcp]',
-    `      rule: "Path(\`${path}\`) || PathPrefix(\`${path === '/' ? '/' : `${path}/`}\`)"`,
+    '      # The MCP path, and the OAuth protected-resource metadata clients discover auth through.',
+    `      rule: "Path(\`${path}\`) || PathPrefix(\`${path === '/' ? '/' : `${path}/`}\`) || Path(\`${PRM_PATH}\`) || PathPrefix(\`${PRM_PATH}/\`)"`,
     '      middlewares: [mcp-cors]',
     '      service: mcp',
     '  middlewares:',

@@ -57,6 +57,33 @@ for (const kind of ['nginx', 'haproxy', 'caddy'] as const) {
       }
     });
 
+    it('routes OAuth discovery: the 401 challenge and the protected-resource metadata reach the client', async () => {
+      const doc = JSON.stringify({ resource: 'https://mcp.example.com/mcp', authorization_servers: ['https://login.example.com'] });
+      const fake = await startFakeUpstream((req, res) => {
+        if (req.url === '/.well-known/oauth-protected-resource/mcp' || req.url === '/.well-known/oauth-protected-resource') return void res.writeHead(200, { 'content-type': 'application/json' }).end(doc);
+        res.writeHead(401, { 'www-authenticate': 'Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"', 'content-type': 'application/json' }).end('{}');
+      });
+      const front = await startFront(kind, [{ url: `${fake.url}/mcp` }]);
+      try {
+        const origin = new URL(front.url).origin;
+        const denied = await send(front.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', origin: 'https://app.example' }, body: '{"jsonrpc":"2.0","id":1,"method":"ping"}' });
+        assert.equal(denied.status, 401);
+        assert.match(String(denied.headers['www-authenticate']), /resource_metadata=/);
+        assert.match(String(denied.headers['access-control-expose-headers']), /WWW-Authenticate/i);
+        // Paths below the MCP path (HTTP+SSE's /sse and /messages) reach the upstream too.
+        assert.equal((await send(`${front.url}/sse`)).status, 401);
+        for (const path of ['/.well-known/oauth-protected-resource/mcp', '/.well-known/oauth-protected-resource']) {
+          const meta = await send(`${origin}${path}`, { headers: { origin: 'https://app.example', 'mcp-protocol-version': '2025-11-25' } });
+          assert.equal(meta.status, 200, path);
+          assert.equal(meta.body.toString(), doc);
+          assert.ok(meta.headers['access-control-allow-origin'], `${path}: readable cross-origin`);
+        }
+      } finally {
+        await front.stop();
+        await fake.close();
+      }
+    });
+
     it('passes each SSE event on as it is sent, from an upstream that does not ask for it (no X-Accel-Buffering)', async () => {
       const fake = await startFakeUpstream(async (_req, res) => {
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
