@@ -41,7 +41,8 @@ Commands:
   doctor     Check the real path to a public MCP URL (your proxies, load balancer, CDN): SSE
              unbuffered and uncompressed, silent streams surviving (--idle, default 60,100,130 s;
              --quick: 10 s and the whole run under 30 s), MCP headers both ways, CORS, status
-             codes, session affinity, Last-Event-ID resume, body limits. Put \`sluice probe\`
+             codes, session affinity, Last-Event-ID resume, body limits, OAuth discovery (401
+             challenge and protected-resource metadata on the public URL). Put \`sluice probe\`
              behind the path for every check; against another MCP server the checks that need
              the probe are skipped and say so. Each failure names the cause and the fix for
              nginx, Caddy, HAProxy, Traefik, AWS ALB and Cloudflare. Exit 0 all passed (warnings

@@ -2,6 +2,7 @@
 // bodies), and CORS for browser-based clients. None of these needs the probe.
 import { randomUUID } from 'node:crypto';
 import { FIRST_STATELESS_VERSION, H } from '../core/mcp.ts';
+import { oauthDiscoveryCheck } from './checks-oauth.ts';
 import type { DoctorContext } from './context.ts';
 import { describeReply, rpcError, type RpcExchange } from './mcp-peer.ts';
 import { result, type CheckResult } from './report.ts';
@@ -101,6 +102,7 @@ export async function corsChecks(ctx: DoctorContext): Promise<CheckResult[]> {
     else if (lacks.length) out.push(result('cors-expose-session-id', 'warn', `${shown}: ${lacks.join(', ')} not exposed`));
     else out.push(result('cors-expose-session-id', 'pass', shown));
   }
+  out.push(await oauthDiscoveryCheck(ctx));
   return out;
 }
 

@@ -164,6 +164,16 @@ export const FIXES: Record<CheckId, Fix> = {
     'aws-alb': 'ALB cannot add response headers: the server must, or a CloudFront response headers policy (CORS, expose headers)',
     cloudflare: `a Response Header Transform Rule setting Access-Control-Expose-Headers: ${EXPOSED}`,
   },
+  'oauth-discovery': {
+    cause:
+      'MCP clients find the authorization server through /.well-known/oauth-protected-resource<MCP path> (or the 401\'s resource_metadata) on the public origin, and refuse metadata whose "resource" is not the URL they were given. A front that routes only the MCP path answers 404 there; a server that does not know its public URL names an internal one.',
+    nginx: '`location ^~ /.well-known/oauth-protected-resource { proxy_pass http://mcp_backend; proxy_set_header Host $http_host; }` (as `sluice config nginx` writes), and configure the server with its public URL as resource',
+    caddy: 'add `/.well-known/oauth-protected-resource /.well-known/oauth-protected-resource/*` to the path matcher of the reverse_proxy (as `sluice config caddy` writes)',
+    haproxy: '`acl mcp_path path /.well-known/oauth-protected-resource` and `acl mcp_path path_beg /.well-known/oauth-protected-resource/` (one criterion per line) before `use_backend`',
+    traefik: 'extend the router rule: `|| Path(`/.well-known/oauth-protected-resource`) || PathPrefix(`/.well-known/oauth-protected-resource/`)`',
+    'aws-alb': 'a listener rule forwarding path /.well-known/oauth-protected-resource* to the MCP target group',
+    cloudflare: 'route /.well-known/oauth-protected-resource* to the same origin (Origin Rules / the Worker\'s routes); do not cache a 401 or the metadata with the wrong host',
+  },
   'body-limit': {
     cause: 'A request-body limit in front is below what MCP tool calls send (the MCP SDKs accept 4 MiB).',
     nginx: '`client_max_body_size 4m;` (default 1m)',

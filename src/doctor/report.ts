@@ -22,6 +22,7 @@ export const CHECKS = {
   'error-body-intact': 'JSON-RPC error bodies pass unchanged',
   'cors-preflight': 'The CORS preflight allows the MCP request headers',
   'cors-expose-session-id': 'CORS exposes Mcp-Session-Id and WWW-Authenticate',
+  'oauth-discovery': 'OAuth discovery works through the path (challenge, protected-resource metadata)',
   'body-limit': 'Tool calls of 1 MiB and 4 MiB get through',
 } as const;
 

@@ -121,6 +121,16 @@ export async function startProbe(opts: { host?: string; port?: number; instance?
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify({ instance, records: records.filter((r) => r.seq > since) }));
       return true;
     }
+    if (url.pathname === '/.well-known/oauth-protected-resource' || url.pathname === '/.well-known/oauth-protected-resource/mcp') {
+      // What an MCP server that knows its public URL advertises; the probe learns that URL from
+      // the Host the front passes on (its generated configs do), so the doctor can check that
+      // the well-known path is routed here. Nothing on the probe needs a token.
+      const proto = (one(req.headers['x-forwarded-proto']) ?? 'http').split(',')[0]!.trim();
+      const host = one(req.headers.host) ?? 'localhost';
+      const doc = { resource: `${proto}://${host}/mcp`, authorization_servers: ['https://sluice-probe.invalid'], bearer_methods_supported: ['header'], resource_name: `sluice probe ${instance}` };
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store', 'access-control-allow-origin': '*' }).end(JSON.stringify(doc));
+      return true;
+    }
     if (url.pathname === '/probe/health') {
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify({ instance }));
       return true;
@@ -129,4 +139,8 @@ export async function startProbe(opts: { host?: string; port?: number; instance?
   };
   const kit = await startUpstreamKit({ name: `sluice-probe-${instance}`, registerV1, registerV2, loopbackOnly: false, omitAccelBuffering: true, onRequest, extraRoutes }, opts.port ?? 0, opts.host ?? '127.0.0.1');
   return { kit, url: kit.url, instance, records, close: () => kit.close() };
+}
+
+function one(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
 }

@@ -17,6 +17,7 @@ import { startProbe, type Probe } from '../../src/probe/probe-server.ts';
 import { startFront, type Kind } from '../fixtures/front-proxy.ts';
 import { startModernOnlyServer } from '../fixtures/modern-only-server.ts';
 import { freePort, spawnSluice, startDemoUpstream, startFakeUpstream, startTestGateway } from '../helpers.ts';
+import { hashApiKey } from '../../src/security/bearer.ts';
 
 const BIN = new URL('../../bin/sluice.js', import.meta.url).pathname;
 const ORIGIN = 'https://sluice-doctor.example';
@@ -61,7 +62,7 @@ describe('sluice doctor through the generated configs, run by the real programs'
       try {
         const r = await runDoctor(front.url, { quick: true, idleSeconds: [3] });
         assert.deepEqual(notPassed(r), []);
-        assert.equal(r.checks.length, 20);
+        assert.equal(r.checks.length, 21);
         assert.deepEqual(r.probeInstances, ['p1']);
       } finally {
         await front.stop();
@@ -157,6 +158,14 @@ const FAULTS: Fault[] = [
     fix: /add_header Access-Control-Expose-Headers "Mcp-Session-Id/,
   },
   {
+    name: 'OAuth metadata not routed (nginx serving only the MCP location)',
+    kind: 'nginx',
+    probes: 1,
+    edit: (c) => c.replace(/\n\s*# OAuth protected-resource metadata[\s\S]*?\n    \}\n/, '\n'),
+    expect: 'oauth-discovery',
+    fix: /location \^~ \/\.well-known\/oauth-protected-resource/,
+  },
+  {
     name: 'affinity hashed on Mcp-Session-Id across two probes (HAProxy balance hdr)',
     kind: 'haproxy',
     probes: 2,
@@ -233,6 +242,28 @@ describe('sluice doctor names the one fault of a broken front', () => {
 });
 
 describe('sluice doctor through Sluice, against plain servers, and against targets it cannot examine', () => {
+  it('Sluice as the OAuth resource server in front of the probe: discovery passes, the probe never sees the client token', async () => {
+    const probe = await startProbe({ instance: 'rs' });
+    const port = await freePort();
+    const resource = `http://127.0.0.1:${port}/mcp`;
+    const gw = await startTestGateway({
+      listen: [{ host: '127.0.0.1', port }],
+      routes: [{ path: '/mcp', upstream: probe.url, auth: { mode: 'resource-server', resource, apiKeys: [{ name: 'doctor', sha256: hashApiKey('doctor-api-key') }], upstreamCredential: { value: 'Bearer probe-side' } } }],
+    });
+    try {
+      const r = await runDoctor(resource, { quick: true, idleSeconds: [2], headers: { authorization: 'Bearer doctor-api-key' } });
+      const oauth = r.checks.find((c) => c.id === 'oauth-discovery')!;
+      assert.equal(oauth.status, 'pass', oauth.detail);
+      assert.match(oauth.detail, /names resource http:\/\/127\.0\.0\.1:\d+\/mcp .*401 with resource_metadata/);
+      assert.equal(r.checks.find((c) => c.id === 'authorization-forwarded')!.status, 'warn', 'a gateway replacing credentials is named, not failed');
+      assert.deepEqual(failing(r), [], notPassed(r).join('\n'));
+      assert.ok(!probe.records.some((rec) => rec.headers['authorization'] === 'Bearer doctor-api-key'));
+    } finally {
+      await gw.close();
+      await probe.close();
+    }
+  });
+
   it('Sluice in front of two probes (quick form, --allow-origin): every check passes (CLI, default --quick)', async () => {
     const p1 = await startProbe({ instance: 's1' });
     const p2 = await startProbe({ instance: 's2' });
@@ -263,8 +294,9 @@ describe('sluice doctor through Sluice, against plain servers, and against targe
       const report = await runDoctor(`${gw.base}/mcp`, { quick: true, origin: 'http://localhost:5173' });
       const byStatus = (s: string) => report.checks.filter((c) => c.status === s).map((c) => c.id);
       assert.deepEqual(byStatus('fail'), []);
-      assert.deepEqual(byStatus('skip').sort(), ['accept-forwarded', 'authorization-forwarded', 'body-limit', 'host-forwarded', 'idle-survival', 'last-event-id-forwarded', 'mcp-param-forwarded', 'protocol-version-forwarded', 'resume', 'sse-unbuffered']);
-      for (const c of report.checks.filter((x) => x.status === 'skip')) assert.match(c.detail, /needs `sluice probe`/);
+      assert.deepEqual(byStatus('skip').sort(), ['accept-forwarded', 'authorization-forwarded', 'body-limit', 'host-forwarded', 'idle-survival', 'last-event-id-forwarded', 'mcp-param-forwarded', 'oauth-discovery', 'protocol-version-forwarded', 'resume', 'sse-unbuffered']);
+      for (const c of report.checks.filter((x) => x.status === 'skip' && x.id !== 'oauth-discovery')) assert.match(c.detail, /needs `sluice probe`/);
+      assert.match(report.checks.find((c) => c.id === 'oauth-discovery')!.detail, /^no OAuth here/);
       for (const id of ['session-id-roundtrip', 'unknown-session-404', 'notification-202', 'affinity', 'cors-preflight', 'cors-expose-session-id', 'sse-compression'] as const) {
         assert.equal(report.checks.find((c) => c.id === id)!.status, 'pass', id);
       }

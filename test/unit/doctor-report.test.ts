@@ -45,7 +45,7 @@ describe('doctor report', () => {
     assert.match(text, /\n +nginx: `proxy_http_version 1\.1;/);
     assert.match(text, /\n +AWS ALB: /);
     assert.equal(text.match(/cause: /g)?.length, 2);
-    assert.match(text, /20 checks: 1 passed, 1 failed, 1 warnings, 17 skipped \(12\.3 s\)/);
+    assert.match(text, /21 checks: 1 passed, 1 failed, 1 warnings, 18 skipped \(12\.3 s\)/);
     assert.doesNotMatch(text, /\x1b\[/);
     assert.match(renderTerminal(report(), true), /\x1b\[31mFAIL\x1b\[0m/);
   });
