@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile, quickConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { createLogger } from '../observability/logger.ts';
-import { checkRouteUrls, startGateway, type Gateway } from '../proxy/gateway.ts';
+import { checkAuthSecrets, checkRouteUrls, startGateway, type Gateway } from '../proxy/gateway.ts';
 import { KeyRingError } from '../session/key-ring.ts';
 import { TlsConfigError } from '../transport/tls-listener.ts';
 import { HELP } from './help.ts';
@@ -90,6 +90,7 @@ async function validate(args: string[]): Promise<void> {
   if (!file || positionals.length > 1) usage('validate needs exactly one config file');
   const config = await loadConfigFile(file);
   checkRouteUrls(config);
+  checkAuthSecrets(config);
   process.stdout.write(`${file}: ok (${config.listen.length} listener(s), ${config.routes.length} route(s))\n`);
 }
 

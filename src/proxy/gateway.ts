@@ -72,6 +72,18 @@ export function checkRouteUrls(config: Config): void {
   if (problems.length > 0) throw new ConfigError('egress policy', problems);
 }
 
+/** Secrets routes name by environment variable must be set (checked by `validate`, and at start). */
+export function checkAuthSecrets(config: Config, env: NodeJS.ProcessEnv = process.env): void {
+  const problems: string[] = [];
+  config.routes.forEach((r, i) => {
+    const c = r.auth.upstreamCredential;
+    if (c?.valueEnv && !env[c.valueEnv]) problems.push(`routes[${i}].auth.upstreamCredential.valueEnv: environment variable ${c.valueEnv} is not set`);
+    const cc = c?.clientCredentials;
+    if (cc?.clientSecretEnv && !env[cc.clientSecretEnv]) problems.push(`routes[${i}].auth.upstreamCredential.clientCredentials.clientSecretEnv: environment variable ${cc.clientSecretEnv} is not set`);
+  });
+  if (problems.length > 0) throw new ConfigError('auth', problems);
+}
+
 /** Routes from the config file plus, when enabled, the user-registered ones. */
 function routeConfigs(config: Config, registry: Registry | undefined, log: Logger): RouteConfig[] {
   const out = [...config.routes];
@@ -143,6 +155,7 @@ function guardsOf(configs: readonly RouteConfig[], deps: Omit<GuardDeps, 'env'>,
 
 export async function startGateway(config: Config, log: Logger, deps: GatewayDeps = {}): Promise<Gateway> {
   checkRouteUrls(config);
+  checkAuthSecrets(config);
   const registry = await loadRegistry(config);
   const token = config.admin.listen ? adminToken(config, process.env) : '';
   const configs = routeConfigs(config, registry, log);

@@ -1,5 +1,6 @@
 // The command line as a user runs it: --help, validate, quick serve.
 import assert from 'node:assert/strict';
+import { hashApiKey } from '../../src/security/bearer.ts';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -46,6 +47,18 @@ describe('sluice CLI', () => {
     assert.equal(run('sessions', 'decode', token, '--keys=short').status, 2);
   });
 
+  it('auth new-key prints a key and its hash; hash-key hashes an argument or stdin', () => {
+    const made = run('auth', 'new-key');
+    assert.equal(made.status, 0, made.stderr);
+    const [, key, hash] = /^key: +(sk-sluice-\S+)\nsha256: ([0-9a-f]{64})\n$/.exec(made.stdout) ?? [];
+    assert.ok(key && hash, made.stdout);
+    assert.equal(hash, hashApiKey(key));
+    assert.equal(run('auth', 'hash-key', key).stdout.trim(), hash);
+    const piped = spawnSync(process.execPath, [BIN, 'auth', 'hash-key'], { encoding: 'utf8', input: `${key}\n` });
+    assert.equal(piped.stdout.trim(), hash, 'from stdin, the trailing newline dropped');
+    assert.equal(run('auth', 'frobnicate').status, 2);
+  });
+
   it('prints help', () => {
     const r = run('--help');
     assert.equal(r.status, 0);
@@ -69,6 +82,8 @@ describe('sluice CLI', () => {
     ['bad cidr', 'routes:\n  - path: /a\n    upstream: http://127.0.0.1:1/\ntrustedProxies: [10.0.0.0/99]\n', /trustedProxies\[0\]: must be an IP address or CIDR/],
     ['unset env', 'routes:\n  - path: /a\n    upstream: ${SLUICE_TEST_UNSET_VAR}\n', /environment variable SLUICE_TEST_UNSET_VAR is not set/],
     ['yaml syntax', 'routes: [\n', /YAML:/],
+    ['resource-server without its public URL', 'routes:\n  - path: /a\n    upstream: http://127.0.0.1:1/\n    auth: { mode: resource-server, issuer: "https://login.example.com" }\n', /routes\[0\]\.auth\.resource: resource-server mode needs the public URL/],
+    ['unset credential variable', 'routes:\n  - path: /a\n    upstream: http://127.0.0.1:1/\n    auth: { mode: resource-server, resource: "https://m.example/a", issuer: "https://login.example.com", upstreamCredential: { valueEnv: SLUICE_TEST_UNSET_CRED } }\n', /routes\[0\]\.auth\.upstreamCredential\.valueEnv: environment variable SLUICE_TEST_UNSET_CRED is not set/],
   ];
   for (const [what, text, expected] of bad) {
     it(`validate names the bad field: ${what}`, () => {
