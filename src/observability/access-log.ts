@@ -35,6 +35,7 @@ const SECURITY_CODES: Record<string, string> = {
   SLUICE_ERR_HEADERS_TOO_LARGE: 'limit-exceeded',
   SLUICE_ERR_BATCH_TOO_LARGE: 'limit-exceeded',
   SLUICE_ERR_DUPLICATE_HEADER: 'duplicate-header',
+  SLUICE_ERR_BAD_PATH: 'ambiguous-path',
   SLUICE_ERR_UPSTREAM_REFUSED: 'upstream-address-refused',
   SLUICE_ERR_UPSTREAM_TLS: 'upstream-tls-failed',
   SLUICE_ERR_UNAUTHORIZED: 'auth-failed',

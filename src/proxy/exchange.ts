@@ -17,6 +17,8 @@ export interface Exchange {
   readonly listener: HostOriginPolicy;
   /** Origin-form request target (path + query), set by the head check. */
   target: string;
+  /** Lowest depth a `..` in the request path popped to (Infinity: none); see security/request-path.ts. */
+  pathFloor: number;
   route: Route | undefined;
   /** The request path below the route prefix, and the query ('?…' or ''), set with the route. */
   routeRest: string;
@@ -63,6 +65,7 @@ export function newExchange(ctx: GatewayContext, req: IncomingMessage, res: Serv
     startedAt: performance.now(),
     listener,
     target: '',
+    pathFloor: Infinity,
     route: undefined,
     routeRest: '',
     query: '',

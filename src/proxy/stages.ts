@@ -6,6 +6,7 @@ import { allowedOrigin, corsEnabled, isPreflight, preflightHeaders, responseCors
 import { headerBodyMismatch } from '../security/header-body-check.ts';
 import { hostAllowed, originAllowed } from '../security/host-origin.ts';
 import { duplicateSingleton, originFormTarget } from '../security/request-head.ts';
+import { normalizePath, prefixDepth } from '../security/request-path.ts';
 import { findSessionParam, replaceParam } from '../session/query-session.ts';
 import { hashPrincipal, openSession, type SessionClaims } from '../session/token.ts';
 import { readBody } from '../transport/read-body.ts';
@@ -31,13 +32,21 @@ export const checkHead: Stage = (ex) => {
   }
   const target = originFormTarget(req.url);
   if (!target) throw new SluiceError('SLUICE_ERR_BAD_REQUEST', 'unsupported request target');
-  ex.target = target;
+  // Routing, policy and the upstream all see one normalised path (dot segments resolved).
+  const q = target.indexOf('?');
+  const verdict = normalizePath(q === -1 ? target : target.slice(0, q));
+  if (!verdict.ok) throw new SluiceError('SLUICE_ERR_BAD_PATH', verdict.reason);
+  ex.target = q === -1 ? verdict.path : verdict.path + target.slice(q);
+  ex.pathFloor = verdict.floor;
 };
 
 /** route: public path -> upstream. */
 export const selectRoute: Stage = (ex) => {
   const match = matchRoute(ex.ctx.routes, ex.target);
+  // `/public/../admin` names /admin through /public: whichever route it lands on (or none), refuse it.
+  if (!match && ex.pathFloor !== Infinity) throw new SluiceError('SLUICE_ERR_BAD_PATH', '.. climbs out of the route');
   if (!match) throw new SluiceError('SLUICE_ERR_ROUTE_NOT_FOUND', ex.target.split('?')[0]);
+  if (ex.pathFloor < prefixDepth(match.route.prefix)) throw new SluiceError('SLUICE_ERR_BAD_PATH', '.. climbs above the route');
   ex.route = match.route;
   ex.routeRest = match.rest;
   ex.query = match.query;

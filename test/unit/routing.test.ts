@@ -4,6 +4,7 @@ import { routeSchema } from '../../src/config/schema.ts';
 import { compileRoutes, matchRoute, publicEndpoint, upstreamTarget, type Route } from '../../src/routing/route-table.ts';
 import { decodeHeaderValue } from '../../src/security/header-body-check.ts';
 import { duplicateSingleton, originFormTarget } from '../../src/security/request-head.ts';
+import { normalizePath, prefixDepth } from '../../src/security/request-path.ts';
 
 const routes = compileRoutes([
   routeSchema.parse({ path: '/mcp', upstream: 'http://127.0.0.1:3000/mcp' }),
@@ -57,5 +58,26 @@ describe('request head checks', () => {
     assert.equal(decodeHeaderValue('=?base64?not base64?='), undefined);
     assert.equal(decodeHeaderValue('=?BASE64?SGk=?='), '=?BASE64?SGk=?=', 'markers are case-sensitive: uppercase is a plain value');
     assert.equal(decodeHeaderValue(' padded'), undefined);
+  });
+});
+
+describe('request path normalisation', () => {
+  it('decodes unreserved escapes, removes dot segments and reports how far .. climbed', () => {
+    assert.deepEqual(normalizePath('/mcp'), { ok: true, path: '/mcp', floor: Infinity });
+    assert.deepEqual(normalizePath('/a/%2e%2E/b'), { ok: true, path: '/b', floor: 0 });
+    assert.deepEqual(normalizePath('/a/b/./c/..'), { ok: true, path: '/a/b/', floor: 2 });
+    assert.deepEqual(normalizePath('/a/%7e%41%20'), { ok: true, path: '/a/~A%20', floor: Infinity });
+    assert.deepEqual(normalizePath('/a/..'), { ok: true, path: '/', floor: 0 });
+  });
+  it('refuses what an upstream could split or decode differently', () => {
+    for (const p of ['/a/..%2fb', '/a%2Fb', '/a%5cb', '/a\\b', '/a/%252e%252e/b', '/a/%25%32e', '/..', '/a/../..', '/a%zz', '/a%2', '/a b', '/a#f']) {
+      const v = normalizePath(p);
+      assert.equal(v.ok, false, p);
+    }
+  });
+  it('counts route prefix depth by segments', () => {
+    assert.equal(prefixDepth(''), 0);
+    assert.equal(prefixDepth('/mcp'), 1);
+    assert.equal(prefixDepth('/a/deeper'), 2);
   });
 });
