@@ -101,8 +101,13 @@ export const healthCheckSchema = z.strictObject({
 });
 
 export const ejectionSchema = z.strictObject({
-  /** Consecutive connect failures, timeouts or 5xx answers that eject a replica. 0 turns passive ejection off. Default 5. */
+  /**
+   * Consecutive connect failures and timeouts that eject a replica (never the last one that takes
+   * new work). 0 turns passive ejection off. Default 5.
+   */
   consecutiveFailures: z.number().int().min(0).default(5),
+  /** Count 5xx answers as failures too. Off by default: one client's request that makes the upstream fail must not take the replica out for everyone. Default false. */
+  on5xx: z.boolean().default(false),
   /** How long an ejected replica gets no traffic. Default 30s. */
   duration: duration.default(30_000),
 });

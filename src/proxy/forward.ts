@@ -48,6 +48,17 @@ function principalHash(ex: Exchange): Buffer | undefined {
   return ex.principal ? hashPrincipal(ex.principal.key) : undefined;
 }
 
+/**
+ * A session's owner does not accept connections. With another replica to go to, the session is
+ * over (404: the client starts again there). Without one, it may be restarting: 503 with a short
+ * Retry-After keeps the session, and an upstream that lost it says 404 itself once it is back.
+ */
+function ownerUnreachable(ex: Exchange, owner: Replica): SluiceError {
+  const pool = ex.route!.pool;
+  if (pool.hasAlternative(owner)) return new SluiceError('SLUICE_ERR_SESSION_NOT_FOUND', 'the session\'s upstream replica is unreachable');
+  return new SluiceError('SLUICE_ERR_NO_HEALTHY_UPSTREAM', `route ${ex.route!.path}: the session's replica does not accept connections`, { headers: { 'retry-after': '1' } });
+}
+
 export const forward: Stage = (ex) => {
   if (!ex.route || !ex.replica || ex.upstreamTarget === undefined) throw new SluiceError('SLUICE_ERR_INTERNAL', 'forward without a route');
   new Relay(ex).start();
@@ -108,7 +119,7 @@ class Relay implements UpstreamListener, Drainable {
    */
   private moveOn(err: unknown): unknown {
     const ex = this.ex;
-    if (ex.pinned) return new SluiceError('SLUICE_ERR_SESSION_NOT_FOUND', 'the session\'s upstream replica is unreachable');
+    if (ex.pinned) return ownerUnreachable(ex, this.replica);
     const pool = ex.route!.pool;
     (this.tried ??= []).push(this.replica);
     for (let i = 0; i < pool.replicas.length; i++) {
@@ -135,7 +146,7 @@ class Relay implements UpstreamListener, Drainable {
     const ctx = ex.ctx;
     const route = ex.route!;
     const replica = this.replica;
-    if (statusCode >= 500) this.upstreamFailed();
+    if (statusCode >= 500 && route.config.ejection.on5xx) this.upstreamFailed();
     else route.pool.succeeded(replica);
     const guard = ctx.guards.get(route.path);
     if (statusCode === 401 && guard?.mode === 'resource-server') {
@@ -264,7 +275,7 @@ class Relay implements UpstreamListener, Drainable {
       if ((err as SluiceError).code === 'SLUICE_ERR_UPSTREAM_TLS') {
         this.ex.ctx.log.warn({ security: 'upstream-tls-failed', route: this.ex.route?.path, replica: this.replica.id, reason: (err as SluiceError).message }, 'upstream certificate refused');
       }
-      this.upstreamFailed();
+      if (isConnectFailure(err) || (err as SluiceError).code === 'SLUICE_ERR_UPSTREAM_TIMEOUT') this.upstreamFailed();
       let answer = err;
       if (isConnectFailure(err) && !this.res.destroyed) {
         answer = this.moveOn(err);
@@ -276,7 +287,7 @@ class Relay implements UpstreamListener, Drainable {
         const ex = this.ex;
         void ex.ctx.reachable(ex.route!, this.replica).then((alive) => {
           this.cleanup();
-          if (!this.res.destroyed) respondError(ex, alive ? err : new SluiceError('SLUICE_ERR_SESSION_NOT_FOUND', 'the session\'s upstream replica is gone'));
+          if (!this.res.destroyed) respondError(ex, alive ? err : ownerUnreachable(ex, this.replica));
         });
         return;
       }
@@ -310,7 +321,7 @@ class Relay implements UpstreamListener, Drainable {
     ex.ctx.log.warn({ security: 'upstream-address-refused', route: ex.route?.path, replica: this.replica.id, rule: refused?.rule, host: refused?.host, address: refused?.address }, 'upstream address refused by the egress policy');
   }
 
-  /** Passive health: a connect failure, timeout or 5xx counts against the replica. */
+  /** Passive health: a connect failure or timeout (a 5xx where the route opts in) counts against the replica. */
   private upstreamFailed(): void {
     const ex = this.ex;
     const route = ex.route!;

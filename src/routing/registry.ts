@@ -98,8 +98,8 @@ export function registeredPath(config: Config, tenant: string, name: string): st
 
 /**
  * A registration as a route: the strict address policy always, the operator's https rule and
- * allow lists added; no active health checks (a tenant's server is one replica, and passive
- * ejection still answers a dead one quickly).
+ * allow lists added; no active health checks (a tenant's server is one replica, never ejected:
+ * a dead one costs a refused connect per request, answered 502/503 at once).
  */
 export function registeredRoute(config: Config, r: Registration): RouteConfig {
   const e = config.registrations.egress;

@@ -112,10 +112,24 @@ export class ReplicaPool {
     return best;
   }
 
-  /** The session's owner, if it may still serve; undefined means the session is over (404). */
+  /**
+   * The session's owner, if its sessions may still be served; undefined means the session is over
+   * (404). Passive ejection does not end sessions: it only keeps new work away, and the owner is
+   * still the one place the session lives. A replica that active checks call down ends its
+   * sessions only when another replica could take the client's new session; the only replica
+   * keeps them (its requests get 503 until it is back: a restart must not cost every session).
+   */
   owner(id: string, now = Date.now()): Replica | undefined {
     const r = this.byId.get(id);
-    return r?.serves(now) ? r : undefined;
+    if (!r || r.removed || (r.draining && now >= r.drainDeadline)) return undefined;
+    if (!r.healthy && this.hasAlternative(r, now)) return undefined;
+    return r;
+  }
+
+  /** Some other replica takes new work now: a client told to start over has somewhere to go. */
+  hasAlternative(r: Replica, now = Date.now()): boolean {
+    for (const other of this.replicas) if (other !== r && other.takesNew(now)) return true;
+    return false;
   }
 
   /** Seconds until some replica may take work again: the Retry-After of a 503. */
@@ -129,15 +143,21 @@ export class ReplicaPool {
     return Number.isFinite(soonest) ? Math.max(1, Math.ceil(soonest / 1000)) : 10;
   }
 
-  /** Passive health: an exchange reached the replica and got a non-5xx answer. */
+  /** Passive health: an exchange reached the replica and was answered. */
   succeeded(r: Replica): void {
     r.failures = 0;
   }
 
-  /** Passive health: connect failure, timeout or 5xx. Returns true when this ejected it. */
+  /**
+   * Passive health: a connect failure or timeout (and a 5xx where the route opts in). Returns true
+   * when this ejected it. The last replica that takes new work is never ejected (as nginx ignores
+   * max_fails for a lone server): ejecting it turns one bad upstream moment into a route outage
+   * that outlasts the upstream's recovery.
+   */
   failed(r: Replica, now = Date.now()): boolean {
     r.failures++;
     if (this.ejectAfter === 0 || r.failures < this.ejectAfter || now < r.ejectedUntil) return false;
+    if (!this.hasAlternative(r, now)) return false;
     r.failures = 0;
     r.ejectedUntil = now + this.ejectFor;
     return true;

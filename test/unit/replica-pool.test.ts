@@ -47,15 +47,45 @@ describe('replica pool', () => {
     assert.equal(pool.failed(a, t0), false);
     assert.equal(pool.failed(a, t0), false);
     assert.equal(pool.failed(a, t0), true, 'third consecutive failure ejects');
-    assert.equal(pool.owner(A, t0 + 1), undefined, 'an ejected owner ends its sessions');
-    assert.notEqual(pool.pick(t0 + 1), a);
-    assert.equal(pool.owner(A, t0 + 10_001), a, 'back after the ejection time');
+    assert.equal(pool.owner(A, t0 + 1), a, 'an ejected owner keeps its sessions (ejection only keeps new work away)');
+    for (let i = 0; i < 6; i++) assert.notEqual(pool.pick(t0 + 1), a);
+    const picked = new Set([0, 1, 2].map(() => pool.pick(t0 + 10_001)));
+    assert.ok(picked.has(a), 'back in rotation after the ejection time');
+  });
+
+  it('never ejects the last replica that takes new work', () => {
+    const pool = new ReplicaPool(route({ ejection: { consecutiveFailures: 1, duration: '10s' } }));
+    const t0 = 2_000_000;
+    const [a, b, c] = pool.replicas;
+    assert.ok(a && b && c);
+    assert.equal(pool.failed(a, t0), true);
+    assert.equal(pool.failed(b, t0), true);
+    assert.equal(pool.failed(c, t0), false, 'c is the last one: kept');
+    assert.equal(pool.failed(c, t0), false);
+    assert.equal(pool.pick(t0 + 1), c);
+    const lone = new ReplicaPool(routeSchema.parse({ path: '/mcp', upstream: A, ejection: { consecutiveFailures: 1 } }));
+    const only = lone.replicas[0];
+    assert.ok(only);
+    for (let i = 0; i < 10; i++) assert.equal(lone.failed(only, t0), false);
+    assert.equal(lone.pick(t0), only);
+  });
+
+  it('a replica that active checks call down ends its sessions only when another replica takes new ones', () => {
+    const pool = new ReplicaPool(route());
+    const [a, b, c] = pool.replicas;
+    assert.ok(a && b && c);
+    a.healthy = false;
+    assert.equal(pool.owner(A), undefined, 'others are up: the session starts over there');
+    b.healthy = false;
+    c.healthy = false;
+    assert.equal(pool.owner(A), a, 'nowhere else to go: the session waits for its owner');
   });
 
   it('answers no replica when none takes new work, with a Retry-After of the soonest return', () => {
     const pool = new ReplicaPool(route({ ejection: { consecutiveFailures: 1, duration: '7s' } }));
     const t0 = 5_000_000;
     for (const r of pool.replicas) pool.failed(r, t0);
+    (pool.replicas[2] as (typeof pool.replicas)[number]).healthy = false; // the one ejection kept: down by active checks
     assert.equal(pool.pick(t0 + 1000), undefined);
     assert.equal(pool.retryAfter(t0 + 1000), 6);
     assert.equal(pool.retryAfter(t0 + 6999), 1, 'never below one second');
