@@ -358,6 +358,10 @@ export const routeSchema = z
   });
 
 export const timeoutsSchema = z.strictObject({
+  /** From a connection's first byte to the end of the request head (nginx's client_header_timeout). Exceeded: 408, connection closed. Default 15s. */
+  requestHeaders: duration.default(15_000),
+  /** From the end of the request head to the last byte of its body (a total, so a trickle cannot stretch it). Exceeded: 408, connection closed. Default 60s. */
+  requestBody: duration.default(60_000),
   /** TCP (and TLS) connect to the upstream. Default 10s. Exceeded: 504. */
   connect: duration.default(10_000),
   /** From request sent to upstream response headers. Long tool calls answered as JSON need it high. Default 300s. */
@@ -381,8 +385,16 @@ export const limitsSchema = z.strictObject({
   batch: z.number().int().positive().default(64),
   /** Bytes a slow SSE client may leave unread in Sluice before its stream is closed. Default 4MiB. */
   sseClientBuffer: size.default(4 * 1024 * 1024),
-  /** Most exchanges in flight at once (SSE streams included); more are answered 503 at once with Retry-After, never queued. 0: no cap. Default 4096. */
+  /**
+   * Most exchanges in flight upstream at once (SSE streams included); more are answered 503 at
+   * once with Retry-After, never queued. An exchange counts once its body is read: clients still
+   * uploading cannot starve those whose requests are ready. 0: no cap. Default 4096.
+   */
   concurrency: z.number().int().min(0).default(4096),
+  /** Most open client connections per listener (idle keep-alive and streams included); more are closed at accept. 0: no cap. Default 16384. */
+  connections: z.number().int().min(0).default(16_384),
+  /** Bytes all request bodies may hold in memory together, from the first byte read until their exchange ends; a body that would pass it: 503 with Retry-After. Default 256MiB. */
+  bodyMemory: size.default(256 * 1024 * 1024),
 });
 
 export const loggingSchema = z.strictObject({

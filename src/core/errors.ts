@@ -30,6 +30,8 @@ export const ERRORS = {
   SLUICE_ERR_RATE_LIMITED: { status: 429, rpcCode: -32000, message: 'Too many requests' },
   SLUICE_ERR_AUTH_UNAVAILABLE: { status: 503, rpcCode: -32603, message: 'Token validation unavailable: the issuer\'s keys could not be fetched' },
   SLUICE_ERR_METHOD_NOT_ALLOWED: { status: 405, rpcCode: -32600, message: 'Method not allowed' },
+  SLUICE_ERR_REQUEST_TIMEOUT: { status: 408, rpcCode: -32600, message: 'Request body not received in time' },
+  SLUICE_ERR_BODY_MEMORY: { status: 503, rpcCode: -32603, message: 'Gateway overloaded: request body memory budget in use' },
   SLUICE_ERR_BODY_TOO_LARGE: { status: 413, rpcCode: -32600, message: 'Request body too large' },
   SLUICE_ERR_HEADERS_TOO_LARGE: { status: 431, rpcCode: -32600, message: 'Request header fields too large' },
   SLUICE_ERR_UPSTREAM_UNAVAILABLE: { status: 502, rpcCode: -32603, message: 'Upstream unavailable' },

@@ -34,6 +34,8 @@ const SECURITY_CODES: Record<string, string> = {
   SLUICE_ERR_BODY_TOO_LARGE: 'limit-exceeded',
   SLUICE_ERR_HEADERS_TOO_LARGE: 'limit-exceeded',
   SLUICE_ERR_BATCH_TOO_LARGE: 'limit-exceeded',
+  SLUICE_ERR_REQUEST_TIMEOUT: 'limit-exceeded',
+  SLUICE_ERR_BODY_MEMORY: 'limit-exceeded',
   SLUICE_ERR_DUPLICATE_HEADER: 'duplicate-header',
   SLUICE_ERR_BAD_PATH: 'ambiguous-path',
   SLUICE_ERR_UPSTREAM_REFUSED: 'upstream-address-refused',

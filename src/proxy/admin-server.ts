@@ -14,12 +14,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { RULE_TEXT, STRICT, type AddressPolicy } from '../security/address-policy.ts';
 import { registeredPath, registeredRoute, type Registry } from '../routing/registry.ts';
 import { checkUpstream, type Resolver } from '../transport/guarded-connect.ts';
-import { readBody } from '../transport/read-body.ts';
+import { BodyBudget, readBody } from '../transport/read-body.ts';
 import type { GatewayContext } from './context.ts';
 
 const PATH = /^\/admin\/tenants\/([a-z0-9][a-z0-9-]{0,62})\/upstreams(?:\/([a-z0-9][a-z0-9-]{0,62}))?$/;
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const MAX_BODY = 64 * 1024;
+/** Registration bodies are parsed at once: a few in memory together, their share returned straight away. */
+const ADMIN_BODIES = new BodyBudget(16 * MAX_BODY);
 
 export interface AdminDeps {
   ctx: GatewayContext;
@@ -96,7 +98,7 @@ async function register(d: AdminDeps, registry: Registry, tenant: string, req: I
   const { ctx } = d;
   let body: { name?: unknown; url?: unknown };
   try {
-    body = JSON.parse((await readBody(req, MAX_BODY)).toString('utf8')) as typeof body;
+    body = JSON.parse((await readBody(req, { limit: MAX_BODY, deadlineMs: 10_000, budget: ADMIN_BODIES, held: (n) => ADMIN_BODIES.give(n) })).toString('utf8')) as typeof body;
   } catch {
     return fail(res, 400, 'bad_request', 'body must be JSON {"name": "...", "url": "..."} under 64 KiB');
   }

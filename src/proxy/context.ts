@@ -8,6 +8,7 @@ import type { Replica } from '../routing/replica-pool.ts';
 import type { Route } from '../routing/route-table.ts';
 import type { KeyRing } from '../session/key-ring.ts';
 import type { UpstreamClient } from '../transport/upstream-client.ts';
+import type { BodyBudget } from '../transport/read-body.ts';
 import type { BucketStore } from '../security/token-bucket.ts';
 import type { RouteGuard } from './route-guard.ts';
 
@@ -42,6 +43,8 @@ export interface GatewayContext {
   draining: boolean;
   /** Exchanges in flight on the public listeners (limits.concurrency caps it). */
   inFlight: number;
+  /** Memory held by request bodies (limits.bodyMemory). */
+  readonly bodies: BodyBudget;
   /** Prometheus metrics; undefined (and never computed) without an admin listener to serve them. */
   readonly metrics: GatewayMetrics | undefined;
   /** Key of the payload log's hash mode. */

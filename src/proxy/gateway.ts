@@ -19,6 +19,7 @@ import { KeyRing } from '../session/key-ring.ts';
 import { probeConnect, probeHttp } from '../transport/health-probe.ts';
 import { createTlsServer } from '../transport/tls-listener.ts';
 import { UpstreamClient } from '../transport/upstream-client.ts';
+import { BodyBudget } from '../transport/read-body.ts';
 import { GatewayMetrics, type ReplicaHealth } from '../observability/metrics.ts';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { routeLabel, type GatewayContext } from './context.ts';
@@ -122,6 +123,18 @@ function logHashKey(config: Config, env: NodeJS.ProcessEnv = process.env): Buffe
   return text ? Buffer.from(text, 'utf8') : randomBytes(32);
 }
 
+/**
+ * Node's own deadlines for reading a request, set explicitly (its defaults are 60 s for the head
+ * and 300 s for the whole request, checked only every 30 s): the head within requestHeaders, the
+ * whole request as a backstop behind the body deadline Sluice keeps itself (read-body.ts).
+ */
+export function clientTimeouts(config: Config): { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number } {
+  const t = config.timeouts;
+  const headers = t.requestHeaders > 0 ? t.requestHeaders : 0;
+  const whole = headers > 0 && t.requestBody > 0 ? headers + t.requestBody + 1_000 : 0;
+  return { headersTimeout: headers, requestTimeout: whole, connectionsCheckingInterval: Math.max(250, Math.min(1_000, Math.floor((headers || 1_000) / 4))) };
+}
+
 /** A listening server and how shutdown closes its connections (HTTP/1.1 or TLS with HTTP/2). */
 interface Listening {
   server: NetServer;
@@ -176,6 +189,7 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     active: new Set(),
     draining: false,
     inFlight: 0,
+    bodies: new BodyBudget(config.limits.bodyMemory),
     metrics: config.admin.listen ? new GatewayMetrics(() => replicaHealth(ctx)) : undefined,
     logHashKey: logHashKey(config),
     // Loaded only when on: the SDK and its OTLP exporter are megabytes every gateway would carry.
@@ -247,6 +261,7 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     ctx.config = { ...next, admin: ctx.config.admin, registrations: ctx.config.registrations };
     ctx.access = next.logging.access ? accessWriter(log) : undefined;
     ctx.trusted = trustList(next.trustedProxies);
+    ctx.bodies.cap = next.limits.bodyMemory;
     log.info({ routes: ctx.routes.length }, 'config reloaded');
   };
   const servers: Listening[] = [];
@@ -264,9 +279,11 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
           err ? log.error({ cert: files.cert, err: err.message }, 'TLS certificate reload failed; kept the running one') : log.info({ cert: files.cert }, 'TLS certificate reloaded'),
         );
         unwatchers.push(tls.unwatch);
+        if (config.limits.connections > 0) tls.server.maxConnections = config.limits.connections;
         server = { server: tls.server, closeIdle: tls.closeIdle, closeAll: tls.closeAll };
       } else {
-        const plain = createServer({ maxHeaderSize: config.limits.headerBytes, noDelay: true, keepAliveTimeout: 5_000 }, handler);
+        const plain = createServer({ maxHeaderSize: config.limits.headerBytes, noDelay: true, keepAliveTimeout: 5_000, ...clientTimeouts(config) }, handler);
+        if (config.limits.connections > 0) plain.maxConnections = config.limits.connections;
         server = { server: plain, closeIdle: () => plain.closeIdleConnections(), closeAll: () => plain.closeAllConnections() };
       }
       await new Promise<void>((resolve, reject) => {

@@ -6,12 +6,11 @@ import type { HostOriginPolicy } from '../security/host-origin.ts';
 import { routeLabel, type GatewayContext } from './context.ts';
 import { newExchange, type Exchange, type Stage } from './exchange.ts';
 import { forward } from './forward.ts';
-import { SluiceError } from '../core/errors.ts';
 import { respondError } from './respond-error.ts';
 import { authenticate, authorize, serveResourceMetadata } from './auth-stages.ts';
-import { applyCors, checkHead, checkHostOrigin, classify, openSessionToken, readRequestBody, selectReplica, selectRoute } from './stages.ts';
+import { admit, applyCors, checkHead, checkHostOrigin, classify, openSessionToken, readRequestBody, selectReplica, selectRoute } from './stages.ts';
 
-export const STAGES: readonly Stage[] = [checkHead, serveResourceMetadata, selectRoute, checkHostOrigin, applyCors, authenticate, readRequestBody, classify, authorize, openSessionToken, selectReplica, forward];
+export const STAGES: readonly Stage[] = [checkHead, serveResourceMetadata, selectRoute, checkHostOrigin, applyCors, authenticate, readRequestBody, classify, authorize, openSessionToken, selectReplica, admit, forward];
 
 export function handleRequest(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse, listener: HostOriginPolicy): void {
   // HTTP/2 names the authority :authority; every stage reads Host.
@@ -31,14 +30,6 @@ export function handleRequest(ctx: GatewayContext, req: IncomingMessage, res: Se
     );
   }
   if (ctx.metrics) res.once('close', () => queueMicrotask(() => observe(ex)));
-  // Load shedding: over the cap, answer 503 now rather than queue without bound.
-  ctx.inFlight++;
-  res.once('close', () => ctx.inFlight--);
-  const cap = ctx.config.limits.concurrency;
-  if (cap > 0 && ctx.inFlight > cap) {
-    respondError(ex, new SluiceError('SLUICE_ERR_OVERLOADED', `${cap} in flight`, { headers: { 'retry-after': '1' } }));
-    return;
-  }
   if (ctx.tracing) {
     ex.span = ctx.tracing.tracer.startSpan(req.method ?? 'HTTP', { kind: SpanKind.SERVER, attributes: { 'http.request.method': req.method ?? '' } }, ctx.tracing.extract(req.headers));
     res.once('close', () => queueMicrotask(() => endSpan(ex)));

@@ -89,7 +89,13 @@ export const readRequestBody: Stage = async (ex) => {
   const { req } = ex;
   const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
   if (!hasBody && req.method !== 'POST') return;
-  ex.body = await readBody(req, ex.ctx.config.limits.body);
+  const { ctx, res } = ex;
+  ex.body = await readBody(req, {
+    limit: ctx.config.limits.body,
+    deadlineMs: ctx.config.timeouts.requestBody,
+    budget: ctx.bodies,
+    held: (n) => res.once('close', () => ctx.bodies.give(n)),
+  });
 };
 
 /** classify: era, JSON-RPC method and name; batch rules; 2026-07-28 header-vs-body check. */
@@ -160,6 +166,19 @@ function ownerOf(ex: Exchange, claims: SessionClaims | undefined): Replica {
   ex.pinned = true;
   return owner;
 }
+
+/**
+ * Load shedding, just before the upstream: over limits.concurrency, 503 now rather than queue
+ * without bound. Counted here, once the body is read, so that slow uploads (bounded by the body
+ * deadline and memory budget instead) cannot fill the cap and starve requests that are ready.
+ */
+export const admit: Stage = (ex) => {
+  const { ctx, res } = ex;
+  ctx.inFlight++;
+  res.once('close', () => ctx.inFlight--);
+  const cap = ctx.config.limits.concurrency;
+  if (cap > 0 && ctx.inFlight > cap) throw new SluiceError('SLUICE_ERR_OVERLOADED', `${cap} in flight`, { headers: { 'retry-after': '1' } });
+};
 
 /** select replica: new sessions and stateless requests are balanced; none available is a quick 503. */
 export const selectReplica: Stage = (ex) => {
