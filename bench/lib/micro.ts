@@ -12,6 +12,7 @@ import { ApiKeys, hashApiKey } from '../../src/security/bearer.ts';
 import { JwtVerifier } from '../../src/security/jwt-verifier.ts';
 import { MemoryBuckets } from '../../src/security/token-bucket.ts';
 import { ToolPolicy } from '../../src/security/tool-policy.ts';
+import { nestsDeeperThan } from '../../src/security/json-depth.ts';
 
 export type MicroResult = { name: string; per_op_us: number | null; note?: string }[];
 
@@ -29,6 +30,7 @@ const ACCESS: AccessRecord = {
   route: '/mcp',
   method: 'POST',
   path: '/mcp',
+  client: '127.0.0.1',
   status: 200,
   era: 'stateless',
   rpcMethod: 'tools/call',
@@ -44,6 +46,9 @@ const ACCESS: AccessRecord = {
   security: undefined,
 };
 
+const RAW_BYTES = Buffer.from(RAW);
+const DEEP = Buffer.alloc(4 * 1024 * 1024, '[');
+const WIDE = Buffer.from(`${'['.repeat(64)}${'"x",'.repeat(1_048_000)}0${']'.repeat(64)}`);
 const RING = KeyRing.generate();
 const CLAIMS = { route: '/mcp', replica: 'http://10.0.0.7:3000/mcp', upstreamSession: '5f0c2a4e-8d1b-4f55-9a0e-2c7d9b1e6a31', principal: hashPrincipal('https://issuer|user-42'), issuedAt: 1_790_000_000 };
 const TOKEN = sealSession(RING, CLAIMS);
@@ -118,5 +123,8 @@ export async function runMicro(quick: boolean): Promise<MicroResult> {
     time('access line (format + timestamp)', n, () => formatAccessLine(ACCESS, new Date().toISOString())),
     time('session-token seal + open (AES-256-GCM, principal-bound)', quick ? n / 4 : n / 2, () => openSession(RING, sealSession(RING, CLAIMS), CLAIMS.principal)),
     time('session-token open', n / 2, () => openSession(RING, TOKEN, CLAIMS.principal)),
+    time('JSON depth scan of the same body (limits.jsonDepth)', n, () => nestsDeeperThan(RAW_BYTES, 64)),
+    time('JSON depth scan refusing 4 MiB of brackets', quick ? 20 : 100, () => nestsDeeperThan(DEEP, 64)),
+    time('JSON depth scan of 4 MiB at depth 64 (worst case accepted)', quick ? 20 : 100, () => nestsDeeperThan(WIDE, 64)),
   ];
 }

@@ -381,6 +381,8 @@ export const limitsSchema = z.strictObject({
   headerBytes: size.default(16 * 1024),
   /** Most request header fields. More: 431. Default 100. */
   headerCount: z.number().int().positive().default(100),
+  /** Deepest nesting of arrays and objects in a JSON-RPC body, checked by a byte scan before parsing. Deeper: 400. Default 64. */
+  jsonDepth: z.number().int().positive().default(64),
   /** Most messages in a JSON-RPC batch (only protocol 2025-03-26 allows batches). Default 64. */
   batch: z.number().int().positive().default(64),
   /** Bytes a slow SSE client may leave unread in Sluice before its stream is closed. Default 4MiB. */

@@ -14,6 +14,7 @@ export const ERRORS = {
   SLUICE_ERR_BAD_REQUEST: { status: 400, rpcCode: -32600, message: 'Bad request' },
   SLUICE_ERR_BAD_PATH: { status: 400, rpcCode: -32600, message: 'Bad request: ambiguous request path' },
   SLUICE_ERR_PARSE: { status: 400, rpcCode: -32700, message: 'Parse error: request body is not valid JSON' },
+  SLUICE_ERR_JSON_TOO_DEEP: { status: 400, rpcCode: -32600, message: 'Invalid Request: JSON nested too deeply' },
   SLUICE_ERR_INVALID_JSONRPC: { status: 400, rpcCode: -32600, message: 'Invalid Request: body is not a JSON-RPC message' },
   SLUICE_ERR_BATCH_NOT_ALLOWED: { status: 400, rpcCode: -32600, message: 'Invalid Request: JSON-RPC batches are not allowed in this protocol version' },
   SLUICE_ERR_BATCH_TOO_LARGE: { status: 400, rpcCode: -32600, message: 'Invalid Request: JSON-RPC batch too large' },

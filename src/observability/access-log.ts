@@ -7,6 +7,8 @@ export interface AccessRecord {
   route: string | undefined;
   method: string;
   path: string;
+  /** The client's address (through trusted proxies: the nearest hop that is not one). */
+  client: string | undefined;
   status: number;
   era: string | undefined;
   rpcMethod: string | undefined;
@@ -24,7 +26,7 @@ export interface AccessRecord {
   security: string | undefined;
 }
 
-const FIELDS = ['route', 'method', 'path', 'status', 'era', 'rpcMethod', 'rpcName', 'latencyMs', 'bytesIn', 'bytesOut', 'upstream', 'replica', 'session', 'error', 'outcome', 'security'] as const;
+const FIELDS = ['route', 'method', 'path', 'client', 'status', 'era', 'rpcMethod', 'rpcName', 'latencyMs', 'bytesIn', 'bytesOut', 'upstream', 'replica', 'session', 'error', 'outcome', 'security'] as const;
 
 /** Refusals that are security events (never sampled), by error code. */
 const SECURITY_CODES: Record<string, string> = {
@@ -34,6 +36,7 @@ const SECURITY_CODES: Record<string, string> = {
   SLUICE_ERR_BODY_TOO_LARGE: 'limit-exceeded',
   SLUICE_ERR_HEADERS_TOO_LARGE: 'limit-exceeded',
   SLUICE_ERR_BATCH_TOO_LARGE: 'limit-exceeded',
+  SLUICE_ERR_JSON_TOO_DEEP: 'limit-exceeded',
   SLUICE_ERR_REQUEST_TIMEOUT: 'limit-exceeded',
   SLUICE_ERR_BODY_MEMORY: 'limit-exceeded',
   SLUICE_ERR_DUPLICATE_HEADER: 'duplicate-header',

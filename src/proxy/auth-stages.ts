@@ -182,7 +182,7 @@ function limitKey(ex: Exchange, limit: RateLimit): string | undefined {
   const method = ex.rpc?.method;
   if (limit.methods && (method === undefined || !limit.methods(method))) return undefined;
   if (limit.names && (ex.rpc?.name === undefined || !limit.names(ex.rpc.name))) return undefined;
-  const who = ex.principal ? `p:${ex.principal.key}` : `a:${clientAddress(forwardedOf(ex))}`;
+  const who = ex.principal ? `p:${ex.principal.key}` : `a:${clientAddress(forwardedOf(ex), ex.ctx.trusted)}`;
   const raw = limit.by === 'route' ? '' : limit.by === 'principal' ? who : `${who}\0${ex.rpc?.name ?? ''}`;
   // Keys are hashed: bounded length, and no principal or tool name in Redis.
   return `${limit.id}:${raw === '' ? 'route' : createHash('sha256').update(raw).digest('base64url').slice(0, 22)}`;

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Server as NetServer } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { ConfigError } from '../config/load.ts';
 import type { Config, RouteConfig } from '../config/schema.ts';
 import { registeredRoute, Registry } from '../routing/registry.ts';
@@ -133,6 +134,12 @@ export function clientTimeouts(config: Config): { headersTimeout: number; reques
   const headers = t.requestHeaders > 0 ? t.requestHeaders : 0;
   const whole = headers > 0 && t.requestBody > 0 ? headers + t.requestBody + 1_000 : 0;
   return { headersTimeout: headers, requestTimeout: whole, connectionsCheckingInterval: Math.max(250, Math.min(1_000, Math.floor((headers || 1_000) / 4))) };
+}
+
+function refuseConnect(_req: IncomingMessage, socket: Duplex): void {
+  const body = '{"error":{"code":"SLUICE_ERR_METHOD_NOT_ALLOWED","message":"Method not allowed: CONNECT"}}';
+  socket.on('error', () => undefined);
+  socket.end(`HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, POST, DELETE, OPTIONS, HEAD\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
 }
 
 /** A listening server and how shutdown closes its connections (HTTP/1.1 or TLS with HTTP/2). */
@@ -284,6 +291,8 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
       } else {
         const plain = createServer({ maxHeaderSize: config.limits.headerBytes, noDelay: true, keepAliveTimeout: 5_000, ...clientTimeouts(config) }, handler);
         if (config.limits.connections > 0) plain.maxConnections = config.limits.connections;
+        // Node hands CONNECT to a 'connect' listener and closes the socket silently without one.
+        plain.on('connect', refuseConnect);
         server = { server: plain, closeIdle: () => plain.closeIdleConnections(), closeAll: () => plain.closeAllConnections() };
       }
       await new Promise<void>((resolve, reject) => {

@@ -6,6 +6,8 @@ import type { HostOriginPolicy } from '../security/host-origin.ts';
 import { routeLabel, type GatewayContext } from './context.ts';
 import { newExchange, type Exchange, type Stage } from './exchange.ts';
 import { forward } from './forward.ts';
+import { clientAddress } from '../security/forwarded.ts';
+import { forwardedOf } from './upstream-headers.ts';
 import { respondError } from './respond-error.ts';
 import { authenticate, authorize, serveResourceMetadata } from './auth-stages.ts';
 import { admit, applyCors, checkHead, checkHostOrigin, classify, openSessionToken, readRequestBody, selectReplica, selectRoute } from './stages.ts';
@@ -111,6 +113,7 @@ function accessRecord(ex: Exchange): AccessRecord {
     route: ex.route?.path,
     method: req.method ?? '',
     path: pathForLog(ex.target || req.url || ''),
+    client: clientAddress(forwardedOf(ex), ex.ctx.trusted),
     status: res.headersSent ? res.statusCode : 0,
     era: ex.era,
     rpcMethod: ex.rpc?.method,

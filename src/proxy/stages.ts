@@ -7,6 +7,7 @@ import { headerBodyMismatch } from '../security/header-body-check.ts';
 import { hostAllowed, originAllowed } from '../security/host-origin.ts';
 import { duplicateSingleton, originFormTarget } from '../security/request-head.ts';
 import { normalizePath, prefixDepth } from '../security/request-path.ts';
+import { nestsDeeperThan } from '../security/json-depth.ts';
 import { findSessionParam, replaceParam } from '../session/query-session.ts';
 import { hashPrincipal, openSession, type SessionClaims } from '../session/token.ts';
 import { readBody } from '../transport/read-body.ts';
@@ -109,6 +110,8 @@ export const classify: Stage = (ex) => {
   }
   const body = ex.body;
   if (!body || body.length === 0) throw new SluiceError('SLUICE_ERR_PARSE', 'empty body');
+  const depth = ex.ctx.config.limits.jsonDepth;
+  if (nestsDeeperThan(body, depth)) throw new SluiceError('SLUICE_ERR_JSON_TOO_DEEP', `limit is ${depth}`);
   let json: unknown;
   try {
     json = JSON.parse(body.toString('utf8'));

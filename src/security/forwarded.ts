@@ -78,8 +78,39 @@ export function publicOrigin(f: ForwardedIn): string {
   return `${proto === 'https' ? 'https' : 'http'}://${host}`;
 }
 
-/** The client's address: the last hop a trusted proxy names in X-Forwarded-For, else the peer. */
-export function clientAddress(f: ForwardedIn): string {
-  const named = f.trusted ? f.xff?.split(',').pop()?.trim() : undefined;
-  return named || f.peer || 'unknown';
+/**
+ * The client's address: walking the hops a trusted peer reports (X-Forwarded-For, else RFC 7239
+ * Forwarded `for=`) from the nearest back, the first one that is not itself a trusted proxy. So
+ * clients behind a chain of trusted load balancers are told apart, and an address a client
+ * wrote into the header itself (left of the first untrusted hop) is never believed.
+ */
+export function clientAddress(f: ForwardedIn, trusted?: BlockList): string {
+  const peer = f.peer || 'unknown';
+  if (!f.trusted) return peer;
+  const hops = f.xff ? f.xff.split(',').map((h) => h.trim()) : f.forwarded ? forwardedFor(f.forwarded) : [];
+  let client = peer;
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = hops[i] as string;
+    if (isIP(hop) === 0) break; // unknown, obfuscated or garbage: stop at the last address we can vouch for
+    client = hop;
+    if (!trusted || !isTrusted(trusted, hop)) break;
+  }
+  return client;
+}
+
+/** The `for=` nodes of a Forwarded header, in order, as plain addresses (brackets, quotes and ports removed). */
+export function forwardedFor(header: string): string[] {
+  const out: string[] = [];
+  for (const element of header.split(',')) {
+    for (const pair of element.split(';')) {
+      const eq = pair.indexOf('=');
+      if (eq === -1 || pair.slice(0, eq).trim().toLowerCase() !== 'for') continue;
+      let v = pair.slice(eq + 1).trim();
+      if (v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1);
+      if (v.startsWith('[')) v = v.slice(1, v.indexOf(']') === -1 ? undefined : v.indexOf(']'));
+      else if (v.indexOf(':') !== -1 && v.indexOf(':') === v.lastIndexOf(':')) v = v.slice(0, v.indexOf(':'));
+      out.push(v);
+    }
+  }
+  return out;
 }

@@ -7,6 +7,7 @@ const BASE: AccessRecord = {
   route: '/mcp',
   method: 'POST',
   path: '/mcp',
+  client: '127.0.0.1',
   status: 200,
   era: 'stateless',
   rpcMethod: 'tools/call',

@@ -96,3 +96,27 @@ describe('dot segments and encoded separators (issue 15.1)', () => {
     assert.match(r.text, /-32003/);
   });
 });
+
+describe('CONNECT (issue 15.13)', () => {
+  it('is answered 405 with Allow, not a silent close', async () => {
+    const up = await startFakeUpstream((_req, res) => void res.writeHead(200).end());
+    const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: `${up.url}/mcp` }] });
+    try {
+      const text = await new Promise<string>((resolve, reject) => {
+        const sock = connect(gw.port, '127.0.0.1');
+        let data = '';
+        sock.setEncoding('latin1');
+        sock.on('data', (d: string) => (data += d));
+        sock.on('error', reject);
+        sock.on('close', () => resolve(data));
+        sock.write(`CONNECT 127.0.0.1:${up.port} HTTP/1.1\r\nHost: 127.0.0.1:${up.port}\r\n\r\n`);
+      });
+      assert.match(text, /^HTTP\/1\.1 405 /);
+      assert.match(text, /allow: GET, POST, DELETE, OPTIONS, HEAD/i);
+      assert.equal(up.requests.length, 0);
+    } finally {
+      await gw.close();
+      await up.close();
+    }
+  });
+});
