@@ -385,8 +385,10 @@ export const limitsSchema = z.strictObject({
   jsonDepth: z.number().int().positive().default(64),
   /** Most messages in a JSON-RPC batch (only protocol 2025-03-26 allows batches). Default 64. */
   batch: z.number().int().positive().default(64),
-  /** Bytes a slow SSE client may leave unread in Sluice before its stream is closed. Default 4MiB. */
+  /** Ceiling on bytes an SSE client may leave unread in Sluice (the upstream is paused long before, whenever the client's socket is full). Past it the stream is closed. Default 4MiB. */
   sseClientBuffer: size.default(4 * 1024 * 1024),
+  /** How long an SSE client may stay behind (its socket full, not draining) before its stream is closed. 0: never. Default 30s. */
+  sseClientStall: duration.default(30_000),
   /**
    * Most exchanges in flight upstream at once (SSE streams included); more are answered 503 at
    * once with Retry-After, never queued. An exchange counts once its body is read: clients still

@@ -79,6 +79,7 @@ class Relay implements UpstreamListener, Drainable {
   private totalTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private stallTimer: NodeJS.Timeout | undefined;
   private waitingForDrain = false;
   private released = false;
   private tap: ResponseTap | undefined;
@@ -336,13 +337,23 @@ class Relay implements UpstreamListener, Drainable {
     this.boundary!.observe(chunk);
     ex.bytesOut += chunk.length;
     this.tap?.push(chunk);
-    res.write(chunk);
+    const flowing = res.write(chunk);
     this.heartbeatTimer?.refresh();
-    const cap = ex.ctx.config.limits.sseClientBuffer;
-    if (res.writableLength > cap) {
-      ex.ctx.log.warn({ route: ex.route?.path, buffered: res.writableLength, cap }, 'slow SSE client: stream closed');
-      this.end('slow-client', new SluiceError('SLUICE_ERR_UPSTREAM_UNAVAILABLE', 'slow-client'));
+    const limits = ex.ctx.config.limits;
+    if (res.writableLength > limits.sseClientBuffer) {
+      ex.ctx.log.warn({ route: ex.route?.path, buffered: res.writableLength, cap: limits.sseClientBuffer }, 'slow SSE client: stream closed');
+      return this.end('slow-client', new SluiceError('SLUICE_ERR_UPSTREAM_UNAVAILABLE', 'slow-client'));
     }
+    if (flowing) return;
+    // Backpressure, as on the JSON path: the upstream waits while the client's socket is full,
+    // so a burst (one 64 MiB event) reaches a fast client whole. Only a client that stays
+    // behind for sseClientStall is cut.
+    this.call?.pause();
+    if (!this.waitingForDrain) {
+      this.waitingForDrain = true;
+      res.on('drain', this.onDrain);
+    }
+    if (limits.sseClientStall > 0 && !this.stallTimer) this.stallTimer = setTimeout(this.onStalled, limits.sseClientStall);
   }
 
   /** End the exchange from Sluice's side: upstream aborted, client answered or cut. */
@@ -371,6 +382,7 @@ class Relay implements UpstreamListener, Drainable {
     clearTimeout(this.totalTimer);
     clearTimeout(this.idleTimer);
     clearInterval(this.heartbeatTimer);
+    clearTimeout(this.stallTimer);
   }
 
   // Handlers as bound fields: created once per exchange, used as listener and timer callbacks.
@@ -384,7 +396,15 @@ class Relay implements UpstreamListener, Drainable {
   };
 
   private readonly onDrain = (): void => {
+    clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
     this.call?.resume();
+  };
+
+  private readonly onStalled = (): void => {
+    const { ex, res } = this;
+    ex.ctx.log.warn({ route: ex.route?.path, buffered: res.writableLength, stalledMs: ex.ctx.config.limits.sseClientStall }, 'slow SSE client: stream closed');
+    this.end('slow-client', new SluiceError('SLUICE_ERR_UPSTREAM_UNAVAILABLE', 'slow-client'));
   };
 
   private readonly onRequestTimeout = (): void => {

@@ -3,7 +3,7 @@
 // route's rules, as {"payload": "request" | "response" | "event", route, rpcMethod, session (a
 // hash), message}. Only sampled exchanges are logged. Non-JSON SSE data (the HTTP+SSE
 // `endpoint` event carries a session URL) is logged by event name and size only.
-import { createParser, type EventSourceParser } from 'eventsource-parser';
+import { CappedSseReader } from '../transport/sse-capped-reader.ts';
 import type { RouteConfig } from '../config/schema.ts';
 import { hashSessionId } from '../observability/access-log.ts';
 import { Redactor } from '../observability/redact.ts';
@@ -41,7 +41,7 @@ export function logRequestPayload(ex: Exchange, message: unknown): void {
 /** Sees the response body as it goes to the client and logs its messages. */
 export class ResponseTap {
   private readonly ex: Exchange;
-  private readonly parser: EventSourceParser | undefined;
+  private readonly parser: CappedSseReader | undefined;
   private readonly decoder = new TextDecoder();
   private chunks: Buffer[] = [];
   private size = 0;
@@ -49,18 +49,17 @@ export class ResponseTap {
   constructor(ex: Exchange, sse: boolean) {
     this.ex = ex;
     this.parser = sse
-      ? createParser({
-          onEvent: (e) => {
+      ? new CappedSseReader(MAX_JSON_BODY, (e) => {
             if (e.data === '') return; // priming events (id only) carry no message
+            if (e.data === undefined) return write(ex, 'event', { event: e.event, bytes: e.size, message: '[not logged: event over 1 MiB]' });
             let message: unknown;
             try {
               message = JSON.parse(e.data);
             } catch {
               return write(ex, 'event', { event: e.event ?? 'message', bytes: Buffer.byteLength(e.data) });
             }
-            write(ex, 'event', { ...(e.event && e.event !== 'message' ? { event: e.event } : {}), message: redactorFor(ex).redact(message) });
-          },
-        })
+            write(ex, 'event', { ...(e.event !== 'message' ? { event: e.event } : {}), message: redactorFor(ex).redact(message) });
+          })
       : undefined;
   }
 

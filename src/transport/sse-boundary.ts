@@ -23,13 +23,14 @@ export class SseBoundary {
   }
 
   /**
-   * True when the stream is empty or ends with a blank line. A lone trailing CR does not count:
-   * the next chunk may start with the LF of the same CRLF, and a comment in between would end
-   * up as an extra empty line.
+   * True when the stream is empty or ends with a blank line, CR-only framing (`\r\r`) included.
+   * When the run ends in a CR, the next chunk may start with the LF of a CRLF; a comment put in
+   * between turns that LF into one more empty line, which dispatches nothing (the event was
+   * already dispatched by the blank line), so the stream means the same.
    */
   atBoundary(): boolean {
     if (!this.content) return this.run.length === 0 || this.terminators() >= 1;
-    return this.terminators() >= 2 && this.run[this.run.length - 1] !== CR;
+    return this.terminators() >= 2;
   }
 
   private terminators(): number {

@@ -41,8 +41,10 @@ export class SseEndpointRewriter {
       const m = LINE.exec(this.held);
       if (!m) break;
       const [whole, text = '', eol = ''] = m;
-      // A CR at the very end may be the first half of CRLF: wait for the next byte.
-      if (eol === '\r' && pos + whole.length === this.held.length && !final) break;
+      // A CR at the very end may be the first half of CRLF: wait for the next byte, unless it ends
+      // a blank line (CR-only framing): the event is complete, and a following LF is only one
+      // more empty line.
+      if (eol === '\r' && text !== '' && pos + whole.length === this.held.length && !final) break;
       const start = pos;
       pos += whole.length;
       if (text !== '') {

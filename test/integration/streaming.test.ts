@@ -117,7 +117,7 @@ describe('SSE streaming', () => {
     }
   });
 
-  it('closes and logs the stream of a client that stops reading, past the per-stream cap', async () => {
+  it('closes and logs the stream of a client that stops reading for limits.sseClientStall', async () => {
     let upstreamClosed = false;
     const chunk = `data: ${'x'.repeat(64 * 1024)}\n\n`;
     const fake = await startFakeUpstream(async (req, res) => {
@@ -129,7 +129,7 @@ describe('SSE streaming', () => {
       res.end();
       void req;
     });
-    const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: `${fake.url}/mcp` }], limits: { sseClientBuffer: '1MiB' } });
+    const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: `${fake.url}/mcp` }], limits: { sseClientStall: '1s' } });
     try {
       const req = httpRequest(`${gw.base}/mcp`, { method: 'GET' }, (res) => {
         res.pause(); // never read

@@ -17,7 +17,9 @@ describe('SseBoundary', () => {
     assert.equal(at('data: x\r\n', '\r\n'), true);
     assert.equal(at('data: x\n'), false);
     assert.equal(at('data: x'), false);
-    assert.equal(at('data: x\r\r'), false, 'a trailing CR may be half of CRLF');
+    assert.equal(at('data: x\r\r'), true, 'CR-only framing ends an event (a following LF is one more empty line)');
+    assert.equal(at('data: x\r'), false, 'one CR only ends the line');
+    assert.equal(at('data: x\r\n\r'), true);
     assert.equal(at('data: x\r\r', 'data'), false);
     assert.equal(at('data: x\n\n', 'id: 1\n'), false);
   });
@@ -37,6 +39,11 @@ describe('SseEndpointRewriter', () => {
   });
   it('keeps non-ASCII data intact', () => {
     assert.equal(run(['event: endpoint\ndata: /m?q=✓\n\n']), 'event: endpoint\ndata: /pub/m?q=✓\n\n');
+  });
+  it('releases a CR-only endpoint event at once, without waiting for the next byte', () => {
+    const r = new SseEndpointRewriter((d) => `/pub${d}`);
+    assert.equal(r.push(Buffer.from('event: endpoint\rdata: /messages?sessionId=1\r\r')).toString(), 'event: endpoint\rdata: /pub/messages?sessionId=1\r\r');
+    assert.equal(r.push(Buffer.from('\ndata: next\r\r')).toString(), '\ndata: next\r\r');
   });
   it('passes an unfinished stream through at the end', () => {
     assert.equal(run(['event: endpoint\ndata: /m']), 'event: endpoint\ndata: /m');
