@@ -80,6 +80,7 @@ class Relay implements UpstreamListener, Drainable {
   private idleTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
+  private head: { statusCode: number; out: ReturnType<typeof downstreamResponseHeaders> } | undefined;
   private waitingForDrain = false;
   private released = false;
   private tap: ResponseTap | undefined;
@@ -158,6 +159,13 @@ class Relay implements UpstreamListener, Drainable {
       return this.end('upstream-auth', new SluiceError('SLUICE_ERR_UPSTREAM_AUTH', 'check auth.upstreamCredential'));
     }
     this.sse = isEventStream(headers);
+    const encoding = headers['content-encoding'];
+    if (encoding !== undefined && !/^\s*identity\s*$/i.test(String(encoding)) && (this.sse || (guard && !guard.policy.open))) {
+      // Sluice asks for identity. An SSE stream or a filtered list compressed anyway cannot take
+      // heartbeats, the endpoint rewrite or filtering without being corrupted: refused, not mangled.
+      ctx.log.warn({ route: route.path, replica: replica.id, encoding: String(encoding) }, 'upstream sent a content-encoded stream despite accept-encoding: identity');
+      return this.end('upstream-error', new SluiceError('SLUICE_ERR_UPSTREAM_PROTOCOL', `content-encoding ${String(encoding)} on a response Sluice must read`));
+    }
     const out = downstreamResponseHeaders(headers, this.sse);
     // With CORS on for the route, Sluice's headers (set by applyCors) are the only ones.
     if (corsEnabled(route.config.cors)) {
@@ -187,12 +195,17 @@ class Relay implements UpstreamListener, Drainable {
       out[H.sessionId] = token;
       ex.responseSessionId = token;
     }
-    res.writeHead(statusCode, out);
-    ex.headersAt = performance.now();
     if (logsPayloads(ex)) this.tap = new ResponseTap(ex, this.sse);
     const t = ctx.config.timeouts;
     if (t.streamIdle > 0) this.idleTimer = setTimeout(this.onUpstreamIdle, t.streamIdle);
-    if (!this.sse) return;
+    if (!this.sse) {
+      // Written with the first body byte: an upstream that breaks before any (a malformed chunk)
+      // still gets the client a 502 instead of a cut connection.
+      this.head = { statusCode, out };
+      return;
+    }
+    res.writeHead(statusCode, out);
+    ex.headersAt = performance.now();
     res.flushHeaders();
     if (ctx.metrics) {
       ctx.metrics.streamOpened(routeLabel(ctx, route.path)!);
@@ -232,6 +245,7 @@ class Relay implements UpstreamListener, Drainable {
       this.writeSse(out);
       return;
     }
+    this.writeHead();
     this.ex.bytesOut += chunk.length;
     this.tap?.push(chunk);
     if (!this.res.write(chunk)) {
@@ -249,6 +263,7 @@ class Relay implements UpstreamListener, Drainable {
     if (rest && rest.length > 0) {
       if (this.sse) this.writeSse(this.rewriter ? this.rewriter.push(rest) : rest);
       else {
+        this.writeHead();
         this.ex.bytesOut += rest.length;
         this.tap?.push(rest);
         this.res.write(rest);
@@ -264,6 +279,7 @@ class Relay implements UpstreamListener, Drainable {
     }
     if (this.finished) return; // the flush may have hit the slow-client cap
     this.finished = true;
+    this.writeHead();
     this.tap?.end();
     this.res.end();
     this.cleanup();
@@ -329,6 +345,15 @@ class Relay implements UpstreamListener, Drainable {
     if (route.pool.failed(this.replica)) {
       ex.ctx.log.warn({ route: route.path, replica: this.replica.id, for: route.config.ejection.duration }, 'replica ejected after consecutive failures');
     }
+  }
+
+  /** The upstream's status and headers of a non-SSE answer, held until its first byte. */
+  private writeHead(): void {
+    const head = this.head;
+    if (!head) return;
+    this.head = undefined;
+    this.res.writeHead(head.statusCode, head.out);
+    this.ex.headersAt = performance.now();
   }
 
   private writeSse(chunk: Buffer): void {

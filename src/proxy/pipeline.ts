@@ -9,6 +9,7 @@ import { forward } from './forward.ts';
 import { clientAddress } from '../security/forwarded.ts';
 import { forwardedOf } from './upstream-headers.ts';
 import { respondError } from './respond-error.ts';
+import { arrived, closesConnection } from './connection-order.ts';
 import { authenticate, authorize, serveResourceMetadata } from './auth-stages.ts';
 import { admit, applyCors, checkHead, checkHostOrigin, classify, openSessionToken, readRequestBody, selectReplica, selectRoute } from './stages.ts';
 
@@ -17,6 +18,13 @@ export const STAGES: readonly Stage[] = [checkHead, serveResourceMetadata, selec
 export function handleRequest(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse, listener: HostOriginPolicy): void {
   // HTTP/2 names the authority :authority; every stage reads Host.
   if (req.httpVersionMajor === 2 && req.headers.host === undefined && typeof req.headers[':authority'] === 'string') req.headers.host = req.headers[':authority'];
+  // A client that asked for its connection to close after this request: anything it pipelined
+  // behind it is not run (stages.ts admit).
+  if (req.httpVersionMajor === 1) {
+    arrived(req);
+    const connection = req.headers.connection;
+    if (req.httpVersionMinor === 0 ? !/keep-alive/i.test(connection ?? '') : connection !== undefined && /close/i.test(connection)) closesConnection(req);
+  }
   const ex = newExchange(ctx, req, res, listener);
   // Logged after the close event has reached every listener (a microtask later), so each
   // stage's own close handler has recorded the outcome first.

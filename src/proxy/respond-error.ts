@@ -2,6 +2,7 @@
 // body when the request was JSON-RPC (id echoed when known).
 import { isSluiceError, SluiceError } from '../core/errors.ts';
 import type { Exchange } from './exchange.ts';
+import { closesConnection } from './connection-order.ts';
 
 export function toSluiceError(err: unknown): SluiceError {
   return isSluiceError(err) ? err : new SluiceError('SLUICE_ERR_INTERNAL', undefined, { cause: err });
@@ -32,7 +33,10 @@ export function respondError(ex: Exchange, err: unknown): void {
   };
   // The request body may be unread (413, early errors): don't keep a connection whose framing
   // we no longer track.
-  if (!ex.req.complete && ex.req.httpVersionMajor < 2) headers['connection'] = 'close';
+  if (!ex.req.complete && ex.req.httpVersionMajor < 2) {
+    headers['connection'] = 'close';
+    closesConnection(ex.req);
+  }
   if (ex.req.httpVersionMajor >= 2) delete headers['connection']; // no connection-specific fields in HTTP/2
   res.writeHead(e.status, headers);
   ex.headersAt = performance.now();

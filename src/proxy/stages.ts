@@ -14,12 +14,16 @@ import { readBody } from '../transport/read-body.ts';
 import type { Replica } from '../routing/replica-pool.ts';
 import type { Exchange, Stage } from './exchange.ts';
 import { logRequestPayload, logsPayloads } from './payload-log.ts';
+import { behindClose } from './connection-order.ts';
 
 const REFUSED_METHODS = new Set(['TRACE', 'CONNECT']);
 
 /** accept: shutdown, header limits, duplicates, request target. */
 export const checkHead: Stage = (ex) => {
   const { req, ctx } = ex;
+  // An HTTP/1 connection that claims another version (`POST / HTTP/2.0`): refused before anything
+  // runs, so no client gets an error for a request the upstream executed.
+  if (req.httpVersionMajor !== 1 && !('stream' in req)) throw new SluiceError('SLUICE_ERR_BAD_REQUEST', `HTTP/${req.httpVersion} on an HTTP/1 connection`, { headers: { connection: 'close' } });
   if (ctx.draining) {
     throw new SluiceError('SLUICE_ERR_SHUTTING_DOWN', undefined, { headers: { connection: 'close', 'retry-after': '1' } });
   }
@@ -176,7 +180,10 @@ function ownerOf(ex: Exchange, claims: SessionClaims | undefined): Replica {
  * deadline and memory budget instead) cannot fill the cap and starve requests that are ready.
  */
 export const admit: Stage = (ex) => {
-  const { ctx, res } = ex;
+  const { ctx, res, req } = ex;
+  // Its answer would queue behind one that closes the connection: it can never be delivered, so
+  // it must not run. (The error answer queued here is dropped with the connection.)
+  if (req.httpVersionMajor === 1 && behindClose(req)) throw new SluiceError('SLUICE_ERR_BAD_REQUEST', 'pipelined behind an answer that closes the connection');
   ctx.inFlight++;
   res.once('close', () => ctx.inFlight--);
   const cap = ctx.config.limits.concurrency;
