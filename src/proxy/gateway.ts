@@ -179,7 +179,7 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
   const registry = await loadRegistry(config);
   const token = config.admin.listen ? adminToken(config, process.env) : '';
   const configs = routeConfigs(config, registry, log);
-  const client = new UpstreamClient({ connectTimeoutMs: config.timeouts.connect, headersTimeoutMs: config.timeouts.responseHeaders, ...deps });
+  const client = new UpstreamClient({ connectTimeoutMs: config.timeouts.connect, headersTimeoutMs: config.timeouts.responseHeaders > 0 ? config.timeouts.responseHeaders + 2_000 : 0, ...deps });
   const rl = config.rateLimiting;
   const sharedBuckets = rl.redis ? new RedisBuckets(rl.redis, rl.keyPrefix, rl.timeout, (err) => log.debug({ err: err.message }, 'redis connection error')) : undefined;
   if (sharedBuckets && !(await sharedBuckets.ready(2_000))) log.warn({ failOpen: rl.failOpen }, 'rate-limit Redis not reachable at start; limits apply once it is');

@@ -18,6 +18,7 @@ import { AddressRefused, guardedConnector, systemResolver, type Connector, type 
 
 export interface UpstreamClientOptions {
   connectTimeoutMs: number;
+  /** undici's own response-header timeout: a backstop only (its timers run up to 0.5 s late); the exchange keeps the exact one. */
   headersTimeoutMs: number;
   /** DNS for upstream names; tests inject one so no real lookup is made. */
   resolver?: Resolver;

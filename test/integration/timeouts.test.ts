@@ -70,8 +70,11 @@ describe('timeouts and upstream failures', () => {
     });
     const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: `${fake.url}/mcp` }], timeouts: { responseHeaders: '300ms' } });
     try {
+      const t0 = performance.now();
       const r = await send(`${gw.base}/mcp`, { method: 'POST', headers: JSON_HEADERS, body: rpc('tools/call', { name: 'x' }, 5) });
       assert.equal(r.status, 504);
+      // Sluice's own timer answers, not undici's backstop (2 s later and up to 0.5 s late).
+      assert.ok(performance.now() - t0 < 2000);
       const body = JSON.parse(r.body.toString()) as { id: number; error: { data: { sluice: string } } };
       assert.equal(body.id, 5);
       assert.equal(body.error.data.sluice, 'SLUICE_ERR_UPSTREAM_TIMEOUT');
