@@ -35,6 +35,11 @@ export const checkHead: Stage = (ex) => {
   if (REFUSED_METHODS.has(req.method ?? '')) {
     throw new SluiceError('SLUICE_ERR_METHOD_NOT_ALLOWED', req.method, { headers: { allow: 'GET, POST, DELETE, OPTIONS, HEAD' } });
   }
+  // A body on GET or HEAD has no meaning in MCP, and an upstream that does not read it would
+  // take it for the next request on its connection: refused.
+  if ((req.method === 'GET' || req.method === 'HEAD') && (req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0')) {
+    throw new SluiceError('SLUICE_ERR_BAD_REQUEST', `${req.method} with a body`);
+  }
   const target = originFormTarget(req.url);
   if (!target) throw new SluiceError('SLUICE_ERR_BAD_REQUEST', 'unsupported request target');
   // Routing, policy and the upstream all see one normalised path (dot segments resolved).

@@ -2,11 +2,23 @@
 // cut), the payload tap holds a bounded share of a huge event, and CR-only framing flows, gets
 // heartbeats and a shutdown retry hint.
 import assert from 'node:assert/strict';
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type ServerResponse } from 'node:http';
 import { describe, it } from 'node:test';
 import { sleep, startFakeUpstream, startTestGateway, waitFor } from '../../helpers.ts';
 
 const MiB = 1024 * 1024;
+
+function untilDrainOrClose(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
 
 /** An upstream that answers each GET with one SSE event of `size` bytes of data, written as fast as its socket takes it. */
 function bigEventUpstream(size: number, onClose?: () => void) {
@@ -16,7 +28,7 @@ function bigEventUpstream(size: number, onClose?: () => void) {
     const piece = Buffer.alloc(MiB, 'x');
     res.write('data: ');
     for (let sent = 0; sent < size && !res.destroyed; sent += MiB) {
-      if (!res.write(piece)) await new Promise((r) => res.once('drain', r).once('close', r));
+      if (!res.write(piece)) await untilDrainOrClose(res);
     }
     res.end('\n\n');
   });
