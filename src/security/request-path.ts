@@ -17,6 +17,7 @@ export type PathVerdict =
 
 const UNRESERVED = /[A-Za-z0-9\-._~]/;
 const HEX = /^[0-9A-Fa-f]{2}$/;
+const PLAIN = /^[^%\\#.\x00-\x20\x7f]*$/;
 
 /**
  * Normalise an origin-form path. Refused: encoded `/` or `\` (an upstream that decodes before
@@ -26,6 +27,8 @@ const HEX = /^[0-9A-Fa-f]{2}$/;
  */
 export function normalizePath(raw: string): PathVerdict {
   if (!raw.startsWith('/')) return { ok: false, reason: 'path must start with /' };
+  // Nearly every request: nothing to decode or resolve.
+  if (PLAIN.test(raw)) return { ok: true, path: raw, floor: Infinity };
   let decoded = '';
   for (let i = 0; i < raw.length; i++) {
     const c = raw.charCodeAt(i);
