@@ -282,7 +282,7 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
       let server: Listening;
       if (l.tls) {
         const files = l.tls;
-        const tls = createTlsServer(files, { maxHeaderSize: config.limits.headerBytes }, handler, (err) =>
+        const tls = createTlsServer(files, { maxHeaderSize: config.limits.headerBytes, ...clientTimeouts(config) }, handler, (err) =>
           err ? log.error({ cert: files.cert, err: err.message }, 'TLS certificate reload failed; kept the running one') : log.info({ cert: files.cert }, 'TLS certificate reloaded'),
         );
         unwatchers.push(tls.unwatch);

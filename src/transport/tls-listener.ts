@@ -43,12 +43,21 @@ export interface TlsServer {
 
 export function createTlsServer(
   files: TlsFiles,
-  options: { maxHeaderSize: number },
+  /** Node's request deadlines apply to HTTP/1.1 connections on this listener too. */
+  options: { maxHeaderSize: number; headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number },
   handler: (req: IncomingMessage, res: ServerResponse) => void,
   onReload: (error: Error | undefined) => void,
 ): TlsServer {
   const server = createSecureServer(
-    { ...load(files), minVersion: 'TLSv1.2', allowHTTP1: true, settings: { maxHeaderListSize: options.maxHeaderSize } },
+    {
+      ...load(files),
+      minVersion: 'TLSv1.2',
+      allowHTTP1: true,
+      settings: { maxHeaderListSize: options.maxHeaderSize },
+      headersTimeout: options.headersTimeout,
+      requestTimeout: options.requestTimeout,
+      connectionsCheckingInterval: options.connectionsCheckingInterval,
+    } as Parameters<typeof createSecureServer>[0],
     handler as unknown as Parameters<typeof createSecureServer>[1],
   );
   const sessions = new Set<Http2Session>();

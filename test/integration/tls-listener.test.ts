@@ -142,3 +142,29 @@ describe('TLS listener', () => {
     await assert.rejects(startTestGateway({ listen: [{ host: '127.0.0.1', port: 0, tls: { cert: join(dir, 'next.pem'), key: other.keyFile } }], routes: [{ path: '/mcp', upstream: 'http://127.0.0.1:9/mcp' }] }), /next\.pem .*key values mismatch/i);
   });
 });
+
+describe('TLS listener deadlines (issue 15.3)', () => {
+  it('an HTTP/1.1 head sent slowly over TLS is cut at timeouts.requestHeaders with 408', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-tls-'));
+    const ca = makeCerts(dir, 'slow.sluice.test');
+    const up = await startFakeUpstream((_req, res) => void res.writeHead(200).end());
+    const gw = await startTestGateway({ listen: [{ host: '127.0.0.1', port: 0, tls: { cert: join(dir, 'next.pem'), key: join(dir, 'next.key') } }], routes: [{ path: '/mcp', upstream: `${up.url}/mcp` }], timeouts: { requestHeaders: '1s' } });
+    try {
+      const t0 = Date.now();
+      const text = await new Promise<string>((resolve, reject) => {
+        const s = tlsConnect({ host: '127.0.0.1', port: gw.port, ca, servername: 'localhost', ALPNProtocols: ['http/1.1'] }, () => s.write('POST /mcp HTTP/1.1\r\nHost: localhost\r\n'));
+        let data = '';
+        s.on('data', (d: Buffer) => (data += d.toString('latin1')));
+        s.on('error', reject);
+        s.on('close', () => resolve(data));
+        setTimeout(() => s.destroy(), 8000).unref();
+      });
+      assert.match(text, /^HTTP\/1\.1 408 /);
+      assert.ok(Date.now() - t0 < 6000, 'cut by the header deadline, not the test timer');
+      assert.equal(up.requests.length, 0);
+    } finally {
+      await gw.close();
+      await up.close();
+    }
+  });
+});
