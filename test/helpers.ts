@@ -2,7 +2,7 @@
 // small raw-HTTP helpers. Everything listens on 127.0.0.1 only.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { connect as netConnect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { after, before } from 'node:test';
 import { buildConfig } from '../src/config/load.ts';
@@ -96,6 +96,26 @@ export function send(url: string, opts: { method?: string; headers?: Record<stri
     );
     req.on('error', reject);
     req.end(opts.body);
+  });
+}
+
+/**
+ * Raw bytes on one fresh connection, byte for byte (no client normalises them); resolves with
+ * everything the server sent (latin1) once it closes the connection, or `timeoutMs` passed.
+ */
+export function rawExchange(port: number, bytes: string | Buffer, timeoutMs = 3000): Promise<string> {
+  return new Promise((resolve) => {
+    const sock = netConnect(port, '127.0.0.1');
+    let data = '';
+    const timer = setTimeout(() => sock.destroy(), timeoutMs);
+    sock.setEncoding('latin1');
+    sock.on('data', (d: string) => (data += d));
+    sock.on('error', () => undefined);
+    sock.on('close', () => {
+      clearTimeout(timer);
+      resolve(data);
+    });
+    sock.write(bytes);
   });
 }
 

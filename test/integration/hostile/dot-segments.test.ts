@@ -1,21 +1,13 @@
 // Issue 15 item 1: dot segments in every spelling must never carry a request from one route to
 // another route's upstream path (past that route's policy), whatever the upstream's URL parser.
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { accessLines, rpc, startFakeUpstream, startTestGateway, type FakeUpstream, type TestGateway } from '../../helpers.ts';
+import { accessLines, rawExchange, rpc, startFakeUpstream, startTestGateway, type FakeUpstream, type TestGateway } from '../../helpers.ts';
 
 /** One raw HTTP/1.1 request, the target sent byte for byte (no client normalises it). */
-function rawPost(port: number, target: string, body: string): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const sock = connect(port, '127.0.0.1');
-    let data = '';
-    sock.setEncoding('latin1');
-    sock.on('data', (d: string) => (data += d));
-    sock.on('error', reject);
-    sock.on('close', () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(data)?.[1] ?? 0), text: data }));
-    sock.write(`POST ${target} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-  });
+async function rawPost(port: number, target: string, body: string): Promise<{ status: number; text: string }> {
+  const text = await rawExchange(port, `POST ${target} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), text };
 }
 
 describe('dot segments and encoded separators (issue 15.1)', () => {
@@ -102,15 +94,7 @@ describe('CONNECT (issue 15.13)', () => {
     const up = await startFakeUpstream((_req, res) => void res.writeHead(200).end());
     const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: `${up.url}/mcp` }] });
     try {
-      const text = await new Promise<string>((resolve, reject) => {
-        const sock = connect(gw.port, '127.0.0.1');
-        let data = '';
-        sock.setEncoding('latin1');
-        sock.on('data', (d: string) => (data += d));
-        sock.on('error', reject);
-        sock.on('close', () => resolve(data));
-        sock.write(`CONNECT 127.0.0.1:${up.port} HTTP/1.1\r\nHost: 127.0.0.1:${up.port}\r\n\r\n`);
-      });
+      const text = await rawExchange(gw.port, `CONNECT 127.0.0.1:${up.port} HTTP/1.1\r\nHost: 127.0.0.1:${up.port}\r\n\r\n`);
       assert.match(text, /^HTTP\/1\.1 405 /);
       assert.match(text, /allow: GET, POST, DELETE, OPTIONS, HEAD/i);
       assert.equal(up.requests.length, 0);

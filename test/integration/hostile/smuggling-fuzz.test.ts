@@ -2,29 +2,14 @@
 // upstream must never see it) and a bounded fuzz run of random HTTP requests and JSON-RPC bodies
 // (no crash, no internal error, memory flat). Bounded in count and time; loopback only.
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { JSON_HEADERS, rpc, send, startFakeUpstream, startTestGateway, type FakeUpstream, type TestGateway } from '../../helpers.ts';
+import { JSON_HEADERS, rawExchange, rpc, send, startFakeUpstream, startTestGateway, type FakeUpstream, type TestGateway } from '../../helpers.ts';
 
 const CANARY = rpc('tools/call', { name: 'SMUGGLED_CANARY' }, 99);
 const LEGIT = rpc('tools/list', {}, 1);
 
-/** Sends raw bytes on one keep-alive connection, then waits `ms` for whatever comes back. */
-function raw(port: number, bytes: string | Buffer, ms = 400): Promise<string> {
-  return new Promise((resolve) => {
-    const sock = connect(port, '127.0.0.1');
-    let data = '';
-    sock.setEncoding('latin1');
-    sock.on('data', (d: string) => (data += d));
-    sock.on('error', () => undefined);
-    const timer = setTimeout(() => sock.destroy(), ms);
-    sock.on('close', () => {
-      clearTimeout(timer);
-      resolve(data);
-    });
-    sock.write(bytes);
-  });
-}
+/** How long each keep-alive connection is watched for answers before it is let go. */
+const WATCH_MS = 400;
 
 function smuggled(port: number): string {
   return `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: ${CANARY.length}\r\n\r\n${CANARY}`;
@@ -72,7 +57,7 @@ describe('hostile wire input (issue 15)', () => {
     const cases = corpus(gw.port);
     for (const [name, bytes] of cases) {
       const before = up.requests.length;
-      await raw(gw.port, bytes);
+      await rawExchange(gw.port, bytes, WATCH_MS);
       const added = up.requests.slice(before);
       assert.ok(added.length <= 1, `${name}: ${added.length} upstream requests`);
       assert.ok(!added.some((r) => r.body.toString().includes('SMUGGLED_CANARY')), `${name}: the canary reached the upstream`);
@@ -82,7 +67,7 @@ describe('hostile wire input (issue 15)', () => {
     // two requests, each forwarded whole and on its own.
     const before = up.requests.length;
     const h = `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${gw.port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n`;
-    await raw(gw.port, `${h}Transfer-Encoding:\tchunked\r\n\r\n${LEGIT.length.toString(16)}\r\n${LEGIT}\r\n0\r\n\r\n${smuggled(gw.port)}`);
+    await rawExchange(gw.port, `${h}Transfer-Encoding:\tchunked\r\n\r\n${LEGIT.length.toString(16)}\r\n${LEGIT}\r\n0\r\n\r\n${smuggled(gw.port)}`, WATCH_MS);
     assert.deepEqual(up.requests.slice(before).map((r) => r.body.toString()), [LEGIT, CANARY]);
     const after = await send(`${gw.base}/mcp`, { method: 'POST', headers: JSON_HEADERS, body: LEGIT });
     assert.equal(after.status, 200, 'still serving');
@@ -125,7 +110,7 @@ describe('hostile wire input (issue 15)', () => {
         sent += 16;
       }
     };
-    await batch(() => raw(gw.port, mutate(base), 150), 800);
+    await batch(() => rawExchange(gw.port, mutate(base), 150), 800);
     const versions = [undefined, '2025-03-26', '2025-11-25', '2026-07-28'];
     await batch(async () => {
       const v = pick(versions);

@@ -2,27 +2,9 @@
 // compressed streams Sluice must read are refused rather than corrupted; an upstream that breaks
 // before its first body byte gets the client a 502, not a cut connection.
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { describe, it } from 'node:test';
-import { accessLines, JSON_HEADERS, rpc, send, sleep, startFakeUpstream, startTestGateway, waitFor } from '../../helpers.ts';
-
-/** Writes `bytes` on one connection and collects everything until the server closes it (or `ms` pass). */
-function exchange(port: number, bytes: string, ms = 3000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const sock = connect(port, '127.0.0.1');
-    let data = '';
-    const timer = setTimeout(() => sock.destroy(), ms);
-    sock.setEncoding('latin1');
-    sock.on('data', (d: string) => (data += d));
-    sock.on('error', reject);
-    sock.on('close', () => {
-      clearTimeout(timer);
-      resolve(data);
-    });
-    sock.write(bytes);
-  });
-}
+import { accessLines, JSON_HEADERS, rawExchange, rpc, send, sleep, startFakeUpstream, startTestGateway, waitFor } from '../../helpers.ts';
 
 const post = (port: number, body: string, extra = '') =>
   `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n${extra}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
@@ -38,16 +20,16 @@ describe('pipelining behind a closing answer (issue 15.9)', () => {
       const canary = rpc('tools/call', { name: 'canary_pipelined' }, 2);
       // 1: the client asks for the connection to close after the first answer (Node refuses
       // what follows with its own 400).
-      const a = await exchange(gw.port, post(gw.port, rpc('tools/list'), 'Connection: close\r\n') + post(gw.port, canary));
+      const a = await rawExchange(gw.port, post(gw.port, rpc('tools/list'), 'Connection: close\r\n') + post(gw.port, canary));
       assert.ok((a.match(/HTTP\/1\.1 /g) ?? []).length <= 1, 'at most one answer on the wire');
       // 2: the first request's own answer closes the connection (413 for a declared length past
       // the limit, its body sent anyway): Node discards that body and parses the next request.
-      const b = await exchange(gw.port, post(gw.port, JSON.stringify({ pad: 'x'.repeat(2000) })) + post(gw.port, canary));
+      const b = await rawExchange(gw.port, post(gw.port, JSON.stringify({ pad: 'x'.repeat(2000) })) + post(gw.port, canary));
       assert.match(b, /^HTTP\/1\.1 413 /);
       assert.equal((b.match(/HTTP\/1\.1 /g) ?? []).length, 1, 'one answer on the wire');
       await waitFor(() => accessLines(gw.logs).some((l) => String(l['error']).includes('pipelined behind an answer that closes the connection')), 2000, 'the pipelined request refused');
       // 3: HTTP/2.0 in an HTTP/1 request line is refused before anything runs.
-      const c = await exchange(gw.port, post(gw.port, canary).replace('HTTP/1.1', 'HTTP/2.0'));
+      const c = await rawExchange(gw.port, post(gw.port, canary).replace('HTTP/1.1', 'HTTP/2.0'));
       assert.match(c, /^HTTP\/1\.1 400 /);
       await sleep(300);
       assert.ok(!up.requests.some((r) => r.body.toString().includes('canary_pipelined')), JSON.stringify(up.requests.map((r) => r.body.toString())));
