@@ -10,7 +10,7 @@ const layer = (dir, forbidden) => ({
 });
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'results/**', 'scratch/**'] },
+  { ignores: ['node_modules/**', 'results/**', 'scratch/**', 'dist/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {

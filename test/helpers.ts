@@ -210,26 +210,34 @@ export interface SluiceProcess {
   child: ChildProcess;
   /** What it printed on stdout so far (the JSON log lines). */
   stdout: () => string;
+  /** What it printed on stderr so far (the banner). */
+  stderr: () => string;
   /** SIGTERM, and the exit code. */
   stop: () => Promise<number | null>;
 }
 
 /** Runs `sluice ARGS` as a user would; resolves once its stderr shows `ready` (the banner). */
-export async function spawnSluice(args: string[], ready: string, env: NodeJS.ProcessEnv = process.env): Promise<SluiceProcess> {
-  const child = spawn(process.execPath, [new URL('../bin/sluice.js', import.meta.url).pathname, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+export function spawnSluice(args: string[], ready: string, env: NodeJS.ProcessEnv = process.env): Promise<SluiceProcess> {
+  return spawnUntil(process.execPath, [new URL('../bin/sluice.js', import.meta.url).pathname, ...args], ready, env);
+}
+
+/** Runs PROGRAM ARGS; resolves once its stderr shows `ready`, rejects if it exits first. */
+export async function spawnUntil(program: string, args: string[], ready: string | RegExp, env: NodeJS.ProcessEnv = process.env): Promise<SluiceProcess> {
+  const child = spawn(program, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
+  let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   await new Promise<void>((resolve, reject) => {
-    let err = '';
     child.stderr.on('data', (d: Buffer) => {
       err += d.toString();
-      if (err.includes(ready)) resolve();
+      if (typeof ready === 'string' ? err.includes(ready) : ready.test(err)) resolve();
     });
-    child.once('exit', () => reject(new Error(`sluice ${args.join(' ')} exited: ${err}`)));
+    child.once('exit', () => reject(new Error(`${program} ${args.join(' ')} exited: ${err}`)));
   });
   return {
     child,
     stdout: () => out,
+    stderr: () => err,
     stop: async () => {
       if (child.exitCode === null) child.kill('SIGTERM');
       return child.exitCode ?? (await new Promise<number | null>((r) => child.once('exit', r)));

@@ -1,7 +1,7 @@
 // The upstream HTTP client: one undici Agent for the whole gateway, driven through its low-level
 // dispatch API. Each exchange gets one small handler object, with no AbortController, no
 // Readable body and no async iterator: a per-request AbortController plus stream plumbing
-// roughly doubles a Node proxy's CPU per small request (shared/reference/perf-anchors.md §3.6),
+// roughly doubled this gateway's CPU per small request (bench/README.md, "What changed"),
 // and every such object is held for the life of an idle SSE stream.
 // Connections: one undici Client (one socket) per exchange, taken from a per-origin stack of idle
 // ones and put back after a clean end. undici's own Pool walks all of its clients on every
