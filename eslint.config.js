@@ -1,11 +1,11 @@
-// Lint rules, including the import direction of docs/DESIGN (core <- config/observability/security
-// <- session/routing/transport <- proxy <- cli).
+// Lint rules, including the import direction of docs/architecture.md §5 (core <- config /
+// observability / security / session <- routing / transport <- proxy <- cli).
 import tseslint from 'typescript-eslint';
 
 const layer = (dir, forbidden) => ({
   files: [`src/${dir}/**/*.ts`],
   rules: {
-    'no-restricted-imports': ['error', { patterns: forbidden.map((f) => ({ group: [`**/${f}/*`, `../${f}/*`], message: `src/${dir} must not import src/${f} (see DESIGN.md §5)` })) }],
+    'no-restricted-imports': ['error', { patterns: forbidden.map((f) => ({ group: [`**/${f}/*`, `../${f}/*`], message: `src/${dir} must not import src/${f} (see docs/architecture.md §5)` })) }],
   },
 });
 
@@ -26,8 +26,13 @@ export default tseslint.config(
   layer('routing', ['session', 'transport', 'proxy', 'cli', 'demo']),
   layer('transport', ['session', 'routing', 'proxy', 'cli', 'demo']),
   layer('proxy', ['cli', 'demo']),
-  layer('demo', ['proxy', 'cli']),
+  layer('demo', ['config', 'observability', 'security', 'session', 'routing', 'transport', 'proxy', 'cli', 'doctor', 'probe', 'generate']),
   // The doctor is a client of the wire: it shares vocabulary (core) and nothing of the gateway.
   layer('doctor', ['config', 'observability', 'security', 'session', 'routing', 'transport', 'proxy', 'cli', 'demo', 'probe']),
-  layer('probe', ['proxy', 'cli', 'doctor']),
+  layer('probe', ['config', 'observability', 'security', 'session', 'routing', 'transport', 'proxy', 'cli', 'doctor', 'generate']),
+  layer('generate', ['observability', 'security', 'session', 'routing', 'transport', 'proxy', 'cli', 'demo', 'doctor', 'probe']),
+  {
+    files: ['src/index.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['./cli/*'], message: 'the library entry must not import src/cli (see docs/architecture.md §5)' }] }] },
+  },
 );
