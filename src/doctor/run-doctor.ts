@@ -153,10 +153,14 @@ async function statelessProbe(ctx: DoctorContext): Promise<boolean> {
   return true;
 }
 
+const MAX_OPENINGS = 10;
+
 /**
  * initialize → notifications/initialized → tools/list. A session whose first request is
  * answered 404 was lost to another replica: that is evidence for the affinity check, and the
- * doctor tries a new one (hash-on-session balancing keeps a session once its hash fits).
+ * doctor tries a new one (hash-on-session balancing keeps a session once its hash fits). Up to
+ * ten: behind such balancing over two replicas each new session fits with odds 1/2, so four tries
+ * still found none 1 time in 16; ten leave 1 in 1,024 (three replicas: 1 in 58).
  */
 async function establish(ctx: DoctorContext, first: Session): Promise<{ session: Session; list: RpcExchange; notification: RpcExchange; lost: string[] }> {
   const { peer } = ctx;
@@ -169,7 +173,7 @@ async function establish(ctx: DoctorContext, first: Session): Promise<{ session:
     const list = await peer.request(session, 'tools/list');
     ctx.rttMs = Math.round(performance.now() - t0);
     const ok = list.reply !== undefined && 'result' in list.reply;
-    if (ok || list.status !== 404 || !session.id || attempt >= 4) return { session, list, notification, lost };
+    if (ok || list.status !== 404 || !session.id || attempt >= MAX_OPENINGS) return { session, list, notification, lost };
     const creator = probeInstanceOf(session.serverName);
     lost.push(`the first request of a session${creator ? ` created on ${creator}` : ''} was answered ${describeReply(list)}`);
     const next = await peer.initialize();
