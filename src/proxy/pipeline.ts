@@ -1,4 +1,4 @@
-// The order of the request stages lives here and only here.
+// The order of the request stages lives here and only here (docs/architecture.md §3 describes each).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { formatAccessLine, hashSessionId, pathForLog, securityEventOf, type AccessRecord } from '../observability/access-log.ts';
