@@ -1,5 +1,6 @@
 // The stages that decide who may call what: protected-resource metadata, bearer authentication
-// (resource-server mode), then the method/tool policy, rate limits and the upstream credential.
+// (resource-server mode), then the method/tool policy, rate limits and the upstream credential;
+// and their twins on the answer: the rejected-credential rule, the public challenge, list filtering.
 import { createHash } from 'node:crypto';
 import { SluiceError } from '../core/errors.ts';
 import { nameOf } from '../core/mcp.ts';
@@ -11,7 +12,9 @@ import { hostAllowed } from '../security/host-origin.ts';
 import { InvalidToken } from '../security/jwt-verifier.ts';
 import { missingScopes } from '../security/principal.ts';
 import { fetchSmall } from '../transport/fetch-small.ts';
-import type { Exchange, Stage } from './exchange.ts';
+import type { Exchange, ResponseStage, Stage } from './exchange.ts';
+import { ListFilter } from './list-filter.ts';
+import { LIST_METHODS } from '../security/tool-policy.ts';
 import type { RateLimit, RouteGuard } from './route-guard.ts';
 
 const WELL_KNOWN = '/.well-known/oauth-protected-resource';
@@ -216,3 +219,45 @@ async function takeToken(ex: Exchange, limit: RateLimit, key: string): Promise<v
   }
   if (wait > 0) throw new SluiceError('SLUICE_ERR_RATE_LIMITED', `limit per ${limit.by}`, { headers: { 'retry-after': String(Math.max(1, Math.ceil(wait / 1000))) } });
 }
+
+/**
+ * Resource-server mode: the client's token was good (Sluice checked it), so an upstream 401 refused
+ * the route's own credential. Passing it on would send the client into a pointless re-authorization.
+ */
+export const refuseRejectedCredential: ResponseStage = (ex, head) => {
+  if (head.status !== 401) return;
+  const guard = ex.ctx.guards.get(ex.route!.path);
+  if (guard?.mode !== 'resource-server') return;
+  guard.credentialRejected();
+  const challenge = head.upstream['www-authenticate'];
+  ex.ctx.log.error({ route: ex.route!.path, replica: head.replica.id, challenge: typeof challenge === 'string' ? challenge : undefined }, 'upstream refused the route credential');
+  throw new SluiceError('SLUICE_ERR_UPSTREAM_AUTH', 'check auth.upstreamCredential');
+};
+
+/**
+ * Transparent mode: a challenge naming the upstream's own metadata URL names the public one
+ * instead (Sluice serves it there, with the public resource), so clients discover the right thing.
+ */
+export const publicChallenge: ResponseStage = (ex, head) => {
+  const challenge = head.headers['www-authenticate'];
+  if (typeof challenge !== 'string') return;
+  const guard = ex.ctx.guards.get(ex.route!.path);
+  if (guard?.mode !== 'transparent') return;
+  head.headers['www-authenticate'] = challenge.replace(/resource_metadata="([^"]*)"/gi, (whole, url: string) => {
+    try {
+      if (new URL(url).origin !== head.replica.origin) return whole;
+    } catch {
+      return whole;
+    }
+    return `resource_metadata="${metadataUrlOf(resourceUrl(ex, ex.route!, guard))}"`;
+  });
+};
+
+/** The policy's twin on the answer: list results (JSON, SSE, batches) keep only what the caller may use. */
+export const filterLists: ResponseStage = (ex, head) => {
+  const guard = ex.ctx.guards.get(ex.route!.path);
+  if (!guard || guard.policy.open) return;
+  if (!head.sse && !(ex.rpc?.method !== undefined && LIST_METHODS[ex.rpc.method]) && !ex.batch) return;
+  head.transforms.push(new ListFilter(guard.policy, ex.principal, head.sse));
+  if (!head.sse) delete head.headers['content-length'];
+};

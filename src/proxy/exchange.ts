@@ -1,10 +1,11 @@
 // One client request and what the stages learn about it; the single argument of every stage.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Span } from '@opentelemetry/api';
 import type { Era, JsonRpcSummary } from '../core/mcp.ts';
 import type { Replica } from '../routing/replica-pool.ts';
 import type { Route } from '../routing/route-table.ts';
 import type { HostOriginPolicy } from '../security/host-origin.ts';
+import type { BodyTransform } from '../transport/body-transform.ts';
 import type { Principal } from '../security/principal.ts';
 import type { GatewayContext } from './context.ts';
 
@@ -56,6 +57,28 @@ export interface Exchange {
 
 /** A request stage. It may enrich the exchange, throw a SluiceError to answer, or answer itself (last stage). */
 export type Stage = (ex: Exchange) => void | Promise<void>;
+
+/** The upstream's answer head on its way to the client, as the response stages build it. */
+export interface ResponseHead {
+  readonly status: number;
+  /** The upstream's headers as they arrived. */
+  readonly upstream: IncomingHttpHeaders;
+  /** What the client gets: set by crossResponseHeaders, adjusted by the stages after it. */
+  headers: Record<string, string | string[]>;
+  /** The body is an SSE stream (written as it comes, unbuffered). */
+  readonly sse: boolean;
+  /** The replica that answered. */
+  readonly replica: Replica;
+  /** Body transforms, run in the order the stages attached them. */
+  readonly transforms: BodyTransform[];
+}
+
+/**
+ * A response-head stage: reads the upstream's status and headers, adjusts what the client gets,
+ * may attach a body transform, or throws a SluiceError to refuse the answer (the exchange ends
+ * with that error instead; nothing of the upstream's answer reaches the client).
+ */
+export type ResponseStage = (ex: Exchange, head: ResponseHead) => void;
 
 export function newExchange(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse, listener: HostOriginPolicy): Exchange {
   return {

@@ -1,52 +1,26 @@
-// The terminal stage: send the request upstream and relay the answer. JSON bodies flow with
-// backpressure (the upstream read pauses while the client is slow); SSE flows chunk by chunk,
-// unbuffered, with heartbeats on silence, a cap on what a slow client may leave unread, and the
-// HTTP+SSE endpoint rewrite when paths differ. One Relay object per exchange holds all of it,
-// because an idle SSE stream keeps exactly that object (plus its two sockets) alive.
+// The terminal stage: send the request upstream and relay the answer. The answer's head goes
+// through the response stages (pipeline.ts lists them); the body through the transforms they
+// attached. What stays here is transport: dispatch and the move to another replica when a connect
+// fails, timers, backpressure (the upstream read pauses while the client is slow), SSE written
+// chunk by chunk with heartbeats on silence and a cap on what a slow client may leave unread, and
+// drain. One Relay object per exchange holds it, because an idle SSE stream keeps exactly that
+// object (plus its two sockets) alive.
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { SluiceError } from '../core/errors.ts';
-import { H } from '../core/mcp.ts';
-import { publicEndpoint, rewritesPaths, upstreamTarget } from '../routing/route-table.ts';
+import { upstreamTarget } from '../routing/route-table.ts';
 import type { Replica } from '../routing/replica-pool.ts';
-import { corsEnabled } from '../security/cors.ts';
-import { findSessionParam, replaceParam } from '../session/query-session.ts';
-import { hashPrincipal, sealSession } from '../session/token.ts';
-import { SseBoundary } from '../transport/sse-boundary.ts';
-import { SseEndpointRewriter } from '../transport/sse-endpoint-rewriter.ts';
+import { TransformChain, type BodyTransform } from '../transport/body-transform.ts';
+import { SseBoundary } from '../transport/sse-framing.ts';
 import { isConnectFailure, type UpstreamCall, type UpstreamListener } from '../transport/upstream-client.ts';
 import { routeLabel, type Drainable } from './context.ts';
-import type { Exchange, Stage } from './exchange.ts';
-import { logsPayloads, ResponseTap } from './payload-log.ts';
+import type { Exchange, ResponseHead, ResponseStage, Stage } from './exchange.ts';
 import { respondError } from './respond-error.ts';
-import { resourceUrl } from './auth-stages.ts';
-import { ListFilter } from './list-filter.ts';
-import { metadataUrlOf } from '../security/bearer.ts';
-import { LIST_METHODS } from '../security/tool-policy.ts';
-import { downstreamResponseHeaders, isEventStream, upstreamRequestHeaders } from './upstream-headers.ts';
+import { replicaFailed } from './stages.ts';
+import { isEventStream, upstreamRequestHeaders } from './upstream-headers.ts';
 
 const HEARTBEAT = Buffer.from(': keep-alive\n\n');
 // Shared: a client that leaves needs no stack trace of its own.
 const CLIENT_CLOSED = new SluiceError('SLUICE_ERR_BAD_REQUEST', 'client closed the connection');
-
-/**
- * Transparent mode: a challenge naming the upstream's own metadata URL names the public one
- * instead (Sluice serves it there, with the public resource), so clients discover the right thing.
- */
-function publicChallenge(ex: Exchange, challenge: string, replica: Replica): string {
-  return challenge.replace(/resource_metadata="([^"]*)"/gi, (whole, url: string) => {
-    try {
-      if (new URL(url).origin !== replica.origin) return whole;
-    } catch {
-      return whole;
-    }
-    return `resource_metadata="${metadataUrlOf(resourceUrl(ex, ex.route!, ex.ctx.guards.get(ex.route!.path)))}"`;
-  });
-}
-
-/** Sessions opened by an authenticated caller are sealed with (a hash of) who it was. */
-function principalHash(ex: Exchange): Buffer | undefined {
-  return ex.principal ? hashPrincipal(ex.principal.key) : undefined;
-}
 
 /**
  * A session's owner does not accept connections. With another replica to go to, the session is
@@ -59,10 +33,18 @@ function ownerUnreachable(ex: Exchange, owner: Replica): SluiceError {
   return new SluiceError('SLUICE_ERR_NO_HEALTHY_UPSTREAM', `route ${ex.route!.path}: the session's replica does not accept connections`, { headers: { 'retry-after': '1' } });
 }
 
-export const forward: Stage = (ex) => {
-  if (!ex.route || !ex.replica || ex.upstreamTarget === undefined) throw new SluiceError('SLUICE_ERR_INTERNAL', 'forward without a route');
-  new Relay(ex).start();
-};
+/** The forward stage, running `stages` on every answer's head. */
+export function forwardWith(stages: readonly ResponseStage[]): Stage {
+  return (ex) => {
+    if (!ex.route || !ex.replica || ex.upstreamTarget === undefined) throw new SluiceError('SLUICE_ERR_INTERNAL', 'forward without a route');
+    new Relay(ex, stages).start();
+  };
+}
+
+/** A transform that cannot go on: the upstream's body is not one Sluice can pass. */
+function protocolError(err: unknown): SluiceError {
+  return err instanceof SluiceError ? err : new SluiceError('SLUICE_ERR_UPSTREAM_PROTOCOL', (err as Error).message);
+}
 
 class Relay implements UpstreamListener, Drainable {
   readonly kind: 'stream' | 'request';
@@ -74,21 +56,21 @@ class Relay implements UpstreamListener, Drainable {
   private call: UpstreamCall | undefined;
   private finished = false;
   private sse = false;
+  private readonly stages: readonly ResponseStage[];
   private boundary: SseBoundary | undefined;
-  private rewriter: SseEndpointRewriter | undefined;
+  private transform: BodyTransform | undefined;
   private totalTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
   private headersTimer: NodeJS.Timeout | undefined;
-  private head: { statusCode: number; out: ReturnType<typeof downstreamResponseHeaders> } | undefined;
+  private head: { statusCode: number; out: Record<string, string | string[]> } | undefined;
   private waitingForDrain = false;
   private released = false;
-  private tap: ResponseTap | undefined;
-  private filter: ListFilter | undefined;
 
-  constructor(ex: Exchange) {
+  constructor(ex: Exchange, stages: readonly ResponseStage[]) {
     this.ex = ex;
+    this.stages = stages;
     this.replica = ex.replica!;
     this.res = ex.res;
     // A 2026-07-28 subscriptions/listen POST is a long-lived stream like a GET: shutdown ends it
@@ -151,108 +133,49 @@ class Relay implements UpstreamListener, Drainable {
     clearTimeout(this.headersTimer);
     const { ex, res } = this;
     const ctx = ex.ctx;
-    const route = ex.route!;
-    const replica = this.replica;
-    if (statusCode >= 500 && route.config.ejection.on5xx) this.upstreamFailed();
-    else route.pool.succeeded(replica);
-    const guard = ctx.guards.get(route.path);
-    if (statusCode === 401 && guard?.mode === 'resource-server') {
-      // The client's token was good (Sluice checked it); the upstream refused the route's own
-      // credential. Passing its 401 on would send the client into a pointless re-authorization.
-      guard.credentialRejected();
-      ctx.log.error({ route: route.path, replica: replica.id, challenge: typeof headers['www-authenticate'] === 'string' ? headers['www-authenticate'] : undefined }, 'upstream refused the route credential');
-      return this.end('upstream-auth', new SluiceError('SLUICE_ERR_UPSTREAM_AUTH', 'check auth.upstreamCredential'));
+    const head: ResponseHead = { status: statusCode, upstream: headers, headers: {}, sse: isEventStream(headers), replica: this.replica, transforms: [] };
+    try {
+      for (const stage of this.stages) stage(ex, head);
+    } catch (err) {
+      const refused = protocolError(err);
+      return this.end(refused.code === 'SLUICE_ERR_UPSTREAM_AUTH' ? 'upstream-auth' : 'upstream-error', refused);
     }
-    this.sse = isEventStream(headers);
-    const encoding = headers['content-encoding'];
-    if (encoding !== undefined && !/^\s*identity\s*$/i.test(String(encoding)) && (this.sse || (guard && !guard.policy.open))) {
-      // Sluice asks for identity. An SSE stream or a filtered list compressed anyway cannot take
-      // heartbeats, the endpoint rewrite or filtering without being corrupted: refused, not mangled.
-      ctx.log.warn({ route: route.path, replica: replica.id, encoding: String(encoding) }, 'upstream sent a content-encoded stream despite accept-encoding: identity');
-      return this.end('upstream-error', new SluiceError('SLUICE_ERR_UPSTREAM_PROTOCOL', `content-encoding ${String(encoding)} on a response Sluice must read`));
-    }
-    const out = downstreamResponseHeaders(headers, this.sse);
-    // With CORS on for the route, Sluice's headers (set by applyCors) are the only ones.
-    if (corsEnabled(route.config.cors)) {
-      for (const name of Object.keys(out)) if (name.startsWith('access-control-')) delete out[name];
-      const vary = res.getHeader('vary');
-      if (vary !== undefined && out['vary'] !== undefined) out['vary'] = `${String(out['vary'])}, ${String(vary)}`;
-    }
-    if (guard?.mode === 'transparent' && typeof out['www-authenticate'] === 'string') out['www-authenticate'] = publicChallenge(ex, out['www-authenticate'], replica);
-    if (guard && !guard.policy.open && (this.sse || (ex.rpc?.method !== undefined && LIST_METHODS[ex.rpc.method]) || ex.batch)) {
-      this.filter = new ListFilter(guard.policy, ex.principal, this.sse);
-      if (!this.sse) delete out['content-length'];
-    }
-    const minted = headers[H.sessionId];
-    const upstreamSession = Array.isArray(minted) ? minted[0] : minted;
-    if (upstreamSession !== undefined) {
-      // Upstream session ids never reach the client: it gets a token that routes back here.
-      let token: string;
-      try {
-        token =
-          upstreamSession === ex.upstreamSessionId
-            ? (ex.req.headers[H.sessionId] as string)
-            : sealSession(ctx.sessions, { route: route.path, replica: replica.id, upstreamSession, principal: principalHash(ex), issuedAt: Math.floor(Date.now() / 1000) });
-      } catch (err) {
-        this.end('upstream-error', new SluiceError('SLUICE_ERR_UPSTREAM_PROTOCOL', (err as Error).message));
-        return;
-      }
-      out[H.sessionId] = token;
-      ex.responseSessionId = token;
-    }
-    if (logsPayloads(ex)) this.tap = new ResponseTap(ex, this.sse);
+    this.sse = head.sse;
+    const steps = head.transforms;
+    if (steps.length > 0) this.transform = steps.length === 1 ? steps[0] : new TransformChain(steps);
     const t = ctx.config.timeouts;
     if (t.streamIdle > 0) this.idleTimer = setTimeout(this.onUpstreamIdle, t.streamIdle);
     if (!this.sse) {
       // Written with the first body byte: an upstream that breaks before any (a malformed chunk)
       // still gets the client a 502 instead of a cut connection.
-      this.head = { statusCode, out };
+      this.head = { statusCode, out: head.headers };
       return;
     }
-    res.writeHead(statusCode, out);
+    res.writeHead(statusCode, head.headers);
     ex.headersAt = performance.now();
     res.flushHeaders();
     if (ctx.metrics) {
-      ctx.metrics.streamOpened(routeLabel(ctx, route.path)!);
+      ctx.metrics.streamOpened(routeLabel(ctx, ex.route!.path)!);
       ex.streamCounted = true;
     }
     this.boundary = new SseBoundary();
-    // A GET stream without a session may be HTTP+SSE: its `endpoint` event gets the public path
-    // and a sealed session token in place of the upstream's sessionId.
-    if (ex.req.method === 'GET' && ex.era === undefined) {
-      const upstreamTarget = ex.upstreamTarget!;
-      const paths = rewritesPaths(route, replica);
-      this.rewriter = new SseEndpointRewriter((data) => this.sealEndpoint(paths ? publicEndpoint(route, replica, upstreamTarget, data) : data));
-    }
     if (t.heartbeat > 0) this.heartbeatTimer = setInterval(this.onHeartbeat, t.heartbeat);
   }
 
   onData(chunk: Buffer): void {
     if (this.finished) return;
     this.idleTimer?.refresh();
-    if (this.filter) {
+    if (this.transform) {
       try {
-        chunk = this.filter.push(chunk);
+        chunk = this.transform.push(chunk);
       } catch (err) {
-        return this.end('upstream-error', new SluiceError('SLUICE_ERR_UPSTREAM_PROTOCOL', (err as Error).message));
+        return this.end('upstream-error', protocolError(err));
       }
       if (chunk.length === 0) return;
     }
-    if (this.sse) {
-      if (!this.rewriter) return this.writeSse(chunk);
-      let out: Buffer;
-      try {
-        out = this.rewriter.push(chunk);
-      } catch (err) {
-        // A session id too long to seal: the upstream id must not reach the client either way.
-        return this.end('upstream-error', new SluiceError('SLUICE_ERR_UPSTREAM_PROTOCOL', (err as Error).message));
-      }
-      this.writeSse(out);
-      return;
-    }
+    if (this.sse) return this.writeSse(chunk);
     this.writeHead();
     this.ex.bytesOut += chunk.length;
-    this.tap?.push(chunk);
     if (!this.res.write(chunk)) {
       this.call?.pause();
       if (!this.waitingForDrain) {
@@ -264,28 +187,25 @@ class Relay implements UpstreamListener, Drainable {
 
   onEnd(): void {
     if (this.finished) return;
-    const rest = this.filter?.end();
-    if (rest && rest.length > 0) {
-      if (this.sse) this.writeSse(this.rewriter ? this.rewriter.push(rest) : rest);
-      else {
-        this.writeHead();
-        this.ex.bytesOut += rest.length;
-        this.tap?.push(rest);
-        this.res.write(rest);
-      }
-      if (this.finished) return;
-    }
-    if (this.rewriter) {
-      try {
-        this.writeSse(this.rewriter.flush());
-      } catch (err) {
-        return this.end('upstream-error', new SluiceError('SLUICE_ERR_UPSTREAM_PROTOCOL', (err as Error).message));
-      }
-    }
-    if (this.finished) return; // the flush may have hit the slow-client cap
-    this.finished = true;
+    // The head first: the payload tap logs the status the client got.
     this.writeHead();
-    this.tap?.end();
+    if (this.transform) {
+      let rest: Buffer;
+      try {
+        rest = this.transform.end();
+      } catch (err) {
+        return this.end('upstream-error', protocolError(err));
+      }
+      if (rest.length > 0) {
+        if (this.sse) this.writeSse(rest);
+        else {
+          this.ex.bytesOut += rest.length;
+          this.res.write(rest);
+        }
+      }
+      if (this.finished) return; // the rest may have hit the slow-client cap
+    }
+    this.finished = true;
     this.res.end();
     this.cleanup();
   }
@@ -297,7 +217,7 @@ class Relay implements UpstreamListener, Drainable {
       if ((err as SluiceError).code === 'SLUICE_ERR_UPSTREAM_TLS') {
         this.ex.ctx.log.warn({ security: 'upstream-tls-failed', route: this.ex.route?.path, replica: this.replica.id, reason: (err as SluiceError).message }, 'upstream certificate refused');
       }
-      if (isConnectFailure(err) || (err as SluiceError).code === 'SLUICE_ERR_UPSTREAM_TIMEOUT') this.upstreamFailed();
+      if (isConnectFailure(err) || (err as SluiceError).code === 'SLUICE_ERR_UPSTREAM_TIMEOUT') replicaFailed(this.ex, this.replica);
       let answer = err;
       if (isConnectFailure(err) && !this.res.destroyed) {
         answer = this.moveOn(err);
@@ -324,32 +244,11 @@ class Relay implements UpstreamListener, Drainable {
     this.end('upstream-error', new SluiceError('SLUICE_ERR_UPSTREAM_UNAVAILABLE', 'upstream-error'));
   }
 
-  /** The HTTP+SSE POST URL with its sessionId sealed like an Mcp-Session-Id. */
-  private sealEndpoint(url: string): string {
-    const q = url.indexOf('?');
-    if (q === -1) return url;
-    const query = url.slice(q);
-    const param = findSessionParam(query);
-    if (!param) return url;
-    const ex = this.ex;
-    const token = sealSession(ex.ctx.sessions, { route: ex.route!.path, replica: this.replica.id, upstreamSession: param.value, principal: principalHash(ex), issuedAt: Math.floor(Date.now() / 1000) });
-    return url.slice(0, q) + replaceParam(query, param, token);
-  }
-
   /** A security event, never sampled: the connect was refused by the route's address policy. */
   private logRefused(err: SluiceError): void {
     const refused = err.cause as { rule?: string; host?: string; address?: string } | undefined;
     const ex = this.ex;
     ex.ctx.log.warn({ security: 'upstream-address-refused', route: ex.route?.path, replica: this.replica.id, rule: refused?.rule, host: refused?.host, address: refused?.address }, 'upstream address refused by the egress policy');
-  }
-
-  /** Passive health: a connect failure or timeout (a 5xx where the route opts in) counts against the replica. */
-  private upstreamFailed(): void {
-    const ex = this.ex;
-    const route = ex.route!;
-    if (route.pool.failed(this.replica)) {
-      ex.ctx.log.warn({ route: route.path, replica: this.replica.id, for: route.config.ejection.duration }, 'replica ejected after consecutive failures');
-    }
   }
 
   /** The upstream's status and headers of a non-SSE answer, held until its first byte. */
@@ -366,7 +265,6 @@ class Relay implements UpstreamListener, Drainable {
     const { res, ex } = this;
     this.boundary!.observe(chunk);
     ex.bytesOut += chunk.length;
-    this.tap?.push(chunk);
     const flowing = res.write(chunk);
     this.heartbeatTimer?.refresh();
     const limits = ex.ctx.config.limits;
@@ -443,7 +341,7 @@ class Relay implements UpstreamListener, Drainable {
   };
 
   private readonly onHeadersTimeout = (): void => {
-    this.upstreamFailed();
+    replicaFailed(this.ex, this.replica);
     this.end('upstream-timeout', new SluiceError('SLUICE_ERR_UPSTREAM_TIMEOUT', 'no response headers in time'));
   };
 

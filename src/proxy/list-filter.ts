@@ -1,21 +1,20 @@
 // Hides what the route's policy denies from list answers (tools/list, prompts/list,
 // resources/list, resources/templates/list), in JSON bodies and in SSE events alike. A JSON
-// body is held whole (bounded) and rewritten; an SSE stream is cut at event boundaries and only
-// events carrying a filtered result are rewritten, every other byte passes as it came.
-import { StringDecoder } from 'node:string_decoder';
+// body is held whole (bounded) and rewritten; an SSE stream is cut into events by the shared
+// framer and only events carrying a filtered result are rewritten, every other byte passes as it came.
 import type { Principal } from '../security/principal.ts';
 import type { ToolPolicy } from '../security/tool-policy.ts';
+import type { BodyTransform } from '../transport/body-transform.ts';
+import { blockLines, SseFramer } from '../transport/sse-framing.ts';
 
 const MAX_JSON = 16 * 1024 * 1024;
 const MAX_EVENT = 16 * 1024 * 1024;
-const BOUNDARY = /\r\n\r\n|\n\n|\r\r/;
 
-export class ListFilter {
+export class ListFilter implements BodyTransform {
   private readonly policy: ToolPolicy;
   private readonly who: Principal | undefined;
   private readonly sse: boolean;
-  private readonly decoder = new StringDecoder('utf8');
-  private held = '';
+  private readonly framer = new SseFramer();
   private chunks: Buffer[] = [];
   private size = 0;
 
@@ -33,17 +32,10 @@ export class ListFilter {
       this.chunks.push(chunk);
       return EMPTY;
     }
-    this.held += this.decoder.write(chunk);
     let out = '';
-    for (;;) {
-      const m = BOUNDARY.exec(this.held);
-      if (!m) break;
-      const end = m.index + m[0].length;
-      out += this.rewriteEvent(this.held.slice(0, m.index)) + m[0];
-      this.held = this.held.slice(end);
-    }
-    if (this.held.length > MAX_EVENT) throw new Error(`SSE event over ${MAX_EVENT} bytes: too large to filter`);
-    return out ? Buffer.from(out, 'utf8') : EMPTY;
+    for (const block of this.framer.push(chunk)) out += this.rewriteEvent(block);
+    if (this.framer.holding > MAX_EVENT) throw new Error(`SSE event over ${MAX_EVENT} bytes: too large to filter`);
+    return out ? Buffer.from(out, 'latin1') : EMPTY;
   }
 
   /** Whatever is left at the end of the body. */
@@ -54,19 +46,23 @@ export class ListFilter {
       const filtered = this.filterJson(body.toString('utf8'));
       return filtered === undefined ? body : Buffer.from(filtered, 'utf8');
     }
-    const rest = this.held + this.decoder.end();
-    this.held = '';
-    return rest ? Buffer.from(rest, 'utf8') : EMPTY;
+    const rest = this.framer.release();
+    return rest ? Buffer.from(rest, 'latin1') : EMPTY;
   }
 
+  /** One event block (latin1, its blank line included): rewritten when it carries a filtered result. */
   private rewriteEvent(block: string): string {
-    const lines = block.split(/\r\n|\n|\r/);
-    const data = lines.filter((l) => l.startsWith('data:')).map((l) => l.slice(l.startsWith('data: ') ? 6 : 5));
+    if (!block.includes('"result"')) return block;
+    const lines = blockLines(block);
+    const text = lines.slice(0, -1).map((l) => l.text);
+    const data = text.filter((l) => l.startsWith('data:')).map((l) => Buffer.from(l.slice(l.startsWith('data: ') ? 6 : 5), 'latin1').toString('utf8'));
     if (data.length === 0) return block;
     const filtered = this.filterJson(data.join('\n'));
     if (filtered === undefined) return block;
-    const kept = lines.filter((l) => !l.startsWith('data:'));
-    return [...kept, `data: ${filtered}`].join('\n');
+    // The event's own terminator (its last line's end and the blank line) is kept as it came.
+    const terminator = (lines.at(-2)?.eol ?? '') + (lines.at(-1)?.eol ?? '');
+    const kept = text.filter((l) => !l.startsWith('data:'));
+    return [...kept, `data: ${Buffer.from(filtered, 'utf8').toString('latin1')}`].join('\n') + terminator;
   }
 
   /** The message re-serialised with its result filtered, or undefined to keep it as it was. */

@@ -7,7 +7,8 @@ import { CappedSseReader } from '../transport/sse-capped-reader.ts';
 import type { RouteConfig } from '../config/schema.ts';
 import { hashSessionId } from '../observability/access-log.ts';
 import { Redactor } from '../observability/redact.ts';
-import type { Exchange } from './exchange.ts';
+import type { BodyTransform } from '../transport/body-transform.ts';
+import type { Exchange, ResponseStage } from './exchange.ts';
 
 /** JSON response bodies above this are logged by size only. */
 const MAX_JSON_BODY = 1024 * 1024;
@@ -38,8 +39,15 @@ export function logRequestPayload(ex: Exchange, message: unknown): void {
   write(ex, 'request', { message: redactorFor(ex).redact(message) });
 }
 
+const EMPTY = Buffer.alloc(0);
+
+/** The last response stage: sees the body exactly as the client gets it (after every rewrite). */
+export const tapPayloads: ResponseStage = (ex, head) => {
+  if (logsPayloads(ex)) head.transforms.push(new ResponseTap(ex, head.sse));
+};
+
 /** Sees the response body as it goes to the client and logs its messages. */
-export class ResponseTap {
+export class ResponseTap implements BodyTransform {
   private readonly ex: Exchange;
   private readonly parser: CappedSseReader | undefined;
   private readonly decoder = new TextDecoder();
@@ -63,16 +71,23 @@ export class ResponseTap {
       : undefined;
   }
 
-  push(chunk: Buffer): void {
+  /** Observes: the bytes go on unchanged. */
+  push(chunk: Buffer): Buffer {
     if (this.parser) {
       this.parser.feed(this.decoder.decode(chunk, { stream: true }));
-      return;
+      return chunk;
     }
     this.size += chunk.length;
     if (this.size <= MAX_JSON_BODY) this.chunks.push(chunk);
+    return chunk;
   }
 
-  end(): void {
+  end(): Buffer {
+    this.logBody();
+    return EMPTY;
+  }
+
+  private logBody(): void {
     if (this.parser) return;
     if (this.size === 0) return;
     if (this.size > MAX_JSON_BODY) return write(this.ex, 'response', { bytes: this.size, message: '[not logged: body over 1 MiB]' });

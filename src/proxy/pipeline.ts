@@ -4,16 +4,25 @@ import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { formatAccessLine, hashSessionId, pathForLog, securityEventOf, type AccessRecord } from '../observability/access-log.ts';
 import type { HostOriginPolicy } from '../security/host-origin.ts';
 import { routeLabel, type GatewayContext } from './context.ts';
-import { newExchange, type Exchange, type Stage } from './exchange.ts';
-import { forward } from './forward.ts';
+import { newExchange, type Exchange, type ResponseStage, type Stage } from './exchange.ts';
+import { forwardWith } from './forward.ts';
 import { clientAddress } from '../security/forwarded.ts';
 import { forwardedOf } from './upstream-headers.ts';
 import { respondError } from './respond-error.ts';
 import { arrived, closesConnection } from './connection-order.ts';
-import { authenticate, authorize, serveResourceMetadata } from './auth-stages.ts';
-import { admit, applyCors, checkHead, checkHostOrigin, classify, openSessionToken, readRequestBody, selectReplica, selectRoute } from './stages.ts';
+import { authenticate, authorize, filterLists, publicChallenge, refuseRejectedCredential, serveResourceMetadata } from './auth-stages.ts';
+import { tapPayloads } from './payload-log.ts';
+import { openSessionToken, sealSessionToken, sealSseEndpoint } from './session-stages.ts';
+import { admit, applyCors, checkHead, checkHostOrigin, classify, ownCorsHeaders, readRequestBody, recordAnswer, selectReplica, selectRoute } from './stages.ts';
+import { crossResponseHeaders, refuseEncodedBody } from './upstream-headers.ts';
 
-export const STAGES: readonly Stage[] = [checkHead, serveResourceMetadata, selectRoute, checkHostOrigin, applyCors, authenticate, readRequestBody, classify, authorize, openSessionToken, selectReplica, admit, forward];
+/**
+ * What happens to an upstream answer's head, in order, before the client sees it. Each stage
+ * lives beside its request-side twin; the body transforms they attach run in this order too.
+ */
+export const RESPONSE_STAGES: readonly ResponseStage[] = [recordAnswer, refuseRejectedCredential, refuseEncodedBody, crossResponseHeaders, ownCorsHeaders, publicChallenge, filterLists, sealSessionToken, sealSseEndpoint, tapPayloads];
+
+export const STAGES: readonly Stage[] = [checkHead, serveResourceMetadata, selectRoute, checkHostOrigin, applyCors, authenticate, readRequestBody, classify, authorize, openSessionToken, selectReplica, admit, forwardWith(RESPONSE_STAGES)];
 
 export function handleRequest(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse, listener: HostOriginPolicy): void {
   // HTTP/2 names the authority :authority; every stage reads Host.

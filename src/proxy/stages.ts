@@ -1,4 +1,5 @@
-// The request stages before forwarding, in the order pipeline.ts runs them.
+// The request stages before forwarding, in the order pipeline.ts runs them, with the response
+// stages that are their twins (CORS, passive health).
 import { SluiceError } from '../core/errors.ts';
 import { allowsBatches, H, requiresHeaderValidation, summarize } from '../core/mcp.ts';
 import { matchRoute, upstreamTarget } from '../routing/route-table.ts';
@@ -8,11 +9,9 @@ import { hostAllowed, originAllowed } from '../security/host-origin.ts';
 import { duplicateSingleton, originFormTarget } from '../security/request-head.ts';
 import { normalizePath, prefixDepth } from '../security/request-path.ts';
 import { nestsDeeperThan } from '../security/json-depth.ts';
-import { findSessionParam, replaceParam } from '../session/query-session.ts';
-import { hashPrincipal, openSession, type SessionClaims } from '../session/token.ts';
 import { readBody } from '../transport/read-body.ts';
 import type { Replica } from '../routing/replica-pool.ts';
-import type { Exchange, Stage } from './exchange.ts';
+import type { Exchange, ResponseStage, Stage } from './exchange.ts';
 import { logRequestPayload, logsPayloads } from './payload-log.ts';
 import { behindClose } from './connection-order.ts';
 
@@ -94,6 +93,15 @@ export const applyCors: Stage = (ex) => {
   if (allow) for (const [k, v] of Object.entries(responseCorsHeaders(allow))) res.setHeader(k, v);
 };
 
+/** CORS on the answer: with CORS on for the route, Sluice's headers (set by applyCors) are the only ones. */
+export const ownCorsHeaders: ResponseStage = (ex, head) => {
+  if (!corsEnabled(ex.route!.config.cors)) return;
+  const out = head.headers;
+  for (const name of Object.keys(out)) if (name.startsWith('access-control-')) delete out[name];
+  const vary = ex.res.getHeader('vary');
+  if (vary !== undefined && out['vary'] !== undefined) out['vary'] = `${String(out['vary'])}, ${String(vary)}`;
+};
+
 /** Read bodies of methods that carry one; limits apply before the body is complete. */
 export const readRequestBody: Stage = async (ex) => {
   const { req } = ex;
@@ -144,42 +152,6 @@ export const classify: Stage = (ex) => {
 };
 
 /**
- * session: the client's Mcp-Session-Id (or, for HTTP+SSE, the POST URL's sessionId) is a Sluice
- * token; open it to the owner replica and the upstream's own id. A token that does not open
- * (tampered, foreign or removed key, another route) or whose owner is gone, ejected or past its
- * drain deadline is answered 404 here, with no upstream call: the spec's signal to start over.
- */
-export const openSessionToken: Stage = (ex) => {
-  const raw = ex.req.headers[H.sessionId];
-  if (raw !== undefined) {
-    const token = Array.isArray(raw) ? raw[0] : raw;
-    const claims = token ? openSession(ex.ctx.sessions, token, boundTo(ex)) : undefined;
-    ex.replica = ownerOf(ex, claims);
-    ex.upstreamSessionId = (claims as SessionClaims).upstreamSession;
-    return;
-  }
-  if (ex.era !== 'http+sse') return;
-  const param = findSessionParam(ex.query);
-  if (!param) return;
-  const claims = openSession(ex.ctx.sessions, param.value, boundTo(ex));
-  ex.replica = ownerOf(ex, claims);
-  ex.query = replaceParam(ex.query, param, (claims as SessionClaims).upstreamSession);
-};
-
-/** A session belongs to the principal that opened it: under anyone else its token does not open. */
-function boundTo(ex: Exchange): Buffer | undefined {
-  return ex.principal ? hashPrincipal(ex.principal.key) : undefined;
-}
-
-function ownerOf(ex: Exchange, claims: SessionClaims | undefined): Replica {
-  const route = ex.route;
-  const owner = claims && route && claims.route === route.path ? route.pool.owner(claims.replica) : undefined;
-  if (!owner) throw new SluiceError('SLUICE_ERR_SESSION_NOT_FOUND');
-  ex.pinned = true;
-  return owner;
-}
-
-/**
  * Load shedding, just before the upstream: over limits.concurrency, 503 now rather than queue
  * without bound. Counted here, once the body is read, so that slow uploads (bounded by the body
  * deadline and memory budget instead) cannot fill the cap and starve requests that are ready.
@@ -209,4 +181,19 @@ export const selectReplica: Stage = (ex) => {
     ex.replica = replica;
   }
   ex.upstreamTarget = upstreamTarget(replica, ex.routeRest, ex.query);
+};
+
+/** Passive health: a connect failure or timeout (a 5xx where the route opts in) counts against the replica. */
+export function replicaFailed(ex: Exchange, replica: Replica): void {
+  const route = ex.route!;
+  if (route.pool.failed(replica)) {
+    ex.ctx.log.warn({ route: route.path, replica: replica.id, for: route.config.ejection.duration }, 'replica ejected after consecutive failures');
+  }
+}
+
+/** Passive health, the answer's twin of selectReplica: an answer clears the replica's failure count. */
+export const recordAnswer: ResponseStage = (ex, head) => {
+  const route = ex.route!;
+  if (head.status >= 500 && route.config.ejection.on5xx) replicaFailed(ex, head.replica);
+  else route.pool.succeeded(head.replica);
 };

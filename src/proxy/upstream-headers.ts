@@ -1,10 +1,14 @@
 // Which headers cross the gateway, each way. Everything end-to-end passes untouched (Mcp-*,
 // Authorization, Accept, Content-Type, Last-Event-ID, Origin, unknown Mcp-Param-*...); only
-// hop-by-hop headers, framing, and the forwarding headers Sluice owns are replaced.
+// hop-by-hop headers, framing, and the forwarding headers Sluice owns are replaced. Response
+// headers that later stages change: Access-Control-* (ownCorsHeaders, stages.ts),
+// WWW-Authenticate (publicChallenge, auth-stages.ts), Mcp-Session-Id (sealSessionToken,
+// session-stages.ts), Content-Length of a filtered list (filterLists, auth-stages.ts).
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { forwardedHeaders, isTrusted, readForwarded, type ForwardedIn } from '../security/forwarded.ts';
 import { hopByHopNames } from '../security/hop-by-hop.ts';
-import type { Exchange } from './exchange.ts';
+import { SluiceError } from '../core/errors.ts';
+import type { Exchange, ResponseStage } from './exchange.ts';
 
 const OWNED_REQUEST = new Set(['host', 'content-length', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'accept-encoding', 'expect']);
 
@@ -54,6 +58,24 @@ export function isEventStream(headers: IncomingHttpHeaders | Record<string, stri
   const v = Array.isArray(ct) ? ct[0] : ct;
   return v !== undefined && v.trimStart().toLowerCase().startsWith('text/event-stream');
 }
+
+/**
+ * Sluice asks for identity. An SSE stream or a filtered list compressed anyway cannot take
+ * heartbeats, the endpoint rewrite or filtering without being corrupted: refused, not mangled.
+ */
+export const refuseEncodedBody: ResponseStage = (ex, head) => {
+  const encoding = head.upstream['content-encoding'];
+  if (encoding === undefined || /^\s*identity\s*$/i.test(String(encoding))) return;
+  const guard = ex.ctx.guards.get(ex.route!.path);
+  if (!head.sse && !(guard && !guard.policy.open)) return;
+  ex.ctx.log.warn({ route: ex.route!.path, replica: head.replica.id, encoding: String(encoding) }, 'upstream sent a content-encoded stream despite accept-encoding: identity');
+  throw new SluiceError('SLUICE_ERR_UPSTREAM_PROTOCOL', `content-encoding ${String(encoding)} on a response Sluice must read`);
+};
+
+/** The answer's headers: everything end-to-end, minus hop-by-hop; SSE marked unbufferable. */
+export const crossResponseHeaders: ResponseStage = (_ex, head) => {
+  head.headers = downstreamResponseHeaders(head.upstream, head.sse);
+};
 
 export function downstreamResponseHeaders(upstream: Record<string, string | string[] | undefined>, sse: boolean): Record<string, string | string[]> {
   const drop = hopByHopNames(upstream['connection']);

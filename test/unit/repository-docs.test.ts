@@ -24,11 +24,13 @@ describe('docs/architecture.md and the README layout', () => {
     }
   });
 
-  it('list the request stages in the order pipeline.ts runs them', () => {
+  it('list the request and response stages in the order pipeline.ts runs them', () => {
     const pipeline = read('src/proxy/pipeline.ts');
-    const stages = /STAGES: readonly Stage\[\] = \[([^\]]+)\]/.exec(pipeline)![1]!.split(',').map((s) => s.trim());
-    const table = [...read('docs/architecture.md').matchAll(/^\| (\d+) \| `(\w+)` \|/gm)].map((m) => m[2]);
-    assert.deepEqual(table, stages);
+    const list = (name: string) => new RegExp(`\\b${name}: readonly \\w+\\[\\] = \\[([^\\]]+)\\]`).exec(pipeline)![1]!.split(',').map((s) => s.trim().replace(/^forwardWith\(RESPONSE_STAGES\)$/, 'forward'));
+    const arch = read('docs/architecture.md');
+    const table = (from: string, to: string) => [...arch.slice(arch.indexOf(from), arch.indexOf(to, arch.indexOf(from))).matchAll(/^\| (\d+) \| `(\w+)` \|/gm)].map((m) => m[2]);
+    assert.deepEqual(table('| # | Stage |', '| # | Response stage |'), list('STAGES'));
+    assert.deepEqual(table('| # | Response stage |', 'Which headers cross'), list('RESPONSE_STAGES'));
   });
 
   it('no tracked file refers to a path outside the repository', () => {
