@@ -5,7 +5,16 @@ import tseslint from 'typescript-eslint';
 const layer = (dir, forbidden) => ({
   files: [`src/${dir}/**/*.ts`],
   rules: {
-    'no-restricted-imports': ['error', { patterns: forbidden.map((f) => ({ group: [`**/${f}/*`, `../${f}/*`], message: `src/${dir} must not import src/${f} (see docs/architecture.md §5)` })) }],
+    'no-restricted-imports': [
+      'error',
+      {
+        patterns: [
+          ...forbidden.map((f) => ({ group: [`**/${f}/*`, `../${f}/*`], message: `src/${dir} must not import src/${f} (see docs/architecture.md §5)` })),
+          // The composition root and the library entry sit above every folder.
+          { group: ['../app.ts', '../index.ts'], message: `src/${dir} must not import the composition root or the library entry (see docs/architecture.md §5)` },
+        ],
+      },
+    ],
   },
 });
 

@@ -1,7 +1,7 @@
 // The package's public library entry (`import … from 'sluice'`): run the gateway, the doctor and
 // the probe in-process, for example in an MCP server's own test suite. Everything not exported
 // here is internal and may change in any release. docs/architecture.md describes the parts.
-export { startGateway, type Gateway, type GatewayDeps } from './proxy/gateway.ts';
+export { startGateway, type Gateway, type GatewayDeps } from './app.ts';
 export { ConfigError, loadConfigFile, parseConfigText, quickConfig } from './config/load.ts';
 export type { Config } from './config/schema.ts';
 export { createLogger } from './observability/logger.ts';

@@ -10,7 +10,7 @@ import type { ConfigInput } from '../src/config/schema.ts';
 import { registerDemoV1, registerDemoV2 } from '../src/demo/demo-tools.ts';
 import { startUpstreamKit, type UpstreamKit } from '../src/demo/upstream-kit.ts';
 import { createLogger } from '../src/observability/logger.ts';
-import { startGateway, type Gateway, type GatewayDeps } from '../src/proxy/gateway.ts';
+import { startGateway, type Gateway, type GatewayDeps } from '../src/app.ts';
 import { openSession } from '../src/session/token.ts';
 
 export interface TestGateway {

@@ -4,7 +4,7 @@ import { quickConfig } from '../config/load.ts';
 import { registerDemoV1, registerDemoV2 } from '../demo/demo-tools.ts';
 import { startUpstreamKit } from '../demo/upstream-kit.ts';
 import { createLogger } from '../observability/logger.ts';
-import { startGateway } from '../proxy/gateway.ts';
+import { startGateway } from '../app.ts';
 import { newKeyText } from '../session/key-ring.ts';
 
 export async function runDemo(args: string[]): Promise<void> {

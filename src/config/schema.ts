@@ -509,3 +509,4 @@ export type AuthConfig = RouteConfig['auth'];
 export type PolicyConfig = RouteConfig['policy'];
 export type RateLimitConfig = RouteConfig['rateLimits'][number];
 export type ReplicaConfig = RouteConfig['upstream'][number];
+export type ListenerConfig = Config['listen'][number];

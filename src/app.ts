@@ -1,32 +1,33 @@
-// The gateway process: listeners, the request pipeline, and graceful shutdown.
+// The composition root: builds the running gateway from a config (listeners, routes and their
+// guards, the upstream client, admin listener, health checks), and reloads and shuts it down.
+// Requests go through src/proxy/pipeline.ts; this file only wires.
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Server as NetServer } from 'node:net';
-import type { Duplex } from 'node:stream';
-import { ConfigError } from '../config/load.ts';
-import type { Config, RouteConfig } from '../config/schema.ts';
-import { registeredRoute, Registry } from '../routing/registry.ts';
-import { systemResolver } from '../transport/guarded-connect.ts';
-import { startAdminServer } from './admin-server.ts';
-import { judgeUrl, RULE_TEXT } from '../security/address-policy.ts';
-import type { Connector, Resolver } from '../transport/guarded-connect.ts';
-import { accessWriter, type Logger } from '../observability/logger.ts';
-import { startHealthChecks, type Probe } from '../routing/health-checks.ts';
-import type { Replica } from '../routing/replica-pool.ts';
-import { compileRoutes, type Route } from '../routing/route-table.ts';
-import { trustList } from '../security/forwarded.ts';
-import { listenerPolicy } from '../security/host-origin.ts';
-import { KeyRing } from '../session/key-ring.ts';
-import { probeConnect, probeHttp } from '../transport/health-probe.ts';
-import { createTlsServer } from '../transport/tls-listener.ts';
-import { UpstreamClient } from '../transport/upstream-client.ts';
-import { BodyBudget } from '../transport/read-body.ts';
-import { GatewayMetrics, type ReplicaHealth } from '../observability/metrics.ts';
+import type { AddressInfo } from 'node:net';
+import { checkAuthSecrets } from './config/checks.ts';
+import { checkRouteUrls } from './routing/route-checks.ts';
+import { openListener, type Listening } from './transport/listener.ts';
+import { ConfigError } from './config/load.ts';
+import type { Config, RouteConfig } from './config/schema.ts';
+import { registeredRoute, Registry } from './routing/registry.ts';
+import { systemResolver } from './transport/guarded-connect.ts';
+import { startAdminServer } from './proxy/admin-server.ts';
+import type { Connector, Resolver } from './transport/guarded-connect.ts';
+import { accessWriter, type Logger } from './observability/logger.ts';
+import { startHealthChecks, type Probe } from './routing/health-checks.ts';
+import type { Replica } from './routing/replica-pool.ts';
+import { compileRoutes, type Route } from './routing/route-table.ts';
+import { trustList } from './security/forwarded.ts';
+import { listenerPolicy } from './security/host-origin.ts';
+import { KeyRing } from './session/key-ring.ts';
+import { probeConnect, probeHttp } from './transport/health-probe.ts';
+import { UpstreamClient } from './transport/upstream-client.ts';
+import { BodyBudget } from './transport/read-body.ts';
+import { GatewayMetrics, type ReplicaHealth } from './observability/metrics.ts';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { routeLabel, type GatewayContext } from './context.ts';
-import { handleRequest } from './pipeline.ts';
-import { buildGuards, type GuardDeps, type RouteGuard } from './route-guard.ts';
-import { RedisBuckets } from '../transport/redis-buckets.ts';
+import { routeLabel, type GatewayContext } from './proxy/context.ts';
+import { handleRequest } from './proxy/pipeline.ts';
+import { buildGuards, type GuardDeps, type RouteGuard } from './proxy/route-guard.ts';
+import { RedisBuckets } from './transport/redis-buckets.ts';
 
 export interface Gateway {
   readonly ctx: GatewayContext;
@@ -60,30 +61,6 @@ export interface GatewayDeps {
   connector?: Connector;
   /** Replaces the OTLP exporter when tracing is on (tests collect spans in memory). */
   spanExporter?: SpanExporter;
-}
-
-/** Every configured replica URL must pass its route's address policy as written. */
-export function checkRouteUrls(config: Config): void {
-  const problems: string[] = [];
-  for (const route of compileRoutes(config.routes)) {
-    for (const replica of route.pool.replicas) {
-      const v = judgeUrl(replica.url.href, route.policy);
-      if (!v.ok) problems.push(`routes (path ${route.path}): upstream ${replica.id} refused by its egress policy: ${RULE_TEXT[v.rule]} (${v.rule})`);
-    }
-  }
-  if (problems.length > 0) throw new ConfigError('egress policy', problems);
-}
-
-/** Secrets routes name by environment variable must be set (checked by `validate`, and at start). */
-export function checkAuthSecrets(config: Config, env: NodeJS.ProcessEnv = process.env): void {
-  const problems: string[] = [];
-  config.routes.forEach((r, i) => {
-    const c = r.auth.upstreamCredential;
-    if (c?.valueEnv && !env[c.valueEnv]) problems.push(`routes[${i}].auth.upstreamCredential.valueEnv: environment variable ${c.valueEnv} is not set`);
-    const cc = c?.clientCredentials;
-    if (cc?.clientSecretEnv && !env[cc.clientSecretEnv]) problems.push(`routes[${i}].auth.upstreamCredential.clientCredentials.clientSecretEnv: environment variable ${cc.clientSecretEnv} is not set`);
-  });
-  if (problems.length > 0) throw new ConfigError('auth', problems);
 }
 
 /** Routes from the config file plus, when enabled, the user-registered ones. */
@@ -122,31 +99,6 @@ function adminToken(config: Config, env: NodeJS.ProcessEnv): string {
 function logHashKey(config: Config, env: NodeJS.ProcessEnv = process.env): Buffer {
   const text = config.logging.hashKey || env['SLUICE_LOG_HASH_KEY'] || '';
   return text ? Buffer.from(text, 'utf8') : randomBytes(32);
-}
-
-/**
- * Node's own deadlines for reading a request, set explicitly (its defaults are 60 s for the head
- * and 300 s for the whole request, checked only every 30 s): the head within requestHeaders, the
- * whole request as a backstop behind the body deadline Sluice keeps itself (read-body.ts).
- */
-export function clientTimeouts(config: Config): { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number } {
-  const t = config.timeouts;
-  const headers = t.requestHeaders > 0 ? t.requestHeaders : 0;
-  const whole = headers > 0 && t.requestBody > 0 ? headers + t.requestBody + 1_000 : 0;
-  return { headersTimeout: headers, requestTimeout: whole, connectionsCheckingInterval: Math.max(250, Math.min(1_000, Math.floor((headers || 1_000) / 4))) };
-}
-
-function refuseConnect(_req: IncomingMessage, socket: Duplex): void {
-  const body = '{"error":{"code":"SLUICE_ERR_METHOD_NOT_ALLOWED","message":"Method not allowed: CONNECT"}}';
-  socket.on('error', () => undefined);
-  socket.end(`HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, POST, DELETE, OPTIONS, HEAD\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
-}
-
-/** A listening server and how shutdown closes its connections (HTTP/1.1 or TLS with HTTP/2). */
-interface Listening {
-  server: NetServer;
-  closeIdle(): void;
-  closeAll(): void;
 }
 
 /** Said at start and at every reload: a route whose upstream certificates are not verified. */
@@ -200,7 +152,7 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     metrics: config.admin.listen ? new GatewayMetrics(() => replicaHealth(ctx)) : undefined,
     logHashKey: logHashKey(config),
     // Loaded only when on: the SDK and its OTLP exporter are megabytes every gateway would carry.
-    tracing: config.tracing.enabled ? (await import('../observability/tracing.ts')).createTracing(config.tracing.serviceName, deps.spanExporter) : undefined,
+    tracing: config.tracing.enabled ? (await import('./observability/tracing.ts')).createTracing(config.tracing.serviceName, deps.spanExporter) : undefined,
     // Two connects 200 ms apart: a process that is dying can still complete a handshake
     // from its listen backlog for a moment after its connections broke.
     reachable: async (route, replica) => {
@@ -278,38 +230,16 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
   try {
     for (const l of config.listen) {
       const policy = listenerPolicy(l);
-      const handler = (req: IncomingMessage, res: ServerResponse): void => handleRequest(ctx, req, res, policy);
-      let server: Listening;
-      if (l.tls) {
-        const files = l.tls;
-        const tls = createTlsServer(files, { maxHeaderSize: config.limits.headerBytes, ...clientTimeouts(config) }, handler, (err) =>
-          err ? log.error({ cert: files.cert, err: err.message }, 'TLS certificate reload failed; kept the running one') : log.info({ cert: files.cert }, 'TLS certificate reloaded'),
-        );
-        unwatchers.push(tls.unwatch);
-        if (config.limits.connections > 0) tls.server.maxConnections = config.limits.connections;
-        server = { server: tls.server, closeIdle: tls.closeIdle, closeAll: tls.closeAll };
-      } else {
-        const plain = createServer({ maxHeaderSize: config.limits.headerBytes, noDelay: true, keepAliveTimeout: 5_000, ...clientTimeouts(config) }, handler);
-        if (config.limits.connections > 0) plain.maxConnections = config.limits.connections;
-        // Node hands CONNECT to a 'connect' listener and closes the socket silently without one.
-        plain.on('connect', refuseConnect);
-        server = { server: plain, closeIdle: () => plain.closeIdleConnections(), closeAll: () => plain.closeAllConnections() };
-      }
-      await new Promise<void>((resolve, reject) => {
-        server.server.once('error', reject);
-        server.server.listen(l.port, l.host, () => {
-          server.server.off('error', reject);
-          resolve();
-        });
-      });
+      const server = await openListener(l, config, (req, res) => handleRequest(ctx, req, res, policy), log);
       servers.push(server);
+      unwatchers.push(server.unwatch);
       addresses.push(server.server.address() as AddressInfo);
     }
     if (config.admin.listen) {
       const resolver = deps.resolver ?? systemResolver;
       const notReady = (): string[] => (ctx.draining ? ['shutting down'] : ctx.routes.filter((r) => !r.pool.replicas.some((rep) => rep.takesNew(Date.now()))).map((r) => `route ${r.path}: no replica takes work`));
       const admin = await startAdminServer({ ctx, registry, token, resolver, onChange: () => applyRoutes(ctx.config), notReady }, config.admin.listen);
-      servers.push({ server: admin, closeIdle: () => admin.closeIdleConnections(), closeAll: () => admin.closeAllConnections() });
+      servers.push({ server: admin, closeIdle: () => admin.closeIdleConnections(), closeAll: () => admin.closeAllConnections(), unwatch: () => undefined });
       adminAddress = admin.address() as AddressInfo;
     }
   } catch (err) {
