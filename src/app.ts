@@ -24,7 +24,7 @@ import { UpstreamClient } from './transport/upstream-client.ts';
 import { BodyBudget } from './transport/read-body.ts';
 import { GatewayMetrics, type ReplicaHealth } from './observability/metrics.ts';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { routeLabel, type GatewayContext } from './proxy/context.ts';
+import { routeLabel, type GatewayContext, type GatewayRoute } from './proxy/context.ts';
 import { handleRequest } from './proxy/pipeline.ts';
 import { buildGuards, type GuardDeps, type RouteGuard } from './proxy/route-guard.ts';
 import { RedisBuckets } from './transport/redis-buckets.ts';
@@ -116,13 +116,18 @@ function replicaHealth(ctx: GatewayContext): ReplicaHealth[] {
   return ctx.routes.filter((r) => routeLabel(ctx, r.path) === r.path).flatMap((r) => r.pool.replicas.map((rep) => ({ route: r.path, replica: rep.id, healthy: rep.takesNew(now) })));
 }
 
-/** Route guards (auth, policy, limits); a missing secret is a config error naming the route. */
-function guardsOf(configs: readonly RouteConfig[], deps: Omit<GuardDeps, 'env'>, previous?: ReadonlyMap<string, RouteGuard>): Map<string, RouteGuard> {
+/**
+ * The route table with each route's guard (auth, policy, limits); a missing secret is a config
+ * error naming the route. `previous` (a reload) keeps replica state and rate-limit buckets.
+ */
+function gatewayRoutes(configs: readonly RouteConfig[], deps: Omit<GuardDeps, 'env'>, previous: readonly GatewayRoute[] = [], now = Date.now()): GatewayRoute[] {
+  let guards: Map<string, RouteGuard>;
   try {
-    return buildGuards(configs, { ...deps, env: process.env }, previous);
+    guards = buildGuards(configs, { ...deps, env: process.env }, new Map(previous.flatMap((r) => (r.guard ? [[r.path, r.guard] as const] : []))));
   } catch (err) {
     throw new ConfigError('auth', [(err as Error).message]);
   }
+  return compileRoutes(configs, previous, now).map((r) => ({ ...r, guard: guards.get(r.path) }));
 }
 
 export async function startGateway(config: Config, log: Logger, deps: GatewayDeps = {}): Promise<Gateway> {
@@ -138,8 +143,7 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
   const ctx: GatewayContext = {
     sessions: sessionKeyRing(config, log),
     config,
-    routes: compileRoutes(configs),
-    guards: guardsOf(configs, { client, shared: sharedBuckets }),
+    routes: gatewayRoutes(configs, { client, shared: sharedBuckets }),
     sharedBuckets,
     client,
     log,
@@ -189,8 +193,7 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     const now = Date.now();
     const before = new Map(ctx.routes.flatMap((r) => r.pool.replicas.map((rep) => [rep, { draining: rep.draining, route: r }] as const)));
     const configs = routeConfigs(config, registry, log);
-    const guards = guardsOf(configs, { client: ctx.client, shared: ctx.sharedBuckets }, ctx.guards);
-    const routes = compileRoutes(configs, ctx.routes, now);
+    const routes = gatewayRoutes(configs, { client: ctx.client, shared: ctx.sharedBuckets }, ctx.routes, now);
     for (const [rep, was] of before) {
       if (rep.removed) {
         log.info({ route: was.route.path, replica: rep.id }, 'replica removed: its sessions end now, its open exchanges within drainTimeout');
@@ -201,7 +204,6 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
       }
     }
     ctx.routes = routes;
-    ctx.guards = guards;
     warnUnverified(routes, log);
     stopChecks();
     stopChecks = startHealthChecks(routes, probe, onHealth);

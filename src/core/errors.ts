@@ -49,6 +49,28 @@ export const ERRORS = {
 
 export type ErrorCode = keyof typeof ERRORS;
 
+/**
+ * How an exchange ended, for the access log, metrics and traces: one of these words, or the code
+ * of the error Sluice answered with.
+ */
+export type Outcome =
+  | 'ok'
+  | 'client-closed'
+  | 'preflight'
+  | 'metadata'
+  | 'shutdown'
+  | 'slow-client'
+  | 'upstream-error'
+  | 'upstream-auth'
+  | 'upstream-idle'
+  | 'upstream-timeout'
+  | 'request-timeout'
+  | ErrorCode;
+
+export function isErrorCode(outcome: string): outcome is ErrorCode {
+  return Object.hasOwn(ERRORS, outcome);
+}
+
 export class SluiceError extends Error {
   readonly code: ErrorCode;
   readonly status: number;

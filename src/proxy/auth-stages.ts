@@ -12,7 +12,7 @@ import { hostAllowed } from '../security/host-origin.ts';
 import { InvalidToken } from '../security/jwt-verifier.ts';
 import { missingScopes } from '../security/principal.ts';
 import { fetchSmall } from '../transport/fetch-small.ts';
-import type { Exchange, ResponseStage, Stage } from './exchange.ts';
+import type { Exchange, ResponseStage, RoutedExchange, Stage } from './exchange.ts';
 import { ListFilter } from './list-filter.ts';
 import { LIST_METHODS } from '../security/tool-policy.ts';
 import type { RateLimit, RouteGuard } from './route-guard.ts';
@@ -25,8 +25,8 @@ export function resourceUrl(ex: Exchange, route: Route, guard: RouteGuard | unde
   return publicOrigin(forwardedOf(ex)) + (route.path === '/' ? '/' : route.path);
 }
 
-function guardOf(ex: Exchange): RouteGuard {
-  return ex.ctx.guards.get(ex.route!.path)!;
+function guardOf(ex: RoutedExchange): RouteGuard {
+  return ex.route.guard!;
 }
 
 /**
@@ -57,7 +57,7 @@ async function serveMetadata(ex: Exchange, path: string): Promise<void> {
     return;
   }
   if (req.method !== 'GET' && req.method !== 'HEAD') throw new SluiceError('SLUICE_ERR_METHOD_NOT_ALLOWED', req.method, { headers: { allow: 'GET, HEAD, OPTIONS' } });
-  const guard = ex.ctx.guards.get(route.path);
+  const guard = route.guard;
   const resource = resourceUrl(ex, route, guard);
   let doc: Record<string, unknown>;
   if (guard?.mode === 'resource-server') {
@@ -111,13 +111,13 @@ async function upstreamMetadata(ex: Exchange, route: Route): Promise<Record<stri
  * issuer for this resource, or a known API key) and the route's scopes; otherwise 401 / 403 with
  * the challenge MCP clients follow to discovery.
  */
-export const authenticate: Stage = (ex) => {
+export const authenticate: Stage<RoutedExchange> = (ex) => {
   const guard = guardOf(ex);
   if (guard.mode === 'resource-server') return checkBearer(ex, guard);
 };
 
-async function checkBearer(ex: Exchange, guard: RouteGuard): Promise<void> {
-  const metadata = metadataUrlOf(resourceUrl(ex, ex.route!, guard));
+async function checkBearer(ex: RoutedExchange, guard: RouteGuard): Promise<void> {
+  const metadata = metadataUrlOf(resourceUrl(ex, ex.route, guard));
   const scope = guard.auth.scopes;
   const token = bearerToken(ex.req.headers.authorization);
   if (!token) {
@@ -130,7 +130,7 @@ async function checkBearer(ex: Exchange, guard: RouteGuard): Promise<void> {
     if (err instanceof InvalidToken) {
       throw new SluiceError('SLUICE_ERR_UNAUTHORIZED', err.message, { headers: { 'www-authenticate': bearerChallenge({ resourceMetadata: metadata, scope, error: 'invalid_token', description: err.message }) } });
     }
-    ex.ctx.log.warn({ route: ex.route!.path, err: (err as Error).message }, 'token keys unavailable');
+    ex.ctx.log.warn({ route: ex.route.path, err: (err as Error).message }, 'token keys unavailable');
     throw new SluiceError('SLUICE_ERR_AUTH_UNAVAILABLE', undefined, { headers: { 'retry-after': '5' } });
   }
   const missing = missingScopes(ex.principal, scope);
@@ -142,7 +142,7 @@ async function checkBearer(ex: Exchange, guard: RouteGuard): Promise<void> {
 }
 
 /** Policy, rate limits and the upstream credential, once the JSON-RPC method and name are known (and checked against the headers). */
-export const authorize: Stage = (ex) => {
+export const authorize: Stage<RoutedExchange> = (ex) => {
   const guard = guardOf(ex);
   if (!guard.policy.open && ex.rpc) {
     const messages = ex.batch ?? [undefined];
@@ -170,7 +170,7 @@ export const authorize: Stage = (ex) => {
       cred.then(
         (c) => void (ex.upstreamCredential = c),
         (err: unknown) => {
-          ex.ctx.log.error({ route: ex.route!.path, err: (err as Error).message }, 'upstream credential unavailable');
+          ex.ctx.log.error({ route: ex.route.path, err: (err as Error).message }, 'upstream credential unavailable');
           throw new SluiceError('SLUICE_ERR_UPSTREAM_UNAVAILABLE', 'the route\'s upstream credential could not be obtained');
         },
       ),
@@ -226,11 +226,11 @@ async function takeToken(ex: Exchange, limit: RateLimit, key: string): Promise<v
  */
 export const refuseRejectedCredential: ResponseStage = (ex, head) => {
   if (head.status !== 401) return;
-  const guard = ex.ctx.guards.get(ex.route!.path);
+  const guard = ex.route.guard;
   if (guard?.mode !== 'resource-server') return;
   guard.credentialRejected();
   const challenge = head.upstream['www-authenticate'];
-  ex.ctx.log.error({ route: ex.route!.path, replica: head.replica.id, challenge: typeof challenge === 'string' ? challenge : undefined }, 'upstream refused the route credential');
+  ex.ctx.log.error({ route: ex.route.path, replica: head.replica.id, challenge: typeof challenge === 'string' ? challenge : undefined }, 'upstream refused the route credential');
   throw new SluiceError('SLUICE_ERR_UPSTREAM_AUTH', 'check auth.upstreamCredential');
 };
 
@@ -241,7 +241,7 @@ export const refuseRejectedCredential: ResponseStage = (ex, head) => {
 export const publicChallenge: ResponseStage = (ex, head) => {
   const challenge = head.headers['www-authenticate'];
   if (typeof challenge !== 'string') return;
-  const guard = ex.ctx.guards.get(ex.route!.path);
+  const guard = ex.route.guard;
   if (guard?.mode !== 'transparent') return;
   head.headers['www-authenticate'] = challenge.replace(/resource_metadata="([^"]*)"/gi, (whole, url: string) => {
     try {
@@ -249,13 +249,13 @@ export const publicChallenge: ResponseStage = (ex, head) => {
     } catch {
       return whole;
     }
-    return `resource_metadata="${metadataUrlOf(resourceUrl(ex, ex.route!, guard))}"`;
+    return `resource_metadata="${metadataUrlOf(resourceUrl(ex, ex.route, guard))}"`;
   });
 };
 
 /** The policy's twin on the answer: list results (JSON, SSE, batches) keep only what the caller may use. */
 export const filterLists: ResponseStage = (ex, head) => {
-  const guard = ex.ctx.guards.get(ex.route!.path);
+  const guard = ex.route.guard;
   if (!guard || guard.policy.open) return;
   if (!head.sse && !(ex.rpc?.method !== undefined && LIST_METHODS[ex.rpc.method]) && !ex.batch) return;
   head.transforms.push(new ListFilter(guard.policy, ex.principal, head.sse));

@@ -12,6 +12,12 @@ import type { BodyBudget } from '../transport/read-body.ts';
 import type { BucketStore } from '../security/token-bucket.ts';
 import type { RouteGuard } from './route-guard.ts';
 
+/** A route as the gateway runs it: the route table's entry and what it enforces about callers. */
+export interface GatewayRoute extends Route {
+  /** Authentication, policy and rate limits; undefined for a route that checks nothing. */
+  readonly guard: RouteGuard | undefined;
+}
+
 /** An exchange that graceful shutdown must wind down. */
 export interface Drainable {
   /** 'stream': a long-lived SSE GET, ended at once; 'request': a POST, allowed to finish. */
@@ -27,9 +33,8 @@ export interface GatewayContext {
   config: Config;
   /** Seals and opens the session tokens clients see as Mcp-Session-Id. */
   sessions: KeyRing;
-  routes: readonly Route[];
-  /** Per route path: authentication, policy and rate limits (replaced with the routes). */
-  guards: ReadonlyMap<string, RouteGuard>;
+  /** Longest prefix first; each with its guard (replaced whole by a reload). */
+  routes: readonly GatewayRoute[];
   /** The Redis bucket store shared by Sluice processes (rateLimiting.redis); undefined: in memory. */
   readonly sharedBuckets: BucketStore | undefined;
   readonly client: UpstreamClient;

@@ -1,13 +1,14 @@
 // One client request and what the stages learn about it; the single argument of every stage.
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Span } from '@opentelemetry/api';
-import type { Era, JsonRpcSummary } from '../core/mcp.ts';
+import type { Outcome } from '../core/errors.ts';
+import { H, type Era, type JsonRpcSummary } from '../core/mcp.ts';
+import { findSessionParam } from '../session/query-session.ts';
 import type { Replica } from '../routing/replica-pool.ts';
-import type { Route } from '../routing/route-table.ts';
 import type { HostOriginPolicy } from '../security/host-origin.ts';
 import type { BodyTransform } from '../transport/body-transform.ts';
 import type { Principal } from '../security/principal.ts';
-import type { GatewayContext } from './context.ts';
+import type { GatewayContext, GatewayRoute } from './context.ts';
 
 export interface Exchange {
   readonly ctx: GatewayContext;
@@ -20,7 +21,7 @@ export interface Exchange {
   target: string;
   /** Lowest depth a `..` in the request path popped to (Infinity: none); see security/request-path.ts. */
   pathFloor: number;
-  route: Route | undefined;
+  route: GatewayRoute | undefined;
   /** The request path below the route prefix, and the query ('?…' or ''), set with the route. */
   routeRest: string;
   query: string;
@@ -33,8 +34,8 @@ export interface Exchange {
   rpc: JsonRpcSummary | undefined;
   era: Era | undefined;
   bytesOut: number;
-  /** How the exchange ended, for the access log: ok, client-closed, slow-client, upstream-error, ... */
-  outcome: string;
+  /** How the exchange ended, for the access log, metrics and traces. */
+  outcome: Outcome;
   error: string | undefined;
   responseSessionId: string | undefined;
   /** The upstream's own session id, opened from the client's token. */
@@ -55,8 +56,23 @@ export interface Exchange {
   batch: unknown[] | undefined;
 }
 
-/** A request stage. It may enrich the exchange, throw a SluiceError to answer, or answer itself (last stage). */
-export type Stage = (ex: Exchange) => void | Promise<void>;
+/** An exchange once selectRoute has run (it throws when nothing matches): the route is set. */
+export interface RoutedExchange extends Exchange {
+  route: GatewayRoute;
+}
+
+/** Once selectReplica has run: the replica to send to and the upstream target are set. */
+export interface DispatchedExchange extends RoutedExchange {
+  replica: Replica;
+  upstreamTarget: string;
+}
+
+/**
+ * A request stage. It may enrich the exchange, throw a SluiceError to answer, or answer itself
+ * (last stage). Stages after selectRoute take a RoutedExchange, after selectReplica a
+ * DispatchedExchange: pipeline.ts groups them so, and the type carries what earlier stages set.
+ */
+export type Stage<E extends Exchange = Exchange> = (ex: E) => void | Promise<void>;
 
 /** The upstream's answer head on its way to the client, as the response stages build it. */
 export interface ResponseHead {
@@ -78,7 +94,7 @@ export interface ResponseHead {
  * may attach a body transform, or throws a SluiceError to refuse the answer (the exchange ends
  * with that error instead; nothing of the upstream's answer reaches the client).
  */
-export type ResponseStage = (ex: Exchange, head: ResponseHead) => void;
+export type ResponseStage = (ex: DispatchedExchange, head: ResponseHead) => void;
 
 export function newExchange(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse, listener: HostOriginPolicy): Exchange {
   return {
@@ -111,4 +127,17 @@ export function newExchange(ctx: GatewayContext, req: IncomingMessage, res: Serv
     upstreamCredential: undefined,
     batch: undefined,
   };
+}
+
+/**
+ * The session this exchange belongs to, as the client knows it (a Sluice token): the one it sent
+ * (Mcp-Session-Id, else HTTP+SSE's query parameter as it arrived), else the one minted on this
+ * answer. `opened`: only a token Sluice opened or minted, so that forged ids never count.
+ */
+export function clientSessionOf(ex: Exchange, opened = false): string | undefined {
+  const header = ex.req.headers[H.sessionId];
+  if (typeof header === 'string' && (!opened || ex.upstreamSessionId !== undefined)) return header;
+  if (ex.responseSessionId !== undefined || opened) return ex.responseSessionId;
+  const q = ex.target.indexOf('?');
+  return q === -1 ? undefined : findSessionParam(ex.target.slice(q))?.value;
 }

@@ -6,14 +6,14 @@
 // drain. One Relay object per exchange holds it, because an idle SSE stream keeps exactly that
 // object (plus its two sockets) alive.
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
-import { SluiceError } from '../core/errors.ts';
+import { SluiceError, type Outcome } from '../core/errors.ts';
 import { upstreamTarget } from '../routing/route-table.ts';
 import type { Replica } from '../routing/replica-pool.ts';
 import { TransformChain, type BodyTransform } from '../transport/body-transform.ts';
 import { SseBoundary } from '../transport/sse-framing.ts';
 import { isConnectFailure, type UpstreamCall, type UpstreamListener } from '../transport/upstream-client.ts';
 import { routeLabel, type Drainable } from './context.ts';
-import type { Exchange, ResponseHead, ResponseStage, Stage } from './exchange.ts';
+import type { DispatchedExchange, ResponseHead, ResponseStage, RoutedExchange, Stage } from './exchange.ts';
 import { respondError } from './respond-error.ts';
 import { replicaFailed } from './stages.ts';
 import { isEventStream, upstreamRequestHeaders } from './upstream-headers.ts';
@@ -27,14 +27,14 @@ const CLIENT_CLOSED = new SluiceError('SLUICE_ERR_BAD_REQUEST', 'client closed t
  * over (404: the client starts again there). Without one, it may be restarting: 503 with a short
  * Retry-After keeps the session, and an upstream that lost it says 404 itself once it is back.
  */
-function ownerUnreachable(ex: Exchange, owner: Replica): SluiceError {
-  const pool = ex.route!.pool;
+function ownerUnreachable(ex: RoutedExchange, owner: Replica): SluiceError {
+  const pool = ex.route.pool;
   if (pool.hasAlternative(owner)) return new SluiceError('SLUICE_ERR_SESSION_NOT_FOUND', 'the session\'s upstream replica is unreachable');
-  return new SluiceError('SLUICE_ERR_NO_HEALTHY_UPSTREAM', `route ${ex.route!.path}: the session's replica does not accept connections`, { headers: { 'retry-after': '1' } });
+  return new SluiceError('SLUICE_ERR_NO_HEALTHY_UPSTREAM', `route ${ex.route.path}: the session's replica does not accept connections`, { headers: { 'retry-after': '1' } });
 }
 
 /** The forward stage, running `stages` on every answer's head. */
-export function forwardWith(stages: readonly ResponseStage[]): Stage {
+export function forwardWith(stages: readonly ResponseStage[]): Stage<DispatchedExchange> {
   return (ex) => {
     if (!ex.route || !ex.replica || ex.upstreamTarget === undefined) throw new SluiceError('SLUICE_ERR_INTERNAL', 'forward without a route');
     new Relay(ex, stages).start();
@@ -49,7 +49,7 @@ function protocolError(err: unknown): SluiceError {
 class Relay implements UpstreamListener, Drainable {
   readonly kind: 'stream' | 'request';
   replica: Replica;
-  private readonly ex: Exchange;
+  private readonly ex: DispatchedExchange;
   /** Replicas already tried for this exchange (only a connect failure moves it on). */
   private tried: Replica[] | undefined;
   private readonly res: ServerResponse;
@@ -68,10 +68,10 @@ class Relay implements UpstreamListener, Drainable {
   private waitingForDrain = false;
   private released = false;
 
-  constructor(ex: Exchange, stages: readonly ResponseStage[]) {
+  constructor(ex: DispatchedExchange, stages: readonly ResponseStage[]) {
     this.ex = ex;
     this.stages = stages;
-    this.replica = ex.replica!;
+    this.replica = ex.replica;
     this.res = ex.res;
     // A 2026-07-28 subscriptions/listen POST is a long-lived stream like a GET: shutdown ends it
     // at once (clients re-send it) instead of waiting for it as an in-flight request.
@@ -95,7 +95,7 @@ class Relay implements UpstreamListener, Drainable {
     const ex = this.ex;
     this.replica.outstanding++;
     this.call = ex.ctx.client.dispatch(
-      { origin: this.replica.origin, policy: ex.route!.policy, tls: ex.route!.tls, path: ex.upstreamTarget!, method: ex.req.method ?? 'GET', headers: upstreamRequestHeaders(ex), body: ex.body },
+      { origin: this.replica.origin, policy: ex.route.policy, tls: ex.route.tls, path: ex.upstreamTarget, method: ex.req.method ?? 'GET', headers: upstreamRequestHeaders(ex), body: ex.body },
       this,
     );
   }
@@ -108,12 +108,10 @@ class Relay implements UpstreamListener, Drainable {
   private moveOn(err: unknown): unknown {
     const ex = this.ex;
     if (ex.pinned) return ownerUnreachable(ex, this.replica);
-    const pool = ex.route!.pool;
+    const pool = ex.route.pool;
     (this.tried ??= []).push(this.replica);
-    for (let i = 0; i < pool.replicas.length; i++) {
-      const next = pool.pick();
-      if (!next) break;
-      if (this.tried.includes(next)) continue;
+    const next = pool.pick(Date.now(), this.tried);
+    if (next) {
       this.replica.outstanding--;
       this.replica = next;
       ex.replica = next;
@@ -155,7 +153,7 @@ class Relay implements UpstreamListener, Drainable {
     ex.headersAt = performance.now();
     res.flushHeaders();
     if (ctx.metrics) {
-      ctx.metrics.streamOpened(routeLabel(ctx, ex.route!.path)!);
+      ctx.metrics.streamOpened(routeLabel(ctx, ex.route.path)!);
       ex.streamCounted = true;
     }
     this.boundary = new SseBoundary();
@@ -227,7 +225,7 @@ class Relay implements UpstreamListener, Drainable {
         // connections it is gone, and so is the session: 404, the client's signal to start over.
         this.finished = true;
         const ex = this.ex;
-        void ex.ctx.reachable(ex.route!, this.replica).then((alive) => {
+        void ex.ctx.reachable(ex.route, this.replica).then((alive) => {
           this.cleanup();
           if (!this.res.destroyed) respondError(ex, alive ? err : ownerUnreachable(ex, this.replica));
         });
@@ -285,7 +283,7 @@ class Relay implements UpstreamListener, Drainable {
   }
 
   /** End the exchange from Sluice's side: upstream aborted, client answered or cut. */
-  private end(outcome: string, reason: SluiceError, retryMs?: number): void {
+  private end(outcome: Outcome, reason: SluiceError, retryMs?: number): void {
     if (this.finished) return;
     this.finished = true;
     this.ex.outcome = outcome;
@@ -354,6 +352,6 @@ class Relay implements UpstreamListener, Drainable {
     this.res.write(HEARTBEAT);
     this.ex.bytesOut += HEARTBEAT.length;
     const { ctx } = this.ex;
-    ctx.metrics?.heartbeat(routeLabel(ctx, this.ex.route!.path)!);
+    ctx.metrics?.heartbeat(routeLabel(ctx, this.ex.route.path)!);
   };
 }

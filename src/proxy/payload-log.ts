@@ -8,15 +8,15 @@ import type { RouteConfig } from '../config/schema.ts';
 import { hashSessionId } from '../observability/access-log.ts';
 import { Redactor } from '../observability/redact.ts';
 import type { BodyTransform } from '../transport/body-transform.ts';
-import type { Exchange, ResponseStage } from './exchange.ts';
+import { clientSessionOf, type DispatchedExchange, type Exchange, type ResponseStage, type RoutedExchange } from './exchange.ts';
 
 /** JSON response bodies above this are logged by size only. */
 const MAX_JSON_BODY = 1024 * 1024;
 
 const redactors = new WeakMap<RouteConfig, Redactor>();
 
-function redactorFor(ex: Exchange): Redactor {
-  const config = ex.route!.config;
+function redactorFor(ex: RoutedExchange): Redactor {
+  const config = ex.route.config;
   let r = redactors.get(config);
   if (!r) {
     const p = config.logPayloads;
@@ -31,11 +31,10 @@ export function logsPayloads(ex: Exchange): boolean {
 }
 
 function write(ex: Exchange, payload: 'request' | 'response' | 'event', fields: Record<string, unknown>): void {
-  const session = ex.req.headers['mcp-session-id'];
-  ex.ctx.log.info({ payload, route: ex.route?.path, rpcMethod: ex.rpc?.method, session: hashSessionId((typeof session === 'string' ? session : undefined) ?? ex.responseSessionId), ...fields }, 'payload');
+  ex.ctx.log.info({ payload, route: ex.route?.path, rpcMethod: ex.rpc?.method, session: hashSessionId(clientSessionOf(ex)), ...fields }, 'payload');
 }
 
-export function logRequestPayload(ex: Exchange, message: unknown): void {
+export function logRequestPayload(ex: RoutedExchange, message: unknown): void {
   write(ex, 'request', { message: redactorFor(ex).redact(message) });
 }
 
@@ -48,13 +47,13 @@ export const tapPayloads: ResponseStage = (ex, head) => {
 
 /** Sees the response body as it goes to the client and logs its messages. */
 export class ResponseTap implements BodyTransform {
-  private readonly ex: Exchange;
+  private readonly ex: DispatchedExchange;
   private readonly parser: CappedSseReader | undefined;
   private readonly decoder = new TextDecoder();
   private chunks: Buffer[] = [];
   private size = 0;
 
-  constructor(ex: Exchange, sse: boolean) {
+  constructor(ex: DispatchedExchange, sse: boolean) {
     this.ex = ex;
     this.parser = sse
       ? new CappedSseReader(MAX_JSON_BODY, (e) => {

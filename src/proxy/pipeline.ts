@@ -4,7 +4,8 @@ import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { formatAccessLine, hashSessionId, pathForLog, securityEventOf, type AccessRecord } from '../observability/access-log.ts';
 import type { HostOriginPolicy } from '../security/host-origin.ts';
 import { routeLabel, type GatewayContext } from './context.ts';
-import { newExchange, type Exchange, type ResponseStage, type Stage } from './exchange.ts';
+import { isErrorCode } from '../core/errors.ts';
+import { clientSessionOf, newExchange, type DispatchedExchange, type Exchange, type ResponseStage, type RoutedExchange, type Stage } from './exchange.ts';
 import { forwardWith } from './forward.ts';
 import { clientAddress } from '../security/forwarded.ts';
 import { forwardedOf } from './upstream-headers.ts';
@@ -22,7 +23,21 @@ import { crossResponseHeaders, refuseEncodedBody } from './upstream-headers.ts';
  */
 export const RESPONSE_STAGES: readonly ResponseStage[] = [recordAnswer, refuseRejectedCredential, refuseEncodedBody, crossResponseHeaders, ownCorsHeaders, publicChallenge, filterLists, sealSessionToken, sealSseEndpoint, tapPayloads];
 
-export const STAGES: readonly Stage[] = [checkHead, serveResourceMetadata, selectRoute, checkHostOrigin, applyCors, authenticate, readRequestBody, classify, authorize, openSessionToken, selectReplica, admit, forwardWith(RESPONSE_STAGES)];
+/**
+ * Stages after selectRoute may rely on the route (it throws when none matches), stages after
+ * selectReplica on the replica and upstream target; their types say so, and this list is the one
+ * place that orders them, so it is the one place that widens them back to `Stage`.
+ */
+const routed = (...stages: Stage<RoutedExchange>[]): Stage[] => stages as Stage[];
+const dispatched = (...stages: Stage<DispatchedExchange>[]): Stage[] => stages as Stage[];
+
+export const STAGES: readonly Stage[] = [
+  checkHead,
+  serveResourceMetadata,
+  selectRoute,
+  ...routed(checkHostOrigin, applyCors, authenticate, readRequestBody, classify, authorize, openSessionToken, selectReplica),
+  ...dispatched(admit, forwardWith(RESPONSE_STAGES)),
+];
 
 export function handleRequest(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse, listener: HostOriginPolicy): void {
   // HTTP/2 names the authority :authority; every stage reads Host.
@@ -102,12 +117,11 @@ function endSpan(ex: Exchange): void {
 }
 
 function observe(ex: Exchange): void {
-  const { ctx, res, req } = ex;
+  const { ctx, res } = ex;
   const route = routeLabel(ctx, ex.route?.path);
   if (ex.streamCounted) ctx.metrics!.streamClosed(route!);
   // Only sessions Sluice opened or minted count as active: forged ids must not fill the tracker.
-  const header = req.headers['mcp-session-id'];
-  const session = ex.upstreamSessionId !== undefined && typeof header === 'string' ? header : ex.responseSessionId;
+  const session = clientSessionOf(ex, true);
   ctx.metrics!.observeExchange({
     route,
     rpcMethod: ex.rpc?.method,
@@ -116,16 +130,13 @@ function observe(ex: Exchange): void {
     totalMs: performance.now() - ex.startedAt,
     bytesIn: ex.body?.length ?? 0,
     bytesOut: ex.bytesOut,
-    refusedCode: ex.outcome.startsWith('SLUICE_ERR_') ? ex.outcome : undefined,
+    refusedCode: isErrorCode(ex.outcome) ? ex.outcome : undefined,
     sessionHash: hashSessionId(session),
   });
 }
 
 function accessRecord(ex: Exchange): AccessRecord {
   const { req, res } = ex;
-  const requestSession = req.headers['mcp-session-id'];
-  const sseSession = /[?&](?:sessionId|session_id)=([^&]*)/.exec(ex.target)?.[1];
-  const session = (typeof requestSession === 'string' ? requestSession : undefined) ?? ex.responseSessionId ?? sseSession;
   return {
     route: ex.route?.path,
     method: req.method ?? '',
@@ -140,7 +151,7 @@ function accessRecord(ex: Exchange): AccessRecord {
     bytesOut: ex.bytesOut,
     upstream: ex.replica ? ex.replica.origin + pathForLog(ex.upstreamTarget ?? '') : undefined,
     replica: ex.replica?.id,
-    session: hashSessionId(session),
+    session: hashSessionId(clientSessionOf(ex)),
     error: ex.error,
     outcome: ex.outcome,
     security: securityEventOf(ex.outcome),

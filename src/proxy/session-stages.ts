@@ -8,7 +8,7 @@ import { publicEndpoint, rewritesPaths } from '../routing/route-table.ts';
 import { findSessionParam, replaceParam } from '../session/query-session.ts';
 import { hashPrincipal, openSession, sealSession, type SessionClaims } from '../session/token.ts';
 import { SseEndpointRewriter } from '../transport/sse-endpoint-rewriter.ts';
-import type { Exchange, ResponseStage, Stage } from './exchange.ts';
+import type { Exchange, ResponseStage, RoutedExchange, Stage } from './exchange.ts';
 
 /** A session belongs to the principal that opened it (a hash of it): under anyone else its token does not open. */
 export function principalHash(ex: Exchange): Buffer | undefined {
@@ -21,7 +21,7 @@ export function principalHash(ex: Exchange): Buffer | undefined {
  * (tampered, foreign or removed key, another route) or whose owner is gone, ejected or past its
  * drain deadline is answered 404 here, with no upstream call: the spec's signal to start over.
  */
-export const openSessionToken: Stage = (ex) => {
+export const openSessionToken: Stage<RoutedExchange> = (ex) => {
   const raw = ex.req.headers[H.sessionId];
   if (raw !== undefined) {
     const token = Array.isArray(raw) ? raw[0] : raw;
@@ -47,9 +47,9 @@ function ownerOf(ex: Exchange, claims: SessionClaims | undefined): Replica {
 }
 
 /** A token for an upstream session minted on `replica`, bound to this exchange's caller. */
-function seal(ex: Exchange, replica: Replica, upstreamSession: string): string {
+function seal(ex: RoutedExchange, replica: Replica, upstreamSession: string): string {
   try {
-    return sealSession(ex.ctx.sessions, { route: ex.route!.path, replica: replica.id, upstreamSession, principal: principalHash(ex), issuedAt: Math.floor(Date.now() / 1000) });
+    return sealSession(ex.ctx.sessions, { route: ex.route.path, replica: replica.id, upstreamSession, principal: principalHash(ex), issuedAt: Math.floor(Date.now() / 1000) });
   } catch (err) {
     // A session id too long to seal: the upstream id must not reach the client either way.
     throw new SluiceError('SLUICE_ERR_UPSTREAM_PROTOCOL', (err as Error).message);
@@ -72,9 +72,9 @@ export const sealSessionToken: ResponseStage = (ex, head) => {
  */
 export const sealSseEndpoint: ResponseStage = (ex, head) => {
   if (!head.sse || ex.req.method !== 'GET' || ex.era !== undefined) return;
-  const route = ex.route!;
+  const route = ex.route;
   const replica = head.replica;
-  const upstreamTarget = ex.upstreamTarget!;
+  const upstreamTarget = ex.upstreamTarget;
   const paths = rewritesPaths(route, replica);
   head.transforms.push(
     new SseEndpointRewriter((data) => {

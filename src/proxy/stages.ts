@@ -9,9 +9,10 @@ import { hostAllowed, originAllowed } from '../security/host-origin.ts';
 import { duplicateSingleton, originFormTarget } from '../security/request-head.ts';
 import { normalizePath, prefixDepth } from '../security/request-path.ts';
 import { nestsDeeperThan } from '../security/json-depth.ts';
+import { findSessionParam } from '../session/query-session.ts';
 import { readBody } from '../transport/read-body.ts';
 import type { Replica } from '../routing/replica-pool.ts';
-import type { Exchange, ResponseStage, Stage } from './exchange.ts';
+import type { DispatchedExchange, ResponseStage, RoutedExchange, Stage } from './exchange.ts';
 import { logRequestPayload, logsPayloads } from './payload-log.ts';
 import { behindClose } from './connection-order.ts';
 
@@ -65,11 +66,11 @@ export const selectRoute: Stage = (ex) => {
  * The listener's Host and Origin allow lists: a Host it does not serve (DNS rebinding) or an
  * Origin it does not trust gets 403 before anything reaches the upstream.
  */
-export const checkHostOrigin: Stage = (ex) => {
+export const checkHostOrigin: Stage<RoutedExchange> = (ex) => {
   const { req, listener } = ex;
   if (!hostAllowed(listener, req.headers.host)) throw new SluiceError('SLUICE_ERR_HOST_NOT_ALLOWED');
   const origin = req.headers.origin;
-  if (origin !== undefined && !originAllowed(listener, origin, req.headers.host, ex.route!.config.cors.allowOrigins)) throw new SluiceError('SLUICE_ERR_ORIGIN_NOT_ALLOWED');
+  if (origin !== undefined && !originAllowed(listener, origin, req.headers.host, ex.route.config.cors.allowOrigins)) throw new SluiceError('SLUICE_ERR_ORIGIN_NOT_ALLOWED');
 };
 
 /**
@@ -77,9 +78,9 @@ export const checkHostOrigin: Stage = (ex) => {
  * 403; answers to an allowed origin carry Sluice's Access-Control-* headers (forward drops the
  * upstream's own, so there is one policy).
  */
-export const applyCors: Stage = (ex) => {
+export const applyCors: Stage<RoutedExchange> = (ex) => {
   const { req, res } = ex;
-  const policy = ex.route!.config.cors;
+  const policy = ex.route.config.cors;
   if (!corsEnabled(policy)) return;
   const origin = req.headers.origin;
   const allow = allowedOrigin(policy, origin);
@@ -95,7 +96,7 @@ export const applyCors: Stage = (ex) => {
 
 /** CORS on the answer: with CORS on for the route, Sluice's headers (set by applyCors) are the only ones. */
 export const ownCorsHeaders: ResponseStage = (ex, head) => {
-  if (!corsEnabled(ex.route!.config.cors)) return;
+  if (!corsEnabled(ex.route.config.cors)) return;
   const out = head.headers;
   for (const name of Object.keys(out)) if (name.startsWith('access-control-')) delete out[name];
   const vary = ex.res.getHeader('vary');
@@ -103,7 +104,7 @@ export const ownCorsHeaders: ResponseStage = (ex, head) => {
 };
 
 /** Read bodies of methods that carry one; limits apply before the body is complete. */
-export const readRequestBody: Stage = async (ex) => {
+export const readRequestBody: Stage<RoutedExchange> = async (ex) => {
   const { req } = ex;
   const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
   if (!hasBody && req.method !== 'POST') return;
@@ -117,7 +118,7 @@ export const readRequestBody: Stage = async (ex) => {
 };
 
 /** classify: era, JSON-RPC method and name; batch rules; 2026-07-28 header-vs-body check. */
-export const classify: Stage = (ex) => {
+export const classify: Stage<RoutedExchange> = (ex) => {
   const { req } = ex;
   const version = req.headers[H.protocolVersion] as string | undefined;
   const stateless = requiresHeaderValidation(version);
@@ -138,7 +139,7 @@ export const classify: Stage = (ex) => {
   const rpc = summarize(json);
   if (!rpc) throw new SluiceError('SLUICE_ERR_INVALID_JSONRPC');
   ex.rpc = rpc;
-  ex.era = stateless ? 'stateless' : ex.target.includes('essionId=') || ex.target.includes('session_id=') ? 'http+sse' : 'sessionful';
+  ex.era = stateless ? 'stateless' : findSessionParam(ex.query) ? 'http+sse' : 'sessionful';
   if (Array.isArray(json)) {
     ex.batch = json;
     if (!allowsBatches(version)) throw new SluiceError('SLUICE_ERR_BATCH_NOT_ALLOWED', `protocol version ${version}`);
@@ -156,7 +157,7 @@ export const classify: Stage = (ex) => {
  * without bound. Counted here, once the body is read, so that slow uploads (bounded by the body
  * deadline and memory budget instead) cannot fill the cap and starve requests that are ready.
  */
-export const admit: Stage = (ex) => {
+export const admit: Stage<DispatchedExchange> = (ex) => {
   const { ctx, res, req } = ex;
   // Its answer would queue behind one that closes the connection: it can never be delivered, so
   // it must not run. (The error answer queued here is dropped with the connection.)
@@ -168,8 +169,8 @@ export const admit: Stage = (ex) => {
 };
 
 /** select replica: new sessions and stateless requests are balanced; none available is a quick 503. */
-export const selectReplica: Stage = (ex) => {
-  const route = ex.route!;
+export const selectReplica: Stage<RoutedExchange> = (ex) => {
+  const route = ex.route;
   let replica = ex.replica;
   if (!replica) {
     const now = Date.now();
@@ -184,8 +185,8 @@ export const selectReplica: Stage = (ex) => {
 };
 
 /** Passive health: a connect failure or timeout (a 5xx where the route opts in) counts against the replica. */
-export function replicaFailed(ex: Exchange, replica: Replica): void {
-  const route = ex.route!;
+export function replicaFailed(ex: RoutedExchange, replica: Replica): void {
+  const route = ex.route;
   if (route.pool.failed(replica)) {
     ex.ctx.log.warn({ route: route.path, replica: replica.id, for: route.config.ejection.duration }, 'replica ejected after consecutive failures');
   }
@@ -193,7 +194,7 @@ export function replicaFailed(ex: Exchange, replica: Replica): void {
 
 /** Passive health, the answer's twin of selectReplica: an answer clears the replica's failure count. */
 export const recordAnswer: ResponseStage = (ex, head) => {
-  const route = ex.route!;
+  const route = ex.route;
   if (head.status >= 500 && route.config.ejection.on5xx) replicaFailed(ex, head.replica);
   else route.pool.succeeded(head.replica);
 };

@@ -66,9 +66,9 @@ export function isEventStream(headers: IncomingHttpHeaders | Record<string, stri
 export const refuseEncodedBody: ResponseStage = (ex, head) => {
   const encoding = head.upstream['content-encoding'];
   if (encoding === undefined || /^\s*identity\s*$/i.test(String(encoding))) return;
-  const guard = ex.ctx.guards.get(ex.route!.path);
+  const guard = ex.route.guard;
   if (!head.sse && !(guard && !guard.policy.open)) return;
-  ex.ctx.log.warn({ route: ex.route!.path, replica: head.replica.id, encoding: String(encoding) }, 'upstream sent a content-encoded stream despite accept-encoding: identity');
+  ex.ctx.log.warn({ route: ex.route.path, replica: head.replica.id, encoding: String(encoding) }, 'upstream sent a content-encoded stream despite accept-encoding: identity');
   throw new SluiceError('SLUICE_ERR_UPSTREAM_PROTOCOL', `content-encoding ${String(encoding)} on a response Sluice must read`);
 };
 

@@ -84,19 +84,19 @@ export class ReplicaPool {
   }
 
   /** The replica for a new session or a stateless request; undefined when none takes new work. */
-  pick(now = Date.now()): Replica | undefined {
+  pick(now = Date.now(), exclude?: readonly Replica[]): Replica | undefined {
     const list = this.replicas;
     const n = list.length;
     if (n === 1) {
       const only = list[0] as Replica;
-      return only.takesNew(now) ? only : undefined;
+      return only.takesNew(now) && !exclude?.includes(only) ? only : undefined;
     }
     let best: Replica | undefined;
     let bestIndex = 0;
     for (let k = 0; k < n; k++) {
       const i = (this.cursor + k) % n;
       const r = list[i] as Replica;
-      if (!r.takesNew(now)) continue;
+      if (!r.takesNew(now) || exclude?.includes(r)) continue;
       if (this.balance === 'round-robin') {
         best = r;
         bestIndex = i;

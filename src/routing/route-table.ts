@@ -20,8 +20,8 @@ export interface Route {
   readonly tls: UpstreamTls | undefined;
 }
 
-export interface RouteMatch {
-  route: Route;
+export interface RouteMatch<R extends Route = Route> {
+  route: R;
   /** The request path below the route's prefix ('' or starting with '/'). */
   rest: string;
   /** The query with its '?', verbatim ('' when none). */
@@ -67,7 +67,7 @@ function tlsOf(r: RouteConfig, old: Route | undefined): UpstreamTls | undefined 
   return Object.freeze({ rejectUnauthorized: r.tls.verify, ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}), ...(r.tls.servername ? { servername: r.tls.servername } : {}) });
 }
 
-export function matchRoute(routes: readonly Route[], target: string): RouteMatch | undefined {
+export function matchRoute<R extends Route>(routes: readonly R[], target: string): RouteMatch<R> | undefined {
   const q = target.indexOf('?');
   const path = q === -1 ? target : target.slice(0, q);
   const query = q === -1 ? '' : target.slice(q);

@@ -26,7 +26,11 @@ describe('docs/architecture.md and the README layout', () => {
 
   it('list the request and response stages in the order pipeline.ts runs them', () => {
     const pipeline = read('src/proxy/pipeline.ts');
-    const list = (name: string) => new RegExp(`\\b${name}: readonly \\w+\\[\\] = \\[([^\\]]+)\\]`).exec(pipeline)![1]!.split(',').map((s) => s.trim().replace(/^forwardWith\(RESPONSE_STAGES\)$/, 'forward'));
+    const list = (name: string): string[] => {
+      const body = new RegExp(`\\b${name}: readonly \\w+\\[\\] = \\[([\\s\\S]*?)\\];`).exec(pipeline)![1]!;
+      const names = body.replace(/forwardWith\(RESPONSE_STAGES\)/, 'forward').replace(/\.\.\.\w+\(|\)/g, '');
+      return names.split(',').map((n) => n.trim()).filter(Boolean);
+    };
     const arch = read('docs/architecture.md');
     const table = (from: string, to: string) => [...arch.slice(arch.indexOf(from), arch.indexOf(to, arch.indexOf(from))).matchAll(/^\| (\d+) \| `(\w+)` \|/gm)].map((m) => m[2]);
     assert.deepEqual(table('| # | Stage |', '| # | Response stage |'), list('STAGES'));
