@@ -1,5 +1,7 @@
 // Lint rules, including the import direction of docs/architecture.md §5 (core <- config /
 // observability / security / session <- routing / transport <- proxy <- cli).
+import stylistic from '@stylistic/eslint-plugin';
+import { importX } from 'eslint-plugin-import-x';
 import tseslint from 'typescript-eslint';
 
 const layer = (dir, forbidden) => ({
@@ -25,6 +27,17 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': 'error',
+    },
+  },
+  {
+    // Source lines fit 120 columns (prettier, .prettierrc.json, wraps code; comments are wrapped by
+    // hand; a long message string or URL may run on). No import cycles between modules.
+    files: ['src/**/*.ts'],
+    plugins: { '@stylistic': stylistic, 'import-x': importX },
+    settings: { 'import-x/extensions': ['.ts'], 'import-x/resolver': { node: { extensions: ['.ts'] } } },
+    rules: {
+      '@stylistic/max-len': ['error', { code: 120, ignoreStrings: true, ignoreTemplateLiterals: true, ignoreRegExpLiterals: true, ignoreUrls: true }],
+      'import-x/no-cycle': ['error', { ignoreExternal: true }],
     },
   },
   layer('core', ['config', 'observability', 'security', 'session', 'routing', 'transport', 'proxy', 'cli', 'demo']),

@@ -45,13 +45,14 @@ export interface Gateway {
   shutdown(): Promise<void>;
 }
 
-
 /** The key ring from config, else SLUICE_SESSION_KEYS, else a generated one (with a warning). */
 export function sessionKeyRing(config: Config, log: Logger, env: NodeJS.ProcessEnv = process.env): KeyRing {
   if (config.sessions.keys.length > 0) return new KeyRing(config.sessions.keys.map((k) => Buffer.from(k, 'base64url')));
   const fromEnv = env['SLUICE_SESSION_KEYS'];
   if (fromEnv?.trim()) return KeyRing.parse(fromEnv);
-  log.warn('no session keys configured (sessions.keys or SLUICE_SESSION_KEYS): generated one; sessions will not survive a restart or span Sluice replicas');
+  log.warn(
+    'no session keys configured (sessions.keys or SLUICE_SESSION_KEYS): generated one; sessions will not survive a restart or span Sluice replicas',
+  );
   return KeyRing.generate();
 }
 
@@ -72,7 +73,10 @@ function routeConfigs(config: Config, registry: Registry | undefined, log: Logge
       if (out.some((c) => c.path === route.path)) throw new Error(`path ${route.path} is taken by a configured route`);
       out.push(route);
     } catch (err) {
-      log.warn({ tenant: r.tenant, name: r.name, err: (err as Error).message.split('\n')[0] }, 'registered upstream skipped');
+      log.warn(
+        { tenant: r.tenant, name: r.name, err: (err as Error).message.split('\n')[0] },
+        'registered upstream skipped',
+      );
     }
   }
   return out;
@@ -87,11 +91,16 @@ async function loadRegistry(config: Config): Promise<Registry | undefined> {
   }
 }
 
-/** The registration API's token: needed when registrations are on; optional otherwise (health and metrics need none). */
+/**
+ * The registration API's token: needed when registrations are on; optional otherwise (health and metrics need none).
+ */
 function adminToken(config: Config, env: NodeJS.ProcessEnv): string {
   const token = config.admin.token || env['SLUICE_ADMIN_TOKEN'] || '';
   if (token === '' && !config.registrations.enabled) return '';
-  if (token.length < 16) throw new ConfigError('admin', ['admin.token (or SLUICE_ADMIN_TOKEN) must be at least 16 characters when set, and is needed for registrations']);
+  if (token.length < 16)
+    throw new ConfigError('admin', [
+      'admin.token (or SLUICE_ADMIN_TOKEN) must be at least 16 characters when set, and is needed for registrations',
+    ]);
   return token;
 }
 
@@ -105,7 +114,10 @@ function logHashKey(config: Config, env: NodeJS.ProcessEnv = process.env): Buffe
 function warnUnverified(routes: readonly Route[], log: Logger): void {
   for (const r of routes) {
     if (r.tls && !r.tls.rejectUnauthorized && r.pool.replicas.some((rep) => rep.url.protocol === 'https:')) {
-      log.warn({ route: r.path }, 'TLS verification of upstream certificates is OFF for this route (tls.verify: false)');
+      log.warn(
+        { route: r.path },
+        'TLS verification of upstream certificates is OFF for this route (tls.verify: false)',
+      );
     }
   }
 }
@@ -113,17 +125,28 @@ function warnUnverified(routes: readonly Route[], log: Logger): void {
 function replicaHealth(ctx: GatewayContext): ReplicaHealth[] {
   const now = Date.now();
   // Registered routes are left out: their number is the tenants' choice, not the operator's.
-  return ctx.routes.filter((r) => routeLabel(ctx, r.path) === r.path).flatMap((r) => r.pool.replicas.map((rep) => ({ route: r.path, replica: rep.id, healthy: rep.takesNew(now) })));
+  return ctx.routes
+    .filter((r) => routeLabel(ctx, r.path) === r.path)
+    .flatMap((r) => r.pool.replicas.map((rep) => ({ route: r.path, replica: rep.id, healthy: rep.takesNew(now) })));
 }
 
 /**
  * The route table with each route's guard (auth, policy, limits); a missing secret is a config
  * error naming the route. `previous` (a reload) keeps replica state and rate-limit buckets.
  */
-function gatewayRoutes(configs: readonly RouteConfig[], deps: Omit<GuardDeps, 'env'>, previous: readonly GatewayRoute[] = [], now = Date.now()): GatewayRoute[] {
+function gatewayRoutes(
+  configs: readonly RouteConfig[],
+  deps: Omit<GuardDeps, 'env'>,
+  previous: readonly GatewayRoute[] = [],
+  now = Date.now(),
+): GatewayRoute[] {
   let guards: Map<string, RouteGuard>;
   try {
-    guards = buildGuards(configs, { ...deps, env: process.env }, new Map(previous.flatMap((r) => (r.guard ? [[r.path, r.guard] as const] : []))));
+    guards = buildGuards(
+      configs,
+      { ...deps, env: process.env },
+      new Map(previous.flatMap((r) => (r.guard ? [[r.path, r.guard] as const] : []))),
+    );
   } catch (err) {
     throw new ConfigError('auth', [(err as Error).message]);
   }
@@ -136,10 +159,19 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
   const registry = await loadRegistry(config);
   const token = config.admin.listen ? adminToken(config, process.env) : '';
   const configs = routeConfigs(config, registry, log);
-  const client = new UpstreamClient({ connectTimeoutMs: config.timeouts.connect, headersTimeoutMs: config.timeouts.responseHeaders > 0 ? config.timeouts.responseHeaders + 2_000 : 0, ...deps });
+  const client = new UpstreamClient({
+    connectTimeoutMs: config.timeouts.connect,
+    headersTimeoutMs: config.timeouts.responseHeaders > 0 ? config.timeouts.responseHeaders + 2_000 : 0,
+    ...deps,
+  });
   const rl = config.rateLimiting;
-  const sharedBuckets = rl.redis ? new RedisBuckets(rl.redis, rl.keyPrefix, rl.timeout, (err) => log.debug({ err: err.message }, 'redis connection error')) : undefined;
-  if (sharedBuckets && !(await sharedBuckets.ready(2_000))) log.warn({ failOpen: rl.failOpen }, 'rate-limit Redis not reachable at start; limits apply once it is');
+  const sharedBuckets = rl.redis
+    ? new RedisBuckets(rl.redis, rl.keyPrefix, rl.timeout, (err) =>
+        log.debug({ err: err.message }, 'redis connection error'),
+      )
+    : undefined;
+  if (sharedBuckets && !(await sharedBuckets.ready(2_000)))
+    log.warn({ failOpen: rl.failOpen }, 'rate-limit Redis not reachable at start; limits apply once it is');
   const ctx: GatewayContext = {
     sessions: sessionKeyRing(config, log),
     config,
@@ -156,7 +188,9 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     metrics: config.admin.listen ? new GatewayMetrics(() => replicaHealth(ctx)) : undefined,
     logHashKey: logHashKey(config),
     // Loaded only when on: the SDK and its OTLP exporter are megabytes every gateway would carry.
-    tracing: config.tracing.enabled ? (await import('./observability/tracing.ts')).createTracing(config.tracing.serviceName, deps.spanExporter) : undefined,
+    tracing: config.tracing.enabled
+      ? (await import('./observability/tracing.ts')).createTracing(config.tracing.serviceName, deps.spanExporter)
+      : undefined,
     // Two connects 200 ms apart: a process that is dying can still complete a handshake
     // from its listen backlog for a moment after its connections broke.
     reachable: async (route, replica) => {
@@ -169,7 +203,9 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
   warnUnverified(ctx.routes, log);
   const probe: Probe = (route, replica, path, timeoutMs) => {
     const connect = ctx.client.connectorFor(route.policy, route.tls);
-    return path === undefined ? probeConnect(replica.url, timeoutMs, connect) : probeHttp(replica.origin, path, timeoutMs, connect);
+    return path === undefined
+      ? probeConnect(replica.url, timeoutMs, connect)
+      : probeHttp(replica.origin, path, timeoutMs, connect);
   };
   const onHealth = (route: Route, replica: Replica, healthy: boolean): void => {
     if (healthy) log.info({ route: route.path, replica: replica.id }, 'replica up');
@@ -179,11 +215,14 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
   const drainTimers = new Set<NodeJS.Timeout>();
   /** At a drain deadline, streams still open on the replica end (clients get a retry hint). */
   const endAtDeadline = (replica: Replica, at: number): void => {
-    const t = setTimeout(() => {
-      drainTimers.delete(t);
-      if (!replica.removed && !replica.draining) return;
-      for (const a of ctx.active) if (a.replica === replica) a.stop(ctx.config.shutdown.retryHint);
-    }, Math.max(0, at - Date.now()));
+    const t = setTimeout(
+      () => {
+        drainTimers.delete(t);
+        if (!replica.removed && !replica.draining) return;
+        for (const a of ctx.active) if (a.replica === replica) a.stop(ctx.config.shutdown.retryHint);
+      },
+      Math.max(0, at - Date.now()),
+    );
     t.unref();
     drainTimers.add(t);
   };
@@ -191,15 +230,23 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
   /** Swap in the routes of `config` (plus registrations), carrying replica state over. */
   const applyRoutes = (config: Config): void => {
     const now = Date.now();
-    const before = new Map(ctx.routes.flatMap((r) => r.pool.replicas.map((rep) => [rep, { draining: rep.draining, route: r }] as const)));
+    const before = new Map(
+      ctx.routes.flatMap((r) => r.pool.replicas.map((rep) => [rep, { draining: rep.draining, route: r }] as const)),
+    );
     const configs = routeConfigs(config, registry, log);
     const routes = gatewayRoutes(configs, { client: ctx.client, shared: ctx.sharedBuckets }, ctx.routes, now);
     for (const [rep, was] of before) {
       if (rep.removed) {
-        log.info({ route: was.route.path, replica: rep.id }, 'replica removed: its sessions end now, its open exchanges within drainTimeout');
+        log.info(
+          { route: was.route.path, replica: rep.id },
+          'replica removed: its sessions end now, its open exchanges within drainTimeout',
+        );
         endAtDeadline(rep, now + was.route.config.drainTimeout);
       } else if (rep.draining && !was.draining) {
-        log.info({ route: was.route.path, replica: rep.id, until: new Date(rep.drainDeadline).toISOString() }, 'replica draining');
+        log.info(
+          { route: was.route.path, replica: rep.id, until: new Date(rep.drainDeadline).toISOString() },
+          'replica draining',
+        );
         endAtDeadline(rep, rep.drainDeadline);
       }
     }
@@ -210,12 +257,17 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
   };
 
   const reload = (next: Config): void => {
-    if (JSON.stringify(next.listen) !== JSON.stringify(ctx.config.listen)) log.warn('listener changes need a restart; kept the running listeners');
-    if (JSON.stringify(next.admin) !== JSON.stringify(ctx.config.admin) || JSON.stringify(next.registrations) !== JSON.stringify(ctx.config.registrations)) {
+    if (JSON.stringify(next.listen) !== JSON.stringify(ctx.config.listen))
+      log.warn('listener changes need a restart; kept the running listeners');
+    if (
+      JSON.stringify(next.admin) !== JSON.stringify(ctx.config.admin) ||
+      JSON.stringify(next.registrations) !== JSON.stringify(ctx.config.registrations)
+    ) {
       log.warn('admin and registrations changes need a restart; kept the running ones');
     }
     const rl = (c: Config) => [c.rateLimiting.redis, c.rateLimiting.keyPrefix, c.rateLimiting.timeout];
-    if (JSON.stringify(rl(next)) !== JSON.stringify(rl(ctx.config))) log.warn('rateLimiting.redis, keyPrefix and timeout changes need a restart; kept the running store');
+    if (JSON.stringify(rl(next)) !== JSON.stringify(rl(ctx.config)))
+      log.warn('rateLimiting.redis, keyPrefix and timeout changes need a restart; kept the running store');
     checkRouteUrls(next);
     if (next.sessions.keys.length > 0) ctx.sessions = sessionKeyRing(next, log);
     applyRoutes({ ...next, admin: ctx.config.admin, registrations: ctx.config.registrations });
@@ -239,9 +291,22 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     }
     if (config.admin.listen) {
       const resolver = deps.resolver ?? systemResolver;
-      const notReady = (): string[] => (ctx.draining ? ['shutting down'] : ctx.routes.filter((r) => !r.pool.replicas.some((rep) => rep.takesNew(Date.now()))).map((r) => `route ${r.path}: no replica takes work`));
-      const admin = await startAdminServer({ ctx, registry, token, resolver, onChange: () => applyRoutes(ctx.config), notReady }, config.admin.listen);
-      servers.push({ server: admin, closeIdle: () => admin.closeIdleConnections(), closeAll: () => admin.closeAllConnections(), unwatch: () => undefined });
+      const notReady = (): string[] =>
+        ctx.draining
+          ? ['shutting down']
+          : ctx.routes
+              .filter((r) => !r.pool.replicas.some((rep) => rep.takesNew(Date.now())))
+              .map((r) => `route ${r.path}: no replica takes work`);
+      const admin = await startAdminServer(
+        { ctx, registry, token, resolver, onChange: () => applyRoutes(ctx.config), notReady },
+        config.admin.listen,
+      );
+      servers.push({
+        server: admin,
+        closeIdle: () => admin.closeIdleConnections(),
+        closeAll: () => admin.closeAllConnections(),
+        unwatch: () => undefined,
+      });
       adminAddress = admin.address() as AddressInfo;
     }
   } catch (err) {

@@ -7,5 +7,10 @@ export type { Config } from './config/schema.ts';
 export { createLogger } from './observability/logger.ts';
 export { runDoctor, DoctorFatal } from './doctor/run-doctor.ts';
 export type { DoctorOptions } from './doctor/context.ts';
-export { failed as doctorFailed, renderMarkdown as renderDoctorMarkdown, type CheckResult, type Report } from './doctor/report.ts';
+export {
+  failed as doctorFailed,
+  renderMarkdown as renderDoctorMarkdown,
+  type CheckResult,
+  type Report,
+} from './doctor/report.ts';
 export { startProbe, type Probe, type ProbeRecord } from './probe/probe-server.ts';

@@ -6,7 +6,12 @@ import { RULE_TEXT, STRICT, TRUSTED } from '../security/address-policy.ts';
 import { checkUpstream, systemResolver, type Resolver } from '../transport/guarded-connect.ts';
 
 export async function runCheckUpstream(args: string[], usage: (message: string) => never): Promise<void> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { resolve: { type: 'string', multiple: true }, trusted: { type: 'boolean' } }, strict: true });
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { resolve: { type: 'string', multiple: true }, trusted: { type: 'boolean' } },
+    strict: true,
+  });
   const url = positionals[0];
   if (!url || positionals.length > 1) usage('check-upstream needs exactly one URL');
   let resolver: Resolver = systemResolver;
@@ -16,7 +21,10 @@ export async function runCheckUpstream(args: string[], usage: (message: string) 
     for (const r of values.resolve) {
       const m = /^([^=]+)=(.+)$/.exec(r);
       if (!m) usage(`--resolve "${r}" is not host=ip[,ip]`);
-      answers.set(m[1]!.toLowerCase().replace(/\.$/, ''), m[2]!.split(',').map((a) => a.trim()));
+      answers.set(
+        m[1]!.toLowerCase().replace(/\.$/, ''),
+        m[2]!.split(',').map((a) => a.trim()),
+      );
     }
     resolver = async (host) => answers.get(host) ?? [];
   }

@@ -6,13 +6,22 @@ import { haproxyConfig } from '../generate/haproxy.ts';
 import { nginxConfig } from '../generate/nginx.ts';
 import { traefikConfig } from '../generate/traefik.ts';
 
-const WRITERS: Record<string, (o: FrontingOptions) => string> = { nginx: nginxConfig, caddy: caddyConfig, haproxy: haproxyConfig, traefik: traefikConfig };
+const WRITERS: Record<string, (o: FrontingOptions) => string> = {
+  nginx: nginxConfig,
+  caddy: caddyConfig,
+  haproxy: haproxyConfig,
+  traefik: traefikConfig,
+};
 
 export function runConfig(args: string[], usage: (message: string) => never): void {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { upstream: { type: 'string', multiple: true }, listen: { type: 'string' }, 'allow-origin': { type: 'string' } },
+    options: {
+      upstream: { type: 'string', multiple: true },
+      listen: { type: 'string' },
+      'allow-origin': { type: 'string' },
+    },
     strict: true,
   });
   const kind = positionals[0];

@@ -9,7 +9,11 @@ import { newKeyText } from '../session/key-ring.ts';
 
 export async function runDemo(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { listen: { type: 'string' } }, strict: true });
-  const upstream = await startUpstreamKit({ name: 'sluice-demo', registerV1: registerDemoV1, registerV2: registerDemoV2 });
+  const upstream = await startUpstreamKit({
+    name: 'sluice-demo',
+    registerV1: registerDemoV1,
+    registerV2: registerDemoV2,
+  });
   const base = upstream.url.replace(/\/mcp$/, '');
   const config = quickConfig({ upstream: base, listen: values.listen ?? '127.0.0.1:8080', path: '/' });
   // The demo's upstream lives and dies with this process, so a per-run session key is the right
@@ -41,7 +45,10 @@ export async function runDemo(args: string[]): Promise<void> {
   const stop = (): void => {
     if (stopping) return;
     stopping = true;
-    void gw.shutdown().then(() => upstream.close()).then(() => process.exit(0));
+    void gw
+      .shutdown()
+      .then(() => upstream.close())
+      .then(() => process.exit(0));
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);

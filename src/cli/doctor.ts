@@ -38,11 +38,14 @@ export async function runDoctorCommand(args: string[], usage: (message: string) 
   let idleSeconds: number[] | undefined;
   if (values.idle !== undefined) {
     idleSeconds = values.idle.split(',').map((x) => Number(x.trim()));
-    if (idleSeconds.some((n) => !Number.isInteger(n) || n < 1 || n > 3600)) usage(`--idle "${values.idle}": whole seconds from 1 to 3600, comma-separated`);
+    if (idleSeconds.some((n) => !Number.isInteger(n) || n < 1 || n > 3600))
+      usage(`--idle "${values.idle}": whole seconds from 1 to 3600, comma-separated`);
   }
   const sessions = values.sessions === undefined ? undefined : Number(values.sessions);
-  if (sessions !== undefined && (!Number.isInteger(sessions) || sessions < 1 || sessions > 100)) usage(`--sessions "${values.sessions}": 1 to 100`);
-  if (values.origin !== undefined && !/^https?:\/\/[^\s/]+$/.test(values.origin)) usage(`--origin "${values.origin}" is not an origin (scheme://host[:port])`);
+  if (sessions !== undefined && (!Number.isInteger(sessions) || sessions < 1 || sessions > 100))
+    usage(`--sessions "${values.sessions}": 1 to 100`);
+  if (values.origin !== undefined && !/^https?:\/\/[^\s/]+$/.test(values.origin))
+    usage(`--origin "${values.origin}" is not an origin (scheme://host[:port])`);
   try {
     const report = await runDoctor(positionals[0]!, {
       quick: values.quick ?? false,
@@ -53,7 +56,13 @@ export async function runDoctorCommand(args: string[], usage: (message: string) 
       ...(sessions ? { sessions } : {}),
       ...(values.ca ? { caFile: values.ca } : {}),
     });
-    process.stdout.write(values.json ? renderJson(report) : values.markdown ? renderMarkdown(report) : renderTerminal(report, process.stdout.isTTY === true && !process.env['NO_COLOR']));
+    process.stdout.write(
+      values.json
+        ? renderJson(report)
+        : values.markdown
+          ? renderMarkdown(report)
+          : renderTerminal(report, process.stdout.isTTY === true && !process.env['NO_COLOR']),
+    );
     process.exitCode = failed(report) ? 1 : 0;
   } catch (err) {
     if (err instanceof DoctorFatal) {

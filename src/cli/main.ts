@@ -29,10 +29,16 @@ export function printListening(gw: Gateway, config: Config): void {
   gw.addresses.forEach((a, i) => {
     const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
     const scheme = config.listen[i]?.tls ? 'https' : 'http';
-    for (const r of config.routes) process.stderr.write(`sluice: ${scheme}://${host}:${a.port}${r.path} -> ${r.upstream.map((u) => u.url).join(', ')}\n`);
+    for (const r of config.routes)
+      process.stderr.write(
+        `sluice: ${scheme}://${host}:${a.port}${r.path} -> ${r.upstream.map((u) => u.url).join(', ')}\n`,
+      );
   });
   const admin = gw.adminAddress;
-  if (admin) process.stderr.write(`sluice: admin at http://${admin.family === 'IPv6' ? `[${admin.address}]` : admin.address}:${admin.port} (/healthz, /readyz, /metrics)\n`);
+  if (admin)
+    process.stderr.write(
+      `sluice: admin at http://${admin.family === 'IPv6' ? `[${admin.address}]` : admin.address}:${admin.port} (/healthz, /readyz, /metrics)\n`,
+    );
 }
 
 /** SIGHUP re-reads the config file; a bad file is logged and the running config kept. */
@@ -40,7 +46,12 @@ function reloadOnHangup(gw: Gateway, file: string): void {
   process.on('SIGHUP', () => {
     loadConfigFile(file)
       .then((next) => gw.reload(next))
-      .catch((err: unknown) => gw.ctx.log.error({ problems: (err as ConfigError).problems ?? [(err as Error).message] }, 'config reload failed; kept the running config'));
+      .catch((err: unknown) =>
+        gw.ctx.log.error(
+          { problems: (err as ConfigError).problems ?? [(err as Error).message] },
+          'config reload failed; kept the running config',
+        ),
+      );
   });
 }
 
@@ -68,16 +79,44 @@ export function handleSignals(gw: Gateway): void {
 async function serve(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: { config: { type: 'string', short: 'c' }, listen: { type: 'string' }, upstream: { type: 'string', multiple: true }, path: { type: 'string' }, 'allow-origin': { type: 'string', multiple: true }, admin: { type: 'string' }, 'log-payloads': { type: 'boolean' }, 'allow-host': { type: 'string', multiple: true } },
+    options: {
+      config: { type: 'string', short: 'c' },
+      listen: { type: 'string' },
+      upstream: { type: 'string', multiple: true },
+      path: { type: 'string' },
+      'allow-origin': { type: 'string', multiple: true },
+      admin: { type: 'string' },
+      'log-payloads': { type: 'boolean' },
+      'allow-host': { type: 'string', multiple: true },
+    },
     strict: true,
   });
   let config: Config;
   if (values.config) {
-    if (values.upstream || values.listen || values.path || values['allow-origin'] || values.admin || values['log-payloads'] || values['allow-host']) usage('--config cannot be combined with the quick-form flags (--listen, --upstream, --path, --allow-origin, --allow-host, --admin, --log-payloads)');
+    if (
+      values.upstream ||
+      values.listen ||
+      values.path ||
+      values['allow-origin'] ||
+      values.admin ||
+      values['log-payloads'] ||
+      values['allow-host']
+    )
+      usage(
+        '--config cannot be combined with the quick-form flags (--listen, --upstream, --path, --allow-origin, --allow-host, --admin, --log-payloads)',
+      );
     config = await loadConfigFile(values.config);
   } else {
     if (!values.upstream) usage('serve needs --upstream URL or --config FILE');
-    config = quickConfig({ upstream: values.upstream, listen: values.listen, path: values.path, allowOrigin: values['allow-origin'], admin: values.admin, logPayloads: values['log-payloads'], allowHost: values['allow-host'] });
+    config = quickConfig({
+      upstream: values.upstream,
+      listen: values.listen,
+      path: values.path,
+      allowOrigin: values['allow-origin'],
+      admin: values.admin,
+      logPayloads: values['log-payloads'],
+      allowHost: values['allow-host'],
+    });
   }
   const log = createLogger(config.logging.level);
   const gw = await startGateway(config, log);
@@ -147,7 +186,10 @@ export async function main(argv: string[]): Promise<void> {
       process.stderr.write(`sluice: SLUICE_SESSION_KEYS: ${err.message}\n`);
       process.exit(1);
     }
-    if ((err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || (err as { code?: string }).code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    if (
+      (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ||
+      (err as { code?: string }).code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE'
+    ) {
       usage((err as Error).message);
     }
     if ((err as { code?: string }).code === 'EADDRINUSE' || (err as { code?: string }).code === 'EACCES') {

@@ -6,7 +6,12 @@ import { KeyRing, KeyRingError, newKeyText } from '../session/key-ring.ts';
 import { hashPrincipal, openSession } from '../session/token.ts';
 
 export function runSessions(args: string[], usage: (msg: string) => never): void {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { keys: { type: 'string' }, principal: { type: 'string' } }, strict: true });
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { keys: { type: 'string' }, principal: { type: 'string' } },
+    strict: true,
+  });
   const [sub, token, ...extra] = positionals;
   if (sub === 'new-key' && !token) {
     process.stdout.write(`${newKeyText()}\n`);
@@ -25,7 +30,9 @@ export function runSessions(args: string[], usage: (msg: string) => never): void
   // Tokens bound to a principal open only with it; without --principal, try the token as anonymous.
   const claims = openSession(ring, token, values.principal === undefined ? undefined : hashPrincipal(values.principal));
   if (!claims) {
-    process.stderr.write('sluice: not a valid session token under these keys (tampered, foreign key, removed key, or another principal)\n');
+    process.stderr.write(
+      'sluice: not a valid session token under these keys (tampered, foreign key, removed key, or another principal)\n',
+    );
     process.exit(1);
   }
   const out = {

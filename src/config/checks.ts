@@ -8,9 +8,13 @@ export function checkAuthSecrets(config: Config, env: NodeJS.ProcessEnv = proces
   const problems: string[] = [];
   config.routes.forEach((r, i) => {
     const c = r.auth.upstreamCredential;
-    if (c?.valueEnv && !env[c.valueEnv]) problems.push(`routes[${i}].auth.upstreamCredential.valueEnv: environment variable ${c.valueEnv} is not set`);
+    if (c?.valueEnv && !env[c.valueEnv])
+      problems.push(`routes[${i}].auth.upstreamCredential.valueEnv: environment variable ${c.valueEnv} is not set`);
     const cc = c?.clientCredentials;
-    if (cc?.clientSecretEnv && !env[cc.clientSecretEnv]) problems.push(`routes[${i}].auth.upstreamCredential.clientCredentials.clientSecretEnv: environment variable ${cc.clientSecretEnv} is not set`);
+    if (cc?.clientSecretEnv && !env[cc.clientSecretEnv])
+      problems.push(
+        `routes[${i}].auth.upstreamCredential.clientCredentials.clientSecretEnv: environment variable ${cc.clientSecretEnv} is not set`,
+      );
   });
   if (problems.length > 0) throw new ConfigError('auth', problems);
 }

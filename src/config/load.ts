@@ -21,7 +21,8 @@ function formatPath(path: readonly PropertyKey[]): string {
 
 export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
   return issues.map((i) => {
-    if (i.code === 'unrecognized_keys') return `${formatPath(i.path)}: unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}`;
+    if (i.code === 'unrecognized_keys')
+      return `${formatPath(i.path)}: unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}`;
     return `${formatPath(i.path)}: ${i.message}`;
   });
 }
@@ -37,7 +38,9 @@ function interpolate(value: unknown, env: NodeJS.ProcessEnv, problems: string[],
   }
   if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, problems, `${path}[${i}]`));
   if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, env, problems, path ? `${path}.${k}` : k)]));
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, interpolate(v, env, problems, path ? `${path}.${k}` : k)]),
+    );
   }
   return value;
 }
@@ -58,7 +61,11 @@ export function buildConfig(input: unknown, source: string): Config {
 
 export function parseConfigText(text: string, source: string, env: NodeJS.ProcessEnv = process.env): Config {
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
-  if (doc.errors.length > 0) throw new ConfigError(source, doc.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`));
+  if (doc.errors.length > 0)
+    throw new ConfigError(
+      source,
+      doc.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`),
+    );
   const problems: string[] = [];
   const data = interpolate(doc.toJS() ?? {}, env, problems, '');
   if (problems.length > 0) throw new ConfigError(source, problems);
@@ -81,12 +88,36 @@ function hostPort(flag: string, text: string): { host: string; port: number } {
   return { host: m[1] ?? (m[2] || '127.0.0.1'), port: Number(m[3]) };
 }
 
-/** `sluice serve --listen host:port --upstream URL [--upstream URL …] [--path /mcp] [--allow-origin O …]` as a config: one route, one replica per --upstream. */
-export function quickConfig(opts: { listen?: string; upstream: string | string[]; path?: string; allowOrigin?: string[]; allowHost?: string[]; admin?: string; logPayloads?: boolean }): Config {
+/**
+ * `sluice serve --listen host:port --upstream URL [--upstream URL …] [--path /mcp] [--allow-origin O …]` as a config:
+ * one route, one replica per --upstream.
+ */
+export function quickConfig(opts: {
+  listen?: string;
+  upstream: string | string[];
+  path?: string;
+  allowOrigin?: string[];
+  allowHost?: string[];
+  admin?: string;
+  logPayloads?: boolean;
+}): Config {
   const input: ConfigInput = {
-    routes: [{ path: opts.path ?? '/mcp', upstream: opts.upstream, ...(opts.allowOrigin?.length ? { cors: { allowOrigins: opts.allowOrigin } } : {}), ...(opts.logPayloads ? { logPayloads: { enabled: true } } : {}) }],
+    routes: [
+      {
+        path: opts.path ?? '/mcp',
+        upstream: opts.upstream,
+        ...(opts.allowOrigin?.length ? { cors: { allowOrigins: opts.allowOrigin } } : {}),
+        ...(opts.logPayloads ? { logPayloads: { enabled: true } } : {}),
+      },
+    ],
   };
-  if (opts.listen || opts.allowHost?.length) input.listen = [{ ...hostPort('--listen', opts.listen ?? '127.0.0.1:8080'), ...(opts.allowHost?.length ? { allowHosts: opts.allowHost } : {}) }];
+  if (opts.listen || opts.allowHost?.length)
+    input.listen = [
+      {
+        ...hostPort('--listen', opts.listen ?? '127.0.0.1:8080'),
+        ...(opts.allowHost?.length ? { allowHosts: opts.allowHost } : {}),
+      },
+    ];
   if (opts.admin) input.admin = { listen: hostPort('--admin', opts.admin) };
   return buildConfig(input, 'command line');
 }

@@ -19,7 +19,10 @@ const publicPath = z
 const upstreamUrl = z.string().transform((v, ctx) => {
   // Refuse what the URL parser would silently repair (the address policy judges the same way).
   if (/[\u0000-\u0020\u007f\\]/.test(v) || !/^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]/.test(v)) {
-    ctx.addIssue({ code: 'custom', message: `"${v.replace(/[\u0000-\u001f\u007f]/g, '?')}" is not a plain http(s)://host/... URL (whitespace, backslashes and missing slashes are not repaired)` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${v.replace(/[\u0000-\u001f\u007f]/g, '?')}" is not a plain http(s)://host/... URL (whitespace, backslashes and missing slashes are not repaired)`,
+    });
     return z.NEVER;
   }
   let url: URL;
@@ -40,8 +43,18 @@ const upstreamUrl = z.string().transform((v, ctx) => {
   return url.href;
 });
 
-const hostPattern = z.string().regex(/^(\*\.)?[A-Za-z0-9.-]+$|^\[?[0-9A-Fa-f:.]+\]?$/, 'must be a host name ("mcp.example.com", "*.example.com") or an IP address');
-const allowedOrigin = z.string().refine((v) => v === '*' || v === 'null' || /^https?:\/\/[^\s/?#]+$/.test(v), 'must be "*", "null" or an origin such as https://app.example.com');
+const hostPattern = z
+  .string()
+  .regex(
+    /^(\*\.)?[A-Za-z0-9.-]+$|^\[?[0-9A-Fa-f:.]+\]?$/,
+    'must be a host name ("mcp.example.com", "*.example.com") or an IP address',
+  );
+const allowedOrigin = z
+  .string()
+  .refine(
+    (v) => v === '*' || v === 'null' || /^https?:\/\/[^\s/?#]+$/.test(v),
+    'must be "*", "null" or an origin such as https://app.example.com',
+  );
 
 export const listenerSchema = z.strictObject({
   /** Address to bind. Default 127.0.0.1: loopback, as the MCP spec advises for local servers. */
@@ -54,7 +67,10 @@ export const listenerSchema = z.strictObject({
    * when some are listed. Default [].
    */
   allowHosts: z.array(hostPattern).default([]),
-  /** Origins allowed beyond same-origin (and loopback origins on a loopback listener); "*" for any. Other Origins get 403. Default []. */
+  /**
+   * Origins allowed beyond same-origin (and loopback origins on a loopback listener); "*" for any. Other Origins get
+   * 403. Default [].
+   */
   allowOrigins: z.array(allowedOrigin).default([]),
   /** Serve HTTPS (TLS 1.2+) with these PEM files, reloaded when they change. Unset: plain HTTP. */
   tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
@@ -71,7 +87,9 @@ export const egressSchema = z.strictObject({
   requireHttps: z.boolean().default(false),
   /** IPs/CIDRs allowed whatever their category (the only way to reach a metadata address). Default none. */
   allow: z.array(cidr).default([]),
-  /** Host names allowed by name: name rules and address categories (not metadata) are skipped for them. Default none. */
+  /**
+   * Host names allowed by name: name rules and address categories (not metadata) are skipped for them. Default none.
+   */
   allowHosts: z.array(z.string().min(1)).default([]),
 });
 
@@ -92,8 +110,14 @@ export const healthCheckSchema = z.strictObject({
   interval: duration.default(10_000),
   /** A check that takes longer fails. Default 2s. */
   timeout: duration.default(2_000),
-  /** Unset: a TCP connect is the check (like HAProxy's plain `check`). Set: GET this path on the replica's origin; any status below 500 passes. */
-  path: z.string().regex(/^\/[^\s#]*$/, 'must be an absolute path').optional(),
+  /**
+   * Unset: a TCP connect is the check (like HAProxy's plain `check`). Set: GET this path on the replica's origin; any
+   * status below 500 passes.
+   */
+  path: z
+    .string()
+    .regex(/^\/[^\s#]*$/, 'must be an absolute path')
+    .optional(),
   /** Consecutive failed checks that mark a replica down. Default 2. */
   unhealthyThreshold: z.number().int().positive().default(2),
   /** Consecutive passed checks that bring it back. Default 1. */
@@ -106,7 +130,10 @@ export const ejectionSchema = z.strictObject({
    * new work). 0 turns passive ejection off. Default 5.
    */
   consecutiveFailures: z.number().int().min(0).default(5),
-  /** Count 5xx answers as failures too. Off by default: one client's request that makes the upstream fail must not take the replica out for everyone. Default false. */
+  /**
+   * Count 5xx answers as failures too. Off by default: one client's request that makes the upstream fail must not take
+   * the replica out for everyone. Default false.
+   */
   on5xx: z.boolean().default(false),
   /** How long an ejected replica gets no traffic. Default 30s. */
   duration: duration.default(30_000),
@@ -127,20 +154,35 @@ const upstreamList = z.unknown().transform((v, ctx) => {
   entries.forEach((e, i) => {
     const r = typeof e === 'string' ? upstreamUrl.safeParse(e) : replicaSchema.safeParse(e);
     if (!r.success) {
-      for (const issue of r.error.issues) ctx.addIssue({ ...issue, path: [...(single ? [] : [i]), ...issue.path] } as never);
+      for (const issue of r.error.issues)
+        ctx.addIssue({ ...issue, path: [...(single ? [] : [i]), ...issue.path] } as never);
       return;
     }
-    out.push(typeof r.data === 'string' ? { url: r.data, id: undefined, draining: false } : { url: r.data.url, id: r.data.id, draining: r.data.draining });
+    out.push(
+      typeof r.data === 'string'
+        ? { url: r.data, id: undefined, draining: false }
+        : { url: r.data.url, id: r.data.id, draining: r.data.draining },
+    );
   });
   return out;
 });
 
-const corsOrigin = z.string().refine((v) => v === '*' || /^https?:\/\/[^\s/?#]+$/.test(v), 'must be "*" or an origin such as https://app.example.com (scheme://host[:port], no path)');
+const corsOrigin = z
+  .string()
+  .refine(
+    (v) => v === '*' || /^https?:\/\/[^\s/?#]+$/.test(v),
+    'must be "*" or an origin such as https://app.example.com (scheme://host[:port], no path)',
+  );
 
 const corsSchema = z.strictObject({
-  /** Origins whose browser scripts may read answers ("*" for any). Default [] (CORS off: OPTIONS goes to the upstream). */
+  /**
+   * Origins whose browser scripts may read answers ("*" for any). Default [] (CORS off: OPTIONS goes to the upstream).
+   */
   allowOrigins: z.array(corsOrigin).default([]),
-  /** Request headers allowed beyond the MCP ones (Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name, requested Mcp-Param-*). Default []. */
+  /**
+   * Request headers allowed beyond the MCP ones (Authorization, Content-Type, Accept, Mcp-Session-Id,
+   * MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name, requested Mcp-Param-*). Default [].
+   */
   allowHeaders: z.array(z.string().regex(/^[A-Za-z0-9-]+$/, 'must be a header name')).default([]),
   /** How long browsers may cache a preflight. Default 24h. */
   maxAge: duration.default(86_400_000),
@@ -149,7 +191,10 @@ const corsSchema = z.strictObject({
 const payloadLoggingSchema = z.strictObject({
   /** Log each JSON-RPC message (request, response, SSE event) of this route, redacted. Default false. */
   enabled: z.boolean().default(false),
-  /** Field names replaced by [REDACTED] (case-insensitive, - and _ ignored), beyond the built-in credential/token/cookie/session names. Default []. */
+  /**
+   * Field names replaced by [REDACTED] (case-insensitive, - and _ ignored), beyond the built-in
+   * credential/token/cookie/session names. Default [].
+   */
   redactFields: z.array(z.string().min(1)).default([]),
   /** JSON paths replaced by [REDACTED]: params.arguments.ssn, result.content[*].text, **.card_number. Default []. */
   redactPaths: z.array(z.string().min(1)).default([]),
@@ -157,7 +202,9 @@ const payloadLoggingSchema = z.strictObject({
   hashFields: z.array(z.string().min(1)).default([]),
   /** JSON paths whose values become a keyed hash. Default []. */
   hashPaths: z.array(z.string().min(1)).default([]),
-  /** Replace bearer/basic credentials, JWTs, private keys, URL passwords and API-key shapes in strings. Default true. */
+  /**
+   * Replace bearer/basic credentials, JWTs, private keys, URL passwords and API-key shapes in strings. Default true.
+   */
   detectors: z.boolean().default(true),
   /** Longest string kept; longer ones are cut and their length noted. Default 256. */
   maxString: z.number().int().positive().default(256),
@@ -192,39 +239,60 @@ const secretSource = {
   /** The value itself (prefer `…Env` so secrets stay out of config files). */
   value: z.string().min(1).optional(),
   /** Name of the environment variable holding the value. */
-  valueEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
+  valueEnv: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name')
+    .optional(),
 };
 
-const clientCredentialsSchema = z.strictObject({
-  /** The authorization server's token endpoint. */
-  tokenUrl: httpUrl,
-  clientId: z.string().min(1),
-  /** The client secret, or `clientSecretEnv` naming the variable that holds it. */
-  clientSecret: z.string().min(1).optional(),
-  clientSecretEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
-  /** Space-separated scopes to ask for. */
-  scope: z.string().min(1).optional(),
-  /** RFC 8707 resource indicator (the upstream's URL) sent with the token request. */
-  resource: httpUrl.optional(),
-  /** How the secret is sent: HTTP Basic (client_secret_basic) or in the form (client_secret_post). Default basic. */
-  method: z.enum(['basic', 'post']).default('basic'),
-}).refine((c) => (c.clientSecret === undefined) !== (c.clientSecretEnv === undefined), 'give exactly one of clientSecret and clientSecretEnv');
+const clientCredentialsSchema = z
+  .strictObject({
+    /** The authorization server's token endpoint. */
+    tokenUrl: httpUrl,
+    clientId: z.string().min(1),
+    /** The client secret, or `clientSecretEnv` naming the variable that holds it. */
+    clientSecret: z.string().min(1).optional(),
+    clientSecretEnv: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name')
+      .optional(),
+    /** Space-separated scopes to ask for. */
+    scope: z.string().min(1).optional(),
+    /** RFC 8707 resource indicator (the upstream's URL) sent with the token request. */
+    resource: httpUrl.optional(),
+    /** How the secret is sent: HTTP Basic (client_secret_basic) or in the form (client_secret_post). Default basic. */
+    method: z.enum(['basic', 'post']).default('basic'),
+  })
+  .refine(
+    (c) => (c.clientSecret === undefined) !== (c.clientSecretEnv === undefined),
+    'give exactly one of clientSecret and clientSecretEnv',
+  );
 
 const upstreamCredentialSchema = z
   .strictObject({
     /** Header that carries the credential upstream. Default authorization. */
-    header: z.string().regex(/^[A-Za-z0-9-]+$/, 'must be a header name').transform((h) => h.toLowerCase()).default('authorization'),
+    header: z
+      .string()
+      .regex(/^[A-Za-z0-9-]+$/, 'must be a header name')
+      .transform((h) => h.toLowerCase())
+      .default('authorization'),
     ...secretSource,
     /** Obtain (and refresh) a token with the OAuth client-credentials grant; sent as "Bearer <token>". */
     clientCredentials: clientCredentialsSchema.optional(),
   })
-  .refine((c) => [c.value, c.valueEnv, c.clientCredentials].filter((v) => v !== undefined).length === 1, 'give exactly one of value, valueEnv and clientCredentials');
+  .refine(
+    (c) => [c.value, c.valueEnv, c.clientCredentials].filter((v) => v !== undefined).length === 1,
+    'give exactly one of value, valueEnv and clientCredentials',
+  );
 
 const apiKeySchema = z.strictObject({
   /** Who the key belongs to: the principal's name in logs, policy rules and rate limits. */
   name: z.string().regex(/^[A-Za-z0-9._@:-]{1,100}$/, 'must be 1-100 of A-Z a-z 0-9 . _ @ : -'),
   /** SHA-256 of the key, hex (sluice auth hash-key). The key itself is never in the config. */
-  sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits (sluice auth hash-key KEY)').transform((h) => h.toLowerCase()),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits (sluice auth hash-key KEY)')
+    .transform((h) => h.toLowerCase()),
   /** Scopes the key grants (checked like a token's). Default []. */
   scopes: z.array(z.string().min(1)).default([]),
 });
@@ -246,7 +314,10 @@ const authSchema = z.strictObject({
   /** Accepted audience; default: `resource`. */
   audience: z.string().min(1).optional(),
   /** Accepted signature algorithms. Default RS256, PS256, ES256, EdDSA. */
-  algorithms: z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'])).min(1).default(['RS256', 'PS256', 'ES256', 'EdDSA']),
+  algorithms: z
+    .array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']))
+    .min(1)
+    .default(['RS256', 'PS256', 'ES256', 'EdDSA']),
   /** Leeway for exp/nbf/iat. Default 30s. */
   clockTolerance: duration.default(30_000),
   /** How long fetched keys are kept (an unknown kid refetches at most every 30s). Default 10m. */
@@ -257,7 +328,10 @@ const authSchema = z.strictObject({
   scopesSupported: z.array(z.string().min(1)).optional(),
   /** API keys accepted as bearer tokens, stored as SHA-256 hashes. Default []. */
   apiKeys: z.array(apiKeySchema).default([]),
-  /** Address policy for fetching issuer metadata, JWKS and client-credentials tokens (metadata addresses always refused). */
+  /**
+   * Address policy for fetching issuer metadata, JWKS and client-credentials tokens (metadata addresses always
+   * refused).
+   */
   egress: egressSchema.default(egressSchema.parse({})),
   /** The route's own credential for its upstream (resource-server mode); the client's token never goes upstream. */
   upstreamCredential: upstreamCredentialSchema.optional(),
@@ -276,19 +350,29 @@ const policyRuleSchema = z.strictObject({
   /** Scopes the caller must all hold. Default: none. */
   scopes: z.array(z.string().min(1)).optional(),
   /** Claims the caller's token must carry: a value, or one of a list (array claims match any element). */
-  claims: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.array(z.union([z.string(), z.number(), z.boolean()]))])).optional(),
+  claims: z
+    .record(
+      z.string(),
+      z.union([z.string(), z.number(), z.boolean(), z.array(z.union([z.string(), z.number(), z.boolean()]))]),
+    )
+    .optional(),
 });
 
 const policySchema = z.strictObject({
   /** What happens to a request no rule matches. Default allow. */
   default: z.enum(['allow', 'deny']).default('allow'),
-  /** First matching rule wins. initialize, ping, notifications and responses always pass; list results are filtered. Default []. */
+  /**
+   * First matching rule wins. initialize, ping, notifications and responses always pass; list results are filtered.
+   * Default [].
+   */
   rules: z.array(policyRuleSchema).default([]),
 });
 
 const rateLimitSchema = z
   .strictObject({
-    /** One bucket per principal (client address when anonymous), one for the whole route, or one per principal and tool. */
+    /**
+     * One bucket per principal (client address when anonymous), one for the whole route, or one per principal and tool.
+     */
     by: z.enum(['principal', 'route', 'tool']),
     /** Token bucket: `requests` per `per`, bursts up to `burst`. */
     requests: z.number().int().positive().optional(),
@@ -302,7 +386,10 @@ const rateLimitSchema = z
     /** Count only these tool / prompt / resource names (globs). Default: any. */
     names: z.array(glob).optional(),
   })
-  .refine((r) => (r.requests === undefined) !== (r.concurrent === undefined), 'give exactly one of requests and concurrent');
+  .refine(
+    (r) => (r.requests === undefined) !== (r.concurrent === undefined),
+    'give exactly one of requests and concurrent',
+  );
 
 export const routeSchema = z
   .strictObject({
@@ -340,27 +427,58 @@ export const routeSchema = z
   .superRefine((r, ctx) => {
     const a = r.auth;
     if (a.mode !== 'resource-server') {
-      if (a.issuer || a.apiKeys.length > 0 || a.upstreamCredential) ctx.addIssue({ code: 'custom', path: ['auth', 'mode'], message: 'issuer, apiKeys and upstreamCredential need mode: resource-server' });
+      if (a.issuer || a.apiKeys.length > 0 || a.upstreamCredential)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['auth', 'mode'],
+          message: 'issuer, apiKeys and upstreamCredential need mode: resource-server',
+        });
       return;
     }
-    if (!a.resource) ctx.addIssue({ code: 'custom', path: ['auth', 'resource'], message: 'resource-server mode needs the public URL of this route (the token audience)' });
-    if (!a.issuer && a.apiKeys.length === 0) ctx.addIssue({ code: 'custom', path: ['auth'], message: 'resource-server mode needs an issuer, apiKeys, or both' });
+    if (!a.resource)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['auth', 'resource'],
+        message: 'resource-server mode needs the public URL of this route (the token audience)',
+      });
+    if (!a.issuer && a.apiKeys.length === 0)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['auth'],
+        message: 'resource-server mode needs an issuer, apiKeys, or both',
+      });
   })
   .transform((r, ctx) => {
     const upstream = r.upstream.map((u) => ({ url: u.url, id: u.id ?? u.url, draining: u.draining }));
     const seen = new Set<string>();
     upstream.forEach((u, i) => {
-      if (seen.has(u.id)) ctx.addIssue({ code: 'custom', path: ['upstream', i], message: `duplicate replica "${u.id}" (give each an id)` });
+      if (seen.has(u.id))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['upstream', i],
+          message: `duplicate replica "${u.id}" (give each an id)`,
+        });
       seen.add(u.id);
-      if (u.id.length > 200) ctx.addIssue({ code: 'custom', path: ['upstream', i], message: 'URL longer than 200 characters: give the replica a short id' });
+      if (u.id.length > 200)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['upstream', i],
+          message: 'URL longer than 200 characters: give the replica a short id',
+        });
     });
     return { ...r, upstream };
   });
 
 export const timeoutsSchema = z.strictObject({
-  /** From a connection's first byte to the end of the request head (nginx's client_header_timeout). Exceeded: 408, connection closed. Default 15s. */
+  /**
+   * From a connection's first byte to the end of the request head (nginx's client_header_timeout). Exceeded: 408,
+   * connection closed. Default 15s.
+   */
   requestHeaders: duration.default(15_000),
-  /** From the end of the request head to the last byte of its body (a total, so a trickle cannot stretch it). Exceeded: 408, connection closed. Default 60s. */
+  /**
+   * From the end of the request head to the last byte of its body (a total, so a trickle cannot stretch it). Exceeded:
+   * 408, connection closed. Default 60s.
+   */
   requestBody: duration.default(60_000),
   /** TCP (and TLS) connect to the upstream. Default 10s. Exceeded: 504. */
   connect: duration.default(10_000),
@@ -381,13 +499,22 @@ export const limitsSchema = z.strictObject({
   headerBytes: size.default(16 * 1024),
   /** Most request header fields. More: 431. Default 100. */
   headerCount: z.number().int().positive().default(100),
-  /** Deepest nesting of arrays and objects in a JSON-RPC body, checked by a byte scan before parsing. Deeper: 400. Default 64. */
+  /**
+   * Deepest nesting of arrays and objects in a JSON-RPC body, checked by a byte scan before parsing. Deeper: 400.
+   * Default 64.
+   */
   jsonDepth: z.number().int().positive().default(64),
   /** Most messages in a JSON-RPC batch (only protocol 2025-03-26 allows batches). Default 64. */
   batch: z.number().int().positive().default(64),
-  /** Ceiling on bytes an SSE client may leave unread in Sluice (the upstream is paused long before, whenever the client's socket is full). Past it the stream is closed. Default 4MiB. */
+  /**
+   * Ceiling on bytes an SSE client may leave unread in Sluice (the upstream is paused long before, whenever the
+   * client's socket is full). Past it the stream is closed. Default 4MiB.
+   */
   sseClientBuffer: size.default(4 * 1024 * 1024),
-  /** How long an SSE client may stay behind (its socket full, not draining) before its stream is closed. 0: never. Default 30s. */
+  /**
+   * How long an SSE client may stay behind (its socket full, not draining) before its stream is closed. 0: never.
+   * Default 30s.
+   */
   sseClientStall: duration.default(30_000),
   /**
    * Most exchanges in flight upstream at once (SSE streams included); more are answered 503 at
@@ -395,9 +522,15 @@ export const limitsSchema = z.strictObject({
    * uploading cannot starve those whose requests are ready. 0: no cap. Default 4096.
    */
   concurrency: z.number().int().min(0).default(4096),
-  /** Most open client connections per listener (idle keep-alive and streams included); more are closed at accept. 0: no cap. Default 16384. */
+  /**
+   * Most open client connections per listener (idle keep-alive and streams included); more are closed at accept. 0: no
+   * cap. Default 16384.
+   */
   connections: z.number().int().min(0).default(16_384),
-  /** Bytes all request bodies may hold in memory together, from the first byte read until their exchange ends; a body that would pass it: 503 with Retry-After. Default 256MiB. */
+  /**
+   * Bytes all request bodies may hold in memory together, from the first byte read until their exchange ends; a body
+   * that would pass it: 503 with Retry-After. Default 256MiB.
+   */
   bodyMemory: size.default(256 * 1024 * 1024),
 });
 
@@ -412,11 +545,19 @@ export const loggingSchema = z.strictObject({
    * failures) are always written. Default 1.
    */
   sample: z.number().gt(0).max(1).default(1),
-  /** Key of the payload log's hash mode (equal values hash alike only under one key). Empty: SLUICE_LOG_HASH_KEY, else random per process. */
+  /**
+   * Key of the payload log's hash mode (equal values hash alike only under one key). Empty: SLUICE_LOG_HASH_KEY, else
+   * random per process.
+   */
   hashKey: z.string().default(''),
 });
 
-const sessionKey = z.string().refine((k) => /^[A-Za-z0-9_-]+={0,2}$/.test(k) && Buffer.from(k, 'base64url').length === 32, 'must be 32 random bytes, base64url (sluice sessions new-key)');
+const sessionKey = z
+  .string()
+  .refine(
+    (k) => /^[A-Za-z0-9_-]+={0,2}$/.test(k) && Buffer.from(k, 'base64url').length === 32,
+    'must be 32 random bytes, base64url (sluice sessions new-key)',
+  );
 
 export const sessionsSchema = z.strictObject({
   /**
@@ -434,7 +575,9 @@ export const adminSchema = z.strictObject({
   token: z.string().default(''),
 });
 
-const slug = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be 1-63 of a-z 0-9 -, starting with a letter or digit');
+const slug = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be 1-63 of a-z 0-9 -, starting with a letter or digit');
 
 export const registrationsSchema = z.strictObject({
   /** Let tenants register their own MCP servers through the admin API. Default false. */
@@ -447,14 +590,20 @@ export const registrationsSchema = z.strictObject({
   maxPerTenant: z.number().int().positive().default(20),
   /** Registered upstreams always get the strict address policy; these only add https or allow-list entries. */
   egress: z
-    .strictObject({ requireHttps: z.boolean().default(false), allow: z.array(cidr).default([]), allowHosts: z.array(z.string().min(1)).default([]) })
+    .strictObject({
+      requireHttps: z.boolean().default(false),
+      allow: z.array(cidr).default([]),
+      allowHosts: z.array(z.string().min(1)).default([]),
+    })
     .default({ requireHttps: false, allow: [], allowHosts: [] }),
 });
 
 export { slug as registrationSlug };
 
 export const tracingSchema = z.strictObject({
-  /** A span per exchange, exported over OTLP/HTTP as the OTEL_* variables say; traceparent sent upstream. Default false. */
+  /**
+   * A span per exchange, exported over OTLP/HTTP as the OTEL_* variables say; traceparent sent upstream. Default false.
+   */
   enabled: z.boolean().default(false),
   /** service.name of the spans (OTEL_SERVICE_NAME wins). Default sluice. */
   serviceName: z.string().min(1).default('sluice'),
@@ -469,38 +618,49 @@ export const shutdownSchema = z.strictObject({
 
 export const rateLimitingSchema = z.strictObject({
   /** Redis URL (redis://host:6379/0) holding the buckets, so several Sluice processes share one limit. Unset: in memory. */
-  redis: z.string().regex(/^rediss?:\/\/[^\s]+$/, 'must be a redis:// or rediss:// URL').optional(),
+  redis: z
+    .string()
+    .regex(/^rediss?:\/\/[^\s]+$/, 'must be a redis:// or rediss:// URL')
+    .optional(),
   /** Key prefix in Redis. Default sluice:rl: */
   keyPrefix: z.string().default('sluice:rl:'),
-  /** When Redis does not answer within `timeout`: let the request through (true) or answer 503 (false). Default true. */
+  /**
+   * When Redis does not answer within `timeout`: let the request through (true) or answer 503 (false). Default true.
+   */
   failOpen: z.boolean().default(true),
   /** Longest wait for Redis per request. Default 250ms. */
   timeout: duration.default(250),
 });
 
-export const configSchema = z.strictObject({
-  /** Listeners. Default one on 127.0.0.1:8080. */
-  listen: z.array(listenerSchema).min(1).default([{ host: '127.0.0.1', port: 8080, allowHosts: [], allowOrigins: [] }]),
-  /** Routes: public path prefix -> upstream. At least one. */
-  routes: z.array(routeSchema).min(1, 'at least one route is needed'),
-  timeouts: timeoutsSchema.default(timeoutsSchema.parse({})),
-  limits: limitsSchema.default(limitsSchema.parse({})),
-  /** Peers (IP or CIDR) whose X-Forwarded-* / Forwarded headers are trusted. Default none. */
-  trustedProxies: z.array(cidr).default([]),
-  logging: loggingSchema.default(loggingSchema.parse({})),
-  sessions: sessionsSchema.default(sessionsSchema.parse({})),
-  admin: adminSchema.default(adminSchema.parse({})),
-  registrations: registrationsSchema.default(registrationsSchema.parse({})),
-  shutdown: shutdownSchema.default(shutdownSchema.parse({})),
-  tracing: tracingSchema.default(tracingSchema.parse({})),
-  rateLimiting: rateLimitingSchema.default(rateLimitingSchema.parse({})),
-}).superRefine((cfg, ctx) => {
-  const seen = new Set<string>();
-  cfg.routes.forEach((r, i) => {
-    if (seen.has(r.path)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'path'], message: `duplicate route path "${r.path}"` });
-    seen.add(r.path);
+export const configSchema = z
+  .strictObject({
+    /** Listeners. Default one on 127.0.0.1:8080. */
+    listen: z
+      .array(listenerSchema)
+      .min(1)
+      .default([{ host: '127.0.0.1', port: 8080, allowHosts: [], allowOrigins: [] }]),
+    /** Routes: public path prefix -> upstream. At least one. */
+    routes: z.array(routeSchema).min(1, 'at least one route is needed'),
+    timeouts: timeoutsSchema.default(timeoutsSchema.parse({})),
+    limits: limitsSchema.default(limitsSchema.parse({})),
+    /** Peers (IP or CIDR) whose X-Forwarded-* / Forwarded headers are trusted. Default none. */
+    trustedProxies: z.array(cidr).default([]),
+    logging: loggingSchema.default(loggingSchema.parse({})),
+    sessions: sessionsSchema.default(sessionsSchema.parse({})),
+    admin: adminSchema.default(adminSchema.parse({})),
+    registrations: registrationsSchema.default(registrationsSchema.parse({})),
+    shutdown: shutdownSchema.default(shutdownSchema.parse({})),
+    tracing: tracingSchema.default(tracingSchema.parse({})),
+    rateLimiting: rateLimitingSchema.default(rateLimitingSchema.parse({})),
+  })
+  .superRefine((cfg, ctx) => {
+    const seen = new Set<string>();
+    cfg.routes.forEach((r, i) => {
+      if (seen.has(r.path))
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'path'], message: `duplicate route path "${r.path}"` });
+      seen.add(r.path);
+    });
   });
-});
 
 export type ConfigInput = z.input<typeof configSchema>;
 export type Config = z.output<typeof configSchema>;

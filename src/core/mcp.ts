@@ -39,7 +39,13 @@ export interface JsonRpcSummary {
   batchSize: number;
 }
 
-const NAMED_METHODS = new Set(['tools/call', 'prompts/get', 'resources/read', 'resources/subscribe', 'resources/unsubscribe']);
+const NAMED_METHODS = new Set([
+  'tools/call',
+  'prompts/get',
+  'resources/read',
+  'resources/subscribe',
+  'resources/unsubscribe',
+]);
 
 export function methodCarriesName(method: string): boolean {
   return method === 'tools/call' || method === 'resources/read' || method === 'prompts/get';
@@ -71,7 +77,12 @@ export function summarize(body: unknown): JsonRpcSummary | undefined {
     if (body.length === 0 || !body.every(isJsonRpcMessage)) return undefined;
     const first = body[0] as JsonObject;
     const method = typeof first['method'] === 'string' ? first['method'] : undefined;
-    return { method, name: nameOf(first), isRequest: body.some((m) => 'method' in m && 'id' in m), batchSize: body.length };
+    return {
+      method,
+      name: nameOf(first),
+      isRequest: body.some((m) => 'method' in m && 'id' in m),
+      batchSize: body.length,
+    };
   }
   if (!isJsonRpcMessage(body)) return undefined;
   const method = typeof body['method'] === 'string' ? body['method'] : undefined;

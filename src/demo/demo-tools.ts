@@ -18,10 +18,14 @@ interface ToolSpec {
 const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
   new Promise((resolve, reject) => {
     const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(t);
-      reject(new Error('cancelled'));
-    }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        reject(new Error('cancelled'));
+      },
+      { once: true },
+    );
   });
 
 export const DEMO_TOOLS: ToolSpec[] = [
@@ -40,7 +44,10 @@ export const DEMO_TOOLS: ToolSpec[] = [
   {
     name: 'slow_count',
     description: 'Counts to `steps`, one step every `intervalMs`, streaming a progress notification per step.',
-    inputSchema: { steps: z.number().int().min(1).max(100).default(5), intervalMs: z.number().int().min(0).max(60_000).default(500) },
+    inputSchema: {
+      steps: z.number().int().min(1).max(100).default(5),
+      intervalMs: z.number().int().min(0).max(60_000).default(500),
+    },
     run: async (a, env) => {
       const steps = Number(a['steps'] ?? 5);
       const interval = Number(a['intervalMs'] ?? 500);
@@ -59,30 +66,46 @@ function text(s: string) {
 
 export function registerDemoV1(server: McpServerV1): void {
   for (const t of DEMO_TOOLS) {
-    server.registerTool(t.name, { description: t.description, inputSchema: t.inputSchema }, async (args: Record<string, unknown>, extra) => {
-      const token = extra._meta?.progressToken;
-      const env: ToolEnv = {
-        signal: extra.signal,
-        progress: async (progress, total, message) => {
-          if (token !== undefined) await extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress, total, message } });
-        },
-      };
-      return text(await t.run(args, env));
-    });
+    server.registerTool(
+      t.name,
+      { description: t.description, inputSchema: t.inputSchema },
+      async (args: Record<string, unknown>, extra) => {
+        const token = extra._meta?.progressToken;
+        const env: ToolEnv = {
+          signal: extra.signal,
+          progress: async (progress, total, message) => {
+            if (token !== undefined)
+              await extra.sendNotification({
+                method: 'notifications/progress',
+                params: { progressToken: token, progress, total, message },
+              });
+          },
+        };
+        return text(await t.run(args, env));
+      },
+    );
   }
 }
 
 export function registerDemoV2(server: McpServerV2): void {
   for (const t of DEMO_TOOLS) {
-    server.registerTool(t.name, { description: t.description, inputSchema: z.object(t.inputSchema) }, async (args: Record<string, unknown>, ctx) => {
-      const token = ctx.mcpReq._meta?.progressToken;
-      const env: ToolEnv = {
-        signal: ctx.mcpReq.signal,
-        progress: async (progress, total, message) => {
-          if (token !== undefined) await ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken: token, progress, total, message } });
-        },
-      };
-      return text(await t.run(args, env));
-    });
+    server.registerTool(
+      t.name,
+      { description: t.description, inputSchema: z.object(t.inputSchema) },
+      async (args: Record<string, unknown>, ctx) => {
+        const token = ctx.mcpReq._meta?.progressToken;
+        const env: ToolEnv = {
+          signal: ctx.mcpReq.signal,
+          progress: async (progress, total, message) => {
+            if (token !== undefined)
+              await ctx.mcpReq.notify({
+                method: 'notifications/progress',
+                params: { progressToken: token, progress, total, message },
+              });
+          },
+        };
+        return text(await t.run(args, env));
+      },
+    );
   }
 }

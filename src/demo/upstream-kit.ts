@@ -11,7 +11,12 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { McpServer as McpServerV1 } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { createMcpHandler, isLegacyRequest, McpServer as McpServerV2, type McpHttpHandler } from '@modelcontextprotocol/server';
+import {
+  createMcpHandler,
+  isLegacyRequest,
+  McpServer as McpServerV2,
+  type McpHttpHandler,
+} from '@modelcontextprotocol/server';
 import { MemoryEventStore } from './event-store.ts';
 
 export interface UpstreamKitOptions {
@@ -63,7 +68,9 @@ async function readJson(req: IncomingMessage): Promise<{ raw: Buffer; json: unkn
 }
 
 function jsonError(res: ServerResponse, status: number, code: number, message: string): void {
-  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code, message } }));
+  res
+    .writeHead(status, { 'content-type': 'application/json' })
+    .end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code, message } }));
 }
 
 async function sendWebResponse(res: ServerResponse, response: Response, omitAccelBuffering: boolean): Promise<void> {
@@ -141,12 +148,22 @@ export async function startUpstreamKit(opts: UpstreamKitOptions, port = 0, host 
     const { raw, json } = req.method === 'POST' ? await readJson(req) : { raw: Buffer.alloc(0), json: undefined };
     const url = `http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`;
     const headers = new Headers();
-    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
-    const webReq = new Request(url, { method: req.method ?? 'GET', headers, body: req.method === 'POST' ? new Uint8Array(raw) : undefined });
+    for (const [k, v] of Object.entries(req.headers))
+      if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+    const webReq = new Request(url, {
+      method: req.method ?? 'GET',
+      headers,
+      body: req.method === 'POST' ? new Uint8Array(raw) : undefined,
+    });
     if (!(await isLegacyRequest(webReq))) {
       const ac = new AbortController();
       res.on('close', () => ac.abort());
-      const webReq2 = new Request(url, { method: req.method ?? 'GET', headers, body: req.method === 'POST' ? new Uint8Array(raw) : undefined, signal: ac.signal });
+      const webReq2 = new Request(url, {
+        method: req.method ?? 'GET',
+        headers,
+        body: req.method === 'POST' ? new Uint8Array(raw) : undefined,
+        signal: ac.signal,
+      });
       await sendWebResponse(res, await modern.fetch(webReq2), opts.omitAccelBuffering ?? false);
       return;
     }
@@ -158,7 +175,11 @@ export async function startUpstreamKit(opts: UpstreamKitOptions, port = 0, host 
       await s.transport.handleRequest(req, res, json);
       return;
     }
-    const isInit = req.method === 'POST' && typeof json === 'object' && json !== null && (json as { method?: string }).method === 'initialize';
+    const isInit =
+      req.method === 'POST' &&
+      typeof json === 'object' &&
+      json !== null &&
+      (json as { method?: string }).method === 'initialize';
     if (!isInit) return jsonError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
     const server = newV1();
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
@@ -183,7 +204,11 @@ export async function startUpstreamKit(opts: UpstreamKitOptions, port = 0, host 
     opts.onRequest?.(req);
     if (opts.extraRoutes?.(req, res)) return;
     if (opts.omitAccelBuffering) withoutAccelBuffering(res);
-    if ((opts.loopbackOnly ?? true) && (!isLoopbackAuthority(req.headers.host) || (req.headers.origin !== undefined && !isLoopbackOrigin(req.headers.origin)))) {
+    if (
+      (opts.loopbackOnly ?? true) &&
+      (!isLoopbackAuthority(req.headers.host) ||
+        (req.headers.origin !== undefined && !isLoopbackOrigin(req.headers.origin)))
+    ) {
       return jsonError(res, 403, -32000, 'Forbidden: invalid Host or Origin');
     }
     const path = (req.url ?? '/').split('?')[0];

@@ -27,29 +27,56 @@ async function followSession(ctx: DoctorContext, isProbe: boolean): Promise<Trai
   return trail;
 }
 
-export async function affinityCheck(ctx: DoctorContext, isProbe: boolean, lostAtOpening: string[]): Promise<CheckResult> {
+export async function affinityCheck(
+  ctx: DoctorContext,
+  isProbe: boolean,
+  lostAtOpening: string[],
+): Promise<CheckResult> {
   const n = ctx.opts.sessions ?? (ctx.opts.quick ? 6 : 12);
   const trails: Trail[] = [];
   // A few at a time: enough to spread over replicas, gentle on a production server.
-  for (let i = 0; i < n; i += 3) trails.push(...(await Promise.all(Array.from({ length: Math.min(3, n - i) }, () => followSession(ctx, isProbe)))));
+  for (let i = 0; i < n; i += 3)
+    trails.push(...(await Promise.all(Array.from({ length: Math.min(3, n - i) }, () => followSession(ctx, isProbe)))));
   const lost: string[] = [...lostAtOpening];
   const instances = new Set<string>();
   for (const t of trails) {
     if (t.creator) instances.add(t.creator);
-    const bad = t.answers.findIndex((a) => a.problem !== undefined || (t.creator !== undefined && a.instance !== t.creator));
+    const bad = t.answers.findIndex(
+      (a) => a.problem !== undefined || (t.creator !== undefined && a.instance !== t.creator),
+    );
     for (const a of t.answers) if (a.instance) instances.add(a.instance);
     if (bad >= 0) {
       const a = t.answers[bad]!;
-      lost.push(a.problem ? `request ${bad + 1} of a session${t.creator ? ` created on ${t.creator}` : ''} was answered ${a.problem}` : `request ${bad + 1} of a session created on ${t.creator} reached ${a.instance}`);
+      lost.push(
+        a.problem
+          ? `request ${bad + 1} of a session${t.creator ? ` created on ${t.creator}` : ''} was answered ${a.problem}`
+          : `request ${bad + 1} of a session created on ${t.creator} reached ${a.instance}`,
+      );
     }
   }
   for (const i of instances) ctx.instances.add(i);
   const total = trails.length + lostAtOpening.length;
   const seen = [...instances].sort();
-  if (lost.length) return result('affinity', 'fail', `${lost.length} of ${total} sessions lost their replica: ${lost.slice(0, 2).join('; ')}${isProbe ? `; instances seen: ${seen.join(', ')}` : ''}`);
+  if (lost.length)
+    return result(
+      'affinity',
+      'fail',
+      `${lost.length} of ${total} sessions lost their replica: ${lost.slice(0, 2).join('; ')}${isProbe ? `; instances seen: ${seen.join(', ')}` : ''}`,
+    );
   const what = `${trails.length} sessions × ${REQUESTS_PER_SESSION} requests`;
-  if (!isProbe) return result('affinity', 'pass', `${what}, all answered (behind the probe the doctor can also tell which replica answered)`);
-  return result('affinity', 'pass', seen.length > 1 ? `${what}, each answered by the instance that created it; instances seen: ${seen.join(', ')}` : `${what}, all answered by ${seen[0]} (one replica answers: affinity is not exercised)`);
+  if (!isProbe)
+    return result(
+      'affinity',
+      'pass',
+      `${what}, all answered (behind the probe the doctor can also tell which replica answered)`,
+    );
+  return result(
+    'affinity',
+    'pass',
+    seen.length > 1
+      ? `${what}, each answered by the instance that created it; instances seen: ${seen.join(', ')}`
+      : `${what}, all answered by ${seen[0]} (one replica answers: affinity is not exercised)`,
+  );
 }
 
 const MiB = 1024 * 1024;
@@ -66,11 +93,20 @@ export async function bodyLimitCheck(ctx: DoctorContext): Promise<CheckResult> {
     const { message, headers } = peer.toolCall('receive', { data: '' }, false, ctx.stateless);
     const overhead = Buffer.byteLength(JSON.stringify(message));
     const chars = size.data ?? size.body - overhead;
-    ((message['params'] as { arguments: { data: string } }).arguments).data = 'x'.repeat(chars);
+    (message['params'] as { arguments: { data: string } }).arguments.data = 'x'.repeat(chars);
     const bytes = overhead + chars;
-    const ex = await peer.post(message, { headers: ctx.session && !ctx.stateless ? peer.sessionHeaders(ctx.session) : peer.headers(headers), timeoutMs: 60_000 });
+    const ex = await peer.post(message, {
+      headers: ctx.session && !ctx.stateless ? peer.sessionHeaders(ctx.session) : peer.headers(headers),
+      timeoutMs: 60_000,
+    });
     const ok = toolText(ex) === String(chars);
-    outcomes.push({ label: size.label, ok, text: ok ? `${size.label} (${bytes} bytes) passed` : `${size.label} (${bytes} bytes) was answered ${describeReply(ex)}` });
+    outcomes.push({
+      label: size.label,
+      ok,
+      text: ok
+        ? `${size.label} (${bytes} bytes) passed`
+        : `${size.label} (${bytes} bytes) was answered ${describeReply(ex)}`,
+    });
   }
   const [small, large] = outcomes as [(typeof outcomes)[0], (typeof outcomes)[0]];
   const detail = outcomes.map((o) => o.text).join('; ');

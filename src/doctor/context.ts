@@ -44,7 +44,11 @@ export interface DoctorContext {
   instances: Set<string>;
 }
 
-export type Caller = (name: string, args: JsonObject, opts?: PostOptions & { progress?: boolean }) => Promise<RpcExchange>;
+export type Caller = (
+  name: string,
+  args: JsonObject,
+  opts?: PostOptions & { progress?: boolean },
+) => Promise<RpcExchange>;
 
 export const NOT_PROBE = 'needs `sluice probe` behind this path (a plain MCP server cannot report what reached it)';
 

@@ -57,7 +57,13 @@ export class McpPeer {
   }
 
   headers(extra: Record<string, string> = {}, marker = this.marker): Record<string, string> {
-    return { 'content-type': 'application/json', accept: 'application/json, text/event-stream', [H.doctorMarker]: marker, ...this.userHeaders, ...extra };
+    return {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      [H.doctorMarker]: marker,
+      ...this.userHeaders,
+      ...extra,
+    };
   }
 
   sessionHeaders(s: Session, extra: Record<string, string> = {}): Record<string, string> {
@@ -76,7 +82,8 @@ export class McpPeer {
       onEvent: (ev) => {
         const msg = parseJson(ev.data);
         if (msg && wantId !== undefined && msg['id'] === wantId && ('result' in msg || 'error' in msg)) reply = msg;
-        else if (msg && typeof msg['method'] === 'string') notifications.push({ message: msg, at: ev.at, ...(ev.id !== undefined ? { id: ev.id } : {}) });
+        else if (msg && typeof msg['method'] === 'string')
+          notifications.push({ message: msg, at: ev.at, ...(ev.id !== undefined ? { id: ev.id } : {}) });
         // Stop once the answer is in, unless the check wants the stream as it is.
         return opts.onEvent ? opts.onEvent(ev, msg) : reply !== undefined;
       },
@@ -89,7 +96,16 @@ export class McpPeer {
   }
 
   initializeMessage(): JsonObject {
-    return { jsonrpc: '2.0', id: this.id(), method: 'initialize', params: { protocolVersion: SESSION_VERSION, capabilities: {}, clientInfo: { name: 'sluice-doctor', version: '1' } } };
+    return {
+      jsonrpc: '2.0',
+      id: this.id(),
+      method: 'initialize',
+      params: {
+        protocolVersion: SESSION_VERSION,
+        capabilities: {},
+        clientInfo: { name: 'sluice-doctor', version: '1' },
+      },
+    };
   }
 
   /** Opens a session; the exchange tells why when it did not. */
@@ -98,7 +114,15 @@ export class McpPeer {
     const result = ex.reply?.['result'] as JsonObject | undefined;
     if (ex.status !== 200 || !result) return { ex };
     const serverInfo = (result['serverInfo'] ?? {}) as JsonObject;
-    return { ex, session: { id: ex.headers[H.sessionId], protocolVersion: String(result['protocolVersion'] ?? SESSION_VERSION), serverName: String(serverInfo['name'] ?? ''), init: ex } };
+    return {
+      ex,
+      session: {
+        id: ex.headers[H.sessionId],
+        protocolVersion: String(result['protocolVersion'] ?? SESSION_VERSION),
+        serverName: String(serverInfo['name'] ?? ''),
+        init: ex,
+      },
+    };
   }
 
   async notifyInitialized(s: Session): Promise<RpcExchange> {
@@ -106,29 +130,62 @@ export class McpPeer {
   }
 
   async request(s: Session, method: string, params: JsonObject = {}, opts: PostOptions = {}): Promise<RpcExchange> {
-    return this.post({ jsonrpc: '2.0', id: this.id(), method, params }, { ...opts, headers: this.sessionHeaders(s, opts.headers) });
+    return this.post(
+      { jsonrpc: '2.0', id: this.id(), method, params },
+      { ...opts, headers: this.sessionHeaders(s, opts.headers) },
+    );
   }
 
-  async callTool(s: Session, name: string, args: JsonObject, opts: PostOptions & { progress?: boolean } = {}): Promise<RpcExchange> {
+  async callTool(
+    s: Session,
+    name: string,
+    args: JsonObject,
+    opts: PostOptions & { progress?: boolean } = {},
+  ): Promise<RpcExchange> {
     const { message } = this.toolCall(name, args, opts.progress ?? false, false);
     return this.post(message, { ...opts, headers: this.sessionHeaders(s, opts.headers) });
   }
 
   /** A stateless 2026-07-28 tools/call: the method and name mirrored into headers, no session. */
-  async callToolStateless(name: string, args: JsonObject, opts: PostOptions & { progress?: boolean } = {}): Promise<RpcExchange> {
+  async callToolStateless(
+    name: string,
+    args: JsonObject,
+    opts: PostOptions & { progress?: boolean } = {},
+  ): Promise<RpcExchange> {
     const { message, headers } = this.toolCall(name, args, opts.progress ?? false, true);
     return this.post(message, { ...opts, headers: this.headers({ ...headers, ...opts.headers }) });
   }
 
   /** The message (and the shape's own headers) of a tools/call in either shape. */
-  toolCall(name: string, args: JsonObject, progress: boolean, stateless: boolean): { message: JsonObject; headers: Record<string, string> } {
+  toolCall(
+    name: string,
+    args: JsonObject,
+    progress: boolean,
+    stateless: boolean,
+  ): { message: JsonObject; headers: Record<string, string> } {
     const id = this.id();
     const meta: JsonObject = {
       ...(progress ? { progressToken: `doctor-${id}` } : {}),
-      ...(stateless ? { 'io.modelcontextprotocol/protocolVersion': FIRST_STATELESS_VERSION, 'io.modelcontextprotocol/clientInfo': { name: 'sluice-doctor', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} } : {}),
+      ...(stateless
+        ? {
+            'io.modelcontextprotocol/protocolVersion': FIRST_STATELESS_VERSION,
+            'io.modelcontextprotocol/clientInfo': { name: 'sluice-doctor', version: '1' },
+            'io.modelcontextprotocol/clientCapabilities': {},
+          }
+        : {}),
     };
-    const message = { jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args, ...(Object.keys(meta).length ? { _meta: meta } : {}) } };
-    return { message, headers: stateless ? { [H.protocolVersion]: FIRST_STATELESS_VERSION, [H.method]: 'tools/call', [H.name]: name } : {} };
+    const message = {
+      jsonrpc: '2.0',
+      id,
+      method: 'tools/call',
+      params: { name, arguments: args, ...(Object.keys(meta).length ? { _meta: meta } : {}) },
+    };
+    return {
+      message,
+      headers: stateless
+        ? { [H.protocolVersion]: FIRST_STATELESS_VERSION, [H.method]: 'tools/call', [H.name]: name }
+        : {},
+    };
   }
 }
 

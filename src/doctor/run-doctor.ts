@@ -7,14 +7,33 @@ import { affinityCheck, bodyLimitCheck } from './checks-replicas.ts';
 import { headerChecks, mirroredHeaderCheck } from './checks-headers.ts';
 import { corsChecks, describeNotification, statusChecks } from './checks-statuses.ts';
 import { idleCheck, resumeChecks, sseChecks } from './checks-streams.ts';
-import { NOT_PROBE, probeAnswer, probeInstanceOf, skipAll, type DoctorContext, type DoctorOptions, type ProbeInfo } from './context.ts';
+import {
+  NOT_PROBE,
+  probeAnswer,
+  probeInstanceOf,
+  skipAll,
+  type DoctorContext,
+  type DoctorOptions,
+  type ProbeInfo,
+} from './context.ts';
 import { describeReply, McpPeer, type RpcExchange, type Session } from './mcp-peer.ts';
 import { ordered, result, type CheckId, type CheckResult, type Report } from './report.ts';
 import { Wire, WireError } from './wire.ts';
 
 export class DoctorFatal extends Error {}
 
-const PROBE_ONLY: CheckId[] = ['protocol-version-forwarded', 'authorization-forwarded', 'accept-forwarded', 'host-forwarded', 'mcp-param-forwarded', 'sse-unbuffered', 'idle-survival', 'resume', 'last-event-id-forwarded', 'body-limit'];
+const PROBE_ONLY: CheckId[] = [
+  'protocol-version-forwarded',
+  'authorization-forwarded',
+  'accept-forwarded',
+  'host-forwarded',
+  'mcp-param-forwarded',
+  'sse-unbuffered',
+  'idle-survival',
+  'resume',
+  'last-event-id-forwarded',
+  'body-limit',
+];
 const NEEDS_SESSION: CheckId[] = [...PROBE_ONLY, 'sse-compression', 'affinity', 'notification-202'];
 const PROBE_TOOLS = ['probe_info', 'emit_events', 'stay_silent', 'receive', 'probe_requests'];
 
@@ -25,7 +44,8 @@ export async function runDoctor(target: string, opts: DoctorOptions): Promise<Re
   } catch {
     throw new DoctorFatal(`"${target}" is not a URL (e.g. https://mcp.example.com/mcp)`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new DoctorFatal(`"${target}": only http:// and https:// URLs`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new DoctorFatal(`"${target}": only http:// and https:// URLs`);
   let wire: Wire;
   try {
     wire = new Wire({ insecure: opts.insecure ?? false, ...(opts.caFile ? { caFile: opts.caFile } : {}) });
@@ -35,7 +55,13 @@ export async function runDoctor(target: string, opts: DoctorOptions): Promise<Re
   const started = performance.now();
   try {
     const { checks, instances } = await examine(url, wire, opts);
-    return { target: url.href, probeInstances: [...instances].sort(), quick: opts.quick, durationMs: Math.round(performance.now() - started), checks: ordered(checks) };
+    return {
+      target: url.href,
+      probeInstances: [...instances].sort(),
+      quick: opts.quick,
+      durationMs: Math.round(performance.now() - started),
+      checks: ordered(checks),
+    };
   } catch (err) {
     if (err instanceof WireError) throw new DoctorFatal(`cannot reach ${url.href}: ${err.message}`);
     throw err;
@@ -44,7 +70,11 @@ export async function runDoctor(target: string, opts: DoctorOptions): Promise<Re
   }
 }
 
-async function examine(url: URL, wire: Wire, opts: DoctorOptions): Promise<{ checks: CheckResult[]; instances: Set<string> }> {
+async function examine(
+  url: URL,
+  wire: Wire,
+  opts: DoctorOptions,
+): Promise<{ checks: CheckResult[]; instances: Set<string> }> {
   const results: CheckResult[] = [];
   const userHeaders = opts.headers ?? {};
   // A quick run stays quick even when the path hangs: shorter bounds per request.
@@ -54,29 +84,60 @@ async function examine(url: URL, wire: Wire, opts: DoctorOptions): Promise<{ che
   const redirected = (ex: RpcExchange) => ex.status >= 300 && ex.status < 400;
   if (redirected(opening.ex)) {
     const location = opening.ex.headers['location'];
-    results.push(result('no-redirect', 'fail', `POST ${url.pathname} was answered ${opening.ex.status}${location ? ` → ${location}` : ' without a Location'}; the checks below ran against ${location ?? 'nothing'}`));
+    results.push(
+      result(
+        'no-redirect',
+        'fail',
+        `POST ${url.pathname} was answered ${opening.ex.status}${location ? ` → ${location}` : ' without a Location'}; the checks below ran against ${location ?? 'nothing'}`,
+      ),
+    );
     if (!location) throw new DoctorFatal(`${url.href} answers POST with ${opening.ex.status} and no Location`);
     peer = new McpPeer(new URL(location, url), wire, userHeaders, timeoutMs);
     opening = await peer.initialize();
-    if (redirected(opening.ex)) throw new DoctorFatal(`${url.href} redirects POST twice (${location} → ${opening.ex.headers['location'] ?? '?'})`);
+    if (redirected(opening.ex))
+      throw new DoctorFatal(
+        `${url.href} redirects POST twice (${location} → ${opening.ex.headers['location'] ?? '?'})`,
+      );
   } else results.push(result('no-redirect', 'pass', `POST ${url.pathname} was answered ${opening.ex.status} directly`));
 
-  const ctx: DoctorContext = { peer, opts, noSession: '', rttMs: 0, opened: [], instances: new Set(), stateless: false, callVersion: '' };
+  const ctx: DoctorContext = {
+    peer,
+    opts,
+    noSession: '',
+    rttMs: 0,
+    opened: [],
+    instances: new Set(),
+    stateless: false,
+    callVersion: '',
+  };
   const instances = ctx.instances;
   try {
     if (!opening.session) {
       await statelessOrFatal(peer, opening.ex);
       ctx.noSession = 'a stateless 2026-07-28 server has no sessions';
-      results.push(result('session-id-roundtrip', 'skip', `initialize was answered ${describeReply(opening.ex)} and a 2026-07-28 request was answered 200: a stateless server`));
+      results.push(
+        result(
+          'session-id-roundtrip',
+          'skip',
+          `initialize was answered ${describeReply(opening.ex)} and a 2026-07-28 request was answered 200: a stateless server`,
+        ),
+      );
       const sessionOnly: CheckId[] = ['notification-202', 'affinity', 'resume', 'last-event-id-forwarded'];
       results.push(...skipAll(sessionOnly, ctx.noSession));
-      results.push(...skipAll([...PROBE_ONLY, 'sse-compression' as const].filter((id) => !sessionOnly.includes(id)), `${NOT_PROBE}; the probe answers 2025-era sessions`));
+      results.push(
+        ...skipAll(
+          [...PROBE_ONLY, 'sse-compression' as const].filter((id) => !sessionOnly.includes(id)),
+          `${NOT_PROBE}; the probe answers 2025-era sessions`,
+        ),
+      );
       results.push(...(await statusChecks(ctx, false, true)), ...(await corsChecks(ctx)));
       return { checks: results, instances };
     }
     const { session, list, notification, lost } = await establish(ctx, opening.session);
     const working = list.reply !== undefined && 'result' in list.reply;
-    const tools = working ? ((list.reply!['result'] as { tools?: { name?: string }[] }).tools ?? []).map((t) => t.name) : [];
+    const tools = working
+      ? ((list.reply!['result'] as { tools?: { name?: string }[] }).tools ?? []).map((t) => t.name)
+      : [];
     const instance = probeInstanceOf(session.serverName);
     const isProbe = working && instance !== undefined && PROBE_TOOLS.every((t) => tools.includes(t));
     results.push(roundTrip(session, list, working, instance !== undefined));
@@ -97,13 +158,22 @@ async function examine(url: URL, wire: Wire, opts: DoctorOptions): Promise<{ che
       return { checks: results, instances };
     }
     if (!ctx.session) {
-      results.push(...skipAll(NEEDS_SESSION.filter((id) => id !== 'notification-202'), ctx.noSession));
+      results.push(
+        ...skipAll(
+          NEEDS_SESSION.filter((id) => id !== 'notification-202'),
+          ctx.noSession,
+        ),
+      );
       results.push(...(await statusChecks(ctx, false)), ...(await corsChecks(ctx)));
       return { checks: results, instances };
     }
     if (!isProbe) {
       results.push(...skipAll(PROBE_ONLY, NOT_PROBE), await compressionWithoutProbe(ctx));
-      results.push(...(await statusChecks(ctx, false)), ...(await corsChecks(ctx)), await affinityCheck(ctx, false, lost));
+      results.push(
+        ...(await statusChecks(ctx, false)),
+        ...(await corsChecks(ctx)),
+        await affinityCheck(ctx, false, lost),
+      );
       return { checks: results, instances };
     }
     const s = ctx.session;
@@ -127,7 +197,13 @@ async function probeChecks(ctx: DoctorContext, lost?: string[]): Promise<CheckRe
   out.push(...(await headerChecks(ctx)));
   const sse = await sseChecks(ctx);
   out.push(...sse);
-  if (lost) out.push(...(await resumeChecks(ctx, sse.some((r) => r.id === 'sse-unbuffered' && r.status === 'fail'))));
+  if (lost)
+    out.push(
+      ...(await resumeChecks(
+        ctx,
+        sse.some((r) => r.id === 'sse-unbuffered' && r.status === 'fail'),
+      )),
+    );
   out.push(await mirroredHeaderCheck(ctx));
   if (lost) {
     out.push(...(await statusChecks(ctx, true)));
@@ -162,7 +238,10 @@ const MAX_OPENINGS = 10;
  * ten: behind such balancing over two replicas each new session fits with odds 1/2, so four tries
  * still found none 1 time in 16; ten leave 1 in 1,024 (three replicas: 1 in 58).
  */
-async function establish(ctx: DoctorContext, first: Session): Promise<{ session: Session; list: RpcExchange; notification: RpcExchange; lost: string[] }> {
+async function establish(
+  ctx: DoctorContext,
+  first: Session,
+): Promise<{ session: Session; list: RpcExchange; notification: RpcExchange; lost: string[] }> {
   const { peer } = ctx;
   const lost: string[] = [];
   let session = first;
@@ -173,9 +252,12 @@ async function establish(ctx: DoctorContext, first: Session): Promise<{ session:
     const list = await peer.request(session, 'tools/list');
     ctx.rttMs = Math.round(performance.now() - t0);
     const ok = list.reply !== undefined && 'result' in list.reply;
-    if (ok || list.status !== 404 || !session.id || attempt >= MAX_OPENINGS) return { session, list, notification, lost };
+    if (ok || list.status !== 404 || !session.id || attempt >= MAX_OPENINGS)
+      return { session, list, notification, lost };
     const creator = probeInstanceOf(session.serverName);
-    lost.push(`the first request of a session${creator ? ` created on ${creator}` : ''} was answered ${describeReply(list)}`);
+    lost.push(
+      `the first request of a session${creator ? ` created on ${creator}` : ''} was answered ${describeReply(list)}`,
+    );
     const next = await peer.initialize();
     if (!next.session) return { session, list, notification, lost };
     session = next.session;
@@ -183,32 +265,85 @@ async function establish(ctx: DoctorContext, first: Session): Promise<{ session:
 }
 
 function roundTrip(s: Session, list: RpcExchange, working: boolean, isProbe: boolean): CheckResult {
-  if (working && s.id) return result('session-id-roundtrip', 'pass', `initialize answered an Mcp-Session-Id; tools/list with it answered ${list.status}`);
-  if (working) return result('session-id-roundtrip', 'warn', 'the server issued no Mcp-Session-Id: a stateless server, or the header is dropped in front (put `sluice probe` behind this path to tell)');
-  if (!s.id) return result('session-id-roundtrip', 'fail', `the initialize response carried no Mcp-Session-Id${isProbe ? ' (the probe always sends one: dropped or hidden in front)' : ''}; tools/list then answered ${describeReply(list)}`);
-  if (list.status === 404) return result('session-id-roundtrip', 'fail', `every new session was unknown on its next request (${describeReply(list)}): requests reach another replica (see affinity)`);
-  return result('session-id-roundtrip', 'fail', `initialize answered an Mcp-Session-Id, but tools/list with it answered ${describeReply(list)}: the header does not come back to the server`);
+  if (working && s.id)
+    return result(
+      'session-id-roundtrip',
+      'pass',
+      `initialize answered an Mcp-Session-Id; tools/list with it answered ${list.status}`,
+    );
+  if (working)
+    return result(
+      'session-id-roundtrip',
+      'warn',
+      'the server issued no Mcp-Session-Id: a stateless server, or the header is dropped in front (put `sluice probe` behind this path to tell)',
+    );
+  if (!s.id)
+    return result(
+      'session-id-roundtrip',
+      'fail',
+      `the initialize response carried no Mcp-Session-Id${isProbe ? ' (the probe always sends one: dropped or hidden in front)' : ''}; tools/list then answered ${describeReply(list)}`,
+    );
+  if (list.status === 404)
+    return result(
+      'session-id-roundtrip',
+      'fail',
+      `every new session was unknown on its next request (${describeReply(list)}): requests reach another replica (see affinity)`,
+    );
+  return result(
+    'session-id-roundtrip',
+    'fail',
+    `initialize answered an Mcp-Session-Id, but tools/list with it answered ${describeReply(list)}: the header does not come back to the server`,
+  );
 }
 
 async function statelessOrFatal(peer: McpPeer, ex: RpcExchange): Promise<void> {
-  if (ex.status === 0) throw new DoctorFatal(`${peer.url.href} accepted the connection but did not answer initialize within ${peer.timeoutMs / 1000} s`);
+  if (ex.status === 0)
+    throw new DoctorFatal(
+      `${peer.url.href} accepted the connection but did not answer initialize within ${peer.timeoutMs / 1000} s`,
+    );
   if (ex.status === 401 || ex.status === 403) {
     const challenge = ex.headers['www-authenticate'];
-    throw new DoctorFatal(`${peer.url.href} needs credentials: initialize was answered ${describeReply(ex)}${challenge ? ` (WWW-Authenticate: ${challenge})` : ''}; pass --header "Authorization: Bearer …"`);
+    throw new DoctorFatal(
+      `${peer.url.href} needs credentials: initialize was answered ${describeReply(ex)}${challenge ? ` (WWW-Authenticate: ${challenge})` : ''}; pass --header "Authorization: Bearer …"`,
+    );
   }
-  const meta = { 'io.modelcontextprotocol/protocolVersion': FIRST_STATELESS_VERSION, 'io.modelcontextprotocol/clientInfo': { name: 'sluice-doctor', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} };
-  const discover = await peer.post({ jsonrpc: '2.0', id: peer.id(), method: 'server/discover', params: { _meta: meta } }, { headers: peer.headers({ [H.protocolVersion]: FIRST_STATELESS_VERSION, [H.method]: 'server/discover' }) });
+  const meta = {
+    'io.modelcontextprotocol/protocolVersion': FIRST_STATELESS_VERSION,
+    'io.modelcontextprotocol/clientInfo': { name: 'sluice-doctor', version: '1' },
+    'io.modelcontextprotocol/clientCapabilities': {},
+  };
+  const discover = await peer.post(
+    { jsonrpc: '2.0', id: peer.id(), method: 'server/discover', params: { _meta: meta } },
+    { headers: peer.headers({ [H.protocolVersion]: FIRST_STATELESS_VERSION, [H.method]: 'server/discover' }) },
+  );
   if (discover.status === 200 && discover.reply && 'result' in discover.reply) return;
-  throw new DoctorFatal(`${peer.url.href} does not answer like an MCP server: initialize was answered ${describeReply(ex)}`);
+  throw new DoctorFatal(
+    `${peer.url.href} does not answer like an MCP server: initialize was answered ${describeReply(ex)}`,
+  );
 }
 
 /** Without the probe, the initialize answer is the only stream the doctor can ask for. */
 async function compressionWithoutProbe(ctx: DoctorContext): Promise<CheckResult> {
   const { ex, session } = await ctx.peer.initialize({ 'accept-encoding': 'gzip, deflate, br' });
   if (session) ctx.opened.push(session);
-  if (!(ex.headers['content-type'] ?? '').includes('text/event-stream')) return result('sse-compression', 'skip', `the server answers initialize with ${ex.headers['content-type'] ?? 'no content-type'}, not a stream; ${NOT_PROBE}`);
+  if (!(ex.headers['content-type'] ?? '').includes('text/event-stream'))
+    return result(
+      'sse-compression',
+      'skip',
+      `the server answers initialize with ${ex.headers['content-type'] ?? 'no content-type'}, not a stream; ${NOT_PROBE}`,
+    );
   const enc = ex.headers['content-encoding'];
-  return enc ? result('sse-compression', 'fail', `the initialize event stream came ${enc}-encoded (the client offered gzip, deflate, br)`) : result('sse-compression', 'pass', 'the initialize event stream was not compressed although the client offered gzip, deflate, br');
+  return enc
+    ? result(
+        'sse-compression',
+        'fail',
+        `the initialize event stream came ${enc}-encoded (the client offered gzip, deflate, br)`,
+      )
+    : result(
+        'sse-compression',
+        'pass',
+        'the initialize event stream was not compressed although the client offered gzip, deflate, br',
+      );
 }
 
 /** DELETE what the run opened, so a production server is left as it was found. */
@@ -217,6 +352,10 @@ async function closeSessions(ctx: DoctorContext): Promise<void> {
   await Promise.all(
     ctx.opened
       .filter((s) => s.id)
-      .map((s) => peer.post(undefined, { method: 'DELETE', headers: peer.sessionHeaders(s), timeoutMs: 5000 }).catch(() => undefined)),
+      .map((s) =>
+        peer
+          .post(undefined, { method: 'DELETE', headers: peer.sessionHeaders(s), timeoutMs: 5000 })
+          .catch(() => undefined),
+      ),
   );
 }

@@ -69,11 +69,14 @@ export function describeNetworkError(err: unknown): WireError {
   if (code === 'ECONNREFUSED') return new WireError('connection refused: nothing listens there', code);
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new WireError(`the name does not resolve (${code})`, code);
   if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT') return new WireError('connection timed out', code);
-  if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') return new WireError(`the connection was closed before an answer (${message})`, code);
+  if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET')
+    return new WireError(`the connection was closed before an answer (${message})`, code);
   if (TLS_CODES.test(code) || /certificate|ssl|tls/i.test(message)) {
     // OpenSSL's text ("…:SSL routines:func:reason:file:line") says it in its reason field.
     const reason = /SSL routines:[^:]*:([^:]+)/.exec(message)?.[1] ?? message.split('\n')[0];
-    const hint = /wrong version number|packet length too long/.test(reason ?? '') ? ' (is it a plain-http port?)' : '; --ca FILE trusts a private CA, --insecure skips verification';
+    const hint = /wrong version number|packet length too long/.test(reason ?? '')
+      ? ' (is it a plain-http port?)'
+      : '; --ca FILE trusts a private CA, --insecure skips verification';
     return new WireError(`TLS error: ${reason} (${code})${hint}`, code);
   }
   return new WireError(`${message} (${code})`, code);
@@ -120,21 +123,52 @@ export class Wire {
     }, init.timeoutMs);
     let res: Awaited<ReturnType<typeof request>>;
     try {
-      res = await request(url, { method: init.method as 'POST', headers: init.headers, body: init.body, dispatcher: this.agent, signal: ac.signal });
+      res = await request(url, {
+        method: init.method as 'POST',
+        headers: init.headers,
+        body: init.body,
+        dispatcher: this.agent,
+        signal: ac.signal,
+      });
     } catch (err) {
       clearTimeout(timer);
-      if (timedOut) return { status: 0, headers: {}, headersAt: since(), body: '', events: [], comments: [], end: { at: since(), how: 'timeout', error: `no answer within ${init.timeoutMs} ms` }, sentAt };
+      if (timedOut)
+        return {
+          status: 0,
+          headers: {},
+          headersAt: since(),
+          body: '',
+          events: [],
+          comments: [],
+          end: { at: since(), how: 'timeout', error: `no answer within ${init.timeoutMs} ms` },
+          sentAt,
+        };
       throw describeNetworkError(err);
     }
     const headersAt = since();
     const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
-    const out: Exchange = { status: res.statusCode, headers, headersAt, body: '', events: [], comments: [], end: { at: 0, how: 'complete' }, sentAt };
+    for (const [k, v] of Object.entries(res.headers))
+      if (v !== undefined) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
+    const out: Exchange = {
+      status: res.statusCode,
+      headers,
+      headersAt,
+      body: '',
+      events: [],
+      comments: [],
+      end: { at: 0, how: 'complete' },
+      sentAt,
+    };
     const isSse = (headers['content-type'] ?? '').toLowerCase().includes('text/event-stream');
     let stopped = false;
     const parser = createParser({
       onEvent: (m: EventSourceMessage) => {
-        const ev: SseEvent = { data: m.data, at: since(), ...(m.id !== undefined ? { id: m.id } : {}), ...(m.event !== undefined ? { event: m.event } : {}) };
+        const ev: SseEvent = {
+          data: m.data,
+          at: since(),
+          ...(m.id !== undefined ? { id: m.id } : {}),
+          ...(m.event !== undefined ? { event: m.event } : {}),
+        };
         out.events.push(ev);
         if (init.onEvent?.(ev)) {
           stopped = true;

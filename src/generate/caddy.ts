@@ -1,5 +1,14 @@
 // `sluice config caddy`: a Caddyfile for MCP servers behind Caddy (2.6 or later).
-import { hostPort, listenAddress, MCP_EXPOSED_HEADERS, MCP_METHODS, MCP_REQUEST_HEADERS, PRM_PATH, publicPath, type FrontingOptions } from './fronting.ts';
+import {
+  hostPort,
+  listenAddress,
+  MCP_EXPOSED_HEADERS,
+  MCP_METHODS,
+  MCP_REQUEST_HEADERS,
+  PRM_PATH,
+  publicPath,
+  type FrontingOptions,
+} from './fronting.ts';
 
 export function caddyConfig(o: FrontingOptions): string {
   const path = publicPath(o);

@@ -10,7 +10,8 @@ export interface FrontingOptions {
 
 export class FrontingError extends Error {}
 
-export const MCP_REQUEST_HEADERS = 'Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name';
+export const MCP_REQUEST_HEADERS =
+  'Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name';
 export const MCP_EXPOSED_HEADERS = 'Mcp-Session-Id, MCP-Protocol-Version, WWW-Authenticate';
 export const MCP_METHODS = 'GET, POST, DELETE, OPTIONS';
 /**
@@ -19,7 +20,11 @@ export const MCP_METHODS = 'GET, POST, DELETE, OPTIONS';
  */
 export const PRM_PATH = '/.well-known/oauth-protected-resource';
 
-export function frontingOptions(upstreams: string[], listen: string | undefined, allowOrigin: string | undefined): FrontingOptions {
+export function frontingOptions(
+  upstreams: string[],
+  listen: string | undefined,
+  allowOrigin: string | undefined,
+): FrontingOptions {
   if (upstreams.length === 0) throw new FrontingError('at least one --upstream URL is needed');
   const urls = upstreams.map((u) => {
     let url: URL;
@@ -28,12 +33,15 @@ export function frontingOptions(upstreams: string[], listen: string | undefined,
     } catch {
       throw new FrontingError(`"${u}" is not a URL`);
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new FrontingError(`"${u}": only http and https upstreams`);
-    if (url.username || url.password || url.search || url.hash) throw new FrontingError(`"${u}": no credentials, query or fragment`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new FrontingError(`"${u}": only http and https upstreams`);
+    if (url.username || url.password || url.search || url.hash)
+      throw new FrontingError(`"${u}": no credentials, query or fragment`);
     return url;
   });
   const path = urls[0]!.pathname;
-  if (urls.some((u) => u.pathname !== path || u.protocol !== urls[0]!.protocol)) throw new FrontingError('all --upstream URLs must have the same scheme and path (the replicas of one MCP server)');
+  if (urls.some((u) => u.pathname !== path || u.protocol !== urls[0]!.protocol))
+    throw new FrontingError('all --upstream URLs must have the same scheme and path (the replicas of one MCP server)');
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen ?? '127.0.0.1:8080');
   if (!m) throw new FrontingError(`--listen "${listen}" is not host:port`);
   const origin = allowOrigin ?? '*';

@@ -1,5 +1,14 @@
 // `sluice config haproxy`: a complete haproxy.cfg for MCP servers behind HAProxy (2.2 or later).
-import { hostPort, listenAddress, MCP_EXPOSED_HEADERS, MCP_METHODS, MCP_REQUEST_HEADERS, PRM_PATH, publicPath, type FrontingOptions } from './fronting.ts';
+import {
+  hostPort,
+  listenAddress,
+  MCP_EXPOSED_HEADERS,
+  MCP_METHODS,
+  MCP_REQUEST_HEADERS,
+  PRM_PATH,
+  publicPath,
+  type FrontingOptions,
+} from './fronting.ts';
 
 export function haproxyConfig(o: FrontingOptions): string {
   const tls = o.upstreams[0]!.protocol === 'https:';
@@ -49,7 +58,10 @@ export function haproxyConfig(o: FrontingOptions): string {
     '    stick-table type string len 256 size 1m expire 24h',
     '    stick store-response res.hdr(mcp-session-id)',
     '    stick match req.hdr(mcp-session-id)',
-    ...o.upstreams.map((u, i) => `    server replica${i + 1} ${hostPort(u)} check${tls ? ` ssl verify required ca-file /etc/ssl/certs/ca-certificates.crt sni str(${u.hostname})` : ''}`),
+    ...o.upstreams.map(
+      (u, i) =>
+        `    server replica${i + 1} ${hostPort(u)} check${tls ? ` ssl verify required ca-file /etc/ssl/certs/ca-certificates.crt sni str(${u.hostname})` : ''}`,
+    ),
     '',
   ].join('\n');
 }

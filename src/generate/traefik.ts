@@ -1,6 +1,14 @@
 // `sluice config traefik`: a dynamic configuration (file provider, YAML) for MCP servers behind
 // Traefik v2/v3. The static part Traefik also needs (entry point timeouts) is in the comments.
-import { listenAddress, MCP_EXPOSED_HEADERS, MCP_METHODS, MCP_REQUEST_HEADERS, PRM_PATH, publicPath, type FrontingOptions } from './fronting.ts';
+import {
+  listenAddress,
+  MCP_EXPOSED_HEADERS,
+  MCP_METHODS,
+  MCP_REQUEST_HEADERS,
+  PRM_PATH,
+  publicPath,
+  type FrontingOptions,
+} from './fronting.ts';
 
 export function traefikConfig(o: FrontingOptions): string {
   const path = publicPath(o);
@@ -37,9 +45,15 @@ export function traefikConfig(o: FrontingOptions): string {
     '    mcp-cors:',
     '      headers:',
     `        accessControlAllowOriginList: ["${o.allowOrigin}"]`,
-    `        accessControlAllowMethods: [${MCP_METHODS.split(', ').map((m) => `"${m}"`).join(', ')}]`,
-    `        accessControlAllowHeaders: [${MCP_REQUEST_HEADERS.split(', ').map((h) => `"${h}"`).join(', ')}]`,
-    `        accessControlExposeHeaders: [${MCP_EXPOSED_HEADERS.split(', ').map((h) => `"${h}"`).join(', ')}]`,
+    `        accessControlAllowMethods: [${MCP_METHODS.split(', ')
+      .map((m) => `"${m}"`)
+      .join(', ')}]`,
+    `        accessControlAllowHeaders: [${MCP_REQUEST_HEADERS.split(', ')
+      .map((h) => `"${h}"`)
+      .join(', ')}]`,
+    `        accessControlExposeHeaders: [${MCP_EXPOSED_HEADERS.split(', ')
+      .map((h) => `"${h}"`)
+      .join(', ')}]`,
     '        accessControlMaxAge: 86400',
     '  services:',
     '    mcp:',

@@ -26,7 +26,25 @@ export interface AccessRecord {
   security: string | undefined;
 }
 
-const FIELDS = ['route', 'method', 'path', 'client', 'status', 'era', 'rpcMethod', 'rpcName', 'latencyMs', 'bytesIn', 'bytesOut', 'upstream', 'replica', 'session', 'error', 'outcome', 'security'] as const;
+const FIELDS = [
+  'route',
+  'method',
+  'path',
+  'client',
+  'status',
+  'era',
+  'rpcMethod',
+  'rpcName',
+  'latencyMs',
+  'bytesIn',
+  'bytesOut',
+  'upstream',
+  'replica',
+  'session',
+  'error',
+  'outcome',
+  'security',
+] as const;
 
 /** Refusals that are security events (never sampled), by error code. */
 const SECURITY_CODES: Record<string, string> = {
@@ -65,7 +83,10 @@ export function formatAccessLine(r: AccessRecord, time: string): string {
   for (const key of FIELDS) {
     const v = r[key];
     if (v === undefined) continue;
-    line += typeof v === 'string' ? `,"${key}":${JSON.stringify(capString(v, 1024))}` : `,"${key}":${Number.isFinite(v) ? v : 0}`;
+    line +=
+      typeof v === 'string'
+        ? `,"${key}":${JSON.stringify(capString(v, 1024))}`
+        : `,"${key}":${Number.isFinite(v) ? v : 0}`;
   }
   return escapeUnsafe(line + ',"msg":"access"}\n');
 }

@@ -86,14 +86,56 @@ export class GatewayMetrics {
     const registers = [this.registry];
     // Process CPU, memory, event-loop lag and GC, computed when scraped.
     collectDefaultMetrics({ register: this.registry, prefix: 'sluice_' });
-    this.requests = new Counter({ name: 'sluice_requests_total', help: 'Client requests, by route, JSON-RPC method and status class.', labelNames: ['route', 'method', 'status_class'], registers });
-    this.headersSeconds = new Histogram({ name: 'sluice_response_headers_seconds', help: 'Time from request arrival to response headers.', labelNames: ['route', 'method'], buckets: LATENCY_BUCKETS, registers });
-    this.durationSeconds = new Histogram({ name: 'sluice_request_duration_seconds', help: 'Time from request arrival to the end of the response (streams included).', labelNames: ['route', 'method'], buckets: LATENCY_BUCKETS, registers });
-    this.streams = new Gauge({ name: 'sluice_sse_streams_open', help: 'SSE responses being relayed now.', labelNames: ['route'], registers });
-    this.bytesIn = new Counter({ name: 'sluice_request_bytes_total', help: 'Request body bytes received from clients.', labelNames: ['route'], registers });
-    this.bytesOut = new Counter({ name: 'sluice_response_bytes_total', help: 'Response body bytes sent to clients.', labelNames: ['route'], registers });
-    this.heartbeats = new Counter({ name: 'sluice_heartbeats_total', help: 'SSE keep-alive comments written on silent streams.', labelNames: ['route'], registers });
-    this.refused = new Counter({ name: 'sluice_refused_total', help: 'Requests Sluice answered with an error of its own, by error code.', labelNames: ['reason'], registers });
+    this.requests = new Counter({
+      name: 'sluice_requests_total',
+      help: 'Client requests, by route, JSON-RPC method and status class.',
+      labelNames: ['route', 'method', 'status_class'],
+      registers,
+    });
+    this.headersSeconds = new Histogram({
+      name: 'sluice_response_headers_seconds',
+      help: 'Time from request arrival to response headers.',
+      labelNames: ['route', 'method'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.durationSeconds = new Histogram({
+      name: 'sluice_request_duration_seconds',
+      help: 'Time from request arrival to the end of the response (streams included).',
+      labelNames: ['route', 'method'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.streams = new Gauge({
+      name: 'sluice_sse_streams_open',
+      help: 'SSE responses being relayed now.',
+      labelNames: ['route'],
+      registers,
+    });
+    this.bytesIn = new Counter({
+      name: 'sluice_request_bytes_total',
+      help: 'Request body bytes received from clients.',
+      labelNames: ['route'],
+      registers,
+    });
+    this.bytesOut = new Counter({
+      name: 'sluice_response_bytes_total',
+      help: 'Response body bytes sent to clients.',
+      labelNames: ['route'],
+      registers,
+    });
+    this.heartbeats = new Counter({
+      name: 'sluice_heartbeats_total',
+      help: 'SSE keep-alive comments written on silent streams.',
+      labelNames: ['route'],
+      registers,
+    });
+    this.refused = new Counter({
+      name: 'sluice_refused_total',
+      help: 'Requests Sluice answered with an error of its own, by error code.',
+      labelNames: ['reason'],
+      registers,
+    });
     const sessions = this.sessions;
     new Gauge({
       name: 'sluice_sessions_active',

@@ -119,7 +119,10 @@ export class Redactor {
   }
 
   private hash(value: unknown): string {
-    return `[HASH:${createHmac('sha256', this.hashKey).update(JSON.stringify(value) ?? 'undefined').digest('hex').slice(0, 16)}]`;
+    return `[HASH:${createHmac('sha256', this.hashKey)
+      .update(JSON.stringify(value) ?? 'undefined')
+      .digest('hex')
+      .slice(0, 16)}]`;
   }
 
   private walk(value: unknown, path: string[], key: string | undefined): unknown {
@@ -144,7 +147,8 @@ export class Redactor {
       return kept;
     }
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value as Record<string, unknown>)) out[this.rules.detectors ? detectSecrets(k) : k] = this.walk(v, [...path, k], k);
+    for (const [k, v] of Object.entries(value as Record<string, unknown>))
+      out[this.rules.detectors ? detectSecrets(k) : k] = this.walk(v, [...path, k], k);
     return out;
   }
 }

@@ -4,11 +4,25 @@
 // (OTEL_EXPORTER_OTLP_ENDPOINT / _TRACES_ENDPOINT / _HEADERS, OTEL_SERVICE_NAME,
 // OTEL_TRACES_SAMPLER…); OTEL_TRACES_EXPORTER=console prints spans instead. Nothing is
 // registered globally, so several gateways in one process keep their own provider.
-import { context, trace, type Context, type Span, type TextMapGetter, type TextMapSetter, type Tracer } from '@opentelemetry/api';
+import {
+  context,
+  trace,
+  type Context,
+  type Span,
+  type TextMapGetter,
+  type TextMapSetter,
+  type Tracer,
+} from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+import {
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  ConsoleSpanExporter,
+  SimpleSpanProcessor,
+  type SpanExporter,
+} from '@opentelemetry/sdk-trace-base';
 
 export interface Tracing {
   readonly tracer: Tracer;
@@ -30,10 +44,16 @@ const setter: TextMapSetter<Record<string, string>> = {
 };
 
 /** `exporter` replaces the OTLP one (tests use an in-memory exporter, exported at span end). */
-export function createTracing(serviceName: string, exporter?: SpanExporter, env: NodeJS.ProcessEnv = process.env): Tracing {
+export function createTracing(
+  serviceName: string,
+  exporter?: SpanExporter,
+  env: NodeJS.ProcessEnv = process.env,
+): Tracing {
   const processor = exporter
     ? new SimpleSpanProcessor(exporter)
-    : new BatchSpanProcessor(env['OTEL_TRACES_EXPORTER'] === 'console' ? new ConsoleSpanExporter() : new OTLPTraceExporter());
+    : new BatchSpanProcessor(
+        env['OTEL_TRACES_EXPORTER'] === 'console' ? new ConsoleSpanExporter() : new OTLPTraceExporter(),
+      );
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({ 'service.name': env['OTEL_SERVICE_NAME'] || serviceName }),
     spanProcessors: [processor],

@@ -36,17 +36,30 @@ export interface AdminDeps {
 
 function send(res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): void {
   const text = body === undefined ? '' : JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text), ...headers });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
   res.end(text);
 }
 
-const fail = (res: ServerResponse, status: number, code: string, message: string, extra: Record<string, unknown> = {}, headers?: Record<string, string>) =>
-  send(res, status, { error: { code, message, ...extra } }, headers);
+const fail = (
+  res: ServerResponse,
+  status: number,
+  code: string,
+  message: string,
+  extra: Record<string, unknown> = {},
+  headers?: Record<string, string>,
+) => send(res, status, { error: { code, message, ...extra } }, headers);
 
 function tokenMatches(header: string | undefined, token: string): boolean {
   const m = /^Bearer +(\S+)$/i.exec(header ?? '');
   if (!m) return false;
-  const a = createHash('sha256').update(m[1] as string).digest();
+  const a = createHash('sha256')
+    .update(m[1] as string)
+    .digest();
   const b = createHash('sha256').update(token).digest();
   return timingSafeEqual(a, b);
 }
@@ -67,52 +80,102 @@ async function handle(d: AdminDeps, req: IncomingMessage, res: ServerResponse): 
     }
     if (path === '/metrics' && ctx.metrics) {
       const text = await ctx.metrics.text();
-      res.writeHead(200, { 'content-type': ctx.metrics.contentType, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
+      res.writeHead(200, {
+        'content-type': ctx.metrics.contentType,
+        'cache-control': 'no-store',
+        'content-length': Buffer.byteLength(text),
+      });
       return void res.end(req.method === 'HEAD' ? undefined : text);
     }
   }
   if (!d.token) return fail(res, 404, 'not_found', 'no such admin resource (the registration API needs admin.token)');
   if (!tokenMatches(req.headers.authorization, d.token)) {
-    ctx.log.warn({ security: 'admin-auth-failed', method: req.method, peer: req.socket.remoteAddress }, 'admin API: missing or wrong token');
-    return fail(res, 401, 'unauthorized', 'a valid admin bearer token is required', {}, { 'www-authenticate': 'Bearer realm="sluice-admin"' });
+    ctx.log.warn(
+      { security: 'admin-auth-failed', method: req.method, peer: req.socket.remoteAddress },
+      'admin API: missing or wrong token',
+    );
+    return fail(
+      res,
+      401,
+      'unauthorized',
+      'a valid admin bearer token is required',
+      {},
+      { 'www-authenticate': 'Bearer realm="sluice-admin"' },
+    );
   }
   const m = PATH.exec((req.url ?? '').split('?')[0] as string);
   if (!m) return fail(res, 404, 'not_found', 'no such admin resource');
-  if (!registry) return fail(res, 404, 'registrations_disabled', 'registrations are not enabled (registrations.enabled)');
+  if (!registry)
+    return fail(res, 404, 'registrations_disabled', 'registrations are not enabled (registrations.enabled)');
   const tenant = m[1] as string;
   const name = m[2];
   if (req.method === 'GET' && !name) {
-    return send(res, 200, { upstreams: registry.list(tenant).map((r) => ({ ...r, route: registeredPath(ctx.config, r.tenant, r.name) })) });
+    return send(res, 200, {
+      upstreams: registry.list(tenant).map((r) => ({ ...r, route: registeredPath(ctx.config, r.tenant, r.name) })),
+    });
   }
   if (req.method === 'DELETE' && name) {
-    if (!(await registry.remove(tenant, name))) return fail(res, 404, 'not_found', `no upstream "${name}" for tenant "${tenant}"`);
+    if (!(await registry.remove(tenant, name)))
+      return fail(res, 404, 'not_found', `no upstream "${name}" for tenant "${tenant}"`);
     d.onChange();
     ctx.log.info({ tenant, name }, 'registered upstream removed');
     return send(res, 204);
   }
   if (req.method === 'POST' && !name) return register(d, registry, tenant, req, res);
-  return fail(res, 405, 'method_not_allowed', 'use GET or POST on .../upstreams, DELETE on .../upstreams/{name}', {}, { allow: name ? 'DELETE' : 'GET, POST' });
+  return fail(
+    res,
+    405,
+    'method_not_allowed',
+    'use GET or POST on .../upstreams, DELETE on .../upstreams/{name}',
+    {},
+    { allow: name ? 'DELETE' : 'GET, POST' },
+  );
 }
 
-async function register(d: AdminDeps, registry: Registry, tenant: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function register(
+  d: AdminDeps,
+  registry: Registry,
+  tenant: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   const { ctx } = d;
   let body: { name?: unknown; url?: unknown };
   try {
-    body = JSON.parse((await readBody(req, { limit: MAX_BODY, deadlineMs: 10_000, budget: ADMIN_BODIES, held: (n) => ADMIN_BODIES.give(n) })).toString('utf8')) as typeof body;
+    body = JSON.parse(
+      (
+        await readBody(req, {
+          limit: MAX_BODY,
+          deadlineMs: 10_000,
+          budget: ADMIN_BODIES,
+          held: (n) => ADMIN_BODIES.give(n),
+        })
+      ).toString('utf8'),
+    ) as typeof body;
   } catch {
     return fail(res, 400, 'bad_request', 'body must be JSON {"name": "...", "url": "..."} under 64 KiB');
   }
   const { name, url } = body ?? {};
-  if (typeof name !== 'string' || !NAME.test(name)) return fail(res, 400, 'bad_request', '"name" must be 1-63 of a-z 0-9 -, starting with a letter or digit');
-  if (typeof url !== 'string' || url.length > 2048) return fail(res, 400, 'bad_request', '"url" must be a string of at most 2048 characters');
-  if (registry.find(tenant, name)) return fail(res, 409, 'exists', `tenant "${tenant}" already has an upstream "${name}"`);
-  if (registry.list(tenant).length >= ctx.config.registrations.maxPerTenant) return fail(res, 409, 'limit', `at most ${ctx.config.registrations.maxPerTenant} upstreams per tenant`);
+  if (typeof name !== 'string' || !NAME.test(name))
+    return fail(res, 400, 'bad_request', '"name" must be 1-63 of a-z 0-9 -, starting with a letter or digit');
+  if (typeof url !== 'string' || url.length > 2048)
+    return fail(res, 400, 'bad_request', '"url" must be a string of at most 2048 characters');
+  if (registry.find(tenant, name))
+    return fail(res, 409, 'exists', `tenant "${tenant}" already has an upstream "${name}"`);
+  if (registry.list(tenant).length >= ctx.config.registrations.maxPerTenant)
+    return fail(res, 409, 'limit', `at most ${ctx.config.registrations.maxPerTenant} upstreams per tenant`);
   const path = registeredPath(ctx.config, tenant, name);
-  if (ctx.config.routes.some((r) => r.path === path)) return fail(res, 409, 'exists', `the path ${path} is taken by a configured route`);
+  if (ctx.config.routes.some((r) => r.path === path))
+    return fail(res, 409, 'exists', `the path ${path} is taken by a configured route`);
   const verdict = await checkUpstream(url, registrationPolicy(ctx), d.resolver);
   if (!verdict.ok) {
-    ctx.log.warn({ security: 'registration-refused', tenant, name, rule: verdict.rule }, 'registration refused by the address policy');
-    return fail(res, 422, 'SLUICE_ERR_UPSTREAM_REFUSED', `upstream not allowed: ${RULE_TEXT[verdict.rule]}`, { rule: verdict.rule });
+    ctx.log.warn(
+      { security: 'registration-refused', tenant, name, rule: verdict.rule },
+      'registration refused by the address policy',
+    );
+    return fail(res, 422, 'SLUICE_ERR_UPSTREAM_REFUSED', `upstream not allowed: ${RULE_TEXT[verdict.rule]}`, {
+      rule: verdict.rule,
+    });
   }
   const entry = { tenant, name, url: verdict.url.href, createdAt: new Date().toISOString() };
   try {
@@ -126,7 +189,10 @@ async function register(d: AdminDeps, registry: Registry, tenant: string, req: I
   return send(res, 201, { ...entry, route: path });
 }
 
-export async function startAdminServer(d: AdminDeps, listen: { host: string; port: number; allowHosts: readonly string[]; allowOrigins: readonly string[] }): Promise<Server> {
+export async function startAdminServer(
+  d: AdminDeps,
+  listen: { host: string; port: number; allowHosts: readonly string[]; allowOrigins: readonly string[] },
+): Promise<Server> {
   const { host, port } = listen;
   // The same DNS-rebinding defence as the public listeners: a web page must not reach metrics or
   // the registration API through a name that resolves to this address.

@@ -37,14 +37,19 @@ function guardOf(ex: RoutedExchange): RouteGuard {
 export const serveResourceMetadata: Stage = (ex) => {
   const t = ex.target;
   // Most requests are not for metadata: they leave without a promise (no microtask).
-  if (!t.startsWith(WELL_KNOWN) || (t.length > WELL_KNOWN.length && t[WELL_KNOWN.length] !== '/' && t[WELL_KNOWN.length] !== '?')) return;
+  if (
+    !t.startsWith(WELL_KNOWN) ||
+    (t.length > WELL_KNOWN.length && t[WELL_KNOWN.length] !== '/' && t[WELL_KNOWN.length] !== '?')
+  )
+    return;
   return serveMetadata(ex, t.split('?')[0]!);
 };
 
 async function serveMetadata(ex: Exchange, path: string): Promise<void> {
   const suffix = path.slice(WELL_KNOWN.length) || '/';
   const routes = ex.ctx.routes;
-  const route = routes.find((r) => r.path === suffix) ?? (suffix === '/' && routes.length === 1 ? routes[0] : undefined);
+  const route =
+    routes.find((r) => r.path === suffix) ?? (suffix === '/' && routes.length === 1 ? routes[0] : undefined);
   if (!route) return;
   ex.route = route;
   if (!hostAllowed(ex.listener, ex.req.headers.host)) throw new SluiceError('SLUICE_ERR_HOST_NOT_ALLOWED');
@@ -53,10 +58,18 @@ async function serveMetadata(ex: Exchange, path: string): Promise<void> {
   const cors = { 'access-control-allow-origin': '*', 'access-control-expose-headers': 'WWW-Authenticate' };
   if (req.method === 'OPTIONS') {
     ex.outcome = 'preflight';
-    res.writeHead(204, { ...cors, 'access-control-allow-methods': 'GET, OPTIONS', 'access-control-allow-headers': 'MCP-Protocol-Version, Authorization', 'access-control-max-age': '86400' }).end();
+    res
+      .writeHead(204, {
+        ...cors,
+        'access-control-allow-methods': 'GET, OPTIONS',
+        'access-control-allow-headers': 'MCP-Protocol-Version, Authorization',
+        'access-control-max-age': '86400',
+      })
+      .end();
     return;
   }
-  if (req.method !== 'GET' && req.method !== 'HEAD') throw new SluiceError('SLUICE_ERR_METHOD_NOT_ALLOWED', req.method, { headers: { allow: 'GET, HEAD, OPTIONS' } });
+  if (req.method !== 'GET' && req.method !== 'HEAD')
+    throw new SluiceError('SLUICE_ERR_METHOD_NOT_ALLOWED', req.method, { headers: { allow: 'GET, HEAD, OPTIONS' } });
   const guard = route.guard;
   const resource = resourceUrl(ex, route, guard);
   let doc: Record<string, unknown>;
@@ -70,12 +83,18 @@ async function serveMetadata(ex: Exchange, path: string): Promise<void> {
     };
   } else {
     const upstream = await upstreamMetadata(ex, route);
-    if (!upstream) throw new SluiceError('SLUICE_ERR_ROUTE_NOT_FOUND', 'the upstream serves no protected-resource metadata');
+    if (!upstream)
+      throw new SluiceError('SLUICE_ERR_ROUTE_NOT_FOUND', 'the upstream serves no protected-resource metadata');
     doc = { ...upstream, resource };
   }
   const body = JSON.stringify(doc);
   ex.outcome = 'metadata';
-  res.writeHead(200, { ...cors, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'max-age=300' });
+  res.writeHead(200, {
+    ...cors,
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'max-age=300',
+  });
   ex.headersAt = performance.now();
   res.end(req.method === 'HEAD' ? undefined : body);
   ex.bytesOut += Buffer.byteLength(body);
@@ -90,18 +109,27 @@ async function upstreamMetadata(ex: Exchange, route: Route): Promise<Record<stri
   for (const url of urls) {
     let res;
     try {
-      res = await fetchSmall(ex.ctx.client, { url, policy: route.policy, tls: route.tls, timeoutMs: ex.ctx.config.timeouts.connect + 5_000 });
+      res = await fetchSmall(ex.ctx.client, {
+        url,
+        policy: route.policy,
+        tls: route.tls,
+        timeoutMs: ex.ctx.config.timeouts.connect + 5_000,
+      });
     } catch (err) {
       throw new SluiceError('SLUICE_ERR_UPSTREAM_UNAVAILABLE', (err as Error).message);
     }
     if (res.status === 404 || res.status === 405) continue;
     try {
       const json = JSON.parse(res.body.toString('utf8')) as unknown;
-      if (res.status === 200 && typeof json === 'object' && json !== null && !Array.isArray(json)) return json as Record<string, unknown>;
+      if (res.status === 200 && typeof json === 'object' && json !== null && !Array.isArray(json))
+        return json as Record<string, unknown>;
     } catch {
       // fall through
     }
-    throw new SluiceError('SLUICE_ERR_UPSTREAM_PROTOCOL', `protected-resource metadata at ${url}: HTTP ${res.status}, not a JSON object`);
+    throw new SluiceError(
+      'SLUICE_ERR_UPSTREAM_PROTOCOL',
+      `protected-resource metadata at ${url}: HTTP ${res.status}, not a JSON object`,
+    );
   }
   return undefined;
 }
@@ -121,14 +149,26 @@ async function checkBearer(ex: RoutedExchange, guard: RouteGuard): Promise<void>
   const scope = guard.auth.scopes;
   const token = bearerToken(ex.req.headers.authorization);
   if (!token) {
-    const detail = ex.req.headers.authorization === undefined ? 'no bearer token' : 'Authorization is not a bearer token';
-    throw new SluiceError('SLUICE_ERR_UNAUTHORIZED', detail, { headers: { 'www-authenticate': bearerChallenge({ resourceMetadata: metadata, scope }) } });
+    const detail =
+      ex.req.headers.authorization === undefined ? 'no bearer token' : 'Authorization is not a bearer token';
+    throw new SluiceError('SLUICE_ERR_UNAUTHORIZED', detail, {
+      headers: { 'www-authenticate': bearerChallenge({ resourceMetadata: metadata, scope }) },
+    });
   }
   try {
     ex.principal = await guard.authenticate(token);
   } catch (err) {
     if (err instanceof InvalidToken) {
-      throw new SluiceError('SLUICE_ERR_UNAUTHORIZED', err.message, { headers: { 'www-authenticate': bearerChallenge({ resourceMetadata: metadata, scope, error: 'invalid_token', description: err.message }) } });
+      throw new SluiceError('SLUICE_ERR_UNAUTHORIZED', err.message, {
+        headers: {
+          'www-authenticate': bearerChallenge({
+            resourceMetadata: metadata,
+            scope,
+            error: 'invalid_token',
+            description: err.message,
+          }),
+        },
+      });
     }
     ex.ctx.log.warn({ route: ex.route.path, err: (err as Error).message }, 'token keys unavailable');
     throw new SluiceError('SLUICE_ERR_AUTH_UNAVAILABLE', undefined, { headers: { 'retry-after': '5' } });
@@ -136,12 +176,22 @@ async function checkBearer(ex: RoutedExchange, guard: RouteGuard): Promise<void>
   const missing = missingScopes(ex.principal, scope);
   if (missing.length > 0) {
     throw new SluiceError('SLUICE_ERR_INSUFFICIENT_SCOPE', `needs ${missing.join(' ')}`, {
-      headers: { 'www-authenticate': bearerChallenge({ resourceMetadata: metadata, scope, error: 'insufficient_scope', description: `needs scope ${missing.join(' ')}` }) },
+      headers: {
+        'www-authenticate': bearerChallenge({
+          resourceMetadata: metadata,
+          scope,
+          error: 'insufficient_scope',
+          description: `needs scope ${missing.join(' ')}`,
+        }),
+      },
     });
   }
 }
 
-/** Policy, rate limits and the upstream credential, once the JSON-RPC method and name are known (and checked against the headers). */
+/**
+ * Policy, rate limits and the upstream credential, once the JSON-RPC method and name are known (and checked against the
+ * headers).
+ */
 export const authorize: Stage<RoutedExchange> = (ex) => {
   const guard = guardOf(ex);
   if (!guard.policy.open && ex.rpc) {
@@ -171,7 +221,10 @@ export const authorize: Stage<RoutedExchange> = (ex) => {
         (c) => void (ex.upstreamCredential = c),
         (err: unknown) => {
           ex.ctx.log.error({ route: ex.route.path, err: (err as Error).message }, 'upstream credential unavailable');
-          throw new SluiceError('SLUICE_ERR_UPSTREAM_UNAVAILABLE', 'the route\'s upstream credential could not be obtained');
+          throw new SluiceError(
+            'SLUICE_ERR_UPSTREAM_UNAVAILABLE',
+            "the route's upstream credential could not be obtained",
+          );
         },
       ),
     );
@@ -193,7 +246,10 @@ function limitKey(ex: Exchange, limit: RateLimit): string | undefined {
 
 function holdSlot(ex: Exchange, limit: RateLimit, key: string): void {
   const n = limit.inFlight.get(key) ?? 0;
-  if (n >= limit.concurrent!) throw new SluiceError('SLUICE_ERR_RATE_LIMITED', `more than ${limit.concurrent} in flight (per ${limit.by})`, { headers: { 'retry-after': '1' } });
+  if (n >= limit.concurrent!)
+    throw new SluiceError('SLUICE_ERR_RATE_LIMITED', `more than ${limit.concurrent} in flight (per ${limit.by})`, {
+      headers: { 'retry-after': '1' },
+    });
   limit.inFlight.set(key, n + 1);
   ex.res.once('close', () => {
     const left = (limit.inFlight.get(key) ?? 1) - 1;
@@ -212,12 +268,18 @@ async function takeToken(ex: Exchange, limit: RateLimit, key: string): Promise<v
     const { ctx } = ex;
     if (Date.now() - lastStoreWarning > 10_000) {
       lastStoreWarning = Date.now();
-      ctx.log.warn({ err: (err as Error).message, failOpen: ctx.config.rateLimiting.failOpen }, 'rate-limit store unavailable');
+      ctx.log.warn(
+        { err: (err as Error).message, failOpen: ctx.config.rateLimiting.failOpen },
+        'rate-limit store unavailable',
+      );
     }
     if (ctx.config.rateLimiting.failOpen) return;
     throw new SluiceError('SLUICE_ERR_OVERLOADED', 'rate-limit store unavailable', { headers: { 'retry-after': '1' } });
   }
-  if (wait > 0) throw new SluiceError('SLUICE_ERR_RATE_LIMITED', `limit per ${limit.by}`, { headers: { 'retry-after': String(Math.max(1, Math.ceil(wait / 1000))) } });
+  if (wait > 0)
+    throw new SluiceError('SLUICE_ERR_RATE_LIMITED', `limit per ${limit.by}`, {
+      headers: { 'retry-after': String(Math.max(1, Math.ceil(wait / 1000))) },
+    });
 }
 
 /**
@@ -230,7 +292,14 @@ export const refuseRejectedCredential: ResponseStage = (ex, head) => {
   if (guard?.mode !== 'resource-server') return;
   guard.credentialRejected();
   const challenge = head.upstream['www-authenticate'];
-  ex.ctx.log.error({ route: ex.route.path, replica: head.replica.id, challenge: typeof challenge === 'string' ? challenge : undefined }, 'upstream refused the route credential');
+  ex.ctx.log.error(
+    {
+      route: ex.route.path,
+      replica: head.replica.id,
+      challenge: typeof challenge === 'string' ? challenge : undefined,
+    },
+    'upstream refused the route credential',
+  );
   throw new SluiceError('SLUICE_ERR_UPSTREAM_AUTH', 'check auth.upstreamCredential');
 };
 

@@ -24,7 +24,10 @@ export class ClientCredentials {
   constructor(s: Settings, env: NodeJS.ProcessEnv, client: UpstreamClient, policy: AddressPolicy) {
     this.s = s;
     const secret = s.clientSecret ?? env[s.clientSecretEnv!];
-    if (!secret) throw new Error(`auth.upstreamCredential.clientCredentials: environment variable ${s.clientSecretEnv} is not set`);
+    if (!secret)
+      throw new Error(
+        `auth.upstreamCredential.clientCredentials: environment variable ${s.clientSecretEnv} is not set`,
+      );
     this.secret = secret;
     this.client = client;
     this.policy = policy;
@@ -51,14 +54,22 @@ export class ClientCredentials {
     const headers = ['content-type', 'application/x-www-form-urlencoded'];
     if (s.method === 'basic') {
       // RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.
-      const basic = Buffer.from(`${encodeURIComponent(s.clientId)}:${encodeURIComponent(this.secret)}`).toString('base64');
+      const basic = Buffer.from(`${encodeURIComponent(s.clientId)}:${encodeURIComponent(this.secret)}`).toString(
+        'base64',
+      );
       headers.push('authorization', `Basic ${basic}`);
     } else {
       form.set('client_id', s.clientId);
       form.set('client_secret', this.secret);
     }
     this.fetches++;
-    const res = await fetchSmall(this.client, { url: s.tokenUrl, policy: this.policy, method: 'POST', headers, body: Buffer.from(form.toString()) });
+    const res = await fetchSmall(this.client, {
+      url: s.tokenUrl,
+      policy: this.policy,
+      method: 'POST',
+      headers,
+      body: Buffer.from(form.toString()),
+    });
     let json: Record<string, unknown> | undefined;
     try {
       json = JSON.parse(res.body.toString('utf8')) as Record<string, unknown>;
@@ -69,7 +80,8 @@ export class ClientCredentials {
       const reason = typeof json?.['error'] === 'string' ? json['error'] : `HTTP ${res.status}`;
       throw new Error(`token endpoint ${s.tokenUrl} refused the client-credentials grant (${reason})`);
     }
-    const life = typeof json['expires_in'] === 'number' && json['expires_in'] > 0 ? json['expires_in'] * 1000 : DEFAULT_LIFE_MS;
+    const life =
+      typeof json['expires_in'] === 'number' && json['expires_in'] > 0 ? json['expires_in'] * 1000 : DEFAULT_LIFE_MS;
     this.token = json['access_token'];
     this.expiresAt = Date.now() + Math.max(life - EARLY_MS, life / 2);
     return this.token;

@@ -96,7 +96,12 @@ export interface ResponseHead {
  */
 export type ResponseStage = (ex: DispatchedExchange, head: ResponseHead) => void;
 
-export function newExchange(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse, listener: HostOriginPolicy): Exchange {
+export function newExchange(
+  ctx: GatewayContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  listener: HostOriginPolicy,
+): Exchange {
   return {
     ctx,
     req,

@@ -29,14 +29,20 @@ const CLIENT_CLOSED = new SluiceError('SLUICE_ERR_BAD_REQUEST', 'client closed t
  */
 function ownerUnreachable(ex: RoutedExchange, owner: Replica): SluiceError {
   const pool = ex.route.pool;
-  if (pool.hasAlternative(owner)) return new SluiceError('SLUICE_ERR_SESSION_NOT_FOUND', 'the session\'s upstream replica is unreachable');
-  return new SluiceError('SLUICE_ERR_NO_HEALTHY_UPSTREAM', `route ${ex.route.path}: the session's replica does not accept connections`, { headers: { 'retry-after': '1' } });
+  if (pool.hasAlternative(owner))
+    return new SluiceError('SLUICE_ERR_SESSION_NOT_FOUND', "the session's upstream replica is unreachable");
+  return new SluiceError(
+    'SLUICE_ERR_NO_HEALTHY_UPSTREAM',
+    `route ${ex.route.path}: the session's replica does not accept connections`,
+    { headers: { 'retry-after': '1' } },
+  );
 }
 
 /** The forward stage, running `stages` on every answer's head. */
 export function forwardWith(stages: readonly ResponseStage[]): Stage<DispatchedExchange> {
   return (ex) => {
-    if (!ex.route || !ex.replica || ex.upstreamTarget === undefined) throw new SluiceError('SLUICE_ERR_INTERNAL', 'forward without a route');
+    if (!ex.route || !ex.replica || ex.upstreamTarget === undefined)
+      throw new SluiceError('SLUICE_ERR_INTERNAL', 'forward without a route');
     new Relay(ex, stages).start();
   };
 }
@@ -95,7 +101,15 @@ class Relay implements UpstreamListener, Drainable {
     const ex = this.ex;
     this.replica.outstanding++;
     this.call = ex.ctx.client.dispatch(
-      { origin: this.replica.origin, policy: ex.route.policy, tls: ex.route.tls, path: ex.upstreamTarget, method: ex.req.method ?? 'GET', headers: upstreamRequestHeaders(ex), body: ex.body },
+      {
+        origin: this.replica.origin,
+        policy: ex.route.policy,
+        tls: ex.route.tls,
+        path: ex.upstreamTarget,
+        method: ex.req.method ?? 'GET',
+        headers: upstreamRequestHeaders(ex),
+        body: ex.body,
+      },
       this,
     );
   }
@@ -131,7 +145,14 @@ class Relay implements UpstreamListener, Drainable {
     clearTimeout(this.headersTimer);
     const { ex, res } = this;
     const ctx = ex.ctx;
-    const head: ResponseHead = { status: statusCode, upstream: headers, headers: {}, sse: isEventStream(headers), replica: this.replica, transforms: [] };
+    const head: ResponseHead = {
+      status: statusCode,
+      upstream: headers,
+      headers: {},
+      sse: isEventStream(headers),
+      replica: this.replica,
+      transforms: [],
+    };
     try {
       for (const stage of this.stages) stage(ex, head);
     } catch (err) {
@@ -213,14 +234,27 @@ class Relay implements UpstreamListener, Drainable {
     if (!this.res.headersSent) {
       if ((err as SluiceError).code === 'SLUICE_ERR_UPSTREAM_REFUSED') this.logRefused(err as SluiceError);
       if ((err as SluiceError).code === 'SLUICE_ERR_UPSTREAM_TLS') {
-        this.ex.ctx.log.warn({ security: 'upstream-tls-failed', route: this.ex.route?.path, replica: this.replica.id, reason: (err as SluiceError).message }, 'upstream certificate refused');
+        this.ex.ctx.log.warn(
+          {
+            security: 'upstream-tls-failed',
+            route: this.ex.route?.path,
+            replica: this.replica.id,
+            reason: (err as SluiceError).message,
+          },
+          'upstream certificate refused',
+        );
       }
-      if (isConnectFailure(err) || (err as SluiceError).code === 'SLUICE_ERR_UPSTREAM_TIMEOUT') replicaFailed(this.ex, this.replica);
+      if (isConnectFailure(err) || (err as SluiceError).code === 'SLUICE_ERR_UPSTREAM_TIMEOUT')
+        replicaFailed(this.ex, this.replica);
       let answer = err;
       if (isConnectFailure(err) && !this.res.destroyed) {
         answer = this.moveOn(err);
         if (answer === undefined) return;
-      } else if (this.ex.pinned && (err as SluiceError).code === 'SLUICE_ERR_UPSTREAM_UNAVAILABLE' && !this.res.destroyed) {
+      } else if (
+        this.ex.pinned &&
+        (err as SluiceError).code === 'SLUICE_ERR_UPSTREAM_UNAVAILABLE' &&
+        !this.res.destroyed
+      ) {
         // The connection broke before an answer. If the session's owner no longer accepts
         // connections it is gone, and so is the session: 404, the client's signal to start over.
         this.finished = true;
@@ -246,7 +280,17 @@ class Relay implements UpstreamListener, Drainable {
   private logRefused(err: SluiceError): void {
     const refused = err.cause as { rule?: string; host?: string; address?: string } | undefined;
     const ex = this.ex;
-    ex.ctx.log.warn({ security: 'upstream-address-refused', route: ex.route?.path, replica: this.replica.id, rule: refused?.rule, host: refused?.host, address: refused?.address }, 'upstream address refused by the egress policy');
+    ex.ctx.log.warn(
+      {
+        security: 'upstream-address-refused',
+        route: ex.route?.path,
+        replica: this.replica.id,
+        rule: refused?.rule,
+        host: refused?.host,
+        address: refused?.address,
+      },
+      'upstream address refused by the egress policy',
+    );
   }
 
   /** The upstream's status and headers of a non-SSE answer, held until its first byte. */
@@ -267,7 +311,10 @@ class Relay implements UpstreamListener, Drainable {
     this.heartbeatTimer?.refresh();
     const limits = ex.ctx.config.limits;
     if (res.writableLength > limits.sseClientBuffer) {
-      ex.ctx.log.warn({ route: ex.route?.path, buffered: res.writableLength, cap: limits.sseClientBuffer }, 'slow SSE client: stream closed');
+      ex.ctx.log.warn(
+        { route: ex.route?.path, buffered: res.writableLength, cap: limits.sseClientBuffer },
+        'slow SSE client: stream closed',
+      );
       return this.end('slow-client', new SluiceError('SLUICE_ERR_UPSTREAM_UNAVAILABLE', 'slow-client'));
     }
     if (flowing) return;
@@ -279,7 +326,8 @@ class Relay implements UpstreamListener, Drainable {
       this.waitingForDrain = true;
       res.on('drain', this.onDrain);
     }
-    if (limits.sseClientStall > 0 && !this.stallTimer) this.stallTimer = setTimeout(this.onStalled, limits.sseClientStall);
+    if (limits.sseClientStall > 0 && !this.stallTimer)
+      this.stallTimer = setTimeout(this.onStalled, limits.sseClientStall);
   }
 
   /** End the exchange from Sluice's side: upstream aborted, client answered or cut. */
@@ -330,12 +378,21 @@ class Relay implements UpstreamListener, Drainable {
 
   private readonly onStalled = (): void => {
     const { ex, res } = this;
-    ex.ctx.log.warn({ route: ex.route?.path, buffered: res.writableLength, stalledMs: ex.ctx.config.limits.sseClientStall }, 'slow SSE client: stream closed');
+    ex.ctx.log.warn(
+      { route: ex.route?.path, buffered: res.writableLength, stalledMs: ex.ctx.config.limits.sseClientStall },
+      'slow SSE client: stream closed',
+    );
     this.end('slow-client', new SluiceError('SLUICE_ERR_UPSTREAM_UNAVAILABLE', 'slow-client'));
   };
 
   private readonly onRequestTimeout = (): void => {
-    this.end('request-timeout', new SluiceError('SLUICE_ERR_UPSTREAM_TIMEOUT', this.res.headersSent ? 'request-timeout' : 'request time limit reached'));
+    this.end(
+      'request-timeout',
+      new SluiceError(
+        'SLUICE_ERR_UPSTREAM_TIMEOUT',
+        this.res.headersSent ? 'request-timeout' : 'request time limit reached',
+      ),
+    );
   };
 
   private readonly onHeadersTimeout = (): void => {

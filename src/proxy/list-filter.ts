@@ -55,7 +55,9 @@ export class ListFilter implements BodyTransform {
     if (!block.includes('"result"')) return block;
     const lines = blockLines(block);
     const text = lines.slice(0, -1).map((l) => l.text);
-    const data = text.filter((l) => l.startsWith('data:')).map((l) => Buffer.from(l.slice(l.startsWith('data: ') ? 6 : 5), 'latin1').toString('utf8'));
+    const data = text
+      .filter((l) => l.startsWith('data:'))
+      .map((l) => Buffer.from(l.slice(l.startsWith('data: ') ? 6 : 5), 'latin1').toString('utf8'));
     if (data.length === 0) return block;
     const filtered = this.filterJson(data.join('\n'));
     if (filtered === undefined) return block;

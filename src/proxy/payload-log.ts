@@ -8,7 +8,13 @@ import type { RouteConfig } from '../config/schema.ts';
 import { hashSessionId } from '../observability/access-log.ts';
 import { Redactor } from '../observability/redact.ts';
 import type { BodyTransform } from '../transport/body-transform.ts';
-import { clientSessionOf, type DispatchedExchange, type Exchange, type ResponseStage, type RoutedExchange } from './exchange.ts';
+import {
+  clientSessionOf,
+  type DispatchedExchange,
+  type Exchange,
+  type ResponseStage,
+  type RoutedExchange,
+} from './exchange.ts';
 
 /** JSON response bodies above this are logged by size only. */
 const MAX_JSON_BODY = 1024 * 1024;
@@ -20,7 +26,18 @@ function redactorFor(ex: RoutedExchange): Redactor {
   let r = redactors.get(config);
   if (!r) {
     const p = config.logPayloads;
-    r = new Redactor({ fields: p.redactFields, paths: p.redactPaths, hashFields: p.hashFields, hashPaths: p.hashPaths, detectors: p.detectors, maxString: p.maxString, maxArray: p.maxArray }, ex.ctx.logHashKey);
+    r = new Redactor(
+      {
+        fields: p.redactFields,
+        paths: p.redactPaths,
+        hashFields: p.hashFields,
+        hashPaths: p.hashPaths,
+        detectors: p.detectors,
+        maxString: p.maxString,
+        maxArray: p.maxArray,
+      },
+      ex.ctx.logHashKey,
+    );
     redactors.set(config, r);
   }
   return r;
@@ -31,7 +48,16 @@ export function logsPayloads(ex: Exchange): boolean {
 }
 
 function write(ex: Exchange, payload: 'request' | 'response' | 'event', fields: Record<string, unknown>): void {
-  ex.ctx.log.info({ payload, route: ex.route?.path, rpcMethod: ex.rpc?.method, session: hashSessionId(clientSessionOf(ex)), ...fields }, 'payload');
+  ex.ctx.log.info(
+    {
+      payload,
+      route: ex.route?.path,
+      rpcMethod: ex.rpc?.method,
+      session: hashSessionId(clientSessionOf(ex)),
+      ...fields,
+    },
+    'payload',
+  );
 }
 
 export function logRequestPayload(ex: RoutedExchange, message: unknown): void {
@@ -57,16 +83,20 @@ export class ResponseTap implements BodyTransform {
     this.ex = ex;
     this.parser = sse
       ? new CappedSseReader(MAX_JSON_BODY, (e) => {
-            if (e.data === '') return; // priming events (id only) carry no message
-            if (e.data === undefined) return write(ex, 'event', { event: e.event, bytes: e.size, message: '[not logged: event over 1 MiB]' });
-            let message: unknown;
-            try {
-              message = JSON.parse(e.data);
-            } catch {
-              return write(ex, 'event', { event: e.event ?? 'message', bytes: Buffer.byteLength(e.data) });
-            }
-            write(ex, 'event', { ...(e.event !== 'message' ? { event: e.event } : {}), message: redactorFor(ex).redact(message) });
-          })
+          if (e.data === '') return; // priming events (id only) carry no message
+          if (e.data === undefined)
+            return write(ex, 'event', { event: e.event, bytes: e.size, message: '[not logged: event over 1 MiB]' });
+          let message: unknown;
+          try {
+            message = JSON.parse(e.data);
+          } catch {
+            return write(ex, 'event', { event: e.event ?? 'message', bytes: Buffer.byteLength(e.data) });
+          }
+          write(ex, 'event', {
+            ...(e.event !== 'message' ? { event: e.event } : {}),
+            message: redactorFor(ex).redact(message),
+          });
+        })
       : undefined;
   }
 
@@ -89,7 +119,8 @@ export class ResponseTap implements BodyTransform {
   private logBody(): void {
     if (this.parser) return;
     if (this.size === 0) return;
-    if (this.size > MAX_JSON_BODY) return write(this.ex, 'response', { bytes: this.size, message: '[not logged: body over 1 MiB]' });
+    if (this.size > MAX_JSON_BODY)
+      return write(this.ex, 'response', { bytes: this.size, message: '[not logged: body over 1 MiB]' });
     const text = Buffer.concat(this.chunks).toString('utf8');
     this.chunks = [];
     let message: unknown;

@@ -1,27 +1,70 @@
 // The order of the request stages lives here and only here (docs/architecture.md §3 describes each).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import { formatAccessLine, hashSessionId, pathForLog, securityEventOf, type AccessRecord } from '../observability/access-log.ts';
+import {
+  formatAccessLine,
+  hashSessionId,
+  pathForLog,
+  securityEventOf,
+  type AccessRecord,
+} from '../observability/access-log.ts';
 import type { HostOriginPolicy } from '../security/host-origin.ts';
 import { routeLabel, type GatewayContext } from './context.ts';
 import { isErrorCode } from '../core/errors.ts';
-import { clientSessionOf, newExchange, type DispatchedExchange, type Exchange, type ResponseStage, type RoutedExchange, type Stage } from './exchange.ts';
+import {
+  clientSessionOf,
+  newExchange,
+  type DispatchedExchange,
+  type Exchange,
+  type ResponseStage,
+  type RoutedExchange,
+  type Stage,
+} from './exchange.ts';
 import { forwardWith } from './forward.ts';
 import { clientAddress } from '../security/forwarded.ts';
 import { forwardedOf } from './upstream-headers.ts';
 import { respondError } from './respond-error.ts';
 import { arrived, closesConnection } from './connection-order.ts';
-import { authenticate, authorize, filterLists, publicChallenge, refuseRejectedCredential, serveResourceMetadata } from './auth-stages.ts';
+import {
+  authenticate,
+  authorize,
+  filterLists,
+  publicChallenge,
+  refuseRejectedCredential,
+  serveResourceMetadata,
+} from './auth-stages.ts';
 import { tapPayloads } from './payload-log.ts';
 import { openSessionToken, sealSessionToken, sealSseEndpoint } from './session-stages.ts';
-import { admit, applyCors, checkHead, checkHostOrigin, classify, ownCorsHeaders, readRequestBody, recordAnswer, selectReplica, selectRoute } from './stages.ts';
+import {
+  admit,
+  applyCors,
+  checkHead,
+  checkHostOrigin,
+  classify,
+  ownCorsHeaders,
+  readRequestBody,
+  recordAnswer,
+  selectReplica,
+  selectRoute,
+} from './stages.ts';
 import { crossResponseHeaders, refuseEncodedBody } from './upstream-headers.ts';
 
 /**
  * What happens to an upstream answer's head, in order, before the client sees it. Each stage
  * lives beside its request-side twin; the body transforms they attach run in this order too.
  */
-export const RESPONSE_STAGES: readonly ResponseStage[] = [recordAnswer, refuseRejectedCredential, refuseEncodedBody, crossResponseHeaders, ownCorsHeaders, publicChallenge, filterLists, sealSessionToken, sealSseEndpoint, tapPayloads];
+export const RESPONSE_STAGES: readonly ResponseStage[] = [
+  recordAnswer,
+  refuseRejectedCredential,
+  refuseEncodedBody,
+  crossResponseHeaders,
+  ownCorsHeaders,
+  publicChallenge,
+  filterLists,
+  sealSessionToken,
+  sealSseEndpoint,
+  tapPayloads,
+];
 
 /**
  * Stages after selectRoute may rely on the route (it throws when none matches), stages after
@@ -35,19 +78,39 @@ export const STAGES: readonly Stage[] = [
   checkHead,
   serveResourceMetadata,
   selectRoute,
-  ...routed(checkHostOrigin, applyCors, authenticate, readRequestBody, classify, authorize, openSessionToken, selectReplica),
+  ...routed(
+    checkHostOrigin,
+    applyCors,
+    authenticate,
+    readRequestBody,
+    classify,
+    authorize,
+    openSessionToken,
+    selectReplica,
+  ),
   ...dispatched(admit, forwardWith(RESPONSE_STAGES)),
 ];
 
-export function handleRequest(ctx: GatewayContext, req: IncomingMessage, res: ServerResponse, listener: HostOriginPolicy): void {
+export function handleRequest(
+  ctx: GatewayContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  listener: HostOriginPolicy,
+): void {
   // HTTP/2 names the authority :authority; every stage reads Host.
-  if (req.httpVersionMajor === 2 && req.headers.host === undefined && typeof req.headers[':authority'] === 'string') req.headers.host = req.headers[':authority'];
+  if (req.httpVersionMajor === 2 && req.headers.host === undefined && typeof req.headers[':authority'] === 'string')
+    req.headers.host = req.headers[':authority'];
   // A client that asked for its connection to close after this request: anything it pipelined
   // behind it is not run (stages.ts admit).
   if (req.httpVersionMajor === 1) {
     arrived(req);
     const connection = req.headers.connection;
-    if (req.httpVersionMinor === 0 ? !/keep-alive/i.test(connection ?? '') : connection !== undefined && /close/i.test(connection)) closesConnection(req);
+    if (
+      req.httpVersionMinor === 0
+        ? !/keep-alive/i.test(connection ?? '')
+        : connection !== undefined && /close/i.test(connection)
+    )
+      closesConnection(req);
   }
   const ex = newExchange(ctx, req, res, listener);
   // Logged after the close event has reached every listener (a microtask later), so each
@@ -65,7 +128,11 @@ export function handleRequest(ctx: GatewayContext, req: IncomingMessage, res: Se
   }
   if (ctx.metrics) res.once('close', () => queueMicrotask(() => observe(ex)));
   if (ctx.tracing) {
-    ex.span = ctx.tracing.tracer.startSpan(req.method ?? 'HTTP', { kind: SpanKind.SERVER, attributes: { 'http.request.method': req.method ?? '' } }, ctx.tracing.extract(req.headers));
+    ex.span = ctx.tracing.tracer.startSpan(
+      req.method ?? 'HTTP',
+      { kind: SpanKind.SERVER, attributes: { 'http.request.method': req.method ?? '' } },
+      ctx.tracing.extract(req.headers),
+    );
     res.once('close', () => queueMicrotask(() => endSpan(ex)));
   }
   run(ex);
@@ -99,7 +166,11 @@ function endSpan(ex: Exchange): void {
   const span = ex.span!;
   const status = ex.res.headersSent ? ex.res.statusCode : 0;
   const rpc = ex.rpc;
-  span.updateName(rpc?.method ? `${rpc.method}${rpc.name ? ` ${rpc.name}` : ''}` : `${ex.req.method ?? 'HTTP'} ${ex.route?.path ?? ''}`.trim());
+  span.updateName(
+    rpc?.method
+      ? `${rpc.method}${rpc.name ? ` ${rpc.name}` : ''}`
+      : `${ex.req.method ?? 'HTTP'} ${ex.route?.path ?? ''}`.trim(),
+  );
   span.setAttributes({
     'url.path': pathForLog(ex.target || ex.req.url || ''),
     'http.response.status_code': status,
@@ -110,9 +181,12 @@ function endSpan(ex: Exchange): void {
     ...(rpc?.method ? { 'mcp.method.name': rpc.method } : {}),
     ...(rpc?.method === 'tools/call' && rpc.name ? { 'gen_ai.tool.name': rpc.name } : {}),
     ...(rpc?.method === 'prompts/get' && rpc.name ? { 'gen_ai.prompt.name': rpc.name } : {}),
-    ...(typeof ex.req.headers['mcp-protocol-version'] === 'string' ? { 'mcp.protocol.version': ex.req.headers['mcp-protocol-version'] } : {}),
+    ...(typeof ex.req.headers['mcp-protocol-version'] === 'string'
+      ? { 'mcp.protocol.version': ex.req.headers['mcp-protocol-version'] }
+      : {}),
   });
-  if (status >= 500 || (status === 0 && ex.outcome !== 'client-closed')) span.setStatus({ code: SpanStatusCode.ERROR, message: ex.outcome });
+  if (status >= 500 || (status === 0 && ex.outcome !== 'client-closed'))
+    span.setStatus({ code: SpanStatusCode.ERROR, message: ex.outcome });
   span.end();
 }
 

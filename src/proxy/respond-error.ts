@@ -22,7 +22,11 @@ export function respondError(ex: Exchange, err: unknown): void {
   // conformance check read), without an id: the request was not looked at.
   const rpc = ex.req.method === 'POST' || e.status === 403;
   const payload = rpc
-    ? { jsonrpc: '2.0', id: ex.rpc?.id ?? null, error: { code: e.rpcCode, message: e.message, data: { sluice: e.code } } }
+    ? {
+        jsonrpc: '2.0',
+        id: ex.rpc?.id ?? null,
+        error: { code: e.rpcCode, message: e.message, data: { sluice: e.code } },
+      }
     : { error: { code: e.code, message: e.message } };
   const body = JSON.stringify(payload);
   const headers: Record<string, string | number> = {

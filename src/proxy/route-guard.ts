@@ -60,7 +60,14 @@ export function buildGuard(r: RouteConfig, deps: GuardDeps): RouteGuard {
   const verifier =
     a.mode === 'resource-server' && a.issuer
       ? new JwtVerifier(
-          { issuer: a.issuer, audience: a.audience ?? a.resource!, jwksUri: a.jwksUri, algorithms: a.algorithms, clockToleranceMs: a.clockTolerance, cacheTtlMs: a.jwksCacheTtl },
+          {
+            issuer: a.issuer,
+            audience: a.audience ?? a.resource!,
+            jwksUri: a.jwksUri,
+            algorithms: a.algorithms,
+            clockToleranceMs: a.clockTolerance,
+            cacheTtlMs: a.jwksCacheTtl,
+          },
           (url) => fetchJson(deps.client, url, egress),
         )
       : undefined;
@@ -74,7 +81,10 @@ export function buildGuard(r: RouteConfig, deps: GuardDeps): RouteGuard {
     credentialRejected = () => cc.invalidate();
   } else if (cred) {
     const value = cred.value ?? deps.env[cred.valueEnv!];
-    if (!value) throw new Error(`routes (path ${r.path}): auth.upstreamCredential: environment variable ${cred.valueEnv} is not set`);
+    if (!value)
+      throw new Error(
+        `routes (path ${r.path}): auth.upstreamCredential: environment variable ${cred.valueEnv} is not set`,
+      );
     const answer = Promise.resolve({ header: cred.header, value });
     upstreamCredential = () => answer;
   }
@@ -100,13 +110,20 @@ export function buildGuard(r: RouteConfig, deps: GuardDeps): RouteGuard {
       store: deps.shared ?? new MemoryBuckets(),
       inFlight: new Map(),
       // Shared across Sluice processes with the same config: route, rule position and shape.
-      id: createHash('sha256').update(`${r.path}\0${i}\0${JSON.stringify(l)}`).digest('base64url').slice(0, 12),
+      id: createHash('sha256')
+        .update(`${r.path}\0${i}\0${JSON.stringify(l)}`)
+        .digest('base64url')
+        .slice(0, 12),
     })),
   };
 }
 
 /** Guards for the routes, reusing the previous ones whose config is unchanged. */
-export function buildGuards(routes: readonly RouteConfig[], deps: GuardDeps, previous?: ReadonlyMap<string, RouteGuard>): Map<string, RouteGuard> {
+export function buildGuards(
+  routes: readonly RouteConfig[],
+  deps: GuardDeps,
+  previous?: ReadonlyMap<string, RouteGuard>,
+): Map<string, RouteGuard> {
   const out = new Map<string, RouteGuard>();
   for (const r of routes) {
     const old = previous?.get(r.path);
@@ -114,4 +131,3 @@ export function buildGuards(routes: readonly RouteConfig[], deps: GuardDeps, pre
   }
   return out;
 }
-

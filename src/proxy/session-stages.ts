@@ -49,7 +49,13 @@ function ownerOf(ex: Exchange, claims: SessionClaims | undefined): Replica {
 /** A token for an upstream session minted on `replica`, bound to this exchange's caller. */
 function seal(ex: RoutedExchange, replica: Replica, upstreamSession: string): string {
   try {
-    return sealSession(ex.ctx.sessions, { route: ex.route.path, replica: replica.id, upstreamSession, principal: principalHash(ex), issuedAt: Math.floor(Date.now() / 1000) });
+    return sealSession(ex.ctx.sessions, {
+      route: ex.route.path,
+      replica: replica.id,
+      upstreamSession,
+      principal: principalHash(ex),
+      issuedAt: Math.floor(Date.now() / 1000),
+    });
   } catch (err) {
     // A session id too long to seal: the upstream id must not reach the client either way.
     throw new SluiceError('SLUICE_ERR_UPSTREAM_PROTOCOL', (err as Error).message);
@@ -61,7 +67,10 @@ export const sealSessionToken: ResponseStage = (ex, head) => {
   const minted = head.upstream[H.sessionId];
   const upstreamSession = Array.isArray(minted) ? minted[0] : minted;
   if (upstreamSession === undefined) return;
-  const token = upstreamSession === ex.upstreamSessionId ? (ex.req.headers[H.sessionId] as string) : seal(ex, head.replica, upstreamSession);
+  const token =
+    upstreamSession === ex.upstreamSessionId
+      ? (ex.req.headers[H.sessionId] as string)
+      : seal(ex, head.replica, upstreamSession);
   head.headers[H.sessionId] = token;
   ex.responseSessionId = token;
 };

@@ -23,9 +23,14 @@ export const checkHead: Stage = (ex) => {
   const { req, ctx } = ex;
   // An HTTP/1 connection that claims another version (`POST / HTTP/2.0`): refused before anything
   // runs, so no client gets an error for a request the upstream executed.
-  if (req.httpVersionMajor !== 1 && !('stream' in req)) throw new SluiceError('SLUICE_ERR_BAD_REQUEST', `HTTP/${req.httpVersion} on an HTTP/1 connection`, { headers: { connection: 'close' } });
+  if (req.httpVersionMajor !== 1 && !('stream' in req))
+    throw new SluiceError('SLUICE_ERR_BAD_REQUEST', `HTTP/${req.httpVersion} on an HTTP/1 connection`, {
+      headers: { connection: 'close' },
+    });
   if (ctx.draining) {
-    throw new SluiceError('SLUICE_ERR_SHUTTING_DOWN', undefined, { headers: { connection: 'close', 'retry-after': '1' } });
+    throw new SluiceError('SLUICE_ERR_SHUTTING_DOWN', undefined, {
+      headers: { connection: 'close', 'retry-after': '1' },
+    });
   }
   if (req.rawHeaders.length / 2 > ctx.config.limits.headerCount) {
     throw new SluiceError('SLUICE_ERR_HEADERS_TOO_LARGE', `more than ${ctx.config.limits.headerCount} header fields`);
@@ -33,11 +38,16 @@ export const checkHead: Stage = (ex) => {
   const dup = duplicateSingleton(req.rawHeaders);
   if (dup) throw new SluiceError('SLUICE_ERR_DUPLICATE_HEADER', dup);
   if (REFUSED_METHODS.has(req.method ?? '')) {
-    throw new SluiceError('SLUICE_ERR_METHOD_NOT_ALLOWED', req.method, { headers: { allow: 'GET, POST, DELETE, OPTIONS, HEAD' } });
+    throw new SluiceError('SLUICE_ERR_METHOD_NOT_ALLOWED', req.method, {
+      headers: { allow: 'GET, POST, DELETE, OPTIONS, HEAD' },
+    });
   }
   // A body on GET or HEAD has no meaning in MCP, and an upstream that does not read it would
   // take it for the next request on its connection: refused.
-  if ((req.method === 'GET' || req.method === 'HEAD') && (req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0')) {
+  if (
+    (req.method === 'GET' || req.method === 'HEAD') &&
+    (req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0')
+  ) {
     throw new SluiceError('SLUICE_ERR_BAD_REQUEST', `${req.method} with a body`);
   }
   const target = originFormTarget(req.url);
@@ -56,7 +66,8 @@ export const selectRoute: Stage = (ex) => {
   // `/public/../admin` names /admin through /public: whichever route it lands on (or none), refuse it.
   if (!match && ex.pathFloor !== Infinity) throw new SluiceError('SLUICE_ERR_BAD_PATH', '.. climbs out of the route');
   if (!match) throw new SluiceError('SLUICE_ERR_ROUTE_NOT_FOUND', ex.target.split('?')[0]);
-  if (ex.pathFloor < prefixDepth(match.route.prefix)) throw new SluiceError('SLUICE_ERR_BAD_PATH', '.. climbs above the route');
+  if (ex.pathFloor < prefixDepth(match.route.prefix))
+    throw new SluiceError('SLUICE_ERR_BAD_PATH', '.. climbs above the route');
   ex.route = match.route;
   ex.routeRest = match.rest;
   ex.query = match.query;
@@ -70,7 +81,8 @@ export const checkHostOrigin: Stage<RoutedExchange> = (ex) => {
   const { req, listener } = ex;
   if (!hostAllowed(listener, req.headers.host)) throw new SluiceError('SLUICE_ERR_HOST_NOT_ALLOWED');
   const origin = req.headers.origin;
-  if (origin !== undefined && !originAllowed(listener, origin, req.headers.host, ex.route.config.cors.allowOrigins)) throw new SluiceError('SLUICE_ERR_ORIGIN_NOT_ALLOWED');
+  if (origin !== undefined && !originAllowed(listener, origin, req.headers.host, ex.route.config.cors.allowOrigins))
+    throw new SluiceError('SLUICE_ERR_ORIGIN_NOT_ALLOWED');
 };
 
 /**
@@ -87,7 +99,12 @@ export const applyCors: Stage<RoutedExchange> = (ex) => {
   if (isPreflight(req.method, req.headers)) {
     if (!allow) throw new SluiceError('SLUICE_ERR_ORIGIN_NOT_ALLOWED', origin);
     ex.outcome = 'preflight';
-    res.writeHead(204, preflightHeaders(policy, allow, req.headers['access-control-request-headers'] as string | undefined)).end();
+    res
+      .writeHead(
+        204,
+        preflightHeaders(policy, allow, req.headers['access-control-request-headers'] as string | undefined),
+      )
+      .end();
     ex.headersAt = performance.now();
     return;
   }
@@ -123,7 +140,11 @@ export const classify: Stage<RoutedExchange> = (ex) => {
   const version = req.headers[H.protocolVersion] as string | undefined;
   const stateless = requiresHeaderValidation(version);
   if (req.method !== 'POST') {
-    ex.era = stateless ? 'stateless' : req.headers[H.sessionId] || req.headers[H.lastEventId] ? 'sessionful' : undefined;
+    ex.era = stateless
+      ? 'stateless'
+      : req.headers[H.sessionId] || req.headers[H.lastEventId]
+        ? 'sessionful'
+        : undefined;
     return;
   }
   const body = ex.body;
@@ -144,7 +165,10 @@ export const classify: Stage<RoutedExchange> = (ex) => {
     ex.batch = json;
     if (!allowsBatches(version)) throw new SluiceError('SLUICE_ERR_BATCH_NOT_ALLOWED', `protocol version ${version}`);
     if (json.length > ex.ctx.config.limits.batch) {
-      throw new SluiceError('SLUICE_ERR_BATCH_TOO_LARGE', `${json.length} messages, limit is ${ex.ctx.config.limits.batch}`);
+      throw new SluiceError(
+        'SLUICE_ERR_BATCH_TOO_LARGE',
+        `${json.length} messages, limit is ${ex.ctx.config.limits.batch}`,
+      );
     }
   }
   const mismatch = headerBodyMismatch(req.headers, json);
@@ -161,11 +185,13 @@ export const admit: Stage<DispatchedExchange> = (ex) => {
   const { ctx, res, req } = ex;
   // Its answer would queue behind one that closes the connection: it can never be delivered, so
   // it must not run. (The error answer queued here is dropped with the connection.)
-  if (req.httpVersionMajor === 1 && behindClose(req)) throw new SluiceError('SLUICE_ERR_BAD_REQUEST', 'pipelined behind an answer that closes the connection');
+  if (req.httpVersionMajor === 1 && behindClose(req))
+    throw new SluiceError('SLUICE_ERR_BAD_REQUEST', 'pipelined behind an answer that closes the connection');
   ctx.inFlight++;
   res.once('close', () => ctx.inFlight--);
   const cap = ctx.config.limits.concurrency;
-  if (cap > 0 && ctx.inFlight > cap) throw new SluiceError('SLUICE_ERR_OVERLOADED', `${cap} in flight`, { headers: { 'retry-after': '1' } });
+  if (cap > 0 && ctx.inFlight > cap)
+    throw new SluiceError('SLUICE_ERR_OVERLOADED', `${cap} in flight`, { headers: { 'retry-after': '1' } });
 };
 
 /** select replica: new sessions and stateless requests are balanced; none available is a quick 503. */
@@ -177,7 +203,9 @@ export const selectReplica: Stage<RoutedExchange> = (ex) => {
     replica = route.pool.pick(now);
     if (!replica) {
       const retry = route.pool.retryAfter(now, route.config.healthCheck.interval);
-      throw new SluiceError('SLUICE_ERR_NO_HEALTHY_UPSTREAM', `route ${route.path}`, { headers: { 'retry-after': String(retry) } });
+      throw new SluiceError('SLUICE_ERR_NO_HEALTHY_UPSTREAM', `route ${route.path}`, {
+        headers: { 'retry-after': String(retry) },
+      });
     }
     ex.replica = replica;
   }
@@ -188,7 +216,10 @@ export const selectReplica: Stage<RoutedExchange> = (ex) => {
 export function replicaFailed(ex: RoutedExchange, replica: Replica): void {
   const route = ex.route;
   if (route.pool.failed(replica)) {
-    ex.ctx.log.warn({ route: route.path, replica: replica.id, for: route.config.ejection.duration }, 'replica ejected after consecutive failures');
+    ex.ctx.log.warn(
+      { route: route.path, replica: replica.id, for: route.config.ejection.duration },
+      'replica ejected after consecutive failures',
+    );
   }
 }
 

@@ -10,7 +10,16 @@ import { hopByHopNames } from '../security/hop-by-hop.ts';
 import { SluiceError } from '../core/errors.ts';
 import type { Exchange, ResponseStage } from './exchange.ts';
 
-const OWNED_REQUEST = new Set(['host', 'content-length', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'accept-encoding', 'expect']);
+const OWNED_REQUEST = new Set([
+  'host',
+  'content-length',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'forwarded',
+  'accept-encoding',
+  'expect',
+]);
 
 /**
  * The request headers for the upstream as a flat [name, value, …] list in the client's order,
@@ -33,7 +42,10 @@ export function upstreamRequestHeaders(ex: Exchange): string[] {
     // With tracing on, Sluice's span is the upstream's parent.
     if (traced && (name === 'traceparent' || name === 'tracestate')) continue;
     // The client holds a Sluice token; the upstream gets back the id it minted.
-    out.push(name, name === 'mcp-session-id' && ex.upstreamSessionId !== undefined ? ex.upstreamSessionId : (raw[i + 1] as string));
+    out.push(
+      name,
+      name === 'mcp-session-id' && ex.upstreamSessionId !== undefined ? ex.upstreamSessionId : (raw[i + 1] as string),
+    );
   }
   const fwd = forwardedHeaders(forwardedOf(ex));
   for (const name in fwd) out.push(name, fwd[name] as string);
@@ -68,8 +80,14 @@ export const refuseEncodedBody: ResponseStage = (ex, head) => {
   if (encoding === undefined || /^\s*identity\s*$/i.test(String(encoding))) return;
   const guard = ex.route.guard;
   if (!head.sse && !(guard && !guard.policy.open)) return;
-  ex.ctx.log.warn({ route: ex.route.path, replica: head.replica.id, encoding: String(encoding) }, 'upstream sent a content-encoded stream despite accept-encoding: identity');
-  throw new SluiceError('SLUICE_ERR_UPSTREAM_PROTOCOL', `content-encoding ${String(encoding)} on a response Sluice must read`);
+  ex.ctx.log.warn(
+    { route: ex.route.path, replica: head.replica.id, encoding: String(encoding) },
+    'upstream sent a content-encoded stream despite accept-encoding: identity',
+  );
+  throw new SluiceError(
+    'SLUICE_ERR_UPSTREAM_PROTOCOL',
+    `content-encoding ${String(encoding)} on a response Sluice must read`,
+  );
 };
 
 /** The answer's headers: everything end-to-end, minus hop-by-hop; SSE marked unbufferable. */
@@ -77,7 +95,10 @@ export const crossResponseHeaders: ResponseStage = (_ex, head) => {
   head.headers = downstreamResponseHeaders(head.upstream, head.sse);
 };
 
-export function downstreamResponseHeaders(upstream: Record<string, string | string[] | undefined>, sse: boolean): Record<string, string | string[]> {
+export function downstreamResponseHeaders(
+  upstream: Record<string, string | string[] | undefined>,
+  sse: boolean,
+): Record<string, string | string[]> {
   const drop = hopByHopNames(upstream['connection']);
   const out: Record<string, string | string[]> = {};
   for (const name in upstream) {

@@ -45,7 +45,13 @@ export class Registry {
     if (!Array.isArray(list)) throw new RegistryError(`${file}: no "upstreams" list`);
     const entries: Registration[] = [];
     for (const e of list as Record<string, unknown>[]) {
-      if (typeof e?.['tenant'] !== 'string' || typeof e['name'] !== 'string' || typeof e['url'] !== 'string' || !SLUG.test(e['tenant']) || !SLUG.test(e['name'])) {
+      if (
+        typeof e?.['tenant'] !== 'string' ||
+        typeof e['name'] !== 'string' ||
+        typeof e['url'] !== 'string' ||
+        !SLUG.test(e['tenant']) ||
+        !SLUG.test(e['name'])
+      ) {
         throw new RegistryError(`${file}: malformed entry ${JSON.stringify(e).slice(0, 200)}`);
       }
       entries.push({ tenant: e['tenant'], name: e['name'], url: e['url'], createdAt: String(e['createdAt'] ?? '') });

@@ -62,7 +62,11 @@ export class ReplicaPool {
   private readonly ejectFor: number;
   private cursor = 0;
 
-  constructor(route: Pick<RouteConfig, 'upstream' | 'balance' | 'ejection' | 'drainTimeout'>, previous?: ReplicaPool, now = Date.now()) {
+  constructor(
+    route: Pick<RouteConfig, 'upstream' | 'balance' | 'ejection' | 'drainTimeout'>,
+    previous?: ReplicaPool,
+    now = Date.now(),
+  ) {
     this.balance = route.balance;
     this.ejectAfter = route.ejection.consecutiveFailures;
     this.ejectFor = route.ejection.duration;

@@ -10,7 +10,10 @@ export function checkRouteUrls(config: Config): void {
   for (const route of compileRoutes(config.routes)) {
     for (const replica of route.pool.replicas) {
       const v = judgeUrl(replica.url.href, route.policy);
-      if (!v.ok) problems.push(`routes (path ${route.path}): upstream ${replica.id} refused by its egress policy: ${RULE_TEXT[v.rule]} (${v.rule})`);
+      if (!v.ok)
+        problems.push(
+          `routes (path ${route.path}): upstream ${replica.id} refused by its egress policy: ${RULE_TEXT[v.rule]} (${v.rule})`,
+        );
     }
   }
   if (problems.length > 0) throw new ConfigError('egress policy', problems);

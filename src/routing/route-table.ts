@@ -29,11 +29,23 @@ export interface RouteMatch<R extends Route = Route> {
 }
 
 /** Routes, longest prefix first. A reload passes the old table so replica state carries over. */
-export function compileRoutes(routes: readonly RouteConfig[], previous: readonly Route[] = [], now = Date.now()): Route[] {
+export function compileRoutes(
+  routes: readonly RouteConfig[],
+  previous: readonly Route[] = [],
+  now = Date.now(),
+): Route[] {
   return routes
     .map((r) => {
       const old = previous.find((p) => p.path === r.path);
-      return { path: r.path, prefix: r.path === '/' ? '' : r.path, pool: new ReplicaPool(r, old?.pool, now), config: r, preserveHost: r.preserveHost, policy: policyOf(r, old?.policy), tls: tlsOf(r, old) };
+      return {
+        path: r.path,
+        prefix: r.path === '/' ? '' : r.path,
+        pool: new ReplicaPool(r, old?.pool, now),
+        config: r,
+        preserveHost: r.preserveHost,
+        policy: policyOf(r, old?.policy),
+        tls: tlsOf(r, old),
+      };
     })
     .sort((a, b) => b.path.length - a.path.length);
 }
@@ -46,7 +58,12 @@ function policyOf(r: RouteConfig, old: AddressPolicy | undefined): AddressPolicy
 
 /** An `egress:` block of the config as the address policy the guarded connector enforces. */
 export function addressPolicyOf(e: RouteConfig['egress']): AddressPolicy {
-  return Object.freeze({ strict: e.strict, requireHttps: e.requireHttps, allowCidrs: e.allow, allowHosts: e.allowHosts });
+  return Object.freeze({
+    strict: e.strict,
+    requireHttps: e.requireHttps,
+    allowCidrs: e.allow,
+    allowHosts: e.allowHosts,
+  });
 }
 
 /** The route's upstream TLS options with the PEM files read; the same object while unchanged (it keys pools). */
@@ -64,7 +81,13 @@ function tlsOf(r: RouteConfig, old: Route | undefined): UpstreamTls | undefined 
   const ca = read(r.tls.ca, 'ca');
   const cert = read(r.tls.cert, 'cert');
   const key = read(r.tls.key, 'key');
-  return Object.freeze({ rejectUnauthorized: r.tls.verify, ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}), ...(r.tls.servername ? { servername: r.tls.servername } : {}) });
+  return Object.freeze({
+    rejectUnauthorized: r.tls.verify,
+    ...(ca ? { ca } : {}),
+    ...(cert ? { cert } : {}),
+    ...(key ? { key } : {}),
+    ...(r.tls.servername ? { servername: r.tls.servername } : {}),
+  });
 }
 
 export function matchRoute<R extends Route>(routes: readonly R[], target: string): RouteMatch<R> | undefined {

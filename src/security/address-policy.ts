@@ -43,8 +43,18 @@ export interface AddressPolicy {
   readonly allowHosts: readonly string[];
 }
 
-export const STRICT: AddressPolicy = Object.freeze({ strict: true, requireHttps: false, allowCidrs: [], allowHosts: [] });
-export const TRUSTED: AddressPolicy = Object.freeze({ strict: false, requireHttps: false, allowCidrs: [], allowHosts: [] });
+export const STRICT: AddressPolicy = Object.freeze({
+  strict: true,
+  requireHttps: false,
+  allowCidrs: [],
+  allowHosts: [],
+});
+export const TRUSTED: AddressPolicy = Object.freeze({
+  strict: false,
+  requireHttps: false,
+  allowCidrs: [],
+  allowHosts: [],
+});
 
 /** Categories an operator-written (trusted) route may reach unless it asks for the strict policy. */
 const TRUSTED_OK = new Set<Rule>(['loopback', 'private', 'cgnat', 'unique-local']);
@@ -165,13 +175,22 @@ function inCidrs(ip: string, cidrs: readonly string[]): boolean {
   const addr = ipaddr.process(ip);
   for (const c of cidrs) {
     const [net, bits] = c.includes('/') ? ipaddr.parseCIDR(c) : [ipaddr.process(c), c.includes(':') ? 128 : 32];
-    const n = net.kind() === 'ipv6' && (net as ipaddr.IPv6).isIPv4MappedAddress() ? (net as ipaddr.IPv6).toIPv4Address() : net;
+    const n =
+      net.kind() === 'ipv6' && (net as ipaddr.IPv6).isIPv4MappedAddress() ? (net as ipaddr.IPv6).toIPv4Address() : net;
     if (addr.kind() === n.kind() && addr.match(n, bits)) return true;
   }
   return false;
 }
 
-const METADATA_NAMES = new Set(['metadata', 'metadata.google.internal', 'metadata.goog', 'instance-data', 'instance-data.ec2.internal', 'metadata.azure.internal', 'metadata.tencentyun.com']);
+const METADATA_NAMES = new Set([
+  'metadata',
+  'metadata.google.internal',
+  'metadata.goog',
+  'instance-data',
+  'instance-data.ec2.internal',
+  'metadata.azure.internal',
+  'metadata.tencentyun.com',
+]);
 
 /** Canonical host name: lower case, one trailing dot removed, brackets off IPv6 literals. */
 export function canonicalHost(hostname: string): string {
@@ -188,7 +207,8 @@ export function judgeName(hostname: string, policy: AddressPolicy): Verdict {
   if (isAllowedHost(h, policy)) return METADATA_NAMES.has(h) ? { ok: false, rule: 'metadata-name' } : { ok: true };
   if (METADATA_NAMES.has(h)) return { ok: false, rule: 'metadata-name' };
   if (!policy.strict) return { ok: true };
-  if (h === 'localhost' || h.endsWith('.localhost') || h === 'localhost.localdomain') return { ok: false, rule: 'localhost-name' };
+  if (h === 'localhost' || h.endsWith('.localhost') || h === 'localhost.localdomain')
+    return { ok: false, rule: 'localhost-name' };
   if (!h.includes('.')) return { ok: false, rule: 'single-label-name' };
   return { ok: true };
 }
@@ -209,7 +229,8 @@ export function judgeUrl(raw: string, policy: AddressPolicy): { ok: true; url: U
   if (REPAIRED.test(raw)) return { ok: false, rule: 'malformed-url' };
   const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(raw)?.[1]?.toLowerCase();
   if (scheme === undefined) return { ok: false, rule: 'malformed-url' };
-  if (scheme !== 'http' && scheme !== 'https') return { ok: false, rule: scheme === 'unix' || scheme === 'http+unix' ? 'unix-socket' : 'scheme' };
+  if (scheme !== 'http' && scheme !== 'https')
+    return { ok: false, rule: scheme === 'unix' || scheme === 'http+unix' ? 'unix-socket' : 'scheme' };
   if (!/^https?:\/\/[^/?#]/i.test(raw)) return { ok: false, rule: 'malformed-url' };
   let url: URL;
   try {

@@ -47,7 +47,13 @@ export class ApiKeys {
   private readonly byDigest = new Map<string, Principal>();
 
   constructor(entries: readonly ApiKeyEntry[]) {
-    for (const e of entries) this.byDigest.set(e.sha256.toLowerCase(), { id: e.name, key: `apikey\0${e.name}`, scopes: new Set(e.scopes), claims: {} });
+    for (const e of entries)
+      this.byDigest.set(e.sha256.toLowerCase(), {
+        id: e.name,
+        key: `apikey\0${e.name}`,
+        scopes: new Set(e.scopes),
+        claims: {},
+      });
   }
 
   match(token: string): Principal | undefined {

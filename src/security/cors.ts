@@ -11,7 +11,16 @@ export interface CorsPolicy {
   maxAge: number;
 }
 
-export const CORS_ALLOWED_HEADERS = ['Authorization', 'Content-Type', 'Accept', 'Mcp-Session-Id', 'MCP-Protocol-Version', 'Last-Event-ID', 'Mcp-Method', 'Mcp-Name'];
+export const CORS_ALLOWED_HEADERS = [
+  'Authorization',
+  'Content-Type',
+  'Accept',
+  'Mcp-Session-Id',
+  'MCP-Protocol-Version',
+  'Last-Event-ID',
+  'Mcp-Method',
+  'Mcp-Name',
+];
 export const CORS_EXPOSED_HEADERS = 'Mcp-Session-Id, MCP-Protocol-Version, WWW-Authenticate, Last-Event-ID';
 export const CORS_METHODS = 'GET, POST, DELETE, OPTIONS';
 
@@ -26,12 +35,21 @@ export function allowedOrigin(p: CorsPolicy, origin: string | undefined): string
   return p.allowOrigins.includes(origin) ? origin : undefined;
 }
 
-export function isPreflight(method: string | undefined, headers: Record<string, string | string[] | undefined>): boolean {
-  return method === 'OPTIONS' && headers['origin'] !== undefined && headers['access-control-request-method'] !== undefined;
+export function isPreflight(
+  method: string | undefined,
+  headers: Record<string, string | string[] | undefined>,
+): boolean {
+  return (
+    method === 'OPTIONS' && headers['origin'] !== undefined && headers['access-control-request-method'] !== undefined
+  );
 }
 
 /** Headers of the 204 answer to an allowed preflight. */
-export function preflightHeaders(p: CorsPolicy, allowOrigin: string, requested: string | undefined): Record<string, string> {
+export function preflightHeaders(
+  p: CorsPolicy,
+  allowOrigin: string,
+  requested: string | undefined,
+): Record<string, string> {
   const allowed = new Set([...CORS_ALLOWED_HEADERS, ...p.allowHeaders].map((h) => h.toLowerCase()));
   const names = [...CORS_ALLOWED_HEADERS, ...p.allowHeaders];
   // Mcp-Param-* names are chosen by each tool: allow the ones asked for (syntax-checked).
@@ -53,5 +71,9 @@ export function preflightHeaders(p: CorsPolicy, allowOrigin: string, requested: 
 
 /** Headers added to every answer (forwarded or Sluice's own) for an allowed origin. */
 export function responseCorsHeaders(allowOrigin: string): Record<string, string> {
-  return { 'access-control-allow-origin': allowOrigin, 'access-control-expose-headers': CORS_EXPOSED_HEADERS, vary: 'Origin' };
+  return {
+    'access-control-allow-origin': allowOrigin,
+    'access-control-expose-headers': CORS_EXPOSED_HEADERS,
+    vary: 'Origin',
+  };
 }

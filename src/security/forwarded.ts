@@ -58,7 +58,12 @@ export function forwardedHeaders(f: ForwardedIn): Record<string, string> {
   return out;
 }
 
-export function readForwarded(headers: Record<string, string | string[] | undefined>, peer: string | undefined, trusted: boolean, encrypted: boolean): ForwardedIn {
+export function readForwarded(
+  headers: Record<string, string | string[] | undefined>,
+  peer: string | undefined,
+  trusted: boolean,
+  encrypted: boolean,
+): ForwardedIn {
   return {
     peer,
     trusted,

@@ -8,7 +8,16 @@ export function globMatcher(patterns: readonly string[]): NameMatcher {
   const wild: RegExp[] = [];
   for (const p of patterns) {
     if (!/[*?]/.test(p)) exact.add(p);
-    else wild.push(new RegExp(`^${p.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 's'));
+    else
+      wild.push(
+        new RegExp(
+          `^${p
+            .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+            .replace(/\*/g, '.*')
+            .replace(/\?/g, '.')}$`,
+          's',
+        ),
+      );
   }
   return (name) => exact.has(name) || wild.some((r) => r.test(name));
 }

@@ -49,8 +49,14 @@ export function headerBodyMismatch(headers: Headers, body: unknown): string | un
     return `Mcp-Method header value '${hMethod}' does not match body value '${method}'`;
   }
 
-  const params = typeof msg['params'] === 'object' && msg['params'] !== null ? (msg['params'] as Record<string, unknown>) : undefined;
-  const meta = params && typeof params['_meta'] === 'object' && params['_meta'] !== null ? (params['_meta'] as Record<string, unknown>) : undefined;
+  const params =
+    typeof msg['params'] === 'object' && msg['params'] !== null
+      ? (msg['params'] as Record<string, unknown>)
+      : undefined;
+  const meta =
+    params && typeof params['_meta'] === 'object' && params['_meta'] !== null
+      ? (params['_meta'] as Record<string, unknown>)
+      : undefined;
   const metaVersion = meta?.[PROTOCOL_VERSION_META];
   if (typeof metaVersion === 'string' && metaVersion !== version) {
     return `MCP-Protocol-Version header value '${version}' does not match body value '${metaVersion}'`;

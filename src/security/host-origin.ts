@@ -21,7 +21,11 @@ export function isLoopbackHost(host: string): boolean {
   return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
-export function listenerPolicy(listener: { host: string; allowHosts: readonly string[]; allowOrigins: readonly string[] }): HostOriginPolicy {
+export function listenerPolicy(listener: {
+  host: string;
+  allowHosts: readonly string[];
+  allowOrigins: readonly string[];
+}): HostOriginPolicy {
   const loopback = isLoopbackHost(listener.host);
   const names = listener.allowHosts.map((h) => h.toLowerCase().replace(/^\[|\]$/g, ''));
   const own = listener.host.toLowerCase().replace(/^\[|\]$/g, '');
@@ -29,7 +33,11 @@ export function listenerPolicy(listener: { host: string; allowHosts: readonly st
   return {
     hostCheck: loopback || names.length > 0,
     loopback,
-    hosts: new Set([...names.filter((n) => !n.startsWith('*.')), ...(loopback ? LOOPBACK_NAMES : []), ...(wildcard ? [] : [own])]),
+    hosts: new Set([
+      ...names.filter((n) => !n.startsWith('*.')),
+      ...(loopback ? LOOPBACK_NAMES : []),
+      ...(wildcard ? [] : [own]),
+    ]),
     suffixes: names.filter((n) => n.startsWith('*.')).map((n) => n.slice(1)),
     origins: new Set(listener.allowOrigins.filter((o) => o !== '*')),
     anyOrigin: listener.allowOrigins.includes('*'),
@@ -58,7 +66,12 @@ export function hostAllowed(p: HostOriginPolicy, host: string | undefined): bool
  * An Origin is allowed when absent, listed (here or by the route's CORS), same-origin with the
  * request's Host, or — on a loopback listener — itself loopback.
  */
-export function originAllowed(p: HostOriginPolicy, origin: string | undefined, host: string | undefined, routeOrigins: readonly string[]): boolean {
+export function originAllowed(
+  p: HostOriginPolicy,
+  origin: string | undefined,
+  host: string | undefined,
+  routeOrigins: readonly string[],
+): boolean {
   if (origin === undefined) return true;
   if (p.anyOrigin || p.origins.has(origin) || routeOrigins.includes('*') || routeOrigins.includes(origin)) return true;
   let url: URL;

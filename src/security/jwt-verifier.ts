@@ -50,13 +50,18 @@ export class JwtVerifier {
     const now = Date.now();
     const digest = createHash('sha256').update(token).digest('base64url');
     const hit = this.verified.get(digest);
-    if (hit && now < hit.exp + this.s.clockToleranceMs && now - this.fetchedAt <= this.s.cacheTtlMs) return hit.principal;
+    if (hit && now < hit.exp + this.s.clockToleranceMs && now - this.fetchedAt <= this.s.cacheTtlMs)
+      return hit.principal;
     if (!this.keys || now - this.fetchedAt > this.s.cacheTtlMs) await this.load(!this.keys);
     let payload: JWTPayload;
     try {
       payload = await this.check(token);
     } catch (err) {
-      if (!(err instanceof errors.JWKSNoMatchingKey) || Date.now() - this.fetchedAt < Math.min(REFETCH_GAP_MS, this.s.cacheTtlMs)) throw toInvalid(err);
+      if (
+        !(err instanceof errors.JWKSNoMatchingKey) ||
+        Date.now() - this.fetchedAt < Math.min(REFETCH_GAP_MS, this.s.cacheTtlMs)
+      )
+        throw toInvalid(err);
       await this.load(true);
       try {
         payload = await this.check(token);
@@ -65,7 +70,12 @@ export class JwtVerifier {
       }
     }
     if (typeof payload.sub !== 'string' || payload.sub === '') throw new InvalidToken('token has no subject');
-    const principal: Principal = { id: payload.sub, key: `${payload.iss ?? ''}\0${payload.sub}`, scopes: scopesOf(payload as Record<string, unknown>), claims: payload as Record<string, unknown> };
+    const principal: Principal = {
+      id: payload.sub,
+      key: `${payload.iss ?? ''}\0${payload.sub}`,
+      scopes: scopesOf(payload as Record<string, unknown>),
+      claims: payload as Record<string, unknown>,
+    };
     if (this.verified.size >= CACHE_MAX) this.verified.delete(this.verified.keys().next().value!);
     this.verified.set(digest, { principal, exp: (payload.exp ?? 0) * 1000 });
     return principal;
@@ -100,7 +110,10 @@ export class JwtVerifier {
         this.verified.clear();
         this.failure = undefined;
       } catch (err) {
-        this.failure = { at: Date.now(), err: err instanceof KeysUnavailable ? err : new KeysUnavailable((err as Error).message) };
+        this.failure = {
+          at: Date.now(),
+          err: err instanceof KeysUnavailable ? err : new KeysUnavailable((err as Error).message),
+        };
         throw this.failure.err;
       } finally {
         this.loading = undefined;
@@ -144,7 +157,8 @@ function isJwks(v: unknown): v is JSONWebKeySet {
 function toInvalid(err: unknown): Error {
   if (err instanceof KeysUnavailable) return err;
   if (err instanceof errors.JWTExpired) return new InvalidToken('token expired');
-  if (err instanceof errors.JWTClaimValidationFailed) return new InvalidToken(`claim ${err.claim} rejected: ${err.reason}`);
+  if (err instanceof errors.JWTClaimValidationFailed)
+    return new InvalidToken(`claim ${err.claim} rejected: ${err.reason}`);
   if (err instanceof errors.JWKSNoMatchingKey) return new InvalidToken('signed by an unknown key');
   if (err instanceof errors.JOSEAlgNotAllowed) return new InvalidToken('signature algorithm not allowed');
   if (err instanceof errors.JWSSignatureVerificationFailed) return new InvalidToken('signature invalid');

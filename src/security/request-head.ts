@@ -1,7 +1,15 @@
 // Checks on the request head that must happen before anything is forwarded.
 
 /** Headers that must appear at most once: a second copy is a smuggling or confusion attempt. */
-const SINGLETON = ['host', 'content-length', 'mcp-session-id', 'authorization', 'mcp-protocol-version', 'mcp-method', 'mcp-name'];
+const SINGLETON = [
+  'host',
+  'content-length',
+  'mcp-session-id',
+  'authorization',
+  'mcp-protocol-version',
+  'mcp-method',
+  'mcp-name',
+];
 
 /** The first singleton header that occurs more than once in rawHeaders, or undefined. */
 export function duplicateSingleton(rawHeaders: readonly string[]): string | undefined {

@@ -10,7 +10,10 @@ export type PathVerdict =
       ok: true;
       /** The normalised path (no query). */
       path: string;
-      /** Lowest segment depth a `..` popped the path to (Infinity when none did): the route check compares it with the route's depth. */
+      /**
+       * Lowest segment depth a `..` popped the path to (Infinity when none did): the route check compares it with the
+       * route's depth.
+       */
       floor: number;
     }
   | { ok: false; reason: string };

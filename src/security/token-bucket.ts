@@ -42,7 +42,8 @@ export class MemoryBuckets implements BucketStore {
 
   /** Drop buckets that are full again (they hold no information); if none are, the oldest half. */
   private sweep(now: number, spec: BucketSpec): void {
-    for (const [k, b] of this.buckets) if (b.tokens + (now - b.at) * spec.perMs >= spec.capacity) this.buckets.delete(k);
+    for (const [k, b] of this.buckets)
+      if (b.tokens + (now - b.at) * spec.perMs >= spec.capacity) this.buckets.delete(k);
     if (this.buckets.size < SWEEP_AT) return;
     let n = this.buckets.size / 2;
     for (const k of this.buckets.keys()) {

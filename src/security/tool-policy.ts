@@ -33,12 +33,13 @@ interface Rule {
 const ALWAYS = new Set(['initialize', 'ping']);
 
 /** A list method, the array in its result, the method that uses an item, and the item's name field. */
-export const LIST_METHODS: Readonly<Record<string, { key: string; use: string; field: string } | undefined>> = Object.assign(Object.create(null) as object, {
-  'tools/list': { key: 'tools', use: 'tools/call', field: 'name' },
-  'prompts/list': { key: 'prompts', use: 'prompts/get', field: 'name' },
-  'resources/list': { key: 'resources', use: 'resources/read', field: 'uri' },
-  'resources/templates/list': { key: 'resourceTemplates', use: 'resources/read', field: 'uriTemplate' },
-});
+export const LIST_METHODS: Readonly<Record<string, { key: string; use: string; field: string } | undefined>> =
+  Object.assign(Object.create(null) as object, {
+    'tools/list': { key: 'tools', use: 'tools/call', field: 'name' },
+    'prompts/list': { key: 'prompts', use: 'prompts/get', field: 'name' },
+    'resources/list': { key: 'resources', use: 'resources/read', field: 'uri' },
+    'resources/templates/list': { key: 'resourceTemplates', use: 'resources/read', field: 'uriTemplate' },
+  });
 
 export class ToolPolicy {
   private readonly rules: Rule[];
@@ -54,14 +55,24 @@ export class ToolPolicy {
       names: r.names ? globMatcher(r.names) : undefined,
       principals: r.principals ? globMatcher(r.principals) : undefined,
       scopes: r.scopes ?? [],
-      claims: Object.entries(r.claims ?? {}).map(([k, v]) => [k, Array.isArray(v) ? (v as ClaimValue[]) : [v as ClaimValue]]),
+      claims: Object.entries(r.claims ?? {}).map(([k, v]) => [
+        k,
+        Array.isArray(v) ? (v as ClaimValue[]) : [v as ClaimValue],
+      ]),
     }));
     this.open = this.defaultAllow && this.rules.length === 0;
   }
 
   /** May this principal (undefined: anonymous) send a message with this method and name? */
   allows(method: string | undefined, name: string | undefined, who: Principal | undefined): boolean {
-    if (this.open || method === undefined || ALWAYS.has(method) || method.startsWith('notifications/') || LIST_METHODS[method]) return true;
+    if (
+      this.open ||
+      method === undefined ||
+      ALWAYS.has(method) ||
+      method.startsWith('notifications/') ||
+      LIST_METHODS[method]
+    )
+      return true;
     for (const r of this.rules) if (matches(r, method, name, who)) return r.allow;
     return this.defaultAllow;
   }
@@ -80,7 +91,11 @@ export class ToolPolicy {
     return undefined;
   }
 
-  private filterBy(spec: { key: string; use: string; field: string }, result: Record<string, unknown>, who: Principal | undefined): Record<string, unknown> | undefined {
+  private filterBy(
+    spec: { key: string; use: string; field: string },
+    result: Record<string, unknown>,
+    who: Principal | undefined,
+  ): Record<string, unknown> | undefined {
     const items = result[spec.key];
     if (!Array.isArray(items)) return undefined;
     const kept = items.filter((it: unknown) => {

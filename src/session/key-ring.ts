@@ -21,7 +21,8 @@ export class KeyRing {
   constructor(keys: readonly Buffer[], ephemeral = false) {
     if (keys.length === 0) throw new KeyRingError('the session key ring is empty');
     this.keys = keys.map((key, i) => {
-      if (key.length !== 32) throw new KeyRingError(`session key ${i + 1} is ${key.length} bytes; keys are 32 bytes (base64url)`);
+      if (key.length !== 32)
+        throw new KeyRingError(`session key ${i + 1} is ${key.length} bytes; keys are 32 bytes (base64url)`);
       return { id: keyId(key), key: createSecretKey(Buffer.from(key)) };
     });
     this.byId = new Map();

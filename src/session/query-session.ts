@@ -19,7 +19,8 @@ export function findSessionParam(query: string): QueryParam | undefined {
     let amp = query.indexOf('&', pos);
     if (amp === -1) amp = query.length;
     const eq = query.indexOf('=', pos);
-    if (eq !== -1 && eq < amp && NAMES.has(query.slice(pos, eq))) return { value: query.slice(eq + 1, amp), start: eq + 1, end: amp };
+    if (eq !== -1 && eq < amp && NAMES.has(query.slice(pos, eq)))
+      return { value: query.slice(eq + 1, amp), start: eq + 1, end: amp };
     pos = amp + 1;
   }
   return undefined;

@@ -56,10 +56,13 @@ export function sealSession(ring: KeyRing, c: SessionClaims): string {
   const route = Buffer.from(c.route, 'utf8');
   const replica = Buffer.from(c.replica, 'utf8');
   const sid = Buffer.from(c.upstreamSession, 'utf8');
-  if (route.length > MAX_SHORT || replica.length > MAX_SHORT) throw new TokenError('route or replica name longer than 255 bytes');
+  if (route.length > MAX_SHORT || replica.length > MAX_SHORT)
+    throw new TokenError('route or replica name longer than 255 bytes');
   if (sid.length > MAX_SESSION_ID) throw new TokenError(`upstream session id longer than ${MAX_SESSION_ID} bytes`);
   if (c.principal && c.principal.length !== PRINCIPAL) throw new TokenError('principal hash must be 16 bytes');
-  const plain = Buffer.allocUnsafe(1 + 4 + (c.principal ? PRINCIPAL : 0) + 1 + route.length + 1 + replica.length + 2 + sid.length);
+  const plain = Buffer.allocUnsafe(
+    1 + 4 + (c.principal ? PRINCIPAL : 0) + 1 + route.length + 1 + replica.length + 2 + sid.length,
+  );
   let o = plain.writeUInt8(c.principal ? 1 : 0, 0);
   o = plain.writeUInt32BE(c.issuedAt >>> 0, o);
   if (c.principal) o += c.principal.copy(plain, o);
@@ -105,7 +108,8 @@ export function openSession(ring: KeyRing, token: string, principal?: Buffer): S
   const claims = parsePlain(plain);
   if (!claims) return undefined;
   const bound = claims.principal;
-  if (bound === undefined ? principal !== undefined : principal === undefined || !bound.equals(principal)) return undefined;
+  if (bound === undefined ? principal !== undefined : principal === undefined || !bound.equals(principal))
+    return undefined;
   return claims;
 }
 

@@ -2,7 +2,10 @@
 // HTTP+SSE endpoint rewrite, the payload tap), so the forwarding loop runs them as one chain in the
 // order the response stages attached them, and knows nothing of what each does.
 export interface BodyTransform {
-  /** Bytes to send on now (possibly none while it holds an unfinished event or body). Throws when the body cannot be judged; the exchange then ends. */
+  /**
+   * Bytes to send on now (possibly none while it holds an unfinished event or body). Throws when the body cannot be
+   * judged; the exchange then ends.
+   */
   push(chunk: Buffer): Buffer;
   /** The end of the body: whatever it still holds. */
   end(): Buffer;

@@ -70,7 +70,12 @@ export function fetchSmall(client: UpstreamClient, r: SmallRequest): Promise<Sma
           chunks.push(chunk);
         },
         onEnd: () => finish(undefined),
-        onError: (err) => finish(err instanceof SluiceError ? new Error(`${url.origin}${url.pathname}: ${err.message}`, { cause: err }) : (err as Error)),
+        onError: (err) =>
+          finish(
+            err instanceof SluiceError
+              ? new Error(`${url.origin}${url.pathname}: ${err.message}`, { cause: err })
+              : (err as Error),
+          ),
       },
     );
     if (done) return;

@@ -6,13 +6,22 @@
 import { promises as dns } from 'node:dns';
 import { isIP } from 'node:net';
 import { errors as undiciErrors, type buildConnector } from 'undici';
-import { canonicalHost, isAllowedHost, judgeAddress, judgeName, judgeUrl, type AddressPolicy, type Rule } from '../security/address-policy.ts';
+import {
+  canonicalHost,
+  isAllowedHost,
+  judgeAddress,
+  judgeName,
+  judgeUrl,
+  type AddressPolicy,
+  type Rule,
+} from '../security/address-policy.ts';
 
 /** Every address a name resolves to (A and AAAA). */
 export type Resolver = (hostname: string) => Promise<string[]>;
 export type Connector = buildConnector.connector;
 
-export const systemResolver: Resolver = async (hostname) => (await dns.lookup(hostname, { all: true, verbatim: true })).map((a) => a.address);
+export const systemResolver: Resolver = async (hostname) =>
+  (await dns.lookup(hostname, { all: true, verbatim: true })).map((a) => a.address);
 
 /** An upstream connection the address policy refused. The message never names the address. */
 export class AddressRefused extends Error {
@@ -39,8 +48,10 @@ export interface GuardDeps {
 
 export function guardedConnector(policy: AddressPolicy, deps: GuardDeps): Connector {
   return (options, callback) => {
-    const refuse = (rule: Rule, host: string, address?: string): void => void callback(new AddressRefused(rule, host, address), null);
-    if ((options as { socketPath?: string }).socketPath) return refuse('unix-socket', String((options as { socketPath?: string }).socketPath));
+    const refuse = (rule: Rule, host: string, address?: string): void =>
+      void callback(new AddressRefused(rule, host, address), null);
+    if ((options as { socketPath?: string }).socketPath)
+      return refuse('unix-socket', String((options as { socketPath?: string }).socketPath));
     const host = canonicalHost(options.hostname);
     if (isIP(host)) {
       const v = judgeAddress(host, policy);
@@ -52,21 +63,29 @@ export function guardedConnector(policy: AddressPolicy, deps: GuardDeps): Connec
     const allowedByName = isAllowedHost(host, policy);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new undiciErrors.ConnectTimeoutError(`DNS lookup took longer than ${deps.timeoutMs} ms`)), deps.timeoutMs);
+      timer = setTimeout(
+        () => reject(new undiciErrors.ConnectTimeoutError(`DNS lookup took longer than ${deps.timeoutMs} ms`)),
+        deps.timeoutMs,
+      );
     });
-    Promise.race([deps.resolver(host), timedOut]).finally(() => clearTimeout(timer)).then(
-      (addresses) => {
-        if (addresses.length === 0) return refuse('unresolvable', host);
-        for (const a of addresses) {
-          const v = judgeAddress(a, policy, allowedByName);
-          if (!v.ok) return refuse(v.rule, host, a);
-        }
-        const address = addresses[0] as string;
-        // Connect to the judged address; TLS still verifies (and SNI names) the host name.
-        deps.connector({ ...options, hostname: address, servername: options.servername ?? host }, callback);
-      },
-      (err: unknown) => (err instanceof undiciErrors.ConnectTimeoutError ? void callback(err as Error, null) : refuse('unresolvable', host)),
-    );
+    Promise.race([deps.resolver(host), timedOut])
+      .finally(() => clearTimeout(timer))
+      .then(
+        (addresses) => {
+          if (addresses.length === 0) return refuse('unresolvable', host);
+          for (const a of addresses) {
+            const v = judgeAddress(a, policy, allowedByName);
+            if (!v.ok) return refuse(v.rule, host, a);
+          }
+          const address = addresses[0] as string;
+          // Connect to the judged address; TLS still verifies (and SNI names) the host name.
+          deps.connector({ ...options, hostname: address, servername: options.servername ?? host }, callback);
+        },
+        (err: unknown) =>
+          err instanceof undiciErrors.ConnectTimeoutError
+            ? void callback(err as Error, null)
+            : refuse('unresolvable', host),
+      );
   };
 }
 
@@ -75,7 +94,11 @@ export function guardedConnector(policy: AddressPolicy, deps: GuardDeps): Connec
  * name) every address it resolves to now. Used at registration and by `sluice check-upstream`;
  * the connector judges again at every connect.
  */
-export async function checkUpstream(raw: string, policy: AddressPolicy, resolver: Resolver): Promise<{ ok: true; url: URL } | { ok: false; rule: Rule }> {
+export async function checkUpstream(
+  raw: string,
+  policy: AddressPolicy,
+  resolver: Resolver,
+): Promise<{ ok: true; url: URL } | { ok: false; rule: Rule }> {
   const v = judgeUrl(raw, policy);
   if (!v.ok) return v;
   const host = canonicalHost(v.url.hostname);

@@ -16,10 +16,21 @@ export function probeConnect(url: URL, timeoutMs: number, connect: Connector): P
       clearTimeout(timer);
       resolve(ok);
     }
-    connect({ hostname: url.hostname, host: url.host, protocol: url.protocol, port: url.port, servername: undefined, localAddress: null, httpSocket: undefined }, (err, socket) => {
-      if (settled) return void socket?.destroy();
-      finish(!err, socket);
-    });
+    connect(
+      {
+        hostname: url.hostname,
+        host: url.host,
+        protocol: url.protocol,
+        port: url.port,
+        servername: undefined,
+        localAddress: null,
+        httpSocket: undefined,
+      },
+      (err, socket) => {
+        if (settled) return void socket?.destroy();
+        finish(!err, socket);
+      },
+    );
   });
 }
 

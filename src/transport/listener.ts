@@ -22,35 +22,64 @@ export interface Listening {
  * and 300 s for the whole request, checked only every 30 s): the head within requestHeaders, the
  * whole request as a backstop behind the body deadline Sluice keeps itself (read-body.ts).
  */
-export function clientTimeouts(config: Config): { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number } {
+export function clientTimeouts(config: Config): {
+  headersTimeout: number;
+  requestTimeout: number;
+  connectionsCheckingInterval: number;
+} {
   const t = config.timeouts;
   const headers = t.requestHeaders > 0 ? t.requestHeaders : 0;
   const whole = headers > 0 && t.requestBody > 0 ? headers + t.requestBody + 1_000 : 0;
-  return { headersTimeout: headers, requestTimeout: whole, connectionsCheckingInterval: Math.max(250, Math.min(1_000, Math.floor((headers || 1_000) / 4))) };
+  return {
+    headersTimeout: headers,
+    requestTimeout: whole,
+    connectionsCheckingInterval: Math.max(250, Math.min(1_000, Math.floor((headers || 1_000) / 4))),
+  };
 }
 
 function refuseConnect(_req: IncomingMessage, socket: Duplex): void {
   const body = '{"error":{"code":"SLUICE_ERR_METHOD_NOT_ALLOWED","message":"Method not allowed: CONNECT"}}';
   socket.on('error', () => undefined);
-  socket.end(`HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, POST, DELETE, OPTIONS, HEAD\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, POST, DELETE, OPTIONS, HEAD\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 /** Binds one configured listener; rejects when the address cannot be bound. */
-export async function openListener(l: ListenerConfig, config: Config, handler: (req: IncomingMessage, res: ServerResponse) => void, log: Logger): Promise<Listening> {
+export async function openListener(
+  l: ListenerConfig,
+  config: Config,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  log: Logger,
+): Promise<Listening> {
   let server: Listening;
   if (l.tls) {
     const files = l.tls;
-    const tls = createTlsServer(files, { maxHeaderSize: config.limits.headerBytes, ...clientTimeouts(config) }, handler, (err) =>
-      err ? log.error({ cert: files.cert, err: err.message }, 'TLS certificate reload failed; kept the running one') : log.info({ cert: files.cert }, 'TLS certificate reloaded'),
+    const tls = createTlsServer(
+      files,
+      { maxHeaderSize: config.limits.headerBytes, ...clientTimeouts(config) },
+      handler,
+      (err) =>
+        err
+          ? log.error({ cert: files.cert, err: err.message }, 'TLS certificate reload failed; kept the running one')
+          : log.info({ cert: files.cert }, 'TLS certificate reloaded'),
     );
     if (config.limits.connections > 0) tls.server.maxConnections = config.limits.connections;
     server = { server: tls.server, closeIdle: tls.closeIdle, closeAll: tls.closeAll, unwatch: tls.unwatch };
   } else {
-    const plain = createServer({ maxHeaderSize: config.limits.headerBytes, noDelay: true, keepAliveTimeout: 5_000, ...clientTimeouts(config) }, handler);
+    const plain = createServer(
+      { maxHeaderSize: config.limits.headerBytes, noDelay: true, keepAliveTimeout: 5_000, ...clientTimeouts(config) },
+      handler,
+    );
     if (config.limits.connections > 0) plain.maxConnections = config.limits.connections;
     // Node hands CONNECT to a 'connect' listener and closes the socket silently without one.
     plain.on('connect', refuseConnect);
-    server = { server: plain, closeIdle: () => plain.closeIdleConnections(), closeAll: () => plain.closeAllConnections(), unwatch: () => undefined };
+    server = {
+      server: plain,
+      closeIdle: () => plain.closeIdleConnections(),
+      closeAll: () => plain.closeAllConnections(),
+      unwatch: () => undefined,
+    };
   }
   await new Promise<void>((resolve, reject) => {
     const failed = (err: Error): void => {

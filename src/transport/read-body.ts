@@ -41,7 +41,9 @@ export function readBody(req: IncomingMessage, o: BodyLimits): Promise<Buffer> {
   const declared = req.headers['content-length'];
   const { limit, budget } = o;
   if (declared !== undefined && Number(declared) > limit) {
-    return Promise.reject(new SluiceError('SLUICE_ERR_BODY_TOO_LARGE', `${declared} bytes declared, limit is ${limit}`));
+    return Promise.reject(
+      new SluiceError('SLUICE_ERR_BODY_TOO_LARGE', `${declared} bytes declared, limit is ${limit}`),
+    );
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -64,8 +66,14 @@ export function readBody(req: IncomingMessage, o: BodyLimits): Promise<Buffer> {
       reject(err);
     };
     const onData = (chunk: Buffer): void => {
-      if (total + chunk.length > limit) return refuse(new SluiceError('SLUICE_ERR_BODY_TOO_LARGE', `more than ${limit} bytes`));
-      if (!budget.take(chunk.length)) return refuse(new SluiceError('SLUICE_ERR_BODY_MEMORY', `${budget.cap} bytes in use by request bodies`, { headers: { 'retry-after': '1' } }));
+      if (total + chunk.length > limit)
+        return refuse(new SluiceError('SLUICE_ERR_BODY_TOO_LARGE', `more than ${limit} bytes`));
+      if (!budget.take(chunk.length))
+        return refuse(
+          new SluiceError('SLUICE_ERR_BODY_MEMORY', `${budget.cap} bytes in use by request bodies`, {
+            headers: { 'retry-after': '1' },
+          }),
+        );
       total += chunk.length;
       chunks.push(chunk);
     };
@@ -77,7 +85,11 @@ export function readBody(req: IncomingMessage, o: BodyLimits): Promise<Buffer> {
       stop(false);
       reject(new SluiceError('SLUICE_ERR_BAD_REQUEST', 'the client closed the connection before the body ended'));
     };
-    if (o.deadlineMs > 0) timer = setTimeout(() => refuse(new SluiceError('SLUICE_ERR_REQUEST_TIMEOUT', `body not complete after ${o.deadlineMs} ms`)), o.deadlineMs);
+    if (o.deadlineMs > 0)
+      timer = setTimeout(
+        () => refuse(new SluiceError('SLUICE_ERR_REQUEST_TIMEOUT', `body not complete after ${o.deadlineMs} ms`)),
+        o.deadlineMs,
+      );
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onGone);

@@ -29,7 +29,12 @@ export class RedisBuckets implements BucketStore {
   constructor(url: string, prefix: string, timeoutMs: number, onError: (err: Error) => void) {
     // No offline queue: while Redis is away a take fails at once (and the caller decides),
     // instead of requests piling up behind a reconnect.
-    const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, lazyConnect: false, retryStrategy: (n) => Math.min(n * 200, 2_000) });
+    const redis = new Redis(url, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      lazyConnect: false,
+      retryStrategy: (n) => Math.min(n * 200, 2_000),
+    });
     redis.on('error', onError);
     redis.defineCommand('sluiceTake', { numberOfKeys: 1, lua: TAKE });
     this.redis = redis as typeof this.redis;
@@ -57,7 +62,10 @@ export class RedisBuckets implements BucketStore {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`Redis did not answer within ${this.timeoutMs} ms`)), this.timeoutMs);
     });
-    return Promise.race([this.redis.sluiceTake(this.prefix + key, spec.capacity, spec.perMs.toPrecision(17)), timeout]).finally(() => clearTimeout(timer));
+    return Promise.race([
+      this.redis.sluiceTake(this.prefix + key, spec.capacity, spec.perMs.toPrecision(17)),
+      timeout,
+    ]).finally(() => clearTimeout(timer));
   }
 
   async close(): Promise<void> {

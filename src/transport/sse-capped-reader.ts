@@ -73,7 +73,8 @@ export class CappedSseReader {
       if (this.hasData) this.dataSize++; // the LF that joins data lines
       this.hasData = true;
       this.dataSize += size;
-      if (this.dataSize > this.cap) this.data = []; // past the cap: nothing more of this event is kept
+      if (this.dataSize > this.cap)
+        this.data = []; // past the cap: nothing more of this event is kept
       else this.data.push(line.slice(skip));
     } else if (field === 'event' && lineSize === line.length) this.event = line.slice(skip);
   }
@@ -85,6 +86,10 @@ export class CappedSseReader {
     this.hasData = false;
     this.event = '';
     if (!hasData) return;
-    this.onEvent({ event: event || 'message', data: dataSize > this.cap ? undefined : data.join('\n'), size: dataSize });
+    this.onEvent({
+      event: event || 'message',
+      data: dataSize > this.cap ? undefined : data.join('\n'),
+      size: dataSize,
+    });
   }
 }

@@ -44,7 +44,12 @@ export interface TlsServer {
 export function createTlsServer(
   files: TlsFiles,
   /** Node's request deadlines apply to HTTP/1.1 connections on this listener too. */
-  options: { maxHeaderSize: number; headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number },
+  options: {
+    maxHeaderSize: number;
+    headersTimeout: number;
+    requestTimeout: number;
+    connectionsCheckingInterval: number;
+  },
   handler: (req: IncomingMessage, res: ServerResponse) => void,
   onReload: (error: Error | undefined) => void,
 ): TlsServer {

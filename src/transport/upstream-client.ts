@@ -14,11 +14,21 @@ import type { UpstreamTls } from '../core/upstream-tls.ts';
 import { buildConnector, Client, errors as undiciErrors, type Dispatcher } from 'undici';
 import { SluiceError } from '../core/errors.ts';
 import { RULE_TEXT, type AddressPolicy } from '../security/address-policy.ts';
-import { AddressRefused, guardedConnector, systemResolver, type Connector, type GuardDeps, type Resolver } from './guarded-connect.ts';
+import {
+  AddressRefused,
+  guardedConnector,
+  systemResolver,
+  type Connector,
+  type GuardDeps,
+  type Resolver,
+} from './guarded-connect.ts';
 
 export interface UpstreamClientOptions {
   connectTimeoutMs: number;
-  /** undici's own response-header timeout: a backstop only (its timers run up to 0.5 s late); the exchange keeps the exact one. */
+  /**
+   * undici's own response-header timeout: a backstop only (its timers run up to 0.5 s late); the exchange keeps the
+   * exact one.
+   */
   headersTimeoutMs: number;
   /** DNS for upstream names; tests inject one so no real lookup is made. */
   resolver?: Resolver;
@@ -165,7 +175,10 @@ export class UpstreamClient {
   private readonly pool: ConnectionPool;
   private readonly deps: GuardDeps;
   /** One guarded connector (and pool key) per policy and TLS options: routes keep theirs while unchanged. */
-  private readonly guards = new WeakMap<AddressPolicy, Map<UpstreamTls | undefined, { key: string; connect: Connector }>>();
+  private readonly guards = new WeakMap<
+    AddressPolicy,
+    Map<UpstreamTls | undefined, { key: string; connect: Connector }>
+  >();
   private nextGuard = 0;
   private readonly connectTimeoutMs: number;
 
@@ -180,7 +193,11 @@ export class UpstreamClient {
       256,
     );
     this.connectTimeoutMs = opts.connectTimeoutMs;
-    this.deps = { resolver: opts.resolver ?? systemResolver, timeoutMs: opts.connectTimeoutMs, connector: opts.connector ?? buildConnector({ timeout: opts.connectTimeoutMs }) };
+    this.deps = {
+      resolver: opts.resolver ?? systemResolver,
+      timeoutMs: opts.connectTimeoutMs,
+      connector: opts.connector ?? buildConnector({ timeout: opts.connectTimeoutMs }),
+    };
   }
 
   /** The connector that enforces `policy` (with the route's TLS options); health checks use it too. */
@@ -195,7 +212,9 @@ export class UpstreamClient {
     if (!g) {
       // The route's CA, client certificate, SNI name and verification apply to TLS connections;
       // the address policy still judges every connect first.
-      const deps = tls ? { ...this.deps, connector: buildConnector({ timeout: this.connectTimeoutMs, ...tls }) } : this.deps;
+      const deps = tls
+        ? { ...this.deps, connector: buildConnector({ timeout: this.connectTimeoutMs, ...tls }) }
+        : this.deps;
       byTls.set(tls, (g = { key: `${this.nextGuard++}|`, connect: guardedConnector(policy, deps) }));
     }
     return g;
@@ -207,7 +226,10 @@ export class UpstreamClient {
     const client = this.pool.acquire(key, r.origin, g.connect);
     const call = new Call(listener, this.pool, key, client);
     try {
-      client.dispatch({ path: r.path, method: r.method as Dispatcher.HttpMethod, headers: r.headers, body: r.body }, call);
+      client.dispatch(
+        { path: r.path, method: r.method as Dispatcher.HttpMethod, headers: r.headers, body: r.body },
+        call,
+      );
     } catch (err) {
       queueMicrotask(() => call.onResponseError(undefined, err as Error));
     }
@@ -222,20 +244,37 @@ export class UpstreamClient {
 /** Turn an undici / socket failure into the catalogue: timeouts 504, everything else 502. */
 export function classifyUpstreamError(err: unknown): SluiceError {
   if (err instanceof SluiceError) return err;
-  const refused = err instanceof AddressRefused ? err : (err as { cause?: unknown }).cause instanceof AddressRefused ? ((err as { cause: AddressRefused }).cause) : undefined;
+  const refused =
+    err instanceof AddressRefused
+      ? err
+      : (err as { cause?: unknown }).cause instanceof AddressRefused
+        ? (err as { cause: AddressRefused }).cause
+        : undefined;
   if (refused) return new SluiceError('SLUICE_ERR_UPSTREAM_REFUSED', RULE_TEXT[refused.rule], { cause: refused });
-  if (err instanceof undiciErrors.ConnectTimeoutError) return new SluiceError('SLUICE_ERR_UPSTREAM_TIMEOUT', 'connect timed out', { cause: err });
+  if (err instanceof undiciErrors.ConnectTimeoutError)
+    return new SluiceError('SLUICE_ERR_UPSTREAM_TIMEOUT', 'connect timed out', { cause: err });
   const tlsCode = (err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code;
-  if (tlsCode !== undefined && TLS_CODES.test(tlsCode)) return new SluiceError('SLUICE_ERR_UPSTREAM_TLS', tlsCode, { cause: err });
-  if (err instanceof undiciErrors.HeadersTimeoutError) return new SluiceError('SLUICE_ERR_UPSTREAM_TIMEOUT', 'no response headers in time', { cause: err });
+  if (tlsCode !== undefined && TLS_CODES.test(tlsCode))
+    return new SluiceError('SLUICE_ERR_UPSTREAM_TLS', tlsCode, { cause: err });
+  if (err instanceof undiciErrors.HeadersTimeoutError)
+    return new SluiceError('SLUICE_ERR_UPSTREAM_TIMEOUT', 'no response headers in time', { cause: err });
   const code = (err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code;
   return new SluiceError('SLUICE_ERR_UPSTREAM_UNAVAILABLE', code ?? (err as Error).message, { cause: err });
 }
 
 /** Certificate and handshake failures (node's and OpenSSL's codes). */
-const TLS_CODES = /^(?:CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|ERR_TLS_|ERR_SSL_|EPROTO$|HOSTNAME_MISMATCH|INVALID_CA|INVALID_PURPOSE)/;
+const TLS_CODES =
+  /^(?:CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|ERR_TLS_|ERR_SSL_|EPROTO$|HOSTNAME_MISMATCH|INVALID_CA|INVALID_PURPOSE)/;
 
-const CONNECT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
+const CONNECT_CODES = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
 
 /**
  * True when the request never reached the upstream (no connection was made), so sending it to
@@ -244,6 +283,7 @@ const CONNECT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'E
 export function isConnectFailure(err: unknown): boolean {
   const cause = err instanceof SluiceError ? err.cause : err;
   if (cause instanceof undiciErrors.ConnectTimeoutError) return true;
-  const code = (cause as { code?: string } | undefined)?.code ?? (cause as { cause?: { code?: string } } | undefined)?.cause?.code;
+  const code =
+    (cause as { code?: string } | undefined)?.code ?? (cause as { cause?: { code?: string } } | undefined)?.cause?.code;
   return code !== undefined && CONNECT_CODES.has(code);
 }
