@@ -144,11 +144,5 @@ export async function callText(client: Client, name: string, args: Record<string
   return first?.text ?? '';
 }
 
-/** Wait on a condition, polling; throws with `what` after the timeout. */
-export async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+/** Wait on a condition, polling; throws with `what` after the timeout (the one in helpers.ts). */
+export { waitFor as until } from './helpers.ts';

@@ -12,7 +12,8 @@ import type { Replica } from '../routing/replica-pool.ts';
 import { TransformChain, type BodyTransform } from '../transport/body-transform.ts';
 import { SseBoundary } from '../transport/sse-framing.ts';
 import { isConnectFailure, type UpstreamCall, type UpstreamListener } from '../transport/upstream-client.ts';
-import { routeLabel, type Drainable } from './context.ts';
+import type { Drainable } from './context.ts';
+import { observeHeartbeat, observeStreamOpened } from './exchange-observers.ts';
 import type { DispatchedExchange, ResponseHead, ResponseStage, RoutedExchange, Stage } from './exchange.ts';
 import { respondError } from './respond-error.ts';
 import { replicaFailed } from './stages.ts';
@@ -173,10 +174,7 @@ class Relay implements UpstreamListener, Drainable {
     res.writeHead(statusCode, head.headers);
     ex.headersAt = performance.now();
     res.flushHeaders();
-    if (ctx.metrics) {
-      ctx.metrics.streamOpened(routeLabel(ctx, ex.route.path)!);
-      ex.streamCounted = true;
-    }
+    observeStreamOpened(ex);
     this.boundary = new SseBoundary();
     if (t.heartbeat > 0) this.heartbeatTimer = setInterval(this.onHeartbeat, t.heartbeat);
   }
@@ -408,7 +406,6 @@ class Relay implements UpstreamListener, Drainable {
     if (this.finished || !this.boundary?.atBoundary()) return;
     this.res.write(HEARTBEAT);
     this.ex.bytesOut += HEARTBEAT.length;
-    const { ctx } = this.ex;
-    ctx.metrics?.heartbeat(routeLabel(ctx, this.ex.route.path)!);
+    observeHeartbeat(this.ex);
   };
 }

@@ -1,18 +1,8 @@
 // The order of the request stages lives here and only here (docs/architecture.md §3 describes each).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import {
-  formatAccessLine,
-  hashSessionId,
-  pathForLog,
-  securityEventOf,
-  type AccessRecord,
-} from '../observability/access-log.ts';
 import type { HostOriginPolicy } from '../security/host-origin.ts';
-import { routeLabel, type GatewayContext } from './context.ts';
-import { isErrorCode } from '../core/errors.ts';
+import type { GatewayContext } from './context.ts';
 import {
-  clientSessionOf,
   newExchange,
   type DispatchedExchange,
   type Exchange,
@@ -21,8 +11,7 @@ import {
   type Stage,
 } from './exchange.ts';
 import { forwardWith } from './forward.ts';
-import { clientAddress } from '../security/forwarded.ts';
-import { forwardedOf } from './upstream-headers.ts';
+import { observeStart } from './exchange-observers.ts';
 import { respondError } from './respond-error.ts';
 import { arrived, closesConnection } from './connection-order.ts';
 import {
@@ -113,28 +102,9 @@ export function handleRequest(
       closesConnection(req);
   }
   const ex = newExchange(ctx, req, res, listener);
-  // Logged after the close event has reached every listener (a microtask later), so each
-  // stage's own close handler has recorded the outcome first.
-  const access = ctx.access;
   const rate = ctx.config.logging.sample;
   ex.sampled = rate >= 1 || Math.random() < rate;
-  if (access) {
-    res.once('close', () =>
-      queueMicrotask(() => {
-        const record = accessRecord(ex);
-        if (ex.sampled || record.security) access(formatAccessLine(record, new Date().toISOString()));
-      }),
-    );
-  }
-  if (ctx.metrics) res.once('close', () => queueMicrotask(() => observe(ex)));
-  if (ctx.tracing) {
-    ex.span = ctx.tracing.tracer.startSpan(
-      req.method ?? 'HTTP',
-      { kind: SpanKind.SERVER, attributes: { 'http.request.method': req.method ?? '' } },
-      ctx.tracing.extract(req.headers),
-    );
-    res.once('close', () => queueMicrotask(() => endSpan(ex)));
-  }
+  observeStart(ex);
   run(ex);
 }
 
@@ -159,75 +129,4 @@ function run(ex: Exchange, from = 0): void {
       return;
     }
   }
-}
-
-/** Names and closes the exchange's span with what the stages learned. */
-function endSpan(ex: Exchange): void {
-  const span = ex.span!;
-  const status = ex.res.headersSent ? ex.res.statusCode : 0;
-  const rpc = ex.rpc;
-  span.updateName(
-    rpc?.method
-      ? `${rpc.method}${rpc.name ? ` ${rpc.name}` : ''}`
-      : `${ex.req.method ?? 'HTTP'} ${ex.route?.path ?? ''}`.trim(),
-  );
-  span.setAttributes({
-    'url.path': pathForLog(ex.target || ex.req.url || ''),
-    'http.response.status_code': status,
-    'sluice.outcome': ex.outcome,
-    ...(ex.route ? { 'sluice.route': ex.route.path } : {}),
-    ...(ex.replica ? { 'sluice.replica': ex.replica.id } : {}),
-    ...(ex.era ? { 'sluice.era': ex.era } : {}),
-    ...(rpc?.method ? { 'mcp.method.name': rpc.method } : {}),
-    ...(rpc?.method === 'tools/call' && rpc.name ? { 'gen_ai.tool.name': rpc.name } : {}),
-    ...(rpc?.method === 'prompts/get' && rpc.name ? { 'gen_ai.prompt.name': rpc.name } : {}),
-    ...(typeof ex.req.headers['mcp-protocol-version'] === 'string'
-      ? { 'mcp.protocol.version': ex.req.headers['mcp-protocol-version'] }
-      : {}),
-  });
-  if (status >= 500 || (status === 0 && ex.outcome !== 'client-closed'))
-    span.setStatus({ code: SpanStatusCode.ERROR, message: ex.outcome });
-  span.end();
-}
-
-function observe(ex: Exchange): void {
-  const { ctx, res } = ex;
-  const route = routeLabel(ctx, ex.route?.path);
-  if (ex.streamCounted) ctx.metrics!.streamClosed(route!);
-  // Only sessions Sluice opened or minted count as active: forged ids must not fill the tracker.
-  const session = clientSessionOf(ex, true);
-  ctx.metrics!.observeExchange({
-    route,
-    rpcMethod: ex.rpc?.method,
-    status: res.headersSent ? res.statusCode : 0,
-    headersMs: ex.headersAt === undefined ? undefined : ex.headersAt - ex.startedAt,
-    totalMs: performance.now() - ex.startedAt,
-    bytesIn: ex.body?.length ?? 0,
-    bytesOut: ex.bytesOut,
-    refusedCode: isErrorCode(ex.outcome) ? ex.outcome : undefined,
-    sessionHash: hashSessionId(session),
-  });
-}
-
-function accessRecord(ex: Exchange): AccessRecord {
-  const { req, res } = ex;
-  return {
-    route: ex.route?.path,
-    method: req.method ?? '',
-    path: pathForLog(ex.target || req.url || ''),
-    client: clientAddress(forwardedOf(ex), ex.ctx.trusted),
-    status: res.headersSent ? res.statusCode : 0,
-    era: ex.era,
-    rpcMethod: ex.rpc?.method,
-    rpcName: ex.rpc?.name,
-    latencyMs: Math.round((performance.now() - ex.startedAt) * 10) / 10,
-    bytesIn: ex.body?.length ?? 0,
-    bytesOut: ex.bytesOut,
-    upstream: ex.replica ? ex.replica.origin + pathForLog(ex.upstreamTarget ?? '') : undefined,
-    replica: ex.replica?.id,
-    session: hashSessionId(clientSessionOf(ex)),
-    error: ex.error,
-    outcome: ex.outcome,
-    security: securityEventOf(ex.outcome),
-  };
 }

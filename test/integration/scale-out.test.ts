@@ -11,12 +11,11 @@ import { after, describe, it } from 'node:test';
 import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from '@modelcontextprotocol/client';
 import { newKeyText } from '../../src/session/key-ring.ts';
 import { alternatingFetch, callText, openSession, startReplica, startSluice, until, type FetchLog, type Proc, type Session } from '../fleet.ts';
-import { freePort } from '../helpers.ts';
+import { freePort, sleep } from '../helpers.ts';
 
 const CLIENTS = 200;
 const CALLS = 20;
 const KEYS = `${newKeyText()},${newKeyText()}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function routeConfig(replicas: { url: string; id: string }[]): Record<string, unknown> {
   return {
