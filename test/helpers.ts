@@ -119,6 +119,9 @@ export function rawExchange(port: number, bytes: string | Buffer, timeoutMs = 30
   });
 }
 
+/** The smallest JSON-RPC success answer, as fake upstreams send it. */
+export const RPC_OK = '{"jsonrpc":"2.0","id":1,"result":{}}';
+
 export const JSON_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
 
 export function rpc(method: string, params: Record<string, unknown> = {}, id: number | string = 1): string {

@@ -1,6 +1,7 @@
 // What each route enforces about callers: authentication (resource-server mode), its own upstream
 // credential, the method/tool policy and its rate limits. Built from the route's config and kept
 // across reloads while that part of the config is unchanged (key caches, tokens and buckets live on).
+import { missingRouteSecrets } from '../config/checks.ts';
 import { createHash } from 'node:crypto';
 import type { RouteConfig } from '../config/schema.ts';
 import { addressPolicyOf } from '../routing/route-table.ts';
@@ -55,6 +56,9 @@ function sourceOf(r: RouteConfig): string {
 }
 
 export function buildGuard(r: RouteConfig, deps: GuardDeps): RouteGuard {
+  // Registered routes and reloads come here without `sluice validate`'s check: the same check.
+  const missing = missingRouteSecrets(r, deps.env);
+  if (missing.length > 0) throw new Error(`routes (path ${r.path}): ${missing.join('; ')}`);
   const a = r.auth;
   const egress = addressPolicyOf(a.egress);
   const verifier =
@@ -80,11 +84,7 @@ export function buildGuard(r: RouteConfig, deps: GuardDeps): RouteGuard {
     upstreamCredential = () => cc.get().then((t) => ({ header: cred.header, value: `Bearer ${t}` }));
     credentialRejected = () => cc.invalidate();
   } else if (cred) {
-    const value = cred.value ?? deps.env[cred.valueEnv!];
-    if (!value)
-      throw new Error(
-        `routes (path ${r.path}): auth.upstreamCredential: environment variable ${cred.valueEnv} is not set`,
-      );
+    const value = cred.value ?? deps.env[cred.valueEnv!] ?? '';
     const answer = Promise.resolve({ header: cred.header, value });
     upstreamCredential = () => answer;
   }

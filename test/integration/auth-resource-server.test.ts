@@ -11,7 +11,7 @@ import { registerDemoV1, registerDemoV2 } from '../../src/demo/demo-tools.ts';
 import { startUpstreamKit, type UpstreamKit } from '../../src/demo/upstream-kit.ts';
 import { startOAuthServer, type OAuthServer } from '../fixtures/oauth-server.ts';
 import { buildConnector } from 'undici';
-import { accessLines, freePort, JSON_HEADERS, rpc, send, startFakeUpstream, startTestGateway, type FakeUpstream, type TestGateway } from '../helpers.ts';
+import { accessLines, freePort, JSON_HEADERS, rpc, send, startFakeUpstream, startTestGateway, type FakeUpstream, type TestGateway, RPC_OK } from '../helpers.ts';
 
 const INIT = rpc('initialize', { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } });
 const UPSTREAM_CREDENTIAL = 'Bearer upstream-own-credential-7c1e';
@@ -31,7 +31,7 @@ describe('resource-server mode', () => {
     // Refuses the first credential it sees (a revoked token), then accepts.
     strict = await startFakeUpstream((_req, res) => {
       if (refusals-- > 0) return void res.writeHead(401, { 'www-authenticate': 'Bearer realm="internal", error="invalid_token"' }).end();
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}');
+      res.writeHead(200, { 'content-type': 'application/json' }).end(RPC_OK);
     });
     const port = await freePort();
     process.env['SLUICE_TEST_CC_SECRET'] = 'up-secret'; // clientSecretEnv: the secret stays out of the config

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { sealSession } from '../../src/session/token.ts';
-import { JSON_HEADERS, rpc, send, startFakeUpstream, startTestGateway, upstreamSessionOf, type FakeUpstream, type TestGateway } from '../helpers.ts';
+import { JSON_HEADERS, rpc, send, startFakeUpstream, startTestGateway, upstreamSessionOf, type FakeUpstream, type TestGateway, RPC_OK } from '../helpers.ts';
 
 function rawExchange(port: number, text: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -32,7 +32,7 @@ describe('header forwarding', () => {
         upgrade: 'h2c',
         'www-authenticate': 'Bearer resource_metadata="http://example.test/.well-known/oauth-protected-resource"',
       });
-      res.end('{"jsonrpc":"2.0","id":1,"result":{}}');
+      res.end(RPC_OK);
     });
     gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: `${fake.url}/mcp` }], trustedProxies: ['10.9.8.7'] });
   });

@@ -7,9 +7,9 @@ import type { ServerResponse } from 'node:http';
 import { describe, it } from 'node:test';
 import { startProbe } from '../../src/probe/probe-server.ts';
 import { runConformance } from '../conformance-harness.ts';
-import { freePort, JSON_HEADERS, rpc, send, spawnSluice, startFakeUpstream, startTestGateway } from '../helpers.ts';
+import { freePort, JSON_HEADERS, rpc, send, spawnSluice, startFakeUpstream, startTestGateway, RPC_OK } from '../helpers.ts';
 
-const ok = (_req: unknown, res: ServerResponse) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}');
+const ok = (_req: unknown, res: ServerResponse) => void res.writeHead(200, { 'content-type': 'application/json' }).end(RPC_OK);
 
 describe('Host and Origin allow lists', () => {
   it('on a loopback listener: loopback and listed names only; same-origin, loopback or listed origins only', async () => {

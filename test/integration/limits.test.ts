@@ -2,13 +2,13 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { JSON_HEADERS, rpc, send, startFakeUpstream, startTestGateway, type FakeUpstream, type TestGateway } from '../helpers.ts';
+import { JSON_HEADERS, rpc, send, startFakeUpstream, startTestGateway, type FakeUpstream, type TestGateway, RPC_OK } from '../helpers.ts';
 
 describe('limits', () => {
   let fake: FakeUpstream;
   let gw: TestGateway;
   before(async () => {
-    fake = await startFakeUpstream((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}'));
+    fake = await startFakeUpstream((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(RPC_OK));
     gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: `${fake.url}/mcp` }], limits: { body: '64KiB', headerBytes: '8KiB', headerCount: 40, batch: 3 } });
   });
   after(async () => {
@@ -91,7 +91,7 @@ describe('concurrency cap', () => {
           release.push(() => {
             if (done) return;
             done = true;
-            res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}');
+            res.writeHead(200, { 'content-type': 'application/json' }).end(RPC_OK);
             resolve();
           });
         }),

@@ -7,7 +7,7 @@ import type { UpstreamKit } from '../../src/demo/upstream-kit.ts';
 import { newKeyText } from '../../src/session/key-ring.ts';
 import { buildConfig } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
-import { accessLines, freePort, JSON_HEADERS, rpc, send, startDemoUpstream, startFakeUpstream, startTestGateway, upstreamSessionOf, waitFor, type TestGateway } from '../helpers.ts';
+import { accessLines, freePort, JSON_HEADERS, rpc, send, startDemoUpstream, startFakeUpstream, startTestGateway, upstreamSessionOf, waitFor, type TestGateway, RPC_OK } from '../helpers.ts';
 
 const INIT = JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } });
 
@@ -101,8 +101,8 @@ describe('routes with several replicas', () => {
 
   it('with ejection.on5xx, ejects a replica after consecutive 5xx answers and takes it back after the ejection time', async () => {
     let failing = true;
-    const bad = await startFakeUpstream((_req, res) => (failing ? res.writeHead(500).end('boom') : res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}')));
-    const good = await startFakeUpstream((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}'));
+    const bad = await startFakeUpstream((_req, res) => (failing ? res.writeHead(500).end('boom') : res.writeHead(200, { 'content-type': 'application/json' }).end(RPC_OK)));
+    const good = await startFakeUpstream((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(RPC_OK));
     const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: [`${bad.url}/mcp`, `${good.url}/mcp`], healthCheck: { interval: 0 }, ejection: { consecutiveFailures: 2, duration: '400ms', on5xx: true } }] });
     const stateless = { ...JSON_HEADERS, 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/list' };
     try {
@@ -123,7 +123,7 @@ describe('routes with several replicas', () => {
 
   it('active health checks take a replica that stops listening out of rotation and back when it returns', async () => {
     const up = await startDemoUpstream();
-    const flaky = await startFakeUpstream((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}'));
+    const flaky = await startFakeUpstream((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(RPC_OK));
     const port = flaky.port;
     const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: [{ url: `${flaky.url}/mcp`, id: 'flaky' }, { url: up.url, id: 'steady' }], healthCheck: { interval: '100ms', timeout: '100ms', unhealthyThreshold: 2 } }] });
     try {
@@ -132,7 +132,7 @@ describe('routes with several replicas', () => {
       for (let i = 0; i < 4; i++) await initialize(gw);
       const inits = accessLines(gw.logs).filter((l) => l['rpcMethod'] === 'initialize');
       assert.ok(inits.every((l) => l['replica'] === 'steady' && l['status'] === 200), JSON.stringify(inits));
-      const back = await startFakeUpstream((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}'), port);
+      const back = await startFakeUpstream((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(RPC_OK), port);
       try {
         await waitFor(() => gw.logs.some((l) => l['msg'] === 'replica up' && l['replica'] === 'flaky'), 3000, 'replica up');
       } finally {

@@ -11,7 +11,7 @@ import { STRICT, TRUSTED } from '../../src/security/address-policy.ts';
 import type { Connector } from '../../src/transport/guarded-connect.ts';
 import { UpstreamClient } from '../../src/transport/upstream-client.ts';
 import { policyOf, SSRF_CASES, URL_RULES } from '../fixtures/ssrf-cases.ts';
-import { JSON_HEADERS, rpc, send, startFakeUpstream, startTestGateway, waitFor } from '../helpers.ts';
+import { JSON_HEADERS, rpc, send, startFakeUpstream, startTestGateway, waitFor, RPC_OK } from '../helpers.ts';
 
 interface Sentinel {
   port: number;
@@ -155,7 +155,7 @@ describe('SSRF guard at connect time', () => {
 
   it('ignores HTTP_PROXY, HTTPS_PROXY and ALL_PROXY for upstreams', async () => {
     const proxy = await sentinel();
-    const up = await startFakeUpstream((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}'));
+    const up = await startFakeUpstream((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(RPC_OK));
     const saved = { ...process.env };
     for (const k of ['HTTP_PROXY', 'HTTPS_PROXY', 'ALL_PROXY', 'http_proxy', 'https_proxy', 'all_proxy']) process.env[k] = `http://127.0.0.1:${proxy.port}`;
     try {

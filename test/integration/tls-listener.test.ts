@@ -13,7 +13,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { makeTestCa } from '../fixtures/test-ca.ts';
-import { rpc, startDemoUpstream, startFakeUpstream, startTestGateway, waitFor } from '../helpers.ts';
+import { rpc, startDemoUpstream, startFakeUpstream, startTestGateway, waitFor, RPC_OK } from '../helpers.ts';
 
 /** A fresh CA and a server certificate for 127.0.0.1/localhost signed by it: `dir`/next.pem, next.key; returns the CA. */
 function makeCerts(dir: string, cn: string): Buffer {
@@ -40,7 +40,7 @@ describe('TLS listener', () => {
     writeFileSync(join(dir, 'server.pem'), readFileSync(join(dir, 'next.pem')));
     writeFileSync(join(dir, 'server.key'), readFileSync(join(dir, 'next.key')));
     const up = await startDemoUpstream();
-    const fwd = await startFakeUpstream((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}'));
+    const fwd = await startFakeUpstream((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(RPC_OK));
     const gw = await startTestGateway({
       listen: [{ host: '127.0.0.1', port: 0, tls: { cert: join(dir, 'server.pem'), key: join(dir, 'server.key') } }],
       routes: [
@@ -85,7 +85,7 @@ describe('TLS listener', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-h2-'));
     const ca = makeCerts(dir, 'h2.sluice.test');
     const up = await startDemoUpstream();
-    const fwd = await startFakeUpstream((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}'));
+    const fwd = await startFakeUpstream((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(RPC_OK));
     const gw = await startTestGateway({
       listen: [{ host: '127.0.0.1', port: 0, tls: { cert: join(dir, 'next.pem'), key: join(dir, 'next.key') } }],
       routes: [

@@ -6,7 +6,7 @@ import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, JSON_HEADERS, rpc, send, spawnSluice, startFakeUpstream, startTestGateway } from '../helpers.ts';
+import { freePort, JSON_HEADERS, rpc, send, spawnSluice, startFakeUpstream, startTestGateway, RPC_OK } from '../helpers.ts';
 
 describe('tracing', () => {
   it('makes one span per exchange and propagates W3C traceparent both ways', async () => {
@@ -52,7 +52,7 @@ describe('tracing', () => {
   });
 
   it('exports over OTLP/HTTP where the OTEL_* variables say (a loopback collector), flushed at shutdown', async () => {
-    const up = await startFakeUpstream((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}'));
+    const up = await startFakeUpstream((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(RPC_OK));
     const collector = await startFakeUpstream((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
     const dir = mkdtempSync(join(tmpdir(), 'sluice-otel-'));
     const port = await freePort();
@@ -77,7 +77,7 @@ describe('tracing', () => {
   });
 
   it('is off by default: the client\'s traceparent passes through untouched', async () => {
-    const up = await startFakeUpstream((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}'));
+    const up = await startFakeUpstream((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(RPC_OK));
     const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: `${up.url}/mcp` }] });
     try {
       const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';

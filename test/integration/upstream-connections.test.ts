@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { describe, it } from 'node:test';
-import { JSON_HEADERS, rpc, send, startFakeUpstream, startTestGateway, waitFor } from '../helpers.ts';
+import { JSON_HEADERS, rpc, send, startFakeUpstream, startTestGateway, waitFor, RPC_OK } from '../helpers.ts';
 
 describe('upstream connections', () => {
   it('reuses one keep-alive connection for sequential requests and one per concurrent request', async () => {
@@ -11,7 +11,7 @@ describe('upstream connections', () => {
     const fake = await startFakeUpstream(async (req, res) => {
       ports.add(req.socket.remotePort ?? 0);
       await new Promise((r) => setTimeout(r, req.url?.includes('slow') ? 100 : 0));
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}');
+      res.writeHead(200, { 'content-type': 'application/json' }).end(RPC_OK);
     });
     const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: `${fake.url}/mcp` }] });
     try {
@@ -42,7 +42,7 @@ describe('upstream connections', () => {
         res.write(': open\n\n');
         return;
       }
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}');
+      res.writeHead(200, { 'content-type': 'application/json' }).end(RPC_OK);
     });
     const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: `${fake.url}/mcp` }] });
     try {

@@ -7,14 +7,14 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { describe, it } from 'node:test';
 import { makeTestCa } from '../fixtures/test-ca.ts';
-import { JSON_HEADERS, rpc, send, startTestGateway } from '../helpers.ts';
+import { JSON_HEADERS, rpc, send, startTestGateway, RPC_OK } from '../helpers.ts';
 
 async function httpsUpstream(options: { cert: Buffer; key: Buffer; ca?: Buffer; requestCert?: boolean }): Promise<{ url: string; server: Server; clients: string[] }> {
   const clients: string[] = [];
   const server = createHttpsServer({ cert: options.cert, key: options.key, ...(options.requestCert ? { requestCert: true, rejectUnauthorized: true, ca: options.ca } : {}) }, (req, res) => {
     const peer = (req.socket as TLSSocket).getPeerX509Certificate?.();
     clients.push(peer?.subject ?? '');
-    res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}');
+    res.writeHead(200, { 'content-type': 'application/json' }).end(RPC_OK);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { url: `https://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`, server, clients };

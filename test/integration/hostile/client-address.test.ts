@@ -3,13 +3,13 @@
 // anonymous rate limits and is written in the access line. Addresses here are only header text.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { accessLines, JSON_HEADERS, rpc, send, startFakeUpstream, startTestGateway, type FakeUpstream, type TestGateway } from '../../helpers.ts';
+import { accessLines, JSON_HEADERS, rpc, send, startFakeUpstream, startTestGateway, type FakeUpstream, type TestGateway, RPC_OK } from '../../helpers.ts';
 
 describe('client address through several trusted hops (issue 15.8)', () => {
   let up: FakeUpstream;
   let gw: TestGateway;
   before(async () => {
-    up = await startFakeUpstream((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}'));
+    up = await startFakeUpstream((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(RPC_OK));
     // 127.0.0.1 is the outer proxy; 192.0.2.0/24 stands for the load balancers behind it.
     gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: `${up.url}/mcp`, rateLimits: [{ by: 'principal', requests: 1, per: '1m' }] }], trustedProxies: ['127.0.0.1', '192.0.2.0/24'] });
   });

@@ -3,14 +3,14 @@
 // second). The scan's cost is measured in bench/ (micro-benchmarks), not timed here.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { JSON_HEADERS, rpc, send, startFakeUpstream, startTestGateway, type FakeUpstream, type TestGateway } from '../../helpers.ts';
+import { JSON_HEADERS, rpc, send, startFakeUpstream, startTestGateway, type FakeUpstream, type TestGateway, RPC_OK } from '../../helpers.ts';
 import { nestsDeeperThan } from '../../../src/security/json-depth.ts';
 
 describe('deep JSON (issue 15.6)', () => {
   let up: FakeUpstream;
   let gw: TestGateway;
   before(async () => {
-    up = await startFakeUpstream((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}'));
+    up = await startFakeUpstream((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(RPC_OK));
     gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: `${up.url}/mcp` }] });
   });
   after(async () => {

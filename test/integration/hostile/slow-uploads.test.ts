@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
-import { JSON_HEADERS, rpc, send, sleep, startFakeUpstream, startTestGateway, waitFor } from '../../helpers.ts';
+import { JSON_HEADERS, rpc, send, sleep, startFakeUpstream, startTestGateway, waitFor, RPC_OK } from '../../helpers.ts';
 
 function openSocket(port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
@@ -23,7 +23,7 @@ function collect(s: Socket): { text: () => string; closed: Promise<void> } {
 
 describe('slow and unfinished uploads (issue 15.3, 15.12)', () => {
   it('120 sockets trickling bodies under limits.concurrency 100: every legitimate request meanwhile succeeds, the trickles get 408 at the body deadline', async () => {
-    const up = await startFakeUpstream((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}'));
+    const up = await startFakeUpstream((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(RPC_OK));
     const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: `${up.url}/mcp` }], limits: { concurrency: 100 }, timeouts: { requestBody: '2500ms' } });
     const socks: Socket[] = [];
     const seen: ReturnType<typeof collect>[] = [];
@@ -81,7 +81,7 @@ describe('slow and unfinished uploads (issue 15.3, 15.12)', () => {
   });
 
   it('bodies left unfinished hold no more than limits.bodyMemory, get 503 past it, and give it all back when they close', async () => {
-    const up = await startFakeUpstream((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}'));
+    const up = await startFakeUpstream((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(RPC_OK));
     const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: `${up.url}/mcp` }], limits: { bodyMemory: '1MiB', body: '512KiB' } });
     const socks: Socket[] = [];
     const seen: ReturnType<typeof collect>[] = [];

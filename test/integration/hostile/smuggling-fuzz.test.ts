@@ -3,7 +3,7 @@
 // (no crash, no internal error, memory flat). Bounded in count and time; loopback only.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { JSON_HEADERS, rawExchange, rpc, send, startFakeUpstream, startTestGateway, type FakeUpstream, type TestGateway } from '../../helpers.ts';
+import { JSON_HEADERS, rawExchange, rpc, send, startFakeUpstream, startTestGateway, type FakeUpstream, type TestGateway, RPC_OK } from '../../helpers.ts';
 
 const CANARY = rpc('tools/call', { name: 'SMUGGLED_CANARY' }, 99);
 const LEGIT = rpc('tools/list', {}, 1);
@@ -45,7 +45,7 @@ describe('hostile wire input (issue 15)', () => {
   let up: FakeUpstream;
   let gw: TestGateway;
   before(async () => {
-    up = await startFakeUpstream((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}'));
+    up = await startFakeUpstream((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(RPC_OK));
     gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: `${up.url}/mcp` }], logging: { level: 'warn' } });
   });
   after(async () => {

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import { describe, it } from 'node:test';
-import { accessLines, JSON_HEADERS, rawExchange, rpc, send, sleep, startFakeUpstream, startTestGateway, waitFor } from '../../helpers.ts';
+import { accessLines, JSON_HEADERS, rawExchange, rpc, send, sleep, startFakeUpstream, startTestGateway, waitFor, RPC_OK } from '../../helpers.ts';
 
 const post = (port: number, body: string, extra = '') =>
   `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n${extra}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
@@ -13,7 +13,7 @@ describe('pipelining behind a closing answer (issue 15.9)', () => {
   it('a request pipelined behind one that closes the connection never reaches the upstream', async () => {
     const up = await startFakeUpstream(async (_req, res) => {
       await sleep(100);
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}');
+      res.writeHead(200, { 'content-type': 'application/json' }).end(RPC_OK);
     });
     const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: `${up.url}/mcp` }], limits: { body: '1KiB' } });
     try {
@@ -62,7 +62,7 @@ describe('compressed streams and early upstream breaks (issue 15.11, 15.13)', ()
   });
 
   it('a gzip-encoded JSON answer nothing needs to read passes byte for byte', async () => {
-    const zipped = gzipSync('{"jsonrpc":"2.0","id":1,"result":{}}');
+    const zipped = gzipSync(RPC_OK);
     const up = await startFakeUpstream((_req, res) => void res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' }).end(zipped));
     const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: `${up.url}/mcp` }] });
     try {

@@ -2,7 +2,7 @@
 // truncation — and ordinary values left readable.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { detectSecrets, Redactor, type RedactionRules } from '../../src/observability/redact.ts';
+import { detectSecrets, Redactor, type RedactionRules } from '../../../src/observability/redact.ts';
 
 const rules = (r: Partial<RedactionRules> = {}): RedactionRules => ({ fields: [], paths: [], hashFields: [], hashPaths: [], detectors: true, maxString: 256, maxArray: 20, ...r });
 const KEY = Buffer.from('k'.repeat(32));

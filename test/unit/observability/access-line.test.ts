@@ -1,7 +1,7 @@
 // The hand-written access line: always one valid JSON object per line, whatever the input.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatAccessLine, type AccessRecord } from '../../src/observability/access-log.ts';
+import { formatAccessLine, type AccessRecord } from '../../../src/observability/access-log.ts';
 
 const BASE: AccessRecord = {
   route: '/mcp',

@@ -1,10 +1,10 @@
 // Replica selection, passive ejection, active-check bookkeeping, draining and reload carry-over.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { configSchema, routeSchema, type ConfigInput } from '../../src/config/schema.ts';
-import { recordCheck } from '../../src/routing/health-checks.ts';
-import { ReplicaPool } from '../../src/routing/replica-pool.ts';
-import { findSessionParam, replaceParam } from '../../src/session/query-session.ts';
+import { configSchema, routeSchema, type ConfigInput } from '../../../src/config/schema.ts';
+import { recordCheck } from '../../../src/routing/health-checks.ts';
+import { ReplicaPool } from '../../../src/routing/replica-pool.ts';
+import { findSessionParam, replaceParam } from '../../../src/session/query-session.ts';
 
 const A = 'http://127.0.0.1:3001/mcp';
 const B = 'http://127.0.0.1:3002/mcp';

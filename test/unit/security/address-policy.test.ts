@@ -1,9 +1,9 @@
 // The address policy and the full URL judgement over the SSRF case table (injected DNS only).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { categorize, embeddedIPv4 } from '../../src/security/address-policy.ts';
-import { checkUpstream } from '../../src/transport/guarded-connect.ts';
-import { policyOf, SSRF_CASES } from '../fixtures/ssrf-cases.ts';
+import { categorize, embeddedIPv4 } from '../../../src/security/address-policy.ts';
+import { checkUpstream } from '../../../src/transport/guarded-connect.ts';
+import { policyOf, SSRF_CASES } from '../../fixtures/ssrf-cases.ts';
 import ipaddr from 'ipaddr.js';
 
 describe('SSRF case table through the URL judgement', () => {

@@ -2,8 +2,8 @@
 // renderings (terminal, Markdown, JSON).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { FIXES, PLATFORMS } from '../../src/doctor/fixes.ts';
-import { CHECKS, failed, ordered, renderJson, renderMarkdown, renderTerminal, result, type CheckId, type Report } from '../../src/doctor/report.ts';
+import { FIXES, PLATFORMS } from '../../../src/doctor/fixes.ts';
+import { CHECKS, failed, ordered, renderJson, renderMarkdown, renderTerminal, result, type CheckId, type Report } from '../../../src/doctor/report.ts';
 
 const IDS = Object.keys(CHECKS) as CheckId[];
 

@@ -3,15 +3,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
-import { ApiKeys, bearerChallenge, bearerToken, hashApiKey, metadataUrlOf } from '../../src/security/bearer.ts';
-import { globMatcher } from '../../src/security/glob.ts';
-import { InvalidToken, JwtVerifier, KeysUnavailable } from '../../src/security/jwt-verifier.ts';
-import type { Principal } from '../../src/security/principal.ts';
-import { scopesOf } from '../../src/security/principal.ts';
-import { MemoryBuckets } from '../../src/security/token-bucket.ts';
-import { ToolPolicy } from '../../src/security/tool-policy.ts';
-import { ListFilter } from '../../src/proxy/list-filter.ts';
-import { buildConfig } from '../../src/config/load.ts';
+import { ApiKeys, bearerChallenge, bearerToken, hashApiKey, metadataUrlOf } from '../../../src/security/bearer.ts';
+import { globMatcher } from '../../../src/security/glob.ts';
+import { InvalidToken, JwtVerifier, KeysUnavailable } from '../../../src/security/jwt-verifier.ts';
+import type { Principal } from '../../../src/security/principal.ts';
+import { scopesOf } from '../../../src/security/principal.ts';
+import { MemoryBuckets } from '../../../src/security/token-bucket.ts';
+import { ToolPolicy } from '../../../src/security/tool-policy.ts';
+import { ListFilter } from '../../../src/proxy/list-filter.ts';
+import { buildConfig } from '../../../src/config/load.ts';
 
 const who = (id: string, scopes: string[] = [], claims: Record<string, unknown> = {}): Principal => ({ id, key: id, scopes: new Set(scopes), claims });
 

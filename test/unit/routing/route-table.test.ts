@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { routeSchema } from '../../src/config/schema.ts';
-import { compileRoutes, matchRoute, publicEndpoint, upstreamTarget, type Route } from '../../src/routing/route-table.ts';
-import { decodeHeaderValue } from '../../src/security/header-body-check.ts';
-import { duplicateSingleton, originFormTarget } from '../../src/security/request-head.ts';
-import { normalizePath, prefixDepth } from '../../src/security/request-path.ts';
+import { routeSchema } from '../../../src/config/schema.ts';
+import { compileRoutes, matchRoute, publicEndpoint, upstreamTarget, type Route } from '../../../src/routing/route-table.ts';
+import { decodeHeaderValue } from '../../../src/security/header-body-check.ts';
+import { duplicateSingleton, originFormTarget } from '../../../src/security/request-head.ts';
+import { normalizePath, prefixDepth } from '../../../src/security/request-path.ts';
 
 const routes = compileRoutes([
   routeSchema.parse({ path: '/mcp', upstream: 'http://127.0.0.1:3000/mcp' }),

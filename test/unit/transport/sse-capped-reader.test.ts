@@ -1,7 +1,7 @@
 // The payload tap's SSE reader: events as the SSE spec frames them, and a cap on what it holds.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CappedSseReader, type CappedEvent } from '../../src/transport/sse-capped-reader.ts';
+import { CappedSseReader, type CappedEvent } from '../../../src/transport/sse-capped-reader.ts';
 
 function read(chunks: string[], cap = 100): CappedEvent[] {
   const out: CappedEvent[] = [];

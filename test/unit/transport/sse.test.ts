@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { TransformChain, type BodyTransform } from '../../src/transport/body-transform.ts';
-import { SseBoundary, SseFramer } from '../../src/transport/sse-framing.ts';
-import { SseEndpointRewriter } from '../../src/transport/sse-endpoint-rewriter.ts';
+import { TransformChain, type BodyTransform } from '../../../src/transport/body-transform.ts';
+import { SseBoundary, SseFramer } from '../../../src/transport/sse-framing.ts';
+import { SseEndpointRewriter } from '../../../src/transport/sse-endpoint-rewriter.ts';
 
 describe('SseBoundary', () => {
   const at = (...chunks: string[]) => {

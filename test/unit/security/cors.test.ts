@@ -1,7 +1,7 @@
 // The CORS policy: which origins are allowed, what a preflight allows, what answers expose.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { allowedOrigin, corsEnabled, isPreflight, preflightHeaders, responseCorsHeaders } from '../../src/security/cors.ts';
+import { allowedOrigin, corsEnabled, isPreflight, preflightHeaders, responseCorsHeaders } from '../../../src/security/cors.ts';
 
 const policy = (allowOrigins: string[], allowHeaders: string[] = []) => ({ allowOrigins, allowHeaders, maxAge: 600_000 });
 

@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { KeyRing, KeyRingError, newKeyText } from '../../src/session/key-ring.ts';
-import { hashPrincipal, openSession, sealSession, TokenError, type SessionClaims } from '../../src/session/token.ts';
+import { KeyRing, KeyRingError, newKeyText } from '../../../src/session/key-ring.ts';
+import { hashPrincipal, openSession, sealSession, TokenError, type SessionClaims } from '../../../src/session/token.ts';
 
 const K1 = newKeyText();
 const K2 = newKeyText();
