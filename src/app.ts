@@ -16,6 +16,7 @@ import { accessWriter, type Logger } from './observability/logger.ts';
 import { startHealthChecks, type Probe } from './routing/health-checks.ts';
 import type { Replica } from './routing/replica-pool.ts';
 import { compileRoutes, type Route } from './routing/route-table.ts';
+import { isBearerSyntax } from './security/bearer.ts';
 import { trustList } from './security/forwarded.ts';
 import { listenerPolicy } from './security/host-origin.ts';
 import { KeyRing } from './session/key-ring.ts';
@@ -100,6 +101,10 @@ function adminToken(config: Config, env: NodeJS.ProcessEnv): string {
   if (token.length < 16)
     throw new ConfigError('admin', [
       'admin.token (or SLUICE_ADMIN_TOKEN) must be at least 16 characters when set, and is needed for registrations',
+    ]);
+  if (!isBearerSyntax(token))
+    throw new ConfigError('admin', [
+      'admin.token (or SLUICE_ADMIN_TOKEN) must be sendable as a bearer token: letters, digits and - . _ ~ + / (= only at the end)',
     ]);
   return token;
 }

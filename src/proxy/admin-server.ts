@@ -9,6 +9,7 @@
 //   DELETE /admin/tenants/{tenant}/upstreams/{name}                                  -> 204
 // A refused URL gets 422 naming the rule it broke, never the address it resolved to.
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { bearerToken } from '../security/bearer.ts';
 import { hostAllowed, listenerPolicy, originAllowed } from '../security/host-origin.ts';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { RULE_TEXT, STRICT, type AddressPolicy } from '../security/address-policy.ts';
@@ -55,11 +56,9 @@ const fail = (
 ) => send(res, status, { error: { code, message, ...extra } }, headers);
 
 function tokenMatches(header: string | undefined, token: string): boolean {
-  const m = /^Bearer +(\S+)$/i.exec(header ?? '');
-  if (!m) return false;
-  const a = createHash('sha256')
-    .update(m[1] as string)
-    .digest();
+  const sent = bearerToken(header);
+  if (sent === undefined) return false;
+  const a = createHash('sha256').update(sent).digest();
   const b = createHash('sha256').update(token).digest();
   return timingSafeEqual(a, b);
 }

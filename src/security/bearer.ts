@@ -2,12 +2,19 @@
 import { createHash } from 'node:crypto';
 import type { Principal } from './principal.ts';
 
-/** The token of `Authorization: Bearer <token>`; undefined when absent or another scheme. */
+const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
+
+/** The token of `Authorization: Bearer <token>` (RFC 6750 b64token); undefined when absent or another scheme. */
 export function bearerToken(header: string | string[] | undefined): string | undefined {
   const v = Array.isArray(header) ? header[0] : header;
   if (!v) return undefined;
-  const m = /^Bearer[ \t]+([A-Za-z0-9\-._~+/]+=*)[ \t]*$/i.exec(v);
-  return m?.[1];
+  const token = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(v)?.[1];
+  return token !== undefined && B64TOKEN.test(token) ? token : undefined;
+}
+
+/** Whether a token can be sent as a bearer credential at all (RFC 6750 b64token syntax). */
+export function isBearerSyntax(token: string): boolean {
+  return B64TOKEN.test(token);
 }
 
 const quote = (s: string): string => `"${s.replace(/[\\"]/g, '\\$&').replace(/[\r\n]/g, ' ')}"`;

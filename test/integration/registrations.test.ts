@@ -53,6 +53,8 @@ describe('user-registered upstreams', () => {
     delete process.env['SLUICE_ADMIN_TOKEN'];
     try {
       await assert.rejects(startTestGateway({ ...config(file), admin: { listen: { host: '127.0.0.1', port: 0 } } }), /admin\.token \(or SLUICE_ADMIN_TOKEN\) must be at least 16 characters/);
+      // A token no client can send as `Bearer <token>` is refused at start, not silently unusable.
+      await assert.rejects(startTestGateway({ ...config(file), admin: { listen: { host: '127.0.0.1', port: 0 }, token: 'has spaces and $ in it, 32 chars' } }), /must be sendable as a bearer token/);
     } finally {
       if (saved !== undefined) process.env['SLUICE_ADMIN_TOKEN'] = saved;
     }
