@@ -163,7 +163,6 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
   checkAuthSecrets(config);
   const registry = await loadRegistry(config);
   const token = config.admin.listen ? adminToken(config, process.env) : '';
-  const configs = routeConfigs(config, registry, log);
   const client = new UpstreamClient({
     connectTimeoutMs: config.timeouts.connect,
     headersTimeoutMs: config.timeouts.responseHeaders > 0 ? config.timeouts.responseHeaders + 2_000 : 0,
@@ -180,7 +179,7 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
   const ctx: GatewayContext = {
     sessions: sessionKeyRing(config, log),
     config,
-    routes: gatewayRoutes(configs, { client, shared: sharedBuckets }),
+    routes: gatewayRoutes(routeConfigs(config, registry, log), { client, shared: sharedBuckets }),
     sharedBuckets,
     client,
     log,
@@ -199,46 +198,121 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     // Two connects 200 ms apart: a process that is dying can still complete a handshake
     // from its listen backlog for a moment after its connections broke.
     reachable: async (route, replica) => {
-      const attempt = () => probe(route, replica, undefined, Math.min(ctx.config.timeouts.connect, 2_000));
+      const attempt = () => probeReplica(ctx, route, replica, undefined, Math.min(ctx.config.timeouts.connect, 2_000));
       if (!(await attempt())) return false;
       await new Promise((r) => setTimeout(r, 200));
       return attempt();
     },
   };
-  warnUnverified(ctx.routes, log);
-  const probe: Probe = (route, replica, path, timeoutMs) => {
-    const connect = ctx.client.connectorFor(route.policy, route.tls);
-    return path === undefined
-      ? probeConnect(replica.url, timeoutMs, connect)
-      : probeHttp(replica.origin, path, timeoutMs, connect);
+  const gateway = new RunningGateway(ctx, registry);
+  await gateway.listen(config, token, deps.resolver ?? systemResolver);
+  return gateway;
+}
+
+/** A health-check probe of one replica, through the route's guarded connector like its traffic. */
+function probeReplica(
+  ctx: GatewayContext,
+  route: Route,
+  replica: Replica,
+  path: string | undefined,
+  timeoutMs: number,
+): Promise<boolean> {
+  const connect = ctx.client.connectorFor(route.policy, route.tls);
+  return path === undefined
+    ? probeConnect(replica.url, timeoutMs, connect)
+    : probeHttp(replica.origin, path, timeoutMs, connect);
+}
+
+/** The running gateway: its routes' life (health checks, draining, reloads), listeners and shutdown. */
+class RunningGateway implements Gateway {
+  readonly ctx: GatewayContext;
+  readonly addresses: AddressInfo[] = [];
+  adminAddress: AddressInfo | undefined;
+  private readonly registry: Registry | undefined;
+  private readonly servers: Listening[] = [];
+  private readonly drainTimers = new Set<NodeJS.Timeout>();
+  private stopChecks: () => void;
+  private shuttingDown: Promise<void> | undefined;
+
+  constructor(ctx: GatewayContext, registry: Registry | undefined) {
+    this.ctx = ctx;
+    this.registry = registry;
+    warnUnverified(ctx.routes, ctx.log);
+    this.stopChecks = startHealthChecks(ctx.routes, this.probe, this.onHealth);
+  }
+
+  private readonly probe: Probe = (route, replica, path, timeoutMs) =>
+    probeReplica(this.ctx, route, replica, path, timeoutMs);
+
+  private readonly onHealth = (route: Route, replica: Replica, healthy: boolean): void => {
+    if (healthy) this.ctx.log.info({ route: route.path, replica: replica.id }, 'replica up');
+    else this.ctx.log.warn({ route: route.path, replica: replica.id }, 'replica down: health checks failed');
   };
-  const onHealth = (route: Route, replica: Replica, healthy: boolean): void => {
-    if (healthy) log.info({ route: route.path, replica: replica.id }, 'replica up');
-    else log.warn({ route: route.path, replica: replica.id }, 'replica down: health checks failed');
-  };
-  let stopChecks = startHealthChecks(ctx.routes, probe, onHealth);
-  const drainTimers = new Set<NodeJS.Timeout>();
+
+  /** The public listeners, then the admin listener; on any failure everything opened so far closes. */
+  async listen(config: Config, token: string, resolver: Resolver): Promise<void> {
+    const ctx = this.ctx;
+    try {
+      for (const l of config.listen) {
+        const policy = listenerPolicy(l);
+        const server = await openListener(l, config, (req, res) => handleRequest(ctx, req, res, policy), ctx.log);
+        this.servers.push(server);
+        this.addresses.push(server.server.address() as AddressInfo);
+      }
+      if (config.admin.listen) {
+        const notReady = (): string[] =>
+          ctx.draining
+            ? ['shutting down']
+            : ctx.routes
+                .filter((r) => !r.pool.replicas.some((rep) => rep.takesNew(Date.now())))
+                .map((r) => `route ${r.path}: no replica takes work`);
+        const admin = await startAdminServer(
+          { ctx, registry: this.registry, token, resolver, onChange: () => this.applyRoutes(ctx.config), notReady },
+          config.admin.listen,
+        );
+        this.servers.push({
+          server: admin,
+          closeIdle: () => admin.closeIdleConnections(),
+          closeAll: () => admin.closeAllConnections(),
+          unwatch: () => undefined,
+        });
+        this.adminAddress = admin.address() as AddressInfo;
+      }
+    } catch (err) {
+      this.stopChecks();
+      for (const s of this.servers) {
+        s.unwatch();
+        s.server.close();
+      }
+      await ctx.client.close();
+      await ctx.sharedBuckets?.close?.();
+      throw err;
+    }
+  }
+
   /** At a drain deadline, streams still open on the replica end (clients get a retry hint). */
-  const endAtDeadline = (replica: Replica, at: number): void => {
+  private endAtDeadline(replica: Replica, at: number): void {
     const t = setTimeout(
       () => {
-        drainTimers.delete(t);
+        this.drainTimers.delete(t);
         if (!replica.removed && !replica.draining) return;
-        for (const a of ctx.active) if (a.replica === replica) a.stop(ctx.config.shutdown.retryHint);
+        for (const a of this.ctx.active) if (a.replica === replica) a.stop(this.ctx.config.shutdown.retryHint);
       },
       Math.max(0, at - Date.now()),
     );
     t.unref();
-    drainTimers.add(t);
-  };
+    this.drainTimers.add(t);
+  }
 
   /** Swap in the routes of `config` (plus registrations), carrying replica state over. */
-  const applyRoutes = (config: Config): void => {
+  private applyRoutes(config: Config): void {
+    const { ctx } = this;
+    const log = ctx.log;
     const now = Date.now();
     const before = new Map(
       ctx.routes.flatMap((r) => r.pool.replicas.map((rep) => [rep, { draining: rep.draining, route: r }] as const)),
     );
-    const configs = routeConfigs(config, registry, log);
+    const configs = routeConfigs(config, this.registry, log);
     const routes = gatewayRoutes(configs, { client: ctx.client, shared: ctx.sharedBuckets }, ctx.routes, now);
     for (const [rep, was] of before) {
       if (rep.removed) {
@@ -246,22 +320,24 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
           { route: was.route.path, replica: rep.id },
           'replica removed: its sessions end now, its open exchanges within drainTimeout',
         );
-        endAtDeadline(rep, now + was.route.config.drainTimeout);
+        this.endAtDeadline(rep, now + was.route.config.drainTimeout);
       } else if (rep.draining && !was.draining) {
         log.info(
           { route: was.route.path, replica: rep.id, until: new Date(rep.drainDeadline).toISOString() },
           'replica draining',
         );
-        endAtDeadline(rep, rep.drainDeadline);
+        this.endAtDeadline(rep, rep.drainDeadline);
       }
     }
     ctx.routes = routes;
     warnUnverified(routes, log);
-    stopChecks();
-    stopChecks = startHealthChecks(routes, probe, onHealth);
-  };
+    this.stopChecks();
+    this.stopChecks = startHealthChecks(routes, this.probe, this.onHealth);
+  }
 
-  const reload = (next: Config): void => {
+  reload(next: Config): void {
+    const { ctx } = this;
+    const log = ctx.log;
     if (JSON.stringify(next.listen) !== JSON.stringify(ctx.config.listen))
       log.warn('listener changes need a restart; kept the running listeners');
     if (
@@ -275,77 +351,38 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
       log.warn('rateLimiting.redis, keyPrefix and timeout changes need a restart; kept the running store');
     checkRouteUrls(next);
     if (next.sessions.keys.length > 0) ctx.sessions = sessionKeyRing(next, log);
-    applyRoutes({ ...next, admin: ctx.config.admin, registrations: ctx.config.registrations });
+    this.applyRoutes({ ...next, admin: ctx.config.admin, registrations: ctx.config.registrations });
     ctx.config = { ...next, admin: ctx.config.admin, registrations: ctx.config.registrations };
     ctx.access = next.logging.access ? accessWriter(log) : undefined;
     ctx.trusted = trustList(next.trustedProxies);
     ctx.bodies.cap = next.limits.bodyMemory;
     log.info({ routes: ctx.routes.length }, 'config reloaded');
-  };
-  const servers: Listening[] = [];
-  const unwatchers: (() => void)[] = [];
-  const addresses: AddressInfo[] = [];
-  let adminAddress: AddressInfo | undefined;
-  try {
-    for (const l of config.listen) {
-      const policy = listenerPolicy(l);
-      const server = await openListener(l, config, (req, res) => handleRequest(ctx, req, res, policy), log);
-      servers.push(server);
-      unwatchers.push(server.unwatch);
-      addresses.push(server.server.address() as AddressInfo);
-    }
-    if (config.admin.listen) {
-      const resolver = deps.resolver ?? systemResolver;
-      const notReady = (): string[] =>
-        ctx.draining
-          ? ['shutting down']
-          : ctx.routes
-              .filter((r) => !r.pool.replicas.some((rep) => rep.takesNew(Date.now())))
-              .map((r) => `route ${r.path}: no replica takes work`);
-      const admin = await startAdminServer(
-        { ctx, registry, token, resolver, onChange: () => applyRoutes(ctx.config), notReady },
-        config.admin.listen,
-      );
-      servers.push({
-        server: admin,
-        closeIdle: () => admin.closeIdleConnections(),
-        closeAll: () => admin.closeAllConnections(),
-        unwatch: () => undefined,
-      });
-      adminAddress = admin.address() as AddressInfo;
-    }
-  } catch (err) {
-    stopChecks();
-    for (const u of unwatchers) u();
-    for (const s of servers) s.server.close();
-    await ctx.client.close();
-    await sharedBuckets?.close();
-    throw err;
   }
 
-  let shuttingDown: Promise<void> | undefined;
-  const shutdown = (): Promise<void> => {
-    shuttingDown ??= (async () => {
-      ctx.draining = true;
-      stopChecks();
-      for (const u of unwatchers) u();
-      for (const t of drainTimers) clearTimeout(t);
-      const closed = Promise.all(servers.map((s) => new Promise<void>((r) => s.server.close(() => r()))));
-      for (const s of servers) s.closeIdle();
-      const { drain, retryHint } = config.shutdown;
-      for (const a of ctx.active) if (a.kind === 'stream') a.stop(retryHint);
-      const deadline = Date.now() + drain;
-      while ([...ctx.active].some((a) => a.kind === 'request') && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      for (const a of ctx.active) a.stop(retryHint);
-      for (const s of servers) s.closeAll();
-      await closed;
-      await ctx.client.close();
-      await sharedBuckets?.close();
-      await ctx.tracing?.shutdown();
-    })();
-    return shuttingDown;
-  };
-  return { ctx, addresses, adminAddress, reload, shutdown };
+  shutdown(): Promise<void> {
+    this.shuttingDown ??= this.drainAndClose();
+    return this.shuttingDown;
+  }
+
+  private async drainAndClose(): Promise<void> {
+    const { ctx, servers } = this;
+    ctx.draining = true;
+    this.stopChecks();
+    for (const s of servers) s.unwatch();
+    for (const t of this.drainTimers) clearTimeout(t);
+    const closed = Promise.all(servers.map((s) => new Promise<void>((r) => s.server.close(() => r()))));
+    for (const s of servers) s.closeIdle();
+    const { drain, retryHint } = ctx.config.shutdown;
+    for (const a of ctx.active) if (a.kind === 'stream') a.stop(retryHint);
+    const deadline = Date.now() + drain;
+    while ([...ctx.active].some((a) => a.kind === 'request') && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    for (const a of ctx.active) a.stop(retryHint);
+    for (const s of servers) s.closeAll();
+    await closed;
+    await ctx.client.close();
+    await ctx.sharedBuckets?.close?.();
+    await ctx.tracing?.shutdown();
+  }
 }
