@@ -10,7 +10,7 @@ import { SluiceError, type Outcome } from '../core/errors.ts';
 import { upstreamTarget } from '../routing/route-table.ts';
 import type { Replica } from '../routing/replica-pool.ts';
 import { TransformChain, type BodyTransform } from '../transport/body-transform.ts';
-import { SseBoundary } from '../transport/sse-framing.ts';
+import { carriesEventId, SseBoundary } from '../transport/sse-framing.ts';
 import { isConnectFailure, type UpstreamCall, type UpstreamListener } from '../transport/upstream-client.ts';
 import type { Drainable } from './context.ts';
 import { observeHeartbeat, observeStreamOpened } from './exchange-observers.ts';
@@ -63,6 +63,8 @@ class Relay implements UpstreamListener, Drainable {
   private call: UpstreamCall | undefined;
   private finished = false;
   private sse = false;
+  /** The SSE stream carried an event id: a client can resume it, so a broken upstream may end it cleanly. */
+  private resumable = false;
   private readonly stages: readonly ResponseStage[];
   private boundary: SseBoundary | undefined;
   private transform: BodyTransform | undefined;
@@ -304,6 +306,7 @@ class Relay implements UpstreamListener, Drainable {
     if (chunk.length === 0) return;
     const { res, ex } = this;
     this.boundary!.observe(chunk);
+    if (!this.resumable) this.resumable = carriesEventId(chunk);
     ex.bytesOut += chunk.length;
     const flowing = res.write(chunk);
     this.heartbeatTimer?.refresh();
@@ -338,7 +341,10 @@ class Relay implements UpstreamListener, Drainable {
     const { res } = this;
     if (!res.headersSent) {
       if (!res.destroyed) respondError(this.ex, reason);
-    } else if (this.sse && this.boundary?.atBoundary()) {
+    } else if (this.sse && this.boundary?.atBoundary() && (outcome !== 'upstream-error' || this.resumable)) {
+      // Ended by Sluice (shutdown, drain, limits) or after an event id: a clean end the client
+      // resumes from. An upstream that broke a stream with nothing to resume from is a failure the
+      // client (and any proxy in front) must see: the connection is cut, as it would be direct.
       if (retryMs !== undefined) res.write(`retry: ${retryMs}\n\n`);
       res.end();
     } else {

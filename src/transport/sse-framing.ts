@@ -111,3 +111,18 @@ export function blockLines(block: string): { text: string; eol: string }[] {
   }
   return lines;
 }
+
+const ID_FIELD = Buffer.from('id:');
+
+/**
+ * Whether a chunk holds an `id:` field at the start of a line (the chunk's start counts as one):
+ * a stream that carried one can be resumed with Last-Event-ID. A field split across two chunks is
+ * missed, which only makes Sluice treat the stream as not resumable (the safe side).
+ */
+export function carriesEventId(chunk: Buffer): boolean {
+  for (let i = chunk.indexOf(ID_FIELD); i !== -1; i = chunk.indexOf(ID_FIELD, i + 1)) {
+    const before = i === 0 ? LF : chunk[i - 1];
+    if (before === LF || before === CR) return true;
+  }
+  return false;
+}
