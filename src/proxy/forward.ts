@@ -127,7 +127,7 @@ class Relay implements UpstreamListener, Drainable {
     if (ex.pinned) return ownerUnreachable(ex, this.replica);
     const pool = ex.route.pool;
     (this.tried ??= []).push(this.replica);
-    const next = pool.pick(Date.now(), this.tried);
+    const next = pool.pick(Date.now(), this.tried) ?? pool.pickAnyway(this.tried);
     if (next) {
       this.replica.outstanding--;
       this.replica = next;

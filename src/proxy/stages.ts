@@ -200,7 +200,7 @@ export const selectReplica: Stage<RoutedExchange> = (ex) => {
   let replica = ex.replica;
   if (!replica) {
     const now = Date.now();
-    replica = route.pool.pick(now);
+    replica = route.pool.pick(now) ?? route.pool.pickAnyway();
     if (!replica) {
       const retry = route.pool.retryAfter(now, route.config.healthCheck.interval);
       throw new SluiceError('SLUICE_ERR_NO_HEALTHY_UPSTREAM', `route ${route.path}`, {

@@ -130,6 +130,26 @@ export class ReplicaPool {
     return r;
   }
 
+  /**
+   * When no replica takes new work: one that is only marked down or ejected (not removed, not
+   * draining), in rotation. Health checks and ejection are guesses about the replica, and a route
+   * with nothing left is better served by trying (a refused connect answers 502 at once; a
+   * replica that is back answers at once) than by a 503 until the next check (Envoy's panic
+   * routing, nginx's "all failed, try all").
+   */
+  pickAnyway(exclude?: readonly Replica[]): Replica | undefined {
+    const list = this.replicas;
+    const n = list.length;
+    for (let k = 0; k < n; k++) {
+      const i = (this.cursor + k) % n;
+      const r = list[i] as Replica;
+      if (r.removed || r.draining || exclude?.includes(r)) continue;
+      this.cursor = (i + 1) % n;
+      return r;
+    }
+    return undefined;
+  }
+
   /** Some other replica takes new work now: a client told to start over has somewhere to go. */
   hasAlternative(r: Replica, now = Date.now()): boolean {
     for (const other of this.replicas) if (other !== r && other.takesNew(now)) return true;

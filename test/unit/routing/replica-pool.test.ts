@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { configSchema, routeSchema, type ConfigInput } from '../../../src/config/schema.ts';
 import { recordCheck } from '../../../src/routing/health-checks.ts';
-import { ReplicaPool } from '../../../src/routing/replica-pool.ts';
+import { ReplicaPool, type Replica } from '../../../src/routing/replica-pool.ts';
 import { findSessionParam, replaceParam } from '../../../src/session/query-session.ts';
 
 const A = 'http://127.0.0.1:3001/mcp';
@@ -89,6 +89,20 @@ describe('replica pool', () => {
     assert.equal(pool.pick(t0 + 1000), undefined);
     assert.equal(pool.retryAfter(t0 + 1000), 6);
     assert.equal(pool.retryAfter(t0 + 6999), 1, 'never below one second');
+  });
+
+  it('pickAnyway: with none taking new work, still offers the down and ejected ones in rotation, never removed or draining ones', () => {
+    const pool = new ReplicaPool(route());
+    const [a, b, c] = pool.replicas as [Replica, Replica, Replica];
+    a.healthy = false;
+    b.ejectedUntil = Date.now() + 60_000;
+    c.draining = true;
+    assert.equal(pool.pick(), undefined);
+    const seen = [pool.pickAnyway(), pool.pickAnyway(), pool.pickAnyway(), pool.pickAnyway()];
+    assert.deepEqual(new Set(seen), new Set([a, b]));
+    assert.equal(pool.pickAnyway([a, b]), undefined, 'the ones already tried are skipped');
+    a.removed = true;
+    assert.equal(pool.pickAnyway([b]), undefined);
   });
 
   it('a draining replica keeps its sessions until the deadline but takes no new ones', () => {
