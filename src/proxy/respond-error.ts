@@ -19,8 +19,9 @@ export function respondError(ex: Exchange, err: unknown): void {
     return;
   }
   // Host/Origin refusals answer every method as JSON-RPC (what MCP clients and the DNS-rebinding
-  // conformance check read), without an id: the request was not looked at.
-  const rpc = ex.req.method === 'POST' || e.status === 403;
+  // conformance check read), without an id: the request was not looked at. So does an unknown
+  // session, on GET and DELETE too: clients read its JSON-RPC error to know they must start over.
+  const rpc = ex.req.method === 'POST' || e.status === 403 || e.code === 'SLUICE_ERR_SESSION_NOT_FOUND';
   const payload = rpc
     ? {
         jsonrpc: '2.0',

@@ -258,8 +258,42 @@ export function classifyUpstreamError(err: unknown): SluiceError {
     return new SluiceError('SLUICE_ERR_UPSTREAM_TLS', tlsCode, { cause: err });
   if (err instanceof undiciErrors.HeadersTimeoutError)
     return new SluiceError('SLUICE_ERR_UPSTREAM_TIMEOUT', 'no response headers in time', { cause: err });
-  const code = (err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code;
-  return new SluiceError('SLUICE_ERR_UPSTREAM_UNAVAILABLE', code ?? (err as Error).message, { cause: err });
+  // The socket's own errno (ECONNRESET) says more than undici's wrapper code (UND_ERR_SOCKET).
+  const own = (err as { code?: string }).code;
+  const system = (err as { cause?: { code?: string } }).cause?.code;
+  const code = system?.startsWith('E') ? system : (own ?? system);
+  return new SluiceError('SLUICE_ERR_UPSTREAM_UNAVAILABLE', code ? plainReason(code) : (err as Error).message, {
+    cause: err,
+  });
+}
+
+const PLAIN: Record<string, string> = {
+  ECONNREFUSED: 'the upstream refused the connection',
+  ECONNRESET: 'the upstream reset the connection',
+  EPIPE: 'the upstream closed the connection while the request was sent',
+  ETIMEDOUT: 'the connection to the upstream timed out',
+  EHOSTUNREACH: 'the upstream host is unreachable',
+  ENETUNREACH: 'the upstream network is unreachable',
+  ENOTFOUND: "the upstream's name was not found",
+  EAI_AGAIN: "the upstream's name could not be looked up (temporary)",
+  UND_ERR_SOCKET: 'the upstream closed the connection',
+  UND_ERR_CLOSED: 'the upstream connection was closed',
+  UND_ERR_ABORTED: 'the upstream request was aborted',
+  UND_ERR_RES_CONTENT_LENGTH_MISMATCH: "the upstream's answer did not match its Content-Length",
+  UND_ERR_REQ_CONTENT_LENGTH_MISMATCH: 'the request did not match its Content-Length',
+  UND_ERR_INFO: 'the upstream sent an invalid answer',
+};
+
+/** A failure code in plain words, the code kept in parentheses for those who search for it. */
+export function plainReason(code: string): string {
+  const words =
+    PLAIN[code] ??
+    (code.startsWith('HPE_')
+      ? 'the upstream sent malformed HTTP'
+      : code.startsWith('UND_ERR_')
+        ? 'the upstream connection failed'
+        : 'network error talking to the upstream');
+  return `${words} (${code})`;
 }
 
 /** Certificate and handshake failures (node's and OpenSSL's codes). */
