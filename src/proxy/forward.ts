@@ -89,11 +89,12 @@ class Relay implements UpstreamListener, Drainable {
 
   start(): void {
     const { ex, res } = this;
-    const { ctx, req } = ex;
+    const { ctx } = ex;
     ctx.active.add(this);
     res.once('close', this.onClientClose);
     const limit = ctx.config.timeouts.request;
-    if (req.method === 'POST' && limit > 0) this.totalTimer = setTimeout(this.onRequestTimeout, limit);
+    // A long-lived stream (GET, or a 2026-07-28 subscriptions/listen POST) has no end to wait for.
+    if (this.kind === 'request' && limit > 0) this.totalTimer = setTimeout(this.onRequestTimeout, limit);
     // Timed here rather than by undici, whose coarse timers fired up to 0.5 s late.
     const headers = ctx.config.timeouts.responseHeaders;
     if (headers > 0) this.headersTimer = setTimeout(this.onHeadersTimeout, headers);
