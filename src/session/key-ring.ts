@@ -62,7 +62,12 @@ export class KeyRing {
 }
 
 export function newKeyText(): string {
-  return randomBytes(32).toString('base64url');
+  // base64url may start with '-', and such a key after `--keys` reads as an option to the command
+  // line (and to most shells' tools): drawn again, at a cost of 1/64 of the key space (0.02 bits).
+  for (;;) {
+    const text = randomBytes(32).toString('base64url');
+    if (!text.startsWith('-')) return text;
+  }
 }
 
 function keyId(key: Buffer): Buffer {

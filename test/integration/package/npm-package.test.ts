@@ -149,7 +149,7 @@ for (const [label, node] of [['Node 24', NODE24], ['Node 22', NODE22]] as const)
       assert.match(JSON.stringify(info.content), /\\"instance\\":\\"pkg\\"/);
       const token = transport.sessionId;
       assert.ok(token);
-      const decoded = await run(sluice, ['sessions', 'decode', token, '--keys', keys], { cwd: dir, env });
+      const decoded = await run(sluice, ['sessions', 'decode', token, `--keys=${keys}`], { cwd: dir, env });
       assert.equal(decoded.code, 0, decoded.stderr);
       assert.match(decoded.stdout, new RegExp(upstream.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')));
       await client.close();

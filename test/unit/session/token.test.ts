@@ -14,6 +14,14 @@ const bob = hashPrincipal('https://issuer.example|bob');
 const claims: SessionClaims = { route: '/mcp', replica: 'http://127.0.0.1:3001/mcp', upstreamSession: 'a1b2c3d4-e5f6', principal: undefined, issuedAt: 1_790_000_000 };
 
 describe('session tokens', () => {
+  it('new keys are never written with a leading "-" (it would read as an option after --keys)', () => {
+    for (let i = 0; i < 2000; i++) {
+      const k = newKeyText();
+      assert.ok(!k.startsWith('-'), k);
+      assert.equal(Buffer.from(k, 'base64url').length, 32);
+    }
+  });
+
   it('round-trips claims, with and without a principal, as visible ASCII', () => {
     const t = sealSession(ring, claims);
     assert.match(t, /^[\x21-\x7e]+$/);
