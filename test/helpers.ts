@@ -1,6 +1,6 @@
 // Shared test plumbing: a gateway on port 0 with its log captured, the demo upstream, and
 // small raw-HTTP helpers. Everything listens on 127.0.0.1 only.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect as netConnect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
@@ -246,4 +246,20 @@ export async function spawnUntil(program: string, args: string[], ready: string 
       return child.exitCode ?? (await new Promise<number | null>((r) => child.once('exit', r)));
     },
   };
+}
+
+export interface ProgramRun {
+  /** Exit code; 1 when it was killed or could not start. */
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs PROGRAM ARGS to its end (bounded by `timeout`), never rejecting: the exit code says how it went. */
+export function runProgram(program: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {}): Promise<ProgramRun> {
+  return new Promise((resolve) => {
+    execFile(program, args, { cwd: opts.cwd, env: opts.env ?? process.env, timeout: opts.timeout ?? 180_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
 }

@@ -3,7 +3,6 @@
 // that reach no image registry, scripts/container/base-image.sh first builds a stand-in for the
 // official Node base and tags it with the Containerfile's FROM name. Rootful podman (CI runs as root).
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -12,17 +11,16 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { startProbe, type Probe } from '../../../src/probe/probe-server.ts';
-import { freePort } from '../../helpers.ts';
+import { freePort, runProgram } from '../../helpers.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const env = { ...process.env, CONTAINERS_CONF: join(ROOT, 'scripts', 'container', 'containers.conf') };
 const TAG = `localhost/sluice:test-${process.pid}`;
 const NAME = `sluice-test-${process.pid}`;
 
-function sh(program: string, args: string[], timeout = 600_000): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve) => {
-    execFile(program, args, { cwd: ROOT, env, timeout, maxBuffer: 64 * 1024 * 1024 }, (e, out, err) => resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, out, err }));
-  });
+async function sh(program: string, args: string[], timeout = 600_000): Promise<{ code: number; out: string; err: string }> {
+  const r = await runProgram(program, args, { cwd: ROOT, env, timeout });
+  return { code: r.code, out: r.stdout, err: r.stderr };
 }
 
 async function podman(...args: string[]): Promise<string> {

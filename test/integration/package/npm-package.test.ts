@@ -3,7 +3,6 @@
 // test/node22), with no TypeScript and nothing of the checkout on PATH. Every command runs from
 // the installed copy; one real MCP session goes through its gateway.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -11,18 +10,12 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { spawnUntil, type SluiceProcess } from '../../helpers.ts';
+import { runProgram, spawnUntil, type SluiceProcess } from '../../helpers.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string };
 const NODE24 = join(ROOT, 'node_modules', 'node', 'bin', 'node');
 const NODE22 = join(ROOT, 'test', 'node22', 'node_modules', 'node', 'bin', 'node');
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 /** The environment of a user's shell: this Node first on PATH, nothing of the checkout or of `npm test`. */
 function userEnv(nodeBinDir: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -33,14 +26,7 @@ function userEnv(nodeBinDir: string, extra: Record<string, string> = {}): NodeJS
   return { ...env, ...extra };
 }
 
-function run(program: string, args: string[], opts: { cwd: string; env: NodeJS.ProcessEnv; timeout?: number }): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(program, args, { cwd: opts.cwd, env: opts.env, timeout: opts.timeout ?? 180_000, maxBuffer: 32 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const run = (program: string, args: string[], opts: { cwd: string; env: NodeJS.ProcessEnv; timeout?: number }) => runProgram(program, args, opts);
 
 let work = '';
 let tarball = '';

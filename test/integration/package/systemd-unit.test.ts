@@ -3,7 +3,6 @@
 // verify checks that ExecStart's program exists, so the test points it at this checkout's launcher
 // in a copy; nothing else of the unit changes.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -11,14 +10,16 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseConfigText } from '../../../src/config/load.ts';
 import { parseDuration } from '../../../src/config/units.ts';
+import { runProgram } from '../../helpers.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const UNIT = readFileSync(join(ROOT, 'examples', 'systemd', 'sluice.service'), 'utf8');
 const dir = mkdtempSync(join(tmpdir(), 'sluice-unit-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function analyze(args: string[]): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => execFile('systemd-analyze', args, { env: { ...process.env, SYSTEMD_COLORS: '0' } }, (e, out, err) => resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, out: out + err })));
+async function analyze(args: string[]): Promise<{ code: number; out: string }> {
+  const r = await runProgram('systemd-analyze', args, { env: { ...process.env, SYSTEMD_COLORS: '0' } });
+  return { code: r.code, out: r.stdout + r.stderr };
 }
 
 function directives(name: string): string[] {
