@@ -6,11 +6,22 @@ export interface ErrorSpec {
   /** JSON-RPC error code used when the request was JSON-RPC. */
   readonly rpcCode: number;
   readonly message: string;
+  /** A machine-readable reason in the JSON-RPC error's data, where the peer SDKs define one. */
+  readonly reason?: string;
 }
 
 export const ERRORS = {
   SLUICE_ERR_ROUTE_NOT_FOUND: { status: 404, rpcCode: -32601, message: 'No route for this path' },
   SLUICE_ERR_SESSION_NOT_FOUND: { status: 404, rpcCode: -32001, message: 'Session not found' },
+  // 2026-07-28 state Sluice sealed (issue 18): in-band JSON-RPC errors (HTTP 200), as the SDK
+  // servers answer them, so clients treat them as the call's failure and start the call again.
+  SLUICE_ERR_REQUEST_STATE_INVALID: {
+    status: 200,
+    rpcCode: -32602,
+    message: 'Invalid or expired requestState',
+    reason: 'invalid_request_state',
+  },
+  SLUICE_ERR_TASK_NOT_FOUND: { status: 200, rpcCode: -32602, message: 'Invalid or nonexistent taskId' },
   SLUICE_ERR_BAD_REQUEST: { status: 400, rpcCode: -32600, message: 'Bad request' },
   SLUICE_ERR_BAD_PATH: { status: 400, rpcCode: -32600, message: 'Bad request: ambiguous request path' },
   SLUICE_ERR_PARSE: { status: 400, rpcCode: -32700, message: 'Parse error: request body is not valid JSON' },

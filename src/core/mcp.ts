@@ -47,8 +47,25 @@ const NAMED_METHODS = new Set([
   'resources/unsubscribe',
 ]);
 
-export function methodCarriesName(method: string): boolean {
-  return method === 'tools/call' || method === 'resources/read' || method === 'prompts/get';
+/**
+ * The params field a 2026-07-28 request's Mcp-Name header mirrors (SEP-2243; the tasks rows are
+ * SEP-2663's, which has intermediaries route a task's requests on it), or undefined when the
+ * method has no Mcp-Name.
+ */
+export function mirroredNameField(method: string): 'name' | 'uri' | 'taskId' | undefined {
+  switch (method) {
+    case 'tools/call':
+    case 'prompts/get':
+      return 'name';
+    case 'resources/read':
+      return 'uri';
+    case 'tasks/get':
+    case 'tasks/update':
+    case 'tasks/cancel':
+      return 'taskId';
+    default:
+      return undefined;
+  }
 }
 
 type JsonObject = Record<string, unknown>;

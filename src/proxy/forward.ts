@@ -23,6 +23,13 @@ const HEARTBEAT = Buffer.from(': keep-alive\n\n');
 // Shared: a client that leaves needs no stack trace of its own.
 const CLIENT_CLOSED = new SluiceError('SLUICE_ERR_BAD_REQUEST', 'client closed the connection');
 
+/** What an exchange pinned by a sealed token answers when the replica behind it is gone. */
+const PINNED_GONE = {
+  session: 'SLUICE_ERR_SESSION_NOT_FOUND',
+  'request-state': 'SLUICE_ERR_REQUEST_STATE_INVALID',
+  task: 'SLUICE_ERR_TASK_NOT_FOUND',
+} as const;
+
 /**
  * A session's owner does not accept connections. With another replica to go to, the session is
  * over (404: the client starts again there). Without one, it may be restarting: 503 with a short
@@ -31,7 +38,7 @@ const CLIENT_CLOSED = new SluiceError('SLUICE_ERR_BAD_REQUEST', 'client closed t
 function ownerUnreachable(ex: RoutedExchange, owner: Replica): SluiceError {
   const pool = ex.route.pool;
   if (pool.hasAlternative(owner))
-    return new SluiceError('SLUICE_ERR_SESSION_NOT_FOUND', "the session's upstream replica is unreachable");
+    return new SluiceError(PINNED_GONE[ex.pinned ?? 'session'], 'the upstream replica that holds it is unreachable');
   return new SluiceError(
     'SLUICE_ERR_NO_HEALTHY_UPSTREAM',
     `route ${ex.route.path}: the session's replica does not accept connections`,

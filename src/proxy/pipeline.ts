@@ -23,6 +23,7 @@ import {
   serveResourceMetadata,
 } from './auth-stages.ts';
 import { tapPayloads } from './payload-log.ts';
+import { openReplicaState, sealReplicaState } from './replica-state.ts';
 import { openSessionToken, sealSessionToken, sealSseEndpoint } from './session-stages.ts';
 import {
   admit,
@@ -51,6 +52,7 @@ export const RESPONSE_STAGES: readonly ResponseStage[] = [
   publicChallenge,
   filterLists,
   sealSessionToken,
+  sealReplicaState,
   sealSseEndpoint,
   tapPayloads,
 ];
@@ -75,6 +77,7 @@ export const STAGES: readonly Stage[] = [
     classify,
     authorize,
     openSessionToken,
+    openReplicaState,
     selectReplica,
   ),
   ...dispatched(admit, forwardWith(RESPONSE_STAGES)),

@@ -1,11 +1,16 @@
 // The one place that turns any error into a response: catalogue status, and a JSON-RPC error
 // body when the request was JSON-RPC (id echoed when known).
-import { isSluiceError, SluiceError } from '../core/errors.ts';
+import { ERRORS, isSluiceError, SluiceError, type ErrorSpec } from '../core/errors.ts';
 import type { Exchange } from './exchange.ts';
 import { closesConnection } from './connection-order.ts';
 
 export function toSluiceError(err: unknown): SluiceError {
   return isSluiceError(err) ? err : new SluiceError('SLUICE_ERR_INTERNAL', undefined, { cause: err });
+}
+
+function reasonOf(e: SluiceError): { reason?: string } {
+  const reason = (ERRORS[e.code] as ErrorSpec).reason;
+  return reason === undefined ? {} : { reason };
 }
 
 export function respondError(ex: Exchange, err: unknown): void {
@@ -26,7 +31,7 @@ export function respondError(ex: Exchange, err: unknown): void {
     ? {
         jsonrpc: '2.0',
         id: ex.rpc?.id ?? null,
-        error: { code: e.rpcCode, message: e.message, data: { sluice: e.code } },
+        error: { code: e.rpcCode, message: e.message, data: { ...reasonOf(e), sluice: e.code } },
       }
     : { error: { code: e.code, message: e.message } };
   const body = JSON.stringify(payload);

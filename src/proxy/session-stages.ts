@@ -42,7 +42,7 @@ function ownerOf(ex: Exchange, claims: SessionClaims | undefined): Replica {
   const route = ex.route;
   const owner = claims && route && claims.route === route.path ? route.pool.owner(claims.replica) : undefined;
   if (!owner) throw new SluiceError('SLUICE_ERR_SESSION_NOT_FOUND');
-  ex.pinned = true;
+  ex.pinned = 'session';
   return owner;
 }
 

@@ -42,9 +42,14 @@ export function upstreamRequestHeaders(ex: Exchange): string[] {
     // With tracing on, Sluice's span is the upstream's parent.
     if (traced && (name === 'traceparent' || name === 'tracestate')) continue;
     // The client holds a Sluice token; the upstream gets back the id it minted.
+    // So does a task id in Mcp-Name (replica-state.ts), which the upstream checks against the body.
     out.push(
       name,
-      name === 'mcp-session-id' && ex.upstreamSessionId !== undefined ? ex.upstreamSessionId : (raw[i + 1] as string),
+      name === 'mcp-session-id' && ex.upstreamSessionId !== undefined
+        ? ex.upstreamSessionId
+        : name === 'mcp-name' && ex.upstreamName !== undefined
+          ? ex.upstreamName
+          : (raw[i + 1] as string),
     );
   }
   const fwd = forwardedHeaders(forwardedOf(ex));

@@ -1,7 +1,7 @@
 // 2026-07-28: Mcp-Method / Mcp-Name / MCP-Protocol-Version mirror the body, and anyone who
 // reads both must reject a mismatch (400, JSON-RPC -32020) so that a component routing on the
 // header and a server executing the body can never disagree.
-import { H, methodCarriesName, requiresHeaderValidation } from '../core/mcp.ts';
+import { H, mirroredNameField, requiresHeaderValidation } from '../core/mcp.ts';
 
 const PROTOCOL_VERSION_META = 'io.modelcontextprotocol/protocolVersion';
 const SENTINEL = /^=\?base64\?([A-Za-z0-9+/]*={0,2})\?=$/;
@@ -23,6 +23,11 @@ export function decodeHeaderValue(raw: string): string | undefined {
   }
   if (raw.startsWith('=?base64?')) return undefined;
   return PLAIN_VALUE.test(raw) ? raw : undefined;
+}
+
+/** An Mcp-Name / Mcp-Param-* value as a header carries it: plain when it can be, else the base64 sentinel. */
+export function encodeHeaderValue(value: string): string {
+  return PLAIN_VALUE.test(value) ? value : `=?base64?${Buffer.from(value, 'utf8').toString('base64')}?=`;
 }
 
 type Headers = Record<string, string | string[] | undefined>;
@@ -62,8 +67,9 @@ export function headerBodyMismatch(headers: Headers, body: unknown): string | un
     return `MCP-Protocol-Version header value '${version}' does not match body value '${metaVersion}'`;
   }
 
-  if (isRequest && methodCarriesName(method)) {
-    const bodyName = params?.['name'] ?? params?.['uri'];
+  const field = isRequest ? mirroredNameField(method) : undefined;
+  if (field !== undefined) {
+    const bodyName = params?.[field];
     const rawName = single(headers, H.name);
     if (rawName === undefined) return `Mcp-Name header is required for ${method}`;
     const decoded = decodeHeaderValue(rawName);

@@ -8,6 +8,8 @@ export interface SessionKey {
   readonly id: Buffer;
   /** A KeyObject, not raw bytes: createCipheriv with one is ~2.5× faster (no key import per call). */
   readonly key: KeyObject;
+  /** Derived from the key: the HMAC key of deterministic (synthetic) nonces, never the AES key itself. */
+  readonly nonceKey: Buffer;
 }
 
 export class KeyRingError extends Error {}
@@ -23,7 +25,11 @@ export class KeyRing {
     this.keys = keys.map((key, i) => {
       if (key.length !== 32)
         throw new KeyRingError(`session key ${i + 1} is ${key.length} bytes; keys are 32 bytes (base64url)`);
-      return { id: keyId(key), key: createSecretKey(Buffer.from(key)) };
+      return {
+        id: keyId(key),
+        key: createSecretKey(Buffer.from(key)),
+        nonceKey: createHash('sha256').update('sluice synthetic nonce\0').update(key).digest(),
+      };
     });
     this.byId = new Map();
     for (const k of this.keys) {

@@ -1,15 +1,18 @@
-// Session tokens: the Mcp-Session-Id Sluice hands to clients in place of the upstream's own.
-// AES-256-GCM over {route, replica, upstream session id, principal hash, issue time}, so any
-// Sluice replica holding the key routes the session with no shared store, the upstream's id never
-// reaches the client, and a token replayed under another principal does not open.
+// Sealed tokens: what Sluice hands to clients in place of an upstream's own handle to state kept on
+// one replica. Session ids (Mcp-Session-Id) and, on 2026-07-28 routes with several replicas, the
+// requestState of a multi-round call and Tasks-extension task ids. AES-256-GCM over {kind, route,
+// replica, upstream value, principal hash, issue time}, so any Sluice replica holding the key
+// routes it with no shared store, the upstream's value never reaches the client, a token replayed
+// under another principal does not open, and a token of one kind never opens as another.
 //
-// Wire form (base64url, visible ASCII as Mcp-Session-Id requires):
+// Wire form (base64url: visible ASCII as Mcp-Session-Id and Mcp-Name require):
 //   version (1) | key id (4) | nonce (12) | ciphertext | tag (16)
 // version and key id are authenticated as additional data. Plaintext:
-//   flags (1: bit0 principal present) | issued at, seconds (4) | [principal hash (16)]
-//   | route (u8 length + UTF-8) | replica (u8 length + UTF-8) | upstream session id (u16 length + UTF-8)
-import { createCipheriv, createDecipheriv, createHash, randomFillSync } from 'node:crypto';
-import type { KeyRing } from './key-ring.ts';
+//   flags (1: bit0 principal present, bits 1-2 kind) | issued at, seconds (4) | [principal hash (16)]
+//   | route (u8 length + UTF-8) | replica (u8 length + UTF-8) | upstream value (u16 length + UTF-8)
+// Kind 0 is a session, so tokens sealed before kinds existed open as what they were.
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomFillSync } from 'node:crypto';
+import type { KeyRing, SessionKey } from './key-ring.ts';
 
 const VERSION = 1;
 const HEADER = 1 + 4;
@@ -17,7 +20,13 @@ const NONCE = 12;
 const TAG = 16;
 const PRINCIPAL = 16;
 const MAX_SHORT = 255;
-const MAX_SESSION_ID = 1024;
+
+export type SealedKind = 'session' | 'request-state' | 'task';
+const KIND_BITS: Record<SealedKind, number> = { session: 0, 'request-state': 1, task: 2 };
+/** The longest upstream value each kind seals: a requestState may carry a round's answers. */
+export const MAX_VALUE: Record<SealedKind, number> = { session: 1024, 'request-state': 48 * 1024, task: 1024 };
+const maxToken = (kind: SealedKind): number =>
+  Math.ceil(((HEADER + NONCE + TAG + 5 + PRINCIPAL + 2 + 2 * MAX_SHORT + 2 + MAX_VALUE[kind]) * 4) / 3);
 
 export interface SessionClaims {
   /** The public route path the session belongs to. */
@@ -52,32 +61,68 @@ function nonce(): Buffer {
   return n;
 }
 
+/** What a token of any kind carries. */
+export interface SealedClaims {
+  kind: SealedKind;
+  route: string;
+  replica: string;
+  /** The upstream's own value: session id, requestState or task id. */
+  value: string;
+  principal: Buffer | undefined;
+  issuedAt: number;
+}
+
 export function sealSession(ring: KeyRing, c: SessionClaims): string {
+  return seal(ring, { kind: 'session', ...c, value: c.upstreamSession });
+}
+
+/**
+ * The claims of a session token sealed by a key still in the ring, or undefined for anything
+ * else: malformed, tampered, truncated, unknown key, another kind, or bound to another principal
+ * than `principal`. Callers answer undefined with 404 and no upstream call.
+ */
+export function openSession(ring: KeyRing, token: string, principal?: Buffer): SessionClaims | undefined {
+  const c = open(ring, 'session', token, principal);
+  return (
+    c && { route: c.route, replica: c.replica, upstreamSession: c.value, principal: c.principal, issuedAt: c.issuedAt }
+  );
+}
+
+/**
+ * Seal any kind. `deterministic`: the nonce is derived from the key and the plaintext (a
+ * synthetic IV), so the same claims always give the same token. Task ids need that: the one task
+ * comes back in several answers (its creation, every tasks/get, notifications) and a client
+ * compares them. Equal tokens reveal only that the claims are equal; distinct plaintexts never
+ * share a nonce.
+ */
+export function seal(ring: KeyRing, c: SealedClaims, deterministic = false): string {
   const route = Buffer.from(c.route, 'utf8');
   const replica = Buffer.from(c.replica, 'utf8');
-  const sid = Buffer.from(c.upstreamSession, 'utf8');
+  const value = Buffer.from(c.value, 'utf8');
   if (route.length > MAX_SHORT || replica.length > MAX_SHORT)
     throw new TokenError('route or replica name longer than 255 bytes');
-  if (sid.length > MAX_SESSION_ID) throw new TokenError(`upstream session id longer than ${MAX_SESSION_ID} bytes`);
+  const max = MAX_VALUE[c.kind];
+  if (value.length > max)
+    throw new TokenError(`upstream ${c.kind === 'session' ? 'session id' : c.kind} longer than ${max} bytes`);
   if (c.principal && c.principal.length !== PRINCIPAL) throw new TokenError('principal hash must be 16 bytes');
   const plain = Buffer.allocUnsafe(
-    1 + 4 + (c.principal ? PRINCIPAL : 0) + 1 + route.length + 1 + replica.length + 2 + sid.length,
+    1 + 4 + (c.principal ? PRINCIPAL : 0) + 1 + route.length + 1 + replica.length + 2 + value.length,
   );
-  let o = plain.writeUInt8(c.principal ? 1 : 0, 0);
+  let o = plain.writeUInt8((c.principal ? 1 : 0) | (KIND_BITS[c.kind] << 1), 0);
   o = plain.writeUInt32BE(c.issuedAt >>> 0, o);
   if (c.principal) o += c.principal.copy(plain, o);
   o = plain.writeUInt8(route.length, o);
   o += route.copy(plain, o);
   o = plain.writeUInt8(replica.length, o);
   o += replica.copy(plain, o);
-  o = plain.writeUInt16BE(sid.length, o);
-  sid.copy(plain, o);
+  o = plain.writeUInt16BE(value.length, o);
+  value.copy(plain, o);
 
   const key = ring.sealing;
   const header = Buffer.allocUnsafe(HEADER);
   header.writeUInt8(VERSION, 0);
   key.id.copy(header, 1);
-  const iv = nonce();
+  const iv = deterministic ? syntheticNonce(key, header, plain) : nonce();
   const cipher = createCipheriv('aes-256-gcm', key.key, iv);
   cipher.setAAD(header);
   const body = cipher.update(plain);
@@ -85,13 +130,13 @@ export function sealSession(ring: KeyRing, c: SessionClaims): string {
   return Buffer.concat([header, iv, body, cipher.getAuthTag()]).toString('base64url');
 }
 
-/**
- * The claims of a token sealed by a key still in the ring, or undefined for anything else:
- * malformed, tampered, truncated, unknown key, or bound to another principal than `principal`.
- * Callers answer undefined with 404 and no upstream call.
- */
-export function openSession(ring: KeyRing, token: string, principal?: Buffer): SessionClaims | undefined {
-  if (token.length > 2048 || !/^[A-Za-z0-9_-]+$/.test(token)) return undefined;
+function syntheticNonce(key: SessionKey, header: Buffer, plain: Buffer): Buffer {
+  return createHmac('sha256', key.nonceKey).update(header).update(plain).digest().subarray(0, NONCE);
+}
+
+/** The claims of a token of `kind`, or undefined for anything else (see openSession). */
+export function open(ring: KeyRing, kind: SealedKind, token: string, principal?: Buffer): SealedClaims | undefined {
+  if (token.length > maxToken(kind) || !/^[A-Za-z0-9_-]+$/.test(token)) return undefined;
   const raw = Buffer.from(token, 'base64url');
   if (raw.length < HEADER + NONCE + TAG + 1 || raw[0] !== VERSION) return undefined;
   const key = ring.find(raw.readUInt32BE(1));
@@ -106,18 +151,22 @@ export function openSession(ring: KeyRing, token: string, principal?: Buffer): S
     return undefined;
   }
   const claims = parsePlain(plain);
-  if (!claims) return undefined;
+  if (!claims || claims.kind !== kind) return undefined;
   const bound = claims.principal;
   if (bound === undefined ? principal !== undefined : principal === undefined || !bound.equals(principal))
     return undefined;
   return claims;
 }
 
+const KINDS: readonly (SealedKind | undefined)[] = ['session', 'request-state', 'task', undefined];
+
 // Authenticated bytes can only be malformed through a bug or a foreign encoder; still never throw.
-function parsePlain(p: Buffer): SessionClaims | undefined {
+function parsePlain(p: Buffer): SealedClaims | undefined {
   try {
     let o = 0;
     const flags = p.readUInt8(o++);
+    const kind = KINDS[(flags >> 1) & 3];
+    if (kind === undefined) return undefined;
     const issuedAt = p.readUInt32BE(o);
     o += 4;
     let principal: Buffer | undefined;
@@ -134,7 +183,7 @@ function parsePlain(p: Buffer): SessionClaims | undefined {
     const sl = p.readUInt16BE(o);
     o += 2;
     if (o + sl !== p.length) return undefined;
-    return { route, replica, upstreamSession: p.toString('utf8', o, o + sl), principal, issuedAt };
+    return { kind, route, replica, value: p.toString('utf8', o, o + sl), principal, issuedAt };
   } catch {
     return undefined;
   }

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { KeyRing, KeyRingError, newKeyText } from '../../../src/session/key-ring.ts';
-import { hashPrincipal, openSession, sealSession, TokenError, type SessionClaims } from '../../../src/session/token.ts';
+import { hashPrincipal, MAX_VALUE, open, openSession, seal, sealSession, TokenError, type SealedClaims, type SessionClaims } from '../../../src/session/token.ts';
 
 const K1 = newKeyText();
 const K2 = newKeyText();
@@ -84,5 +84,36 @@ describe('session tokens', () => {
     assert.throws(() => KeyRing.parse(randomBytes(16).toString('base64url')), /16 bytes/);
     assert.throws(() => KeyRing.parse(`${K1},${K1}`), /same key twice/);
     assert.equal(KeyRing.generate().ephemeral, true);
+  });
+});
+
+describe('sealed tokens of other kinds (requestState, task ids)', () => {
+  const state: SealedClaims = { kind: 'request-state', route: '/mcp', replica: 'a', value: 'v1.eyJwIjp7fX0.sig', principal: alice, issuedAt: 1_790_000_000 };
+
+  it('open only as their own kind: a session token is no requestState, a requestState no task id', () => {
+    const t = seal(ring, state);
+    assert.deepEqual(open(ring, 'request-state', t, alice), state);
+    assert.equal(open(ring, 'task', t, alice), undefined);
+    assert.equal(open(ring, 'session', t, alice), undefined);
+    assert.equal(openSession(ring, t, alice), undefined);
+    const s = sealSession(ring, claims);
+    assert.equal(open(ring, 'request-state', s), undefined);
+    assert.equal(open(ring, 'session', s)?.value, claims.upstreamSession);
+    assert.equal(open(ring, 'request-state', t, bob), undefined, 'bound to its principal');
+  });
+
+  it('task ids seal deterministically (the one task reads the same in every answer); requestStates do not', () => {
+    const task: SealedClaims = { ...state, kind: 'task', value: '786512e2-9e0d-44bd-8f29-789f320fe840', issuedAt: 0 };
+    assert.equal(seal(ring, task, true), seal(ring, task, true));
+    assert.notEqual(seal(ring, task, true), seal(ring, { ...task, replica: 'b' }, true));
+    assert.notEqual(seal(ring, task, true), seal(ring, { ...task, value: `${task.value}x` }, true));
+    assert.notEqual(seal(ring, state), seal(ring, state));
+    assert.deepEqual(open(ring, 'task', seal(ring, task, true), alice), task);
+  });
+
+  it('a requestState may be long (48 KiB); longer is refused, never truncated', () => {
+    const long = { ...state, value: 'x'.repeat(MAX_VALUE['request-state']) };
+    assert.equal(open(ring, 'request-state', seal(ring, long), alice)?.value.length, MAX_VALUE['request-state']);
+    assert.throws(() => seal(ring, { ...long, value: `${long.value}x` }), TokenError);
   });
 });
