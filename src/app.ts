@@ -296,7 +296,7 @@ class RunningGateway implements Gateway {
       () => {
         this.drainTimers.delete(t);
         if (!replica.removed && !replica.draining) return;
-        for (const a of this.ctx.active) if (a.replica === replica) a.stop(this.ctx.config.shutdown.retryHint);
+        for (const a of this.ctx.active) a.replicaGone(replica, this.ctx.config.shutdown.retryHint);
       },
       Math.max(0, at - Date.now()),
     );

@@ -20,12 +20,12 @@ export interface GatewayRoute extends Route {
 
 /** An exchange that graceful shutdown must wind down. */
 export interface Drainable {
-  /** 'stream': a long-lived SSE GET, ended at once; 'request': a POST, allowed to finish. */
+  /** 'stream': a long-lived SSE stream, ended at once; 'request': a POST, allowed to finish. */
   readonly kind: 'stream' | 'request';
-  /** The upstream replica it runs against (a drain deadline ends it). */
-  readonly replica: Replica;
   /** End now: SSE streams get a `retry:` hint when they sit between events. */
   stop(retryMs: number): void;
+  /** The replica's drain deadline passed: what runs against it ends (a fan-in only drops that replica). */
+  replicaGone(replica: Replica, retryMs: number): void;
 }
 
 /** Config, keys and routes are each replaced whole by a reload, never edited in place. */

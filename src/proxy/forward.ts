@@ -15,6 +15,7 @@ import { isConnectFailure, type UpstreamCall, type UpstreamListener } from '../t
 import type { Drainable } from './context.ts';
 import { observeHeartbeat, observeStreamOpened } from './exchange-observers.ts';
 import type { DispatchedExchange, ResponseHead, ResponseStage, RoutedExchange, Stage } from './exchange.ts';
+import { fansIn, ListenFanIn } from './listen-fan-in.ts';
 import { respondError } from './respond-error.ts';
 import { replicaFailed } from './stages.ts';
 import { isEventStream, upstreamRequestHeaders } from './upstream-headers.ts';
@@ -51,7 +52,8 @@ export function forwardWith(stages: readonly ResponseStage[]): Stage<DispatchedE
   return (ex) => {
     if (!ex.route || !ex.replica || ex.upstreamTarget === undefined)
       throw new SluiceError('SLUICE_ERR_INTERNAL', 'forward without a route');
-    new Relay(ex, stages).start();
+    if (fansIn(ex)) new ListenFanIn(ex, stages).start();
+    else new Relay(ex, stages).start();
   };
 }
 
@@ -150,6 +152,10 @@ class Relay implements UpstreamListener, Drainable {
   /** Drainable: graceful shutdown. */
   stop(retryMs: number): void {
     this.end('shutdown', new SluiceError('SLUICE_ERR_SHUTTING_DOWN', 'shutdown'), retryMs);
+  }
+
+  replicaGone(replica: Replica, retryMs: number): void {
+    if (replica === this.replica) this.stop(retryMs);
   }
 
   onHeaders(statusCode: number, headers: IncomingHttpHeaders): void {

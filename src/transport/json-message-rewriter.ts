@@ -4,7 +4,7 @@
 // by the shared framer and only events holding one of the hint strings are parsed, so every
 // other byte passes as it came. A message the rewrite leaves alone keeps its bytes.
 import type { BodyTransform } from './body-transform.ts';
-import { blockLines, SseFramer } from './sse-framing.ts';
+import { blockLines, eventData, SseFramer } from './sse-framing.ts';
 
 const MAX_JSON = 16 * 1024 * 1024;
 const MAX_EVENT = 16 * 1024 * 1024;
@@ -96,14 +96,12 @@ export class JsonMessageRewriter implements BodyTransform {
   /** One event block (latin1, its blank line included): rewritten when its message is. */
   private rewriteEvent(block: string): string {
     if (!this.hinted(block)) return block;
+    const data = eventData(block);
+    if (data === undefined) return block;
+    const rewritten = this.rewriteText(data);
+    if (rewritten === undefined) return block;
     const lines = blockLines(block);
     const text = lines.slice(0, -1).map((l) => l.text);
-    const data = text
-      .filter((l) => l.startsWith('data:'))
-      .map((l) => Buffer.from(l.slice(l.startsWith('data: ') ? 6 : 5), 'latin1').toString('utf8'));
-    if (data.length === 0) return block;
-    const rewritten = this.rewriteText(data.join('\n'));
-    if (rewritten === undefined) return block;
     // The event's own terminator (its last line's end and the blank line) is kept as it came.
     const terminator = (lines.at(-2)?.eol ?? '') + (lines.at(-1)?.eol ?? '');
     const kept = text.filter((l) => !l.startsWith('data:'));

@@ -112,6 +112,15 @@ export function blockLines(block: string): { text: string; eol: string }[] {
   return lines;
 }
 
+/** The data of an event block (latin1, as SseFramer cuts it): its data lines, UTF-8, joined; undefined without one. */
+export function eventData(block: string): string | undefined {
+  const data = blockLines(block)
+    .map((l) => l.text)
+    .filter((l) => l.startsWith('data:'))
+    .map((l) => Buffer.from(l.slice(l.startsWith('data: ') ? 6 : 5), 'latin1').toString('utf8'));
+  return data.length === 0 ? undefined : data.join('\n');
+}
+
 const ID_FIELD = Buffer.from('id:');
 
 /**
