@@ -62,6 +62,19 @@ function protocolError(err: unknown): SluiceError {
   return err instanceof SluiceError ? err : new SluiceError('SLUICE_ERR_UPSTREAM_PROTOCOL', (err as Error).message);
 }
 
+const RESULT_KEY = Buffer.from('"result":');
+const ERROR_KEY = Buffer.from('"error":');
+
+/**
+ * Whether an SSE chunk carries a JSON-RPC response (a `"result":` or `"error":` key; a
+ * notification has neither at its top level). A look at bytes, not a parse: a key split across two
+ * chunks is missed, and a notification whose params hold such a key counts; either only changes
+ * what the access log calls a client that left.
+ */
+function carriesResponse(chunk: Buffer): boolean {
+  return chunk.includes(RESULT_KEY) || chunk.includes(ERROR_KEY);
+}
+
 class Relay implements UpstreamListener, Drainable {
   readonly kind: 'stream' | 'request';
   replica: Replica;
@@ -74,6 +87,13 @@ class Relay implements UpstreamListener, Drainable {
   private sse = false;
   /** The SSE stream carried an event id: a client can resume it, so a broken upstream may end it cleanly. */
   private resumable = false;
+  /**
+   * The client has its answer: an SSE POST's stream carried a JSON-RPC response, or a JSON body
+   * all its Content-Length. A client that leaves after that read to the end (clients close a
+   * POST's stream once they have the response); one that leaves before it gave up.
+   */
+  private answered = false;
+  private contentLength: number | undefined;
   private readonly stages: readonly ResponseStage[];
   private boundary: SseBoundary | undefined;
   private transform: BodyTransform | undefined;
@@ -185,6 +205,8 @@ class Relay implements UpstreamListener, Drainable {
       // Written with the first body byte: an upstream that breaks before any (a malformed chunk)
       // still gets the client a 502 instead of a cut connection.
       this.head = { statusCode, out: head.headers };
+      const length = head.headers['content-length'];
+      if (typeof length === 'string' && /^\d+$/.test(length)) this.contentLength = Number(length);
       return;
     }
     res.writeHead(statusCode, head.headers);
@@ -321,6 +343,7 @@ class Relay implements UpstreamListener, Drainable {
     const { res, ex } = this;
     this.boundary!.observe(chunk);
     if (!this.resumable) this.resumable = carriesEventId(chunk);
+    if (!this.answered && this.kind === 'request') this.answered = carriesResponse(chunk);
     ex.bytesOut += chunk.length;
     const flowing = res.write(chunk);
     this.heartbeatTimer?.refresh();
@@ -383,7 +406,8 @@ class Relay implements UpstreamListener, Drainable {
     this.ex.ctx.active.delete(this);
     if (this.finished) return;
     this.finished = true;
-    if (this.ex.outcome === 'ok') this.ex.outcome = 'client-closed';
+    const delivered = this.answered || (this.contentLength !== undefined && this.ex.bytesOut >= this.contentLength);
+    if (this.ex.outcome === 'ok' && !delivered) this.ex.outcome = 'client-closed';
     this.call?.abort(CLIENT_CLOSED);
     this.cleanup();
   };

@@ -1,9 +1,11 @@
 // Sluice's own answers in the client's language (issue 18.6): an unknown session is a JSON-RPC
 // error on every method, and an upstream failure names its reason in plain words (the low-level
-// code kept in parentheses), in the answer and in the access log.
+// code kept in parentheses), in the answer and in the access log; a client that read its answer
+// and left is not logged as one that gave up.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { accessLines, JSON_HEADERS, rpc, send, startFakeUpstream, startTestGateway } from '../helpers.ts';
+import { request as httpRequest } from 'node:http';
+import { accessLines, JSON_HEADERS, rpc, send, startFakeUpstream, startTestGateway, waitFor } from '../helpers.ts';
 
 describe('errors in the client language', () => {
   it('an unknown session gets the same JSON-RPC 404 on GET and DELETE as on POST', async () => {
@@ -38,6 +40,46 @@ describe('errors in the client language', () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
       const line = accessLines(gw.logs).at(-1)!;
       assert.match(String(line['error']), /the upstream (closed|reset) the connection \(/);
+    } finally {
+      await gw.close();
+      await up.close();
+    }
+  });
+
+  it('a client that leaves an SSE answer once it has the response is logged ok; one that leaves before it, client-closed', async () => {
+    // The upstream answers on a stream it keeps open after the response (as servers may).
+    const up = await startFakeUpstream(async (_req, res, body) => {
+      const id = (JSON.parse(body.toString()) as { id: number }).id;
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1, progress: 1 } })}\n\n`);
+      if (id === 1) res.write(`data: ${JSON.stringify({ jsonrpc: '2.0', id, result: { content: [] } })}\n\n`);
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      res.end();
+    });
+    const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: `${up.url}/mcp`, healthCheck: { interval: 0 } }] });
+    const leaveAfter = (id: number, marker: string) =>
+      new Promise<void>((resolve, reject) => {
+        const req = httpRequest(`${gw.base}/mcp`, { method: 'POST', headers: JSON_HEADERS }, (res) => {
+          let text = '';
+          res.on('data', (d: Buffer) => {
+            text += d.toString();
+            if (text.includes(marker)) {
+              req.destroy();
+              resolve();
+            }
+          });
+        });
+        req.on('error', () => {});
+        req.end(rpc('tools/call', { name: 'x' }, id));
+        setTimeout(() => reject(new Error('marker never came')), 2000);
+      });
+    try {
+      await leaveAfter(1, '"result"');
+      await leaveAfter(2, 'notifications/progress');
+      await waitFor(() => accessLines(gw.logs).length === 2, 3000, 'two access lines');
+      const outcomes = accessLines(gw.logs).map((l) => l['outcome']);
+      assert.deepEqual(outcomes.sort(), ['client-closed', 'ok']);
+      assert.equal(accessLines(gw.logs).find((l) => l['outcome'] === 'ok')?.['status'], 200);
     } finally {
       await gw.close();
       await up.close();
