@@ -29,16 +29,37 @@ export function printListening(gw: Gateway, config: Config): void {
   gw.addresses.forEach((a, i) => {
     const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
     const scheme = config.listen[i]?.tls ? 'https' : 'http';
-    for (const r of config.routes)
-      process.stderr.write(
-        `sluice: ${scheme}://${host}:${a.port}${r.path} -> ${r.upstream.map((u) => u.url).join(', ')}\n`,
-      );
+    for (const r of config.routes) {
+      const pub = `${scheme}://${host}:${a.port}${r.path}`;
+      process.stderr.write(`sluice: ${pub} -> ${r.upstream.map((u) => u.url).join(', ')}\n`);
+      const hint = sseHint(pub, r.upstream[0]?.url);
+      if (hint) process.stderr.write(`sluice: ${hint}\n`);
+    }
   });
   const admin = gw.adminAddress;
   if (admin)
     process.stderr.write(
       `sluice: admin at http://${admin.family === 'IPv6' ? `[${admin.address}]` : admin.address}:${admin.port} (/healthz, /readyz, /metrics)\n`,
     );
+}
+
+/**
+ * Where HTTP+SSE (2024-11-05) clients connect, said where users look: with the server's base URL
+ * as the upstream, `GET <public>/sse` reaches its `/sse` and its posts (`/messages`) stay inside
+ * the route. An upstream ending in `/sse` cannot work: the server's post path is beside it.
+ */
+export function sseHint(publicUrl: string, upstream: string | undefined): string | undefined {
+  if (upstream === undefined) return undefined;
+  const url = new URL(upstream);
+  const path = url.pathname.replace(/\/+$/, '');
+  const pub = publicUrl.replace(/\/+$/, '');
+  if (path === '') return `HTTP+SSE clients connect to ${pub}/sse (the server's /sse)`;
+  if (!path.endsWith('/sse')) return undefined;
+  url.pathname = path.slice(0, -4) || '/';
+  return (
+    'warning: the upstream ends in /sse, but an HTTP+SSE server takes its posts beside it (/messages), ' +
+    `outside this route: give the server's base URL (${url.href}) and connect clients to ${pub}/sse`
+  );
 }
 
 /** SIGHUP re-reads the config file; a bad file is logged and the running config kept. */

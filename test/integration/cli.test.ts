@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { KeyRing } from '../../src/session/key-ring.ts';
 import { hashPrincipal, sealSession } from '../../src/session/token.ts';
@@ -126,6 +127,40 @@ describe('sluice CLI', () => {
     } finally {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
+      await upstream.close();
+    }
+  });
+
+  it('quick form: the HTTP+SSE URL is printed (server base as upstream: <path>/sse) and carries an SSE client; an upstream ending in /sse is warned about', async () => {
+    const upstream = await startDemoUpstream();
+    const base = upstream.url.replace(/\/mcp$/, '');
+    const serve = (target: string) => spawn(process.execPath, [BIN, 'serve', '--listen', '127.0.0.1:0', '--upstream', target, '--path', '/mcp'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const until = (child: ReturnType<typeof serve>, re: RegExp) =>
+      new Promise<RegExpExecArray>((resolve, reject) => {
+        let err = '';
+        child.stderr.on('data', (d: Buffer) => {
+          err += d.toString();
+          const m = re.exec(err);
+          if (m) resolve(m);
+        });
+        child.once('exit', () => reject(new Error(err)));
+      });
+    const good = serve(base);
+    const bad = serve(`${base}/sse`);
+    try {
+      const m = await until(good, /HTTP\+SSE clients connect to (http:\/\/127\.0\.0\.1:\d+\/mcp\/sse)/);
+      const client = new Client({ name: 'cli-sse', version: '1' });
+      await client.connect(new SSEClientTransport(new URL(m[1]!)));
+      const r = await client.callTool({ name: 'echo', arguments: { message: 'over sse' } });
+      assert.deepEqual(r.content, [{ type: 'text', text: 'over sse' }]);
+      await client.close();
+      const w = await until(bad, /warning: the upstream ends in \/sse.*give the server's base URL \((\S+)\)/);
+      assert.equal(w[1], `${base}/`);
+    } finally {
+      for (const c of [good, bad]) {
+        c.kill('SIGTERM');
+        await new Promise((r) => c.once('exit', r));
+      }
       await upstream.close();
     }
   });
