@@ -6,6 +6,7 @@
 // the body, and in Mcp-Name for task requests. With one replica nothing is sealed. The third kind,
 // subscriptions/listen, is fanned in over every replica (listen-fan-in.ts).
 import { SluiceError } from '../core/errors.ts';
+import { mirroredNameField } from '../core/mcp.ts';
 import { encodeHeaderValue } from '../security/header-body-check.ts';
 import { open, seal, TokenError, type SealedKind } from '../session/token.ts';
 import { isJsonObject, JsonMessageRewriter, type JsonObject } from '../transport/json-message-rewriter.ts';
@@ -23,11 +24,17 @@ export function sealsState(ex: RoutedExchange): boolean {
   return ex.era === 'stateless' && ex.route.pool.replicas.length > 1;
 }
 
-/** Which sealed field a request carries back, if any: a task request's taskId, else a retry's requestState. */
-function carriedField(method: string): { field: 'taskId' | 'requestState'; kind: Exclude<SealedKind, 'session'> } {
-  return method.startsWith('tasks/')
-    ? { field: 'taskId', kind: 'task' }
-    : { field: 'requestState', kind: 'request-state' };
+/**
+ * Which sealed field a request carries back, if any: the taskId of the Tasks extension's requests
+ * that name a task (tasks/get, tasks/update, tasks/cancel: the ones whose Mcp-Name is the task
+ * id), else a retry's requestState. Other tasks/* methods (2025-11-25 ones such as tasks/result,
+ * which 2026-07-28 servers answer -32601) pass untouched: the upstream says what they are.
+ */
+function carriedField(
+  method: string,
+): { field: 'taskId' | 'requestState'; kind: Exclude<SealedKind, 'session'> } | undefined {
+  if (mirroredNameField(method) === 'taskId') return { field: 'taskId', kind: 'task' };
+  return method.startsWith('tasks/') ? undefined : { field: 'requestState', kind: 'request-state' };
 }
 
 /**
@@ -40,8 +47,9 @@ export const openReplicaState: Stage<RoutedExchange> = (ex) => {
   const body = ex.body;
   const method = ex.rpc?.method;
   if (ex.era !== 'stateless' || ex.batch || !ex.rpc?.isRequest || !body || method === undefined) return;
-  const { field, kind } = carriedField(method);
-  if (!body.includes(`"${field}"`)) return;
+  const carried = carriedField(method);
+  if (!carried || !body.includes(`"${carried.field}"`)) return;
+  const { field, kind } = carried;
   const msg = JSON.parse(body.toString('utf8')) as JsonObject;
   const params = msg['params'];
   const token = isJsonObject(params) ? params[field] : undefined;
@@ -94,7 +102,7 @@ export function stateSealer(ex: DispatchedExchange, replica: Replica): (msg: Jso
   const task = (v: unknown): unknown => (typeof v === 'string' ? sealAs('task', v) : v);
   const taskIn = (o: unknown): unknown =>
     isJsonObject(o) && typeof o['taskId'] === 'string' ? { ...o, taskId: task(o['taskId']) } : o;
-  const forTasks = ex.rpc?.method?.startsWith('tasks/') === true;
+  const forTasks = mirroredNameField(ex.rpc?.method ?? '') === 'taskId';
 
   return (msg) => {
     const result = msg['result'];

@@ -70,3 +70,28 @@ for (const requirements of ['2025-11-25', '2026-07-28']) {
     });
   });
 }
+
+// 2026-07-28 servers keep requestState, tasks and subscriptions per process: behind a route of two
+// independent reference upstreams (Sluice seals and fans in, issue 18), every check that passes
+// against one of them directly still passes.
+describe('conformance --requirements 2026-07-28: two reference upstream replicas behind one route', () => {
+  let upstreams: UpstreamKit[];
+  let sluice: TestGateway;
+  before(async () => {
+    upstreams = [await startReferenceUpstream(), await startReferenceUpstream()];
+    sluice = await startTestGateway({
+      routes: [{ path: '/mcp', upstream: upstreams.map((u, i) => ({ url: u.url, id: `ref${i}` })), balance: 'round-robin' }],
+    });
+  });
+  after(async () => {
+    await sluice.close();
+    for (const u of upstreams) await u.close();
+  });
+  it('every check that passes against one replica directly passes through Sluice', async (t) => {
+    const direct = await runConformance(upstreams[0]!.url, '2026-07-28');
+    const via = await runConformance(`${sluice.base}/mcp`, '2026-07-28');
+    t.diagnostic(`direct ${passCount(direct.checks)}/${direct.checks.size} checks pass, through Sluice ${passCount(via.checks)}/${via.checks.size}`);
+    assert.ok(direct.checks.size > 10, `the suite ran: ${direct.output.slice(-500)}`);
+    assert.deepEqual(regressions(direct.checks, via.checks), []);
+  });
+});
