@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startStatefulServer, TASKS_EXTENSION, type StatefulServer } from '../fixtures/stateful-modern-server.ts';
-import { sleep, startTestGateway, waitFor, type TestGateway } from '../helpers.ts';
+import { buildConfig } from '../../src/config/load.ts';
+import { sleep, startFakeUpstream, startTestGateway, waitFor, type FakeUpstream, type TestGateway } from '../helpers.ts';
 
 const META = {
   'io.modelcontextprotocol/protocolVersion': '2026-07-28',
@@ -161,3 +162,83 @@ describe('subscriptions/listen on a one-replica route', () => {
   });
 });
 
+
+// The official SDKs have no task notifications on listen streams yet: two small upstreams that
+// do what SEP-2663 says (acknowledge the task ids they were given, then notify for each).
+describe('task ids on a fanned-in listen', () => {
+  it('each replica hears only its own tasks, by its own ids; the client sees one merged acknowledgement and sealed ids', async () => {
+    const fakes: FakeUpstream[] = [];
+    for (const name of ['A', 'B']) {
+      fakes.push(
+        await startFakeUpstream((_req, res, body) => {
+          const msg = JSON.parse(body.toString()) as { id: number | string; method: string; params: { notifications?: { taskIds?: string[] } } };
+          if (msg.method === 'tools/call') {
+            res.writeHead(200, { 'content-type': 'application/json' });
+            res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: { resultType: 'task', taskId: `task-of-${name}`, status: 'working', createdAt: 'x', lastUpdatedAt: 'x', ttlMs: null } }));
+            return;
+          }
+          const taskIds = msg.params.notifications?.taskIds ?? [];
+          const meta = { 'io.modelcontextprotocol/subscriptionId': msg.id };
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          res.write(`data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: { _meta: meta, notifications: { taskIds } } })}\n\n`);
+          for (const taskId of taskIds) res.write(`data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/tasks', params: { _meta: meta, taskId, status: 'completed', createdAt: 'x', lastUpdatedAt: 'y', ttlMs: null } })}\n\n`);
+        }),
+      );
+    }
+    const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: fakes.map((f, i) => ({ url: `${f.url}/mcp`, id: `f${i}` })), balance: 'round-robin', healthCheck: { interval: 0 } }] });
+    try {
+      const tokens: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const r = await fetch(`${gw.base}/mcp`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'job' },
+          body: JSON.stringify({ jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: 'job', _meta: META } }),
+        });
+        tokens.push(((await r.json()) as { result: { taskId: string } }).result.taskId);
+      }
+      assert.ok(tokens.every((t) => !t.startsWith('task-of-')), 'the upstream ids never reach the client');
+      const l = await listen(gw.base, { taskIds: [...tokens, 'not-a-sealed-id'] });
+      await waitFor(() => l.messages.length === 3, 5000, 'the acknowledgement and two task notifications');
+      const sent = fakes.map((f) => (JSON.parse(f.requests.at(-1)!.body.toString()) as { params: { notifications: { taskIds: string[] } } }).params.notifications.taskIds);
+      assert.deepEqual(sent, [['task-of-A'], ['task-of-B']], 'each replica got only its own task, by its own id');
+      const ack = l.messages[0] as { method: string; params: { notifications: { taskIds: string[] } } };
+      assert.equal(ack.method, 'notifications/subscriptions/acknowledged');
+      assert.deepEqual(ack.params.notifications.taskIds.sort(), [...tokens].sort(), 'one acknowledgement, the same sealed ids the client holds');
+      const notified = l.messages.slice(1).map((m) => (m['params'] as { taskId: string }).taskId);
+      assert.deepEqual(notified.sort(), [...tokens].sort());
+      l.close();
+    } finally {
+      await gw.close();
+      for (const f of fakes) await f.close();
+    }
+  });
+});
+
+describe('a fanned-in listen across reloads', () => {
+  it('a replica added by a reload joins the stream, one removed leaves it, and the stream stays open', async () => {
+    const servers = [await startStatefulServer('x'), await startStatefulServer('y'), await startStatefulServer('z')];
+    const route = (n: number) => ({ path: '/mcp', upstream: servers.slice(0, n).map((r, i) => ({ url: r.url, id: `s${i}` })), healthCheck: { interval: 0 } });
+    const gw = await startTestGateway({ routes: [route(2)] });
+    const reload = (n: number) => gw.gw.reload(buildConfig({ listen: [{ host: '127.0.0.1', port: gw.port }], routes: [route(n)] }, 'reload'));
+    try {
+      const l = await listen(gw.base, { toolsListChanged: true });
+      await waitFor(() => servers[0]!.listens.open === 1 && servers[1]!.listens.open === 1, 5000, 'two legs');
+      assert.equal(servers[2]!.listens.opened, 0);
+      reload(3);
+      await waitFor(() => servers[2]!.listens.open === 1, 5000, 'the added replica got a leg');
+      servers[2]!.toolsChanged();
+      await waitFor(() => listChanged(l) === 1, 3000, 'the added replica is heard');
+      reload(1);
+      await waitFor(() => servers[1]!.listens.open === 0 && servers[2]!.listens.open === 0, 5000, 'removed replicas lost their legs');
+      await sleep(1100);
+      servers[0]!.toolsChanged();
+      await waitFor(() => listChanged(l) === 2, 3000, 'the remaining replica is still heard');
+      assert.equal(l.ended(), 'open');
+      l.close();
+      await waitFor(() => servers.every((r) => r.listens.open === 0), 5000, 'no upstream listen left');
+    } finally {
+      await gw.close();
+      for (const r of servers) await r.close();
+    }
+  });
+});
