@@ -11,7 +11,7 @@ const replicaOf = (gw: TestGateway) => gw.gw.ctx.routes[0]!.pool.replicas[0]!;
 const call = (gw: TestGateway) => send(`${gw.base}/mcp`, { method: 'POST', headers: { ...JSON_HEADERS, 'mcp-protocol-version': '2025-11-25' }, body: rpc('tools/list') });
 
 describe('recovery when an upstream comes back', () => {
-  it('a replica marked down by its health checks: 502 at once while it is away, 200 on the first request after it is back', async () => {
+  it('a replica away for 30 s (marked down, ejected): 502 at once throughout, 200 on the first request after it is back', async () => {
     const port = await freePort();
     let up = await upstreamAt(port);
     // Checks every 4 s: after the upstream returns, the replica stays marked down until the next one.
@@ -24,6 +24,16 @@ describe('recovery when an upstream comes back', () => {
       const away = await call(gw);
       assert.equal(away.status, 502, 'a refused connect, said at once (not 503 until the next check)');
       assert.ok(performance.now() - t0 < 1000);
+      // Away for 30 s in all, asked once a second: health checks and passive ejection both count it out.
+      const slow: number[] = [];
+      for (const end = t0 + 30_000; performance.now() < end; ) {
+        const t = performance.now();
+        const r = await call(gw);
+        assert.equal(r.status, 502);
+        if (performance.now() - t > 1000) slow.push(performance.now() - t);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+      assert.deepEqual(slow, [], 'every answer while it was away came at once');
       up = await upstreamAt(port);
       assert.equal(replicaOf(gw).healthy, false, 'still marked down: no check has seen it back yet');
       const back = await call(gw);
