@@ -14,7 +14,7 @@ export class ListFilter extends JsonMessageRewriter {
         const result = msg['result'];
         if (!isJsonObject(result)) return undefined;
         const filtered = policy.filterResult(result, who);
-        return filtered ? { ...msg, result: filtered } : undefined;
+        return filtered ? { msg: { ...msg, result: filtered } } : undefined;
       },
       'filter',
     );

@@ -9,7 +9,14 @@ import { SluiceError } from '../core/errors.ts';
 import { mirroredNameField } from '../core/mcp.ts';
 import { encodeHeaderValue } from '../security/header-body-check.ts';
 import { open, seal, TokenError, type SealedKind } from '../session/token.ts';
-import { isJsonObject, JsonMessageRewriter, type JsonObject } from '../transport/json-message-rewriter.ts';
+import {
+  isJsonObject,
+  JsonMessageRewriter,
+  swapJsonStrings,
+  type JsonObject,
+  type Rewritten,
+  type StringSwap,
+} from '../transport/json-message-rewriter.ts';
 import type { Replica } from '../routing/replica-pool.ts';
 import type { DispatchedExchange, ResponseStage, RoutedExchange, Stage } from './exchange.ts';
 import { principalHash } from './session-stages.ts';
@@ -50,7 +57,8 @@ export const openReplicaState: Stage<RoutedExchange> = (ex) => {
   const carried = carriedField(method);
   if (!carried || !body.includes(`"${carried.field}"`)) return;
   const { field, kind } = carried;
-  const msg = JSON.parse(body.toString('utf8')) as JsonObject;
+  const text = body.toString('utf8');
+  const msg = JSON.parse(text) as JsonObject;
   const params = msg['params'];
   const token = isJsonObject(params) ? params[field] : undefined;
   if (!isJsonObject(params) || typeof token !== 'string') return;
@@ -65,7 +73,8 @@ export const openReplicaState: Stage<RoutedExchange> = (ex) => {
   ex.replica = owner;
   ex.pinned = kind;
   params[field] = claims.value;
-  ex.body = Buffer.from(JSON.stringify(msg), 'utf8');
+  // The token swapped for the upstream's value in the text, every other byte as the client sent it.
+  ex.body = Buffer.from(swapJsonStrings(text, [[token, claims.value]]) ?? JSON.stringify(msg), 'utf8');
   // The upstream checks Mcp-Name against the body, and must see its own id in both.
   if (kind === 'task') ex.upstreamName = encodeHeaderValue(claims.value);
 };
@@ -85,26 +94,36 @@ export const sealReplicaState: ResponseStage = (ex, head) => {
 };
 
 /** The message rewrite that seals what `replica` said; exported for the listen fan-in's per-replica streams. */
-export function stateSealer(ex: DispatchedExchange, replica: Replica): (msg: JsonObject) => JsonObject | undefined {
+export function stateSealer(ex: DispatchedExchange, replica: Replica): (msg: JsonObject) => Rewritten | undefined {
   const principal = principalHash(ex);
   const route = ex.route.path;
-  const sealAs = (kind: Exclude<SealedKind, 'session'>, value: string): string => {
-    try {
-      // Task ids seal deterministically: the one task comes back in many answers, and must read the same in each.
-      const issuedAt = kind === 'task' ? 0 : Math.floor(Date.now() / 1000);
-      return seal(ex.ctx.sessions, { kind, route, replica: replica.id, value, principal, issuedAt }, kind === 'task');
-    } catch (err) {
-      // Too long to seal: the upstream's value must not reach the client either way.
-      if (err instanceof TokenError) throw new SluiceError('SLUICE_ERR_UPSTREAM_PROTOCOL', err.message);
-      throw err;
-    }
-  };
-  const task = (v: unknown): unknown => (typeof v === 'string' ? sealAs('task', v) : v);
-  const taskIn = (o: unknown): unknown =>
-    isJsonObject(o) && typeof o['taskId'] === 'string' ? { ...o, taskId: task(o['taskId']) } : o;
   const forTasks = mirroredNameField(ex.rpc?.method ?? '') === 'taskId';
 
   return (msg) => {
+    const swaps: StringSwap[] = [];
+    const sealAs = (kind: Exclude<SealedKind, 'session'>, value: string): string => {
+      let token: string;
+      try {
+        // Task ids seal deterministically: the one task comes back in many answers, and must read the same in each.
+        const issuedAt = kind === 'task' ? 0 : Math.floor(Date.now() / 1000);
+        token = seal(
+          ex.ctx.sessions,
+          { kind, route, replica: replica.id, value, principal, issuedAt },
+          kind === 'task',
+        );
+      } catch (err) {
+        // Too long to seal: the upstream's value must not reach the client either way.
+        if (err instanceof TokenError) throw new SluiceError('SLUICE_ERR_UPSTREAM_PROTOCOL', err.message);
+        throw err;
+      }
+      swaps.push([value, token]);
+      return token;
+    };
+    const task = (v: unknown): unknown => (typeof v === 'string' ? sealAs('task', v) : v);
+    const taskIn = (o: unknown): unknown =>
+      isJsonObject(o) && typeof o['taskId'] === 'string' ? { ...o, taskId: task(o['taskId']) } : o;
+    const done = (m: JsonObject): Rewritten => ({ msg: m, swaps });
+
     const result = msg['result'];
     if (isJsonObject(result)) {
       let r = result;
@@ -112,19 +131,22 @@ export function stateSealer(ex: DispatchedExchange, replica: Replica): (msg: Jso
         r = { ...r, requestState: sealAs('request-state', r['requestState']) };
       if (typeof r['taskId'] === 'string' && (r['resultType'] === 'task' || forTasks)) r = taskIn(r) as JsonObject;
       if (Array.isArray(r['tasks'])) r = { ...r, tasks: r['tasks'].map(taskIn) };
-      return r === result ? undefined : { ...msg, result: r };
+      return r === result ? undefined : done({ ...msg, result: r });
     }
     const params = msg['params'];
     if (!isJsonObject(params)) return undefined;
     if (msg['method'] === 'notifications/tasks' && typeof params['taskId'] === 'string')
-      return { ...msg, params: taskIn(params) };
+      return done({ ...msg, params: taskIn(params) });
     const filter = params['notifications'];
     if (
       msg['method'] === 'notifications/subscriptions/acknowledged' &&
       isJsonObject(filter) &&
       Array.isArray(filter['taskIds'])
     )
-      return { ...msg, params: { ...params, notifications: { ...filter, taskIds: filter['taskIds'].map(task) } } };
+      return done({
+        ...msg,
+        params: { ...params, notifications: { ...filter, taskIds: filter['taskIds'].map(task) } },
+      });
     return undefined;
   };
 }

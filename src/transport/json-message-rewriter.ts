@@ -11,8 +11,31 @@ const MAX_EVENT = 16 * 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
 
 export type JsonObject = Record<string, unknown>;
-/** The message rewritten (a new object), or undefined to keep it as it came. */
-export type MessageRewrite = (msg: JsonObject) => JsonObject | undefined;
+/** One string value to replace by another: [the value as it is, the value it becomes]. */
+export type StringSwap = readonly [from: string, to: string];
+/**
+ * A rewritten message. With `swaps`, when each old value occurs exactly once in the message's
+ * text, the swaps are made in the text itself and every other byte stays as the upstream wrote
+ * it (a re-serialisation would, say, round integers past 2^53); else the message is re-serialised.
+ */
+export interface Rewritten {
+  msg: JsonObject;
+  swaps?: readonly StringSwap[];
+}
+/** The message rewritten, or undefined to keep it as it came. */
+export type MessageRewrite = (msg: JsonObject) => Rewritten | undefined;
+
+/** `text` with each swap's JSON string literal replaced, or undefined unless each occurs exactly once. */
+export function swapJsonStrings(text: string, swaps: readonly StringSwap[]): string | undefined {
+  let out = text;
+  for (const [from, to] of swaps) {
+    const literal = JSON.stringify(from);
+    const at = out.indexOf(literal);
+    if (at === -1 || out.indexOf(literal, at + literal.length) !== -1) return undefined;
+    out = out.slice(0, at) + JSON.stringify(to) + out.slice(at + literal.length);
+  }
+  return out;
+}
 
 export function isJsonObject(v: unknown): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -122,11 +145,12 @@ export class JsonMessageRewriter implements BodyTransform {
       const out = msg.map((m: unknown) => {
         const r = isJsonObject(m) ? this.rewrite(m) : undefined;
         if (r) changed = true;
-        return r ?? m;
+        return r?.msg ?? m;
       });
       return changed ? JSON.stringify(out) : undefined;
     }
     const r = isJsonObject(msg) ? this.rewrite(msg) : undefined;
-    return r ? JSON.stringify(r) : undefined;
+    if (!r) return undefined;
+    return (r.swaps && swapJsonStrings(text, r.swaps)) ?? JSON.stringify(r.msg);
   }
 }

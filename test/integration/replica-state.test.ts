@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { newKeyText } from '../../src/session/key-ring.ts';
 import { startStatefulServer, TASKS_EXTENSION, type StatefulServer } from '../fixtures/stateful-modern-server.ts';
-import { accessLines, startTestGateway, type TestGateway } from '../helpers.ts';
+import { accessLines, startFakeUpstream, startTestGateway, type FakeUpstream, type TestGateway } from '../helpers.ts';
 
 const META = {
   'io.modelcontextprotocol/protocolVersion': '2026-07-28',
@@ -179,6 +179,41 @@ describe('2026-07-28 state on a one-replica route', () => {
     } finally {
       await gw.close();
       await a.close();
+    }
+  });
+});
+
+describe('the retry the upstream sees', () => {
+  it('is the client\'s bytes with only the token swapped back for the upstream\'s requestState', async () => {
+    const fakes: FakeUpstream[] = [];
+    for (const name of ['p', 'q'])
+      fakes.push(
+        await startFakeUpstream((_req, res, body) => {
+          const msg = JSON.parse(body.toString()) as { id: number; params: { requestState?: string } };
+          const result = msg.params.requestState === undefined ? { resultType: 'input_required', requestState: `state of ${name}: \u00e9\"/` } : { content: [{ type: 'text', text: `done on ${name}` }] };
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result }));
+        }),
+      );
+    const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: fakes.map((f, i) => ({ url: `${f.url}/mcp`, id: `f${i}` })), balance: 'round-robin', healthCheck: { interval: 0 } }] });
+    try {
+      const first = await call(gw.base, 1, 'tools/call', { name: 'x', arguments: {} }, 'x');
+      const token = first.body.result?.['requestState'] as string;
+      const creator = fakes.findIndex((f) => f.requests.length === 1);
+      // Odd spacing and an integer past 2^53: a re-serialised body would change both.
+      const raw = `{"jsonrpc":"2.0",  "id":2,"method":"tools/call","params":{"name":"x","arguments":{"n":12345678901234567890},"requestState":"${token}","_meta":${JSON.stringify(META)}}}`;
+      const res = await fetch(`${gw.base}/mcp`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'x' },
+        body: raw,
+      });
+      const answer = (await res.json()) as { result: { content: { text: string }[] } };
+      assert.equal(answer.result.content[0]?.text, `done on ${'pq'[creator]}`);
+      const seen = fakes[creator]!.requests.at(-1)!.body.toString();
+      assert.equal(seen, raw.replace(JSON.stringify(token), JSON.stringify(`state of ${'pq'[creator]}: \u00e9"/`)));
+    } finally {
+      await gw.close();
+      for (const f of fakes) await f.close();
     }
   });
 });

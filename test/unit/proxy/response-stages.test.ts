@@ -19,7 +19,8 @@ import { ownCorsHeaders, recordAnswer } from '../../../src/proxy/stages.ts';
 import { sealSessionToken } from '../../../src/proxy/session-stages.ts';
 import { compileRoutes } from '../../../src/routing/route-table.ts';
 import { KeyRing } from '../../../src/session/key-ring.ts';
-import { openSession } from '../../../src/session/token.ts';
+import { open, openSession } from '../../../src/session/token.ts';
+import { TransformChain } from '../../../src/transport/body-transform.ts';
 import { SseEndpointRewriter } from '../../../src/transport/sse-endpoint-rewriter.ts';
 import { UpstreamClient } from '../../../src/transport/upstream-client.ts';
 
@@ -112,5 +113,48 @@ describe('response stages', () => {
     assert.throws(() => {
       for (const stage of RESPONSE_STAGES) stage(ex, head(ex, 401, { 'www-authenticate': 'Bearer' }));
     }, (err: unknown) => err instanceof SluiceError && err.code === 'SLUICE_ERR_UPSTREAM_AUTH' && err.status === 502);
+  });
+
+  it('on a two-replica 2026-07-28 route, requestState and task ids reach the client sealed, every other byte as the upstream wrote it', () => {
+    const ex = exchange({ upstream: ['http://127.0.0.1:9/mcp', 'http://127.0.0.1:10/mcp'] });
+    ex.era = 'stateless';
+    ex.rpc = { method: 'tools/call', name: 'x', id: 3, isRequest: true, batchSize: 1 };
+    ex.replica = ex.route.pool.replicas[1]!;
+    const sse = head(ex, 200, { 'content-type': 'text/event-stream' });
+    for (const stage of RESPONSE_STAGES) stage(ex, sse);
+    const chain = new TransformChain(sse.transforms);
+    // A big integer (past 2^53) and odd spacing that a re-serialisation would change.
+    const progress = 'data: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}\n\n';
+    const answer = 'data: {"jsonrpc":"2.0", "id":3,"result":{"n":12345678901234567890,"resultType":"input_required","requestState":"v1.abc.def"}}\n\n';
+    const out = chain.push(Buffer.from(progress + answer)).toString() + chain.end().toString();
+    assert.ok(out.startsWith(progress), 'a notification passes byte for byte');
+    const sealed = /"requestState":"([A-Za-z0-9_-]+)"/.exec(out)?.[1];
+    assert.ok(sealed, out);
+    assert.ok(out.includes('"id":3,"result":{"n":12345678901234567890,'), 'the rest of the answer is untouched');
+    const claims = open(ex.ctx.sessions, 'request-state', sealed);
+    assert.equal(claims?.value, 'v1.abc.def');
+    assert.equal(claims?.replica, ex.replica.id);
+
+    const json = head(ex, 200, { 'content-type': 'application/json', 'content-length': '200' });
+    for (const stage of RESPONSE_STAGES) stage(ex, json);
+    assert.equal(json.headers['content-length'], undefined, 'the length changes');
+    const t = new TransformChain(json.transforms);
+    const created = '{"jsonrpc":"2.0","id":3,"result":{"resultType":"task","taskId":"786512e2","status":"working"}}';
+    const first = t.push(Buffer.from(created)).toString() + t.end().toString();
+    const again = new TransformChain(((h) => (RESPONSE_STAGES.forEach((st) => st(ex, h)), h.transforms))(head(ex, 200, { 'content-type': 'application/json' })));
+    const second = again.push(Buffer.from(created)).toString() + again.end().toString();
+    assert.equal(first, second, 'one task reads as the same token in every answer');
+    assert.equal(open(ex.ctx.sessions, 'task', (JSON.parse(first) as { result: { taskId: string } }).result.taskId)?.value, '786512e2');
+  });
+
+  it('on a one-replica route, or another era, nothing is sealed', () => {
+    for (const [era, upstream] of [['stateless', 'http://127.0.0.1:9/mcp'], ['sessionful', ['http://127.0.0.1:9/mcp', 'http://127.0.0.1:10/mcp']]] as const) {
+      const ex = exchange({ upstream: upstream as never });
+      ex.era = era;
+      ex.rpc = { method: 'tools/call', name: 'x', id: 3, isRequest: true, batchSize: 1 };
+      const h = head(ex, 200, { 'content-type': 'application/json' });
+      for (const stage of RESPONSE_STAGES) stage(ex, h);
+      assert.equal(h.transforms.length, 0, era);
+    }
   });
 });
