@@ -1,6 +1,7 @@
 // Micro-benchmarks of per-request MCP work, timed in a loop in this process: the 2026-07-28
 // header-vs-body check (with and without the base64 sentinel), and the JSON-RPC classification
-// it rides on, the access line, session-token seal/open, and the secure edge's per-request work:
+// it rides on, the access line, session-token seal/open, the 2026-07-28 state sealer of multi-replica
+// routes (issue 18), and the secure edge's per-request work:
 // bearer JWT verification (keys cached), API-key lookup, the tool policy and a token bucket.
 import { summarize } from '../../src/core/mcp.ts';
 import { formatAccessLine, type AccessRecord } from '../../src/observability/access-log.ts';
@@ -13,6 +14,10 @@ import { JwtVerifier } from '../../src/security/jwt-verifier.ts';
 import { MemoryBuckets } from '../../src/security/token-bucket.ts';
 import { ToolPolicy } from '../../src/security/tool-policy.ts';
 import { nestsDeeperThan } from '../../src/security/json-depth.ts';
+import type { DispatchedExchange } from '../../src/proxy/exchange.ts';
+import { stateRewriter } from '../../src/proxy/replica-state.ts';
+import type { Replica } from '../../src/routing/replica-pool.ts';
+import { open } from '../../src/session/token.ts';
 
 export type MicroResult = { name: string; per_op_us: number | null; note?: string }[];
 
@@ -52,6 +57,25 @@ const WIDE = Buffer.from(`${'['.repeat(64)}${'"x",'.repeat(1_048_000)}0${']'.rep
 const RING = KeyRing.generate();
 const CLAIMS = { route: '/mcp', replica: 'http://10.0.0.7:3000/mcp', upstreamSession: '5f0c2a4e-8d1b-4f55-9a0e-2c7d9b1e6a31', principal: hashPrincipal('https://issuer|user-42'), issuedAt: 1_790_000_000 };
 const TOKEN = sealSession(RING, CLAIMS);
+
+// The 2026-07-28 state sealer of a multi-replica route (issue 18): an answer it must rewrite, one
+// it only scans, and opening the token on the retry.
+const SEAL_EX = { ctx: { sessions: RING }, route: { path: '/mcp' }, rpc: { method: 'tools/call' }, principal: undefined } as unknown as DispatchedExchange;
+const SEAL_REPLICA = { id: 'http://10.0.0.7:3000/mcp' } as Replica;
+const INPUT_REQUIRED = Buffer.from(
+  JSON.stringify({
+    jsonrpc: '2.0',
+    id: 7,
+    result: { resultType: 'input_required', inputRequests: { name: { method: 'elicitation/create', params: { message: 'Your name?', requestedSchema: { type: 'object', properties: { name: { type: 'string' } } } } } }, requestState: `v1.${'x'.repeat(160)}.${'y'.repeat(43)}` },
+  }),
+);
+const PLAIN_ANSWER = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 7, result: { content: [{ type: 'text', text: 'hello '.repeat(40) }] } }));
+const SEALED_STATE = (JSON.parse(((t) => t.push(INPUT_REQUIRED).toString() + t.end().toString())(stateRewriter(SEAL_EX, SEAL_REPLICA, false))) as { result: { requestState: string } }).result.requestState;
+const through = (body: Buffer) => {
+  const t = stateRewriter(SEAL_EX, SEAL_REPLICA, false);
+  t.push(body);
+  return t.end().length;
+};
 
 function time(name: string, iterations: number, fn: () => unknown): { name: string; per_op_us: number } {
   let sink = 0;
@@ -123,6 +147,9 @@ export async function runMicro(quick: boolean): Promise<MicroResult> {
     time('access line (format + timestamp)', n, () => formatAccessLine(ACCESS, new Date().toISOString())),
     time('session-token seal + open (AES-256-GCM, principal-bound)', quick ? n / 4 : n / 2, () => openSession(RING, sealSession(RING, CLAIMS), CLAIMS.principal)),
     time('session-token open', n / 2, () => openSession(RING, TOKEN, CLAIMS.principal)),
+    time('2026-07-28 state sealer: an input_required answer (parse, seal requestState, swap it in)', n / 4, () => through(INPUT_REQUIRED)),
+    time('2026-07-28 state sealer: a plain tools/call answer (scanned, passed as it came)', n, () => through(PLAIN_ANSWER)),
+    time('2026-07-28 sealed requestState open (on the retry)', n / 2, () => open(RING, 'request-state', SEALED_STATE)),
     time('JSON depth scan of the same body (limits.jsonDepth)', n, () => nestsDeeperThan(RAW_BYTES, 64)),
     time('JSON depth scan refusing 4 MiB of brackets', quick ? 20 : 100, () => nestsDeeperThan(DEEP, 64)),
     time('JSON depth scan of 4 MiB at depth 64 (worst case accepted)', quick ? 20 : 100, () => nestsDeeperThan(WIDE, 64)),

@@ -89,9 +89,14 @@ const HINTS = ['"input_required"', '"taskId"', '"taskIds"'];
  */
 export const sealReplicaState: ResponseStage = (ex, head) => {
   if (!sealsState(ex) || ex.batch || head.status !== 200) return;
-  head.transforms.push(new JsonMessageRewriter(head.sse, HINTS, stateSealer(ex, head.replica), 'seal', 'pass'));
+  head.transforms.push(stateRewriter(ex, head.replica, head.sse));
   if (!head.sse) delete head.headers['content-length'];
 };
+
+/** The body transform that seals what `replica` says in a JSON answer or an SSE stream. */
+export function stateRewriter(ex: DispatchedExchange, replica: Replica, sse: boolean): JsonMessageRewriter {
+  return new JsonMessageRewriter(sse, HINTS, stateSealer(ex, replica), 'seal', 'pass');
+}
 
 /** The message rewrite that seals what `replica` said; exported for the listen fan-in's per-replica streams. */
 export function stateSealer(ex: DispatchedExchange, replica: Replica): (msg: JsonObject) => Rewritten | undefined {
