@@ -27,6 +27,7 @@ import { GatewayMetrics, type ReplicaHealth } from './observability/metrics.ts';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { routeLabel, type GatewayContext, type GatewayRoute } from './proxy/context.ts';
 import { handleRequest } from './proxy/pipeline.ts';
+import { BrokerSet } from './broker/broker-set.ts';
 import { buildGuards, type GuardDeps, type RouteGuard } from './proxy/route-guard.ts';
 import { RedisBuckets } from './transport/redis-buckets.ts';
 
@@ -142,6 +143,7 @@ function replicaHealth(ctx: GatewayContext): ReplicaHealth[] {
 function gatewayRoutes(
   configs: readonly RouteConfig[],
   deps: Omit<GuardDeps, 'env'>,
+  brokers: BrokerSet,
   previous: readonly GatewayRoute[] = [],
   now = Date.now(),
 ): GatewayRoute[] {
@@ -155,7 +157,12 @@ function gatewayRoutes(
   } catch (err) {
     throw new ConfigError('auth', [(err as Error).message]);
   }
-  return compileRoutes(configs, previous, now).map((r) => ({ ...r, guard: guards.get(r.path) }));
+  const byPath = brokers.sync(configs);
+  return compileRoutes(configs, previous, now).map((r) => ({
+    ...r,
+    guard: guards.get(r.path),
+    broker: byPath.get(r.path),
+  }));
 }
 
 export async function startGateway(config: Config, log: Logger, deps: GatewayDeps = {}): Promise<Gateway> {
@@ -176,10 +183,17 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     : undefined;
   if (sharedBuckets && !(await sharedBuckets.ready(2_000)))
     log.warn({ failOpen: rl.failOpen }, 'rate-limit Redis not reachable at start; limits apply once it is');
+  // Broker routes (stdio upstreams) read the key ring and limits of the running config.
+  const brokers = new BrokerSet({
+    log,
+    sessions: () => ctx.sessions,
+    maxLine: config.limits.body,
+    keepAliveMs: config.timeouts.heartbeat,
+  });
   const ctx: GatewayContext = {
     sessions: sessionKeyRing(config, log),
     config,
-    routes: gatewayRoutes(routeConfigs(config, registry, log), { client, shared: sharedBuckets }),
+    routes: gatewayRoutes(routeConfigs(config, registry, log), { client, shared: sharedBuckets }, brokers),
     sharedBuckets,
     client,
     log,
@@ -204,7 +218,7 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
       return attempt();
     },
   };
-  const gateway = new RunningGateway(ctx, registry);
+  const gateway = new RunningGateway(ctx, registry, brokers);
   await gateway.listen(config, token, deps.resolver ?? systemResolver);
   return gateway;
 }
@@ -229,14 +243,16 @@ class RunningGateway implements Gateway {
   readonly addresses: AddressInfo[] = [];
   adminAddress: AddressInfo | undefined;
   private readonly registry: Registry | undefined;
+  private readonly brokers: BrokerSet;
   private readonly servers: Listening[] = [];
   private readonly drainTimers = new Set<NodeJS.Timeout>();
   private stopChecks: () => void;
   private shuttingDown: Promise<void> | undefined;
 
-  constructor(ctx: GatewayContext, registry: Registry | undefined) {
+  constructor(ctx: GatewayContext, registry: Registry | undefined, brokers: BrokerSet) {
     this.ctx = ctx;
     this.registry = registry;
+    this.brokers = brokers;
     warnUnverified(ctx.routes, ctx.log);
     this.stopChecks = startHealthChecks(ctx.routes, this.probe, this.onHealth);
   }
@@ -313,7 +329,13 @@ class RunningGateway implements Gateway {
       ctx.routes.flatMap((r) => r.pool.replicas.map((rep) => [rep, { draining: rep.draining, route: r }] as const)),
     );
     const configs = routeConfigs(config, this.registry, log);
-    const routes = gatewayRoutes(configs, { client: ctx.client, shared: ctx.sharedBuckets }, ctx.routes, now);
+    const routes = gatewayRoutes(
+      configs,
+      { client: ctx.client, shared: ctx.sharedBuckets },
+      this.brokers,
+      ctx.routes,
+      now,
+    );
     for (const [rep, was] of before) {
       if (rep.removed) {
         log.info(
@@ -379,6 +401,8 @@ class RunningGateway implements Gateway {
       await new Promise((r) => setTimeout(r, 50));
     }
     for (const a of ctx.active) a.stop(retryHint);
+    // Broker sessions end with their children (process groups stopped, reaped) before Sluice exits.
+    await this.brokers.close();
     for (const s of servers) s.closeAll();
     await closed;
     await ctx.client.close();

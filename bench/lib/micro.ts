@@ -43,6 +43,7 @@ const ACCESS: AccessRecord = {
   latencyMs: 1.2,
   bytesIn: 160,
   bytesOut: 90,
+  kind: 'relay',
   upstream: 'http://127.0.0.1:9000/mcp',
   replica: 'http://127.0.0.1:3000/mcp',
   session: undefined,

@@ -139,11 +139,48 @@ export const ejectionSchema = z.strictObject({
   duration: duration.default(30_000),
 });
 
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
+
+/** A stdio MCP server Sluice runs itself, one process per client session (a broker route). */
+export const stdioSchema = z.strictObject({
+  /** The program, found on PATH unless a path. Run as written: no shell, so no quoting, globs or pipes. */
+  command: z.string().min(1),
+  /** Its arguments, each passed as one argv entry. Default []. */
+  args: z.array(z.string()).default([]),
+  /** Environment for the child. It gets only these plus PATH, HOME and LANG, unless inheritEnv. Default {}. */
+  env: z.record(envName, z.string()).default({}),
+  /** Give the child Sluice's whole environment (then `env` on top). Default false: secrets stay out. */
+  inheritEnv: z.boolean().default(false),
+  /** Working directory of the child. Default: Sluice's. */
+  cwd: z.string().min(1).optional(),
+  /** Children running at once on this route; over it a new session gets 503 with Retry-After. Default 50. */
+  maxProcesses: z.number().int().positive().default(50),
+  /** A session with no request and no open stream for this long ends (its child is stopped). Default 10m. */
+  idleTimeout: duration.default(600_000),
+  /** Between SIGTERM to the child's process group and SIGKILL. Default 5s. */
+  killGrace: duration.default(5_000),
+  /** stdout and stderr lines a child may write per second before it counts as flooding and is stopped. Default 2000. */
+  maxLinesPerSecond: z.number().int().positive().default(2000),
+});
+export type StdioConfig = z.output<typeof stdioSchema>;
+
 /**
- * `upstream:` is a URL, or a list of URLs and {url, id, draining} objects. Parsed by hand so a bad
- * entry gets its own message ("scheme must be http or https") at its own path, not "Invalid input".
+ * `upstream:` is a URL, a list of URLs and {url, id, draining} objects, or {stdio: {...}}. Parsed
+ * by hand so a bad entry gets its own message ("scheme must be http or https") at its own path,
+ * not "Invalid input".
  */
 const upstreamList = z.unknown().transform((v, ctx) => {
+  if (typeof v === 'object' && v !== null && !Array.isArray(v) && 'stdio' in v) {
+    const extra = Object.keys(v).filter((k) => k !== 'stdio');
+    if (extra.length > 0)
+      ctx.addIssue({ code: 'custom', path: [extra[0] as string], message: 'a stdio upstream has only `stdio`' });
+    const r = stdioSchema.safeParse((v as { stdio: unknown }).stdio);
+    if (!r.success) {
+      for (const issue of r.error.issues) ctx.addIssue({ ...issue, path: ['stdio', ...issue.path] } as never);
+      return z.NEVER;
+    }
+    return { replicas: [], stdio: r.data };
+  }
   const single = !Array.isArray(v);
   const entries: unknown[] = single ? [v] : (v as unknown[]);
   if (entries.length === 0) {
@@ -164,7 +201,7 @@ const upstreamList = z.unknown().transform((v, ctx) => {
         : { url: r.data.url, id: r.data.id, draining: r.data.draining },
     );
   });
-  return out;
+  return { replicas: out, stdio: undefined };
 });
 
 const corsOrigin = z
@@ -398,7 +435,8 @@ export const routeSchema = z
     /**
      * Upstream base URL, or a list of replicas (URLs or {url, id, draining}); the part of the
      * request path below `path` is appended. New sessions and stateless requests are balanced
-     * over the healthy replicas; a session stays on the replica that minted it.
+     * over the healthy replicas; a session stays on the replica that minted it. Or {stdio: {...}}:
+     * a stdio server Sluice runs itself (a broker route, one process per session).
      */
     upstream: upstreamList,
     /** How new sessions and stateless requests pick a replica. Default round-robin. */
@@ -449,7 +487,8 @@ export const routeSchema = z
       });
   })
   .transform((r, ctx) => {
-    const upstream = r.upstream.map((u) => ({ url: u.url, id: u.id ?? u.url, draining: u.draining }));
+    const stdio = r.upstream.stdio;
+    const upstream = r.upstream.replicas.map((u) => ({ url: u.url, id: u.id ?? u.url, draining: u.draining }));
     const seen = new Set<string>();
     upstream.forEach((u, i) => {
       if (seen.has(u.id))
@@ -466,7 +505,7 @@ export const routeSchema = z
           message: 'URL longer than 200 characters: give the replica a short id',
         });
     });
-    return { ...r, upstream };
+    return { ...r, upstream, stdio };
   });
 
 export const timeoutsSchema = z.strictObject({

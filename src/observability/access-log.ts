@@ -16,6 +16,8 @@ export interface AccessRecord {
   latencyMs: number;
   bytesIn: number;
   bytesOut: number;
+  /** The route's kind: relay (Sluice carries MCP between client and server) or broker (Sluice speaks it). */
+  kind: 'relay' | 'broker';
   upstream: string | undefined;
   /** Id of the upstream replica that served the exchange. */
   replica: string | undefined;
@@ -38,6 +40,7 @@ const FIELDS = [
   'latencyMs',
   'bytesIn',
   'bytesOut',
+  'kind',
   'upstream',
   'replica',
   'session',

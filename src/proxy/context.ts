@@ -11,11 +11,22 @@ import type { UpstreamClient } from '../transport/upstream-client.ts';
 import type { BodyBudget } from '../transport/read-body.ts';
 import type { BucketStore } from '../security/token-bucket.ts';
 import type { RouteGuard } from './route-guard.ts';
+import type { Exchange } from './exchange.ts';
+
+/**
+ * A route whose MCP Sluice terminates itself (src/broker/, built by the composition root): the
+ * pipeline runs its front stages and hands the exchange over, and never imports the broker.
+ */
+export interface RouteBroker {
+  handle(ex: Exchange): Promise<void>;
+}
 
 /** A route as the gateway runs it: the route table's entry and what it enforces about callers. */
 export interface GatewayRoute extends Route {
   /** Authentication, policy and rate limits; undefined for a route that checks nothing. */
   readonly guard: RouteGuard | undefined;
+  /** Set for a broker route (a stdio upstream); undefined for a relay route. */
+  readonly broker?: RouteBroker | undefined;
 }
 
 /** An exchange that graceful shutdown must wind down. */

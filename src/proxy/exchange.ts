@@ -57,6 +57,10 @@ export interface Exchange {
   upstreamCredential: { header: string; value: string } | undefined;
   /** The messages of a JSON-RPC batch (policy checks each). */
   batch: unknown[] | undefined;
+  /** A broker route took the exchange over: no relay stage runs after it. */
+  handedOff: boolean;
+  /** On a broker route: what served the exchange (a stdio child: command#pid), for the access log. */
+  brokerUpstream: string | undefined;
 }
 
 /** An exchange once selectRoute has run (it throws when nothing matches): the route is set. */
@@ -135,6 +139,8 @@ export function newExchange(
     principal: undefined,
     upstreamCredential: undefined,
     batch: undefined,
+    handedOff: false,
+    brokerUpstream: undefined,
   };
 }
 

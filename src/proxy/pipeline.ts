@@ -58,6 +58,17 @@ export const RESPONSE_STAGES: readonly ResponseStage[] = [
 ];
 
 /**
+ * hand off: a broker route (a stdio upstream) is served by its broker once the front stages have
+ * passed; the relay stages after this one never run for it.
+ */
+const handOff: Stage<RoutedExchange> = (ex) => {
+  const broker = ex.route.broker;
+  if (!broker) return;
+  ex.handedOff = true;
+  return broker.handle(ex);
+};
+
+/**
  * Stages after selectRoute may rely on the route (it throws when none matches), stages after
  * selectReplica on the replica and upstream target; their types say so, and this list is the one
  * place that orders them, so it is the one place that widens them back to `Stage`.
@@ -76,6 +87,7 @@ export const STAGES: readonly Stage[] = [
     readRequestBody,
     classify,
     authorize,
+    handOff,
     openSessionToken,
     openReplicaState,
     selectReplica,
@@ -116,7 +128,7 @@ export function handleRequest(
 // that answered (a CORS preflight) ends the run.
 function run(ex: Exchange, from = 0): void {
   for (let i = from; i < STAGES.length; i++) {
-    if (ex.res.headersSent) return;
+    if (ex.res.headersSent || ex.handedOff) return;
     let pending: void | Promise<void>;
     try {
       pending = (STAGES[i] as Stage)(ex);

@@ -15,6 +15,7 @@ const BASE: AccessRecord = {
   latencyMs: 1.5,
   bytesIn: 10,
   bytesOut: 20,
+  kind: 'relay',
   upstream: 'http://127.0.0.1:1/mcp',
   replica: 'http://127.0.0.1:3000/mcp',
   session: undefined,

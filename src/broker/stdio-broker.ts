@@ -1,0 +1,231 @@
+// A stdio route's broker: the sessions of one route, each with its child, and the HTTP exchanges
+// the pipeline hands it once the shared front stages (head, route, Host/Origin, CORS, auth, body,
+// classification, policy) have passed. A new session (an initialize) spawns a child, within
+// maxProcesses; a known one is served by its own transport; a session that ends (DELETE, idle,
+// its child exiting, shutdown, the route reloaded away) stops its child's process group and is
+// forgotten, so its next request gets 404 and the client starts again.
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import type { RouteConfig, StdioConfig } from '../config/schema.ts';
+import { SluiceError } from '../core/errors.ts';
+import { H } from '../core/mcp.ts';
+import type { Logger } from '../observability/logger.ts';
+import { seal } from '../session/token.ts';
+import type { KeyRing } from '../session/key-ring.ts';
+import { StdioSession, type SessionEnd } from './stdio-session.ts';
+
+/** What the broker needs of an exchange (the proxy's Exchange satisfies it; nothing here imports proxy/). */
+export interface BrokerExchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  body: Buffer | undefined;
+  readonly principal: { readonly key: string } | undefined;
+  responseSessionId: string | undefined;
+  /** What served it, for the access log: the child's command and pid. */
+  brokerUpstream: string | undefined;
+}
+
+export interface BrokerDeps {
+  log: Logger;
+  /** Read at each new session: the ring may be replaced by a reload. */
+  sessions: () => KeyRing;
+  maxLine: number;
+  keepAliveMs: number;
+  metrics?: BrokerMetrics;
+}
+
+export interface BrokerMetrics {
+  childSpawned(route: string): void;
+  childExited(route: string, cause: string): void;
+  childrenRunning(route: string, n: number): void;
+}
+
+/** This process, as sealed into its broker sessions' tokens (a session lives in one process). */
+const PROCESS = `sluice-${process.pid}-${randomUUID().slice(0, 8)}`;
+
+export class StdioBroker {
+  readonly path: string;
+  private cfg: StdioConfig;
+  private readonly deps: BrokerDeps;
+  private readonly log: Logger;
+  private readonly live = new Map<string, StdioSession>();
+  private readonly sweeper: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(route: RouteConfig, deps: BrokerDeps) {
+    if (!route.stdio) throw new Error(`route ${route.path} has no stdio upstream`);
+    this.path = route.path;
+    this.cfg = route.stdio;
+    this.deps = deps;
+    this.log = deps.log.child({ route: route.path, broker: 'stdio' });
+    this.sweeper = setInterval(this.sweep, Math.max(250, Math.min(this.cfg.idleTimeout / 4, 5000)));
+    this.sweeper.unref();
+  }
+
+  /** Sessions (children) running now. */
+  get running(): number {
+    return this.live.size;
+  }
+
+  /** The same command and settings: a reload keeps this broker and its sessions. */
+  sameAs(route: RouteConfig): boolean {
+    return JSON.stringify(route.stdio) === JSON.stringify(this.cfg);
+  }
+
+  async handle(ex: BrokerExchange): Promise<void> {
+    if (this.closed) throw new SluiceError('SLUICE_ERR_SHUTTING_DOWN');
+    const raw = ex.req.headers[H.sessionId];
+    const token = Array.isArray(raw) ? raw[0] : raw;
+    const parsed = ex.body && ex.body.length > 0 ? (JSON.parse(ex.body.toString('utf8')) as unknown) : undefined;
+    let session: StdioSession | undefined;
+    if (token !== undefined) {
+      session = this.live.get(token);
+      if (!session || session.over || session.principal !== ex.principal?.key)
+        throw new SluiceError('SLUICE_ERR_SESSION_NOT_FOUND', 'no such session on this route (it ended, or never was)');
+    } else if (ex.req.method === 'POST' && isInitialize(parsed)) {
+      session = await this.open(ex);
+    } else {
+      throw new SluiceError(
+        'SLUICE_ERR_BAD_REQUEST',
+        'a stdio route serves sessions: start with initialize (no Mcp-Session-Id), then send its Mcp-Session-Id',
+      );
+    }
+    ex.brokerUpstream = `stdio:${this.cfg.command}#${session.child.pid ?? '?'}`;
+    await this.serve(session, ex, parsed);
+  }
+
+  private async open(ex: BrokerExchange): Promise<StdioSession> {
+    if (this.live.size >= this.cfg.maxProcesses)
+      throw new SluiceError(
+        'SLUICE_ERR_NO_HEALTHY_UPSTREAM',
+        `route ${this.path}: ${this.cfg.maxProcesses} processes running (maxProcesses)`,
+        {
+          headers: { 'retry-after': '1' },
+        },
+      );
+    const token = seal(this.deps.sessions(), {
+      kind: 'session',
+      route: this.path,
+      replica: PROCESS,
+      value: randomUUID(),
+      principal: undefined,
+      issuedAt: Math.floor(Date.now() / 1000),
+    });
+    const session = new StdioSession(this.cfg, {
+      token,
+      principal: ex.principal?.key,
+      log: this.log,
+      maxLine: this.deps.maxLine,
+      keepAliveMs: this.deps.keepAliveMs,
+      onEnd: (end) => this.ended(session, end),
+    });
+    this.live.set(token, session);
+    this.deps.metrics?.childSpawned(this.path);
+    this.deps.metrics?.childrenRunning(this.path, this.live.size);
+    this.log.info({ pid: session.child.pid, command: this.cfg.command }, 'stdio session started');
+    await session.start();
+    return session;
+  }
+
+  private ended(session: StdioSession, end: SessionEnd): void {
+    if (this.live.get(session.token) === session) this.live.delete(session.token);
+    this.deps.metrics?.childExited(this.path, end.cause);
+    this.deps.metrics?.childrenRunning(this.path, this.live.size);
+    const level =
+      end.cause === 'crashed' ||
+      end.cause === 'spawn-failed' ||
+      end.cause === 'flooded' ||
+      end.cause === 'oversized-line'
+        ? 'warn'
+        : 'info';
+    this.log[level]({ pid: session.child.pid, cause: end.cause, detail: end.detail }, 'stdio session ended');
+  }
+
+  private async serve(session: StdioSession, ex: BrokerExchange, parsed: unknown): Promise<void> {
+    const { req, res } = ex;
+    session.active++;
+    session.lastActivity = Date.now();
+    const done = new AbortController();
+    res.once('close', () => {
+      session.active--;
+      session.lastActivity = Date.now();
+      done.abort();
+    });
+    const answer = await session.transport.handleRequest(
+      webRequest(req, done.signal),
+      parsed === undefined ? {} : { parsedBody: parsed },
+    );
+    // The child could not be started: the client hears why, not an initialize that never answers.
+    if (!session.child.running && answer.status < 300 && req.method === 'POST' && isInitialize(parsed)) {
+      void answer.body?.cancel();
+      throw new SluiceError(
+        'SLUICE_ERR_UPSTREAM_UNAVAILABLE',
+        `the stdio server could not be started (${this.cfg.command})`,
+      );
+    }
+    const sid = answer.headers.get(H.sessionId);
+    if (sid) ex.responseSessionId = sid;
+    writeWebResponse(res, answer);
+  }
+
+  private readonly sweep = (): void => {
+    const now = Date.now();
+    for (const s of this.live.values())
+      if (s.active === 0 && now - s.lastActivity >= this.cfg.idleTimeout)
+        s.end({ cause: 'idle', detail: `no request and no open stream for ${this.cfg.idleTimeout} ms (idleTimeout)` });
+  };
+
+  /** Ends every session (shutdown, or the route reloaded away); resolves when the children are gone. */
+  async close(cause: SessionEnd['cause'] = 'shutdown'): Promise<void> {
+    this.closed = true;
+    clearInterval(this.sweeper);
+    const children = [...this.live.values()].map((s) => s.child);
+    for (const s of [...this.live.values()])
+      s.end({ cause, detail: cause === 'shutdown' ? 'Sluice is stopping' : 'the route was removed' });
+    const deadline = Date.now() + this.cfg.killGrace + 2000;
+    while (children.some((c) => c.running) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function isInitialize(body: unknown): boolean {
+  return (
+    typeof body === 'object' &&
+    body !== null &&
+    !Array.isArray(body) &&
+    (body as { method?: unknown }).method === 'initialize'
+  );
+}
+
+function webRequest(req: IncomingMessage, signal: AbortSignal): Request {
+  const headers = new Headers();
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (v === undefined || k.startsWith(':')) continue;
+    headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+  }
+  return new Request(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`, {
+    method: req.method ?? 'GET',
+    headers,
+    signal,
+  });
+}
+
+function writeWebResponse(res: ServerResponse, answer: Response): void {
+  if (res.destroyed) {
+    void answer.body?.cancel();
+    return;
+  }
+  const headers: Record<string, string> = {};
+  answer.headers.forEach((v, k) => (headers[k] = v));
+  res.writeHead(answer.status, headers);
+  if (!answer.body) {
+    res.end();
+    return;
+  }
+  res.flushHeaders();
+  const body = Readable.fromWeb(answer.body as WebReadableStream);
+  res.once('close', () => body.destroy());
+  body.once('error', () => res.destroy());
+  body.pipe(res);
+}

@@ -1,0 +1,190 @@
+// One stdio MCP server process, supervised: spawned without a shell in a process group of its
+// own, fed newline-delimited JSON-RPC on stdin, read the same way from stdout. What it writes that
+// is not a JSON-RPC message is logged and dropped, never passed on; stderr becomes log lines. A
+// line over the size limit, or more lines a second than allowed, gets it stopped. Stopping is the
+// whole group: SIGTERM, then SIGKILL after the grace period, so grandchildren that hold its pipes
+// go too; the child is reaped by Node's own waitpid.
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { StdioConfig } from '../config/schema.ts';
+import { isJsonRpcMessage } from '../core/mcp.ts';
+import type { Logger } from '../observability/logger.ts';
+import { detectSecrets } from '../observability/redact.ts';
+import { capString } from '../observability/safe-text.ts';
+
+/** A line as a log record carries it: capped, and credentials in it replaced (the payload log's detectors). */
+const logged = (line: string, max: number): string => detectSecrets(capString(line, max));
+
+export type ExitCause = 'stopped' | 'exited' | 'crashed' | 'spawn-failed' | 'flooded' | 'oversized-line';
+
+export interface ChildEvents {
+  message(msg: Record<string, unknown>): void;
+  /** The child is gone (once): how, and in plain words why. */
+  exit(cause: ExitCause, detail: string): void;
+}
+
+const KEPT_ENV = ['PATH', 'HOME', 'LANG'];
+const STDERR_LINE = 4096;
+
+export class StdioChild {
+  readonly pid: number | undefined;
+  private readonly proc: ChildProcess;
+  private readonly events: ChildEvents;
+  private readonly log: Logger;
+  private readonly maxLine: number;
+  private readonly maxLinesPerSecond: number;
+  private readonly killGrace: number;
+  private out = '';
+  private err = '';
+  private lines = 0;
+  private windowStart = Date.now();
+  private gone = false;
+  private stopping: ExitCause | undefined;
+  private stopReason = '';
+  private killTimer: NodeJS.Timeout | undefined;
+
+  constructor(cfg: StdioConfig, opts: { log: Logger; maxLine: number; events: ChildEvents }) {
+    this.events = opts.events;
+    this.log = opts.log;
+    this.maxLine = opts.maxLine;
+    this.maxLinesPerSecond = cfg.maxLinesPerSecond;
+    this.killGrace = cfg.killGrace;
+    const env: NodeJS.ProcessEnv = cfg.inheritEnv ? { ...process.env } : {};
+    if (!cfg.inheritEnv) for (const k of KEPT_ENV) if (process.env[k] !== undefined) env[k] = process.env[k];
+    Object.assign(env, cfg.env);
+    this.proc = spawn(cfg.command, cfg.args, {
+      cwd: cfg.cwd,
+      env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      // Its own process group: stopping it stops whatever it started.
+      detached: true,
+      shell: false,
+      windowsHide: true,
+    });
+    this.pid = this.proc.pid;
+    this.proc.stdout?.setEncoding('utf8');
+    this.proc.stderr?.setEncoding('utf8');
+    this.proc.stdout?.on('data', this.onStdout);
+    this.proc.stderr?.on('data', this.onStderr);
+    // A child that exits while Sluice writes to it: the exit says what happened, not EPIPE.
+    this.proc.stdin?.on('error', () => undefined);
+    this.proc.once('error', (err) => {
+      const code = (err as NodeJS.ErrnoException).code;
+      this.finish(
+        'spawn-failed',
+        code === 'ENOENT' ? `${cfg.command}: command not found` : `${cfg.command}: ${err.message}`,
+      );
+    });
+    this.proc.once('exit', (code, signal) => {
+      if (this.stopping) return this.finish(this.stopping, this.stopReason);
+      if (signal) return this.finish('crashed', `killed by ${signal}`);
+      this.finish(code === 0 ? 'exited' : 'crashed', `exited with status ${code ?? '?'}`);
+    });
+  }
+
+  get running(): boolean {
+    return !this.gone;
+  }
+
+  send(msg: unknown): boolean {
+    if (this.gone || !this.proc.stdin?.writable) return false;
+    this.proc.stdin.write(`${JSON.stringify(msg)}\n`);
+    return true;
+  }
+
+  /** Stop the child and its group: SIGTERM, then SIGKILL after the grace period. */
+  stop(cause: ExitCause = 'stopped', reason = 'session ended'): void {
+    if (this.gone || this.stopping) return;
+    this.stopping = cause;
+    this.stopReason = reason;
+    this.proc.stdin?.end();
+    this.signal('SIGTERM');
+    this.killTimer = setTimeout(() => this.signal('SIGKILL'), this.killGrace);
+    this.killTimer.unref();
+  }
+
+  private signal(sig: NodeJS.Signals): void {
+    const pid = this.proc.pid;
+    if (pid === undefined) return;
+    try {
+      process.kill(-pid, sig); // the group
+    } catch {
+      try {
+        this.proc.kill(sig);
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  private finish(cause: ExitCause, detail: string): void {
+    if (this.gone) return;
+    this.gone = true;
+    clearTimeout(this.killTimer);
+    // Whatever it started in its group goes with it, even when the leader exited by itself.
+    if (this.proc.pid !== undefined) {
+      try {
+        process.kill(-this.proc.pid, 'SIGKILL');
+      } catch {
+        // no group left
+      }
+    }
+    this.events.exit(cause, detail);
+  }
+
+  /** Counts a line against the flood limit; true when the child must stop. */
+  private flooding(): boolean {
+    const now = Date.now();
+    if (now - this.windowStart >= 1000) {
+      this.windowStart = now;
+      this.lines = 0;
+    }
+    return ++this.lines > this.maxLinesPerSecond;
+  }
+
+  private readonly onStdout = (chunk: string): void => {
+    if (this.gone || this.stopping) return;
+    this.out += chunk;
+    let nl: number;
+    while ((nl = this.out.indexOf('\n')) !== -1) {
+      const line = this.out.slice(0, nl).replace(/\r$/, '');
+      this.out = this.out.slice(nl + 1);
+      if (this.flooding()) return this.stop('flooded', `more than ${this.maxLinesPerSecond} lines a second`);
+      if (line.trim() !== '') this.onLine(line);
+      if (this.gone || this.stopping) return;
+    }
+    if (Buffer.byteLength(this.out) > this.maxLine)
+      this.stop('oversized-line', `a stdout line over ${this.maxLine} bytes (limits.body)`);
+  };
+
+  private onLine(line: string): void {
+    let msg: unknown;
+    try {
+      msg = JSON.parse(line);
+    } catch {
+      msg = undefined;
+    }
+    if (!isJsonRpcMessage(msg)) {
+      this.log.warn(
+        { pid: this.pid, line: logged(line, 200) },
+        'stdio server wrote a line that is not JSON-RPC: dropped',
+      );
+      return;
+    }
+    this.events.message(msg);
+  }
+
+  private readonly onStderr = (chunk: string): void => {
+    this.err += chunk;
+    let nl: number;
+    while ((nl = this.err.indexOf('\n')) !== -1) {
+      const line = this.err.slice(0, nl).replace(/\r$/, '');
+      this.err = this.err.slice(nl + 1);
+      if (this.flooding()) return this.stop('flooded', `more than ${this.maxLinesPerSecond} lines a second`);
+      if (line.trim() !== '') this.log.info({ pid: this.pid, stderr: logged(line, STDERR_LINE) }, 'stdio server');
+    }
+    if (this.err.length > STDERR_LINE) {
+      this.log.info({ pid: this.pid, stderr: logged(this.err, STDERR_LINE) }, 'stdio server');
+      this.err = '';
+    }
+  };
+}

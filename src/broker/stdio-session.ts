@@ -1,0 +1,142 @@
+// One client session on a stdio route: the official SDK's Streamable HTTP server transport on the
+// client's side (sessions, POST/GET/DELETE, SSE and JSON answers, Last-Event-ID resume from the
+// session's own event buffer) and one supervised child on the other. One child per session, so
+// JSON-RPC ids pass unchanged both ways; what Sluice adds is which stream a child's message takes:
+// an answer goes where its request came from (the transport knows), a progress notification to
+// the request that named its token, a request or log line the child sends mid-call to the call in
+// flight (the newest, when several are), and everything else (list changes) to the GET stream.
+import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/server';
+import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/server';
+import type { StdioConfig } from '../config/schema.ts';
+import type { Logger } from '../observability/logger.ts';
+import { EventBuffer } from './event-buffer.ts';
+import { StdioChild, type ExitCause } from './stdio-child.ts';
+
+type Msg = Record<string, unknown>;
+
+export interface SessionEnd {
+  cause: ExitCause | 'deleted' | 'idle' | 'shutdown' | 'route-removed';
+  detail: string;
+}
+
+export interface StdioSessionOptions {
+  token: string;
+  principal: string | undefined;
+  log: Logger;
+  maxLine: number;
+  keepAliveMs: number;
+  /** Called once, when the session is over for any reason (its child is stopping or gone). */
+  onEnd(end: SessionEnd): void;
+}
+
+const key = (id: unknown): string => (typeof id === 'number' ? `n${id}` : `s${String(id)}`);
+
+export class StdioSession {
+  readonly token: string;
+  readonly principal: string | undefined;
+  readonly transport: WebStandardStreamableHTTPServerTransport;
+  readonly child: StdioChild;
+  /** HTTP exchanges of this session in progress (POSTs answering, GET streams open). */
+  active = 0;
+  lastActivity = Date.now();
+  private ended = false;
+  private readonly opts: StdioSessionOptions;
+  /** Client requests the child has not answered: id key → id, newest last. */
+  private readonly inFlight = new Map<string, RequestId>();
+  /** Progress tokens named by client requests → the request. */
+  private readonly progress = new Map<string, RequestId>();
+  /** Requests the child sent the client, and the client request they were sent with. */
+  private readonly childRequests = new Map<string, RequestId | undefined>();
+
+  constructor(cfg: StdioConfig, opts: StdioSessionOptions) {
+    this.opts = opts;
+    this.token = opts.token;
+    this.principal = opts.principal;
+    this.transport = new WebStandardStreamableHTTPServerTransport({
+      sessionIdGenerator: () => opts.token,
+      eventStore: new EventBuffer(),
+      keepAliveMs: opts.keepAliveMs,
+      onsessionclosed: () => this.end({ cause: 'deleted', detail: 'the client ended the session (DELETE)' }),
+    });
+    this.transport.onmessage = (m) => this.fromClient(m as unknown as Msg);
+    this.transport.onerror = (err) => opts.log.debug({ err: err.message }, 'broker transport');
+    this.child = new StdioChild(cfg, {
+      log: opts.log,
+      maxLine: opts.maxLine,
+      events: {
+        message: (m) => this.fromChild(m),
+        exit: (cause, detail) => this.end({ cause, detail }),
+      },
+    });
+  }
+
+  get over(): boolean {
+    return this.ended;
+  }
+
+  async start(): Promise<void> {
+    await this.transport.start();
+  }
+
+  /** End the session: its child is stopped (the group), its streams closed. */
+  end(end: SessionEnd): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.child.stop(end.cause === 'deleted' || end.cause === 'idle' ? 'stopped' : 'stopped', end.detail);
+    void this.transport.close().catch(() => undefined);
+    this.opts.onEnd(end);
+  }
+
+  private fromClient(m: Msg): void {
+    this.lastActivity = Date.now();
+    const id = m['id'];
+    const method = m['method'];
+    if (typeof method === 'string' && id !== undefined && id !== null) {
+      this.inFlight.delete(key(id));
+      this.inFlight.set(key(id), id as RequestId);
+      const params = m['params'] as { _meta?: { progressToken?: unknown } } | undefined;
+      const token = params?._meta?.progressToken;
+      if (token !== undefined) this.progress.set(key(token), id as RequestId);
+    } else if (method === undefined && id !== undefined) {
+      this.childRequests.delete(key(id));
+    }
+    if (!this.child.send(m)) this.opts.log.debug('broker: message for a child that is gone');
+  }
+
+  private fromChild(m: Msg): void {
+    this.lastActivity = Date.now();
+    const id = m['id'];
+    const method = m['method'];
+    let related: RequestId | undefined;
+    if (method === undefined) {
+      // An answer: the transport sends it on the stream its request came in on.
+      this.inFlight.delete(key(id));
+      for (const [t, r] of this.progress) if (key(r) === key(id)) this.progress.delete(t);
+    } else if (method === 'notifications/progress') {
+      related = this.progress.get(key((m['params'] as { progressToken?: unknown } | undefined)?.progressToken));
+    } else if (id !== undefined || method === 'notifications/message' || method === 'notifications/cancelled') {
+      related = this.newestInFlight();
+      if (id !== undefined) this.childRequests.set(key(id), related);
+    }
+    void this.send(m, related);
+  }
+
+  private newestInFlight(): RequestId | undefined {
+    let last: RequestId | undefined;
+    for (const id of this.inFlight.values()) last = id;
+    return last;
+  }
+
+  private async send(m: Msg, related: RequestId | undefined): Promise<void> {
+    const msg = m as unknown as JSONRPCMessage;
+    try {
+      await this.transport.send(msg, related === undefined ? undefined : { relatedRequestId: related });
+    } catch (err) {
+      // The request's stream is gone (the client left it): the GET stream, if any, still hears it.
+      if (related === undefined) return this.opts.log.debug({ err: (err as Error).message }, 'broker: not delivered');
+      await this.transport
+        .send(msg)
+        .catch((e: unknown) => this.opts.log.debug({ err: (e as Error).message }, 'broker: not delivered'));
+    }
+  }
+}
