@@ -51,6 +51,8 @@ export class StdioBroker {
   private readonly deps: BrokerDeps;
   private readonly log: Logger;
   private readonly live = new Map<string, StdioSession>();
+  /** Children of ended sessions still being stopped: shutdown waits for them too. */
+  private readonly stopping = new Set<StdioSession['child']>();
   private readonly sweeper: NodeJS.Timeout;
   private closed = false;
 
@@ -124,6 +126,15 @@ export class StdioBroker {
     this.live.set(token, session);
     this.deps.metrics?.childSpawned(this.path);
     this.deps.metrics?.childrenRunning(this.path, this.live.size);
+    try {
+      await session.child.ready;
+    } catch {
+      // ended() has logged the cause; the client hears it in plain words.
+      throw new SluiceError(
+        'SLUICE_ERR_UPSTREAM_UNAVAILABLE',
+        `the stdio server could not be started: ${session.endDetail}`,
+      );
+    }
     this.log.info({ pid: session.child.pid, command: this.cfg.command }, 'stdio session started');
     await session.start();
     return session;
@@ -131,6 +142,11 @@ export class StdioBroker {
 
   private ended(session: StdioSession, end: SessionEnd): void {
     if (this.live.get(session.token) === session) this.live.delete(session.token);
+    const child = session.child;
+    if (child.running) {
+      this.stopping.add(child);
+      void child.gone.then(() => this.stopping.delete(child));
+    }
     this.deps.metrics?.childExited(this.path, end.cause);
     this.deps.metrics?.childrenRunning(this.path, this.live.size);
     const level =
@@ -181,11 +197,10 @@ export class StdioBroker {
   async close(cause: SessionEnd['cause'] = 'shutdown'): Promise<void> {
     this.closed = true;
     clearInterval(this.sweeper);
-    const children = [...this.live.values()].map((s) => s.child);
     for (const s of [...this.live.values()])
       s.end({ cause, detail: cause === 'shutdown' ? 'Sluice is stopping' : 'the route was removed' });
-    const deadline = Date.now() + this.cfg.killGrace + 2000;
-    while (children.some((c) => c.running) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    // Each child is SIGKILLed at killGrace at the latest; its exit (reaped) follows.
+    await Promise.all([...this.stopping].map((c) => c.gone));
   }
 }
 

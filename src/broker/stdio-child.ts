@@ -27,6 +27,11 @@ const STDERR_LINE = 4096;
 
 export class StdioChild {
   readonly pid: number | undefined;
+  /** Settles when the process is running (spawned) or could not be started (rejects with why). */
+  readonly ready: Promise<void>;
+  /** Resolves once the process has exited and been reaped (or never started). */
+  readonly gone: Promise<void>;
+  private markGone!: () => void;
   private readonly proc: ChildProcess;
   private readonly events: ChildEvents;
   private readonly log: Logger;
@@ -37,7 +42,7 @@ export class StdioChild {
   private err = '';
   private lines = 0;
   private windowStart = Date.now();
-  private gone = false;
+  private exited = false;
   private stopping: ExitCause | undefined;
   private stopReason = '';
   private killTimer: NodeJS.Timeout | undefined;
@@ -61,6 +66,12 @@ export class StdioChild {
       windowsHide: true,
     });
     this.pid = this.proc.pid;
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.proc.once('spawn', resolve);
+      this.proc.once('error', reject);
+    });
+    this.ready.catch(() => undefined);
+    this.gone = new Promise<void>((resolve) => (this.markGone = resolve));
     this.proc.stdout?.setEncoding('utf8');
     this.proc.stderr?.setEncoding('utf8');
     this.proc.stdout?.on('data', this.onStdout);
@@ -82,18 +93,18 @@ export class StdioChild {
   }
 
   get running(): boolean {
-    return !this.gone;
+    return !this.exited;
   }
 
   send(msg: unknown): boolean {
-    if (this.gone || !this.proc.stdin?.writable) return false;
+    if (this.exited || !this.proc.stdin?.writable) return false;
     this.proc.stdin.write(`${JSON.stringify(msg)}\n`);
     return true;
   }
 
   /** Stop the child and its group: SIGTERM, then SIGKILL after the grace period. */
   stop(cause: ExitCause = 'stopped', reason = 'session ended'): void {
-    if (this.gone || this.stopping) return;
+    if (this.exited || this.stopping) return;
     this.stopping = cause;
     this.stopReason = reason;
     this.proc.stdin?.end();
@@ -117,8 +128,8 @@ export class StdioChild {
   }
 
   private finish(cause: ExitCause, detail: string): void {
-    if (this.gone) return;
-    this.gone = true;
+    if (this.exited) return;
+    this.exited = true;
     clearTimeout(this.killTimer);
     // Whatever it started in its group goes with it, even when the leader exited by itself.
     if (this.proc.pid !== undefined) {
@@ -129,6 +140,7 @@ export class StdioChild {
       }
     }
     this.events.exit(cause, detail);
+    this.markGone();
   }
 
   /** Counts a line against the flood limit; true when the child must stop. */
@@ -142,7 +154,7 @@ export class StdioChild {
   }
 
   private readonly onStdout = (chunk: string): void => {
-    if (this.gone || this.stopping) return;
+    if (this.exited || this.stopping) return;
     this.out += chunk;
     let nl: number;
     while ((nl = this.out.indexOf('\n')) !== -1) {
@@ -150,7 +162,7 @@ export class StdioChild {
       this.out = this.out.slice(nl + 1);
       if (this.flooding()) return this.stop('flooded', `more than ${this.maxLinesPerSecond} lines a second`);
       if (line.trim() !== '') this.onLine(line);
-      if (this.gone || this.stopping) return;
+      if (this.exited || this.stopping) return;
     }
     if (Buffer.byteLength(this.out) > this.maxLine)
       this.stop('oversized-line', `a stdout line over ${this.maxLine} bytes (limits.body)`);

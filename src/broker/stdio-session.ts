@@ -40,6 +40,8 @@ export class StdioSession {
   active = 0;
   lastActivity = Date.now();
   private ended = false;
+  /** Why it ended, in plain words (set when it does). */
+  endDetail = '';
   private readonly opts: StdioSessionOptions;
   /** Client requests the child has not answered: id key → id, newest last. */
   private readonly inFlight = new Map<string, RequestId>();
@@ -78,12 +80,26 @@ export class StdioSession {
     await this.transport.start();
   }
 
-  /** End the session: its child is stopped (the group), its streams closed. */
+  /**
+   * End the session: its child is stopped (the group), calls still waiting for it are answered
+   * with a JSON-RPC error saying why (a client never waits on an answer that cannot come), and
+   * its streams close.
+   */
   end(end: SessionEnd): void {
     if (this.ended) return;
     this.ended = true;
-    this.child.stop(end.cause === 'deleted' || end.cause === 'idle' ? 'stopped' : 'stopped', end.detail);
-    void this.transport.close().catch(() => undefined);
+    this.endDetail = end.detail;
+    this.child.stop('stopped', end.detail);
+    const waiting = [...this.inFlight.values()];
+    this.inFlight.clear();
+    const message = `the stdio server ${end.cause === 'spawn-failed' ? 'could not be started' : 'is gone'}: ${end.detail}`;
+    void Promise.allSettled(
+      waiting.map((id) =>
+        this.transport.send({ jsonrpc: '2.0', id, error: { code: -32603, message } } as JSONRPCMessage, {
+          relatedRequestId: id,
+        }),
+      ),
+    ).then(() => this.transport.close().catch(() => undefined));
     this.opts.onEnd(end);
   }
 

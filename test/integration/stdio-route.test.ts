@@ -1,0 +1,276 @@
+// Stdio servers served remotely through a broker route (issue 19): real stdio servers from npm
+// (@modelcontextprotocol/server-everything, server-filesystem) and an SDK fixture, with the
+// official SDK clients v1 and v2; one child per session, and every way a session ends stops it.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from '@modelcontextprotocol/client';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { JSON_HEADERS, rpc, send, sleep, startTestGateway, waitFor, type TestGateway } from '../helpers.ts';
+
+const require = createRequire(import.meta.url);
+const EVERYTHING = require.resolve('@modelcontextprotocol/server-everything/dist/index.js');
+const FILESYSTEM = require.resolve('@modelcontextprotocol/server-filesystem/dist/index.js');
+const FIXTURE = new URL('../fixtures/stdio-server.ts', import.meta.url).pathname;
+
+type StdioInput = { command: string; args?: string[]; [k: string]: unknown };
+const stdioRoute = (stdio: StdioInput, path = '/mcp') => ({ path, upstream: { stdio } as never });
+
+/** Processes whose parent is this test process (the gateway runs in it): the process table, not Sluice's counters. */
+export function childrenOfThisProcess(): { pid: number; state: string }[] {
+  const out: { pid: number; state: string }[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) === process.pid) out.push({ pid: Number(d), state: fields[0] ?? '?', comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) } as never);
+    } catch {
+      // gone while we looked
+    }
+  }
+  return out;
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function connectV1(base: string, opts: { capabilities?: Record<string, unknown> } = {}): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+  const client = new Client({ name: 'stdio-test', version: '1' }, { capabilities: opts.capabilities ?? {} });
+  const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp`));
+  await client.connect(transport);
+  return { client, transport };
+}
+
+const text = (r: unknown): string => ((r as { content: { text: string }[] }).content[0]?.text ?? '');
+
+describe('a stdio route to @modelcontextprotocol/server-everything', () => {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await startTestGateway({ routes: [stdioRoute({ command: process.execPath, args: [EVERYTHING, 'stdio'] })] });
+  });
+  after(async () => {
+    await gw.close();
+    assert.deepEqual(childrenOfThisProcess(), [], 'no child left after shutdown');
+  });
+
+  it('SDK v1: tools, resources, progress one by one, sampling and elicitation; DELETE stops the child', async () => {
+    const { client, transport } = await connectV1(gw.base, { capabilities: { sampling: {}, elicitation: {} } });
+    client.setRequestHandler(CreateMessageRequestSchema, async () => ({ role: 'assistant', content: { type: 'text', text: 'sampled!' }, model: 'm' }));
+    client.setRequestHandler(ElicitRequestSchema, async () => ({ action: 'accept', content: { name: 'ann', color: 'red' } }));
+    assert.equal(childrenOfThisProcess().length, 1, 'one child for the session');
+    const tools = (await client.listTools()).tools.map((t) => t.name);
+    assert.ok(tools.includes('echo') && tools.includes('trigger-sampling-request'), tools.join(','));
+    assert.equal(text(await client.callTool({ name: 'echo', arguments: { message: 'hi' } })), 'Echo: hi');
+    const { resources } = await client.listResources();
+    const read = await client.readResource({ uri: resources[0]!.uri });
+    assert.equal(read.contents[0]?.uri, resources[0]!.uri);
+    const at: number[] = [];
+    const t0 = performance.now();
+    await client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 2, steps: 4 } }, undefined, {
+      onprogress: () => at.push(performance.now() - t0),
+    });
+    assert.equal(at.length, 4);
+    for (let i = 1; i < at.length; i++) assert.ok(at[i]! - at[i - 1]! > 250, `progress ${i} came ${Math.round(at[i]! - at[i - 1]!)} ms after the one before: one by one, not batched`);
+    const sampled = await client.callTool({ name: 'trigger-sampling-request', arguments: { prompt: 'hello' } });
+    assert.match(JSON.stringify(sampled), /sampled!/);
+    const elicited = await client.callTool({ name: 'trigger-elicitation-request', arguments: {} });
+    assert.match(JSON.stringify(elicited), /Name: ann/);
+    const pid = childrenOfThisProcess()[0]!.pid;
+    await transport.terminateSession();
+    await client.close();
+    await waitFor(() => !alive(pid), 5000, 'the child gone after DELETE');
+    assert.deepEqual(childrenOfThisProcess(), []);
+  });
+
+  it('SDK v2 client (auto negotiation) lists and calls tools; a second session gets its own child', async () => {
+    const a = new ClientV2({ name: 'v2', version: '1' }, { versionNegotiation: { mode: 'auto' } });
+    const b = new ClientV2({ name: 'v2b', version: '1' }, { versionNegotiation: { mode: 'auto' } });
+    await a.connect(new TransportV2(new URL(`${gw.base}/mcp`)));
+    await b.connect(new TransportV2(new URL(`${gw.base}/mcp`)));
+    assert.equal(childrenOfThisProcess().length, 2);
+    assert.equal(text(await a.callTool({ name: 'echo', arguments: { message: 'v2' } })), 'Echo: v2');
+    assert.ok((await b.listTools()).tools.length > 5);
+    await a.close();
+    await b.close();
+  });
+
+  it('the access log names the route kind and the child', async () => {
+    const line = gw.logs.filter((l) => l['msg'] === undefined && l['rpcMethod'] === 'tools/call').at(-1) ?? gw.logs.filter((l) => l['rpcMethod'] === 'tools/call').at(-1);
+    assert.equal(line?.['kind'], 'broker');
+    assert.match(String(line?.['upstream']), /^stdio:.*#\d+$/);
+  });
+});
+
+describe('a stdio route to @modelcontextprotocol/server-filesystem on a temporary directory', () => {
+  it('lists the directory and reads a file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-fs-'));
+    writeFileSync(join(dir, 'hello.txt'), 'hello from disk');
+    const gw = await startTestGateway({ routes: [stdioRoute({ command: process.execPath, args: [FILESYSTEM, dir] })] });
+    try {
+      const { client, transport } = await connectV1(gw.base);
+      const listing = await client.callTool({ name: 'list_directory', arguments: { path: dir } });
+      assert.match(JSON.stringify(listing), /hello\.txt/);
+      const file = await client.callTool({ name: 'read_text_file', arguments: { path: join(dir, 'hello.txt') } });
+      assert.match(JSON.stringify(file), /hello from disk/);
+      await transport.terminateSession();
+      await client.close();
+    } finally {
+      await gw.close();
+    }
+    assert.deepEqual(childrenOfThisProcess(), []);
+  });
+});
+
+describe('stdio session lifecycle (an SDK stdio server fixture)', () => {
+  it('cancellation reaches the child', async () => {
+    const gw = await startTestGateway({ routes: [stdioRoute({ command: process.execPath, args: [FIXTURE] })] });
+    try {
+      const { client, transport } = await connectV1(gw.base);
+      const ac = new AbortController();
+      const call = client.callTool({ name: 'wait', arguments: { ms: 20_000 } }, undefined, { signal: ac.signal });
+      await sleep(300);
+      ac.abort();
+      await assert.rejects(call);
+      await waitFor(() => true, 10);
+      let seen = '0';
+      for (let i = 0; i < 50 && seen === '0'; i++) {
+        seen = text(await client.callTool({ name: 'cancelled', arguments: {} }));
+        if (seen === '0') await sleep(50);
+      }
+      assert.equal(seen, '1', 'the child saw notifications/cancelled');
+      await transport.terminateSession();
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('a child that crashes ends its session: the next request is 404, the calls waiting get an error', async () => {
+    const gw = await startTestGateway({ routes: [stdioRoute({ command: process.execPath, args: [FIXTURE] })] });
+    try {
+      const { client, transport } = await connectV1(gw.base);
+      const pid = Number(text(await client.callTool({ name: 'pid', arguments: {} })));
+      const waiting = client.callTool({ name: 'wait', arguments: { ms: 20_000 } });
+      await sleep(100);
+      await client.callTool({ name: 'crash', arguments: {} }).catch(() => undefined);
+      await assert.rejects(waiting, /stdio server is gone/);
+      await waitFor(() => !alive(pid), 5000, 'the child gone');
+      const r = await send(`${gw.base}/mcp`, { method: 'POST', headers: { ...JSON_HEADERS, 'mcp-session-id': transport.sessionId!, 'mcp-protocol-version': '2025-11-25' }, body: rpc('tools/list') });
+      assert.equal(r.status, 404);
+      assert.ok(gw.logs.some((l) => l['msg'] === 'stdio session ended' && l['cause'] === 'crashed'), 'the log names the cause');
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('an idle session ends and its child with it', async () => {
+    const gw = await startTestGateway({ routes: [stdioRoute({ command: process.execPath, args: [FIXTURE], idleTimeout: '400ms' })] });
+    try {
+      const { client } = await connectV1(gw.base);
+      const pid = Number(text(await client.callTool({ name: 'pid', arguments: {} })));
+      // The SDK client opens a GET stream; closing the client leaves the session with nothing open.
+      await client.close();
+      await waitFor(() => !alive(pid), 5000, 'the idle child stopped');
+      assert.ok(gw.logs.some((l) => l['msg'] === 'stdio session ended' && l['cause'] === 'idle'));
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('maxProcesses holds: over it a new session gets 503 with Retry-After and nothing is spawned', async () => {
+    const gw = await startTestGateway({ routes: [stdioRoute({ command: process.execPath, args: [FIXTURE], maxProcesses: 2 })] });
+    try {
+      const a = await connectV1(gw.base);
+      const b = await connectV1(gw.base);
+      const init = rpc('initialize', { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } });
+      const r = await send(`${gw.base}/mcp`, { method: 'POST', headers: JSON_HEADERS, body: init });
+      assert.equal(r.status, 503);
+      assert.equal(r.headers['retry-after'], '1');
+      assert.equal(childrenOfThisProcess().length, 2);
+      await a.transport.terminateSession();
+      await b.transport.terminateSession();
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('a child that ignores SIGTERM is killed after killGrace; a grandchild holding its pipes goes with its group', async () => {
+    const gw = await startTestGateway({ routes: [stdioRoute({ command: process.execPath, args: [FIXTURE, '--ignore-term'], killGrace: '300ms' })] });
+    try {
+      const { client, transport } = await connectV1(gw.base);
+      const pid = Number(text(await client.callTool({ name: 'pid', arguments: {} })));
+      const grandchild = Number(text(await client.callTool({ name: 'grandchild', arguments: {} })));
+      assert.ok(alive(grandchild));
+      const t0 = performance.now();
+      await transport.terminateSession();
+      await waitFor(() => !alive(pid) && !alive(grandchild), 5000, 'child and grandchild gone');
+      const took = performance.now() - t0;
+      assert.ok(took >= 250, `SIGKILL waited for the grace period (${Math.round(took)} ms)`);
+      assert.ok(gw.logs.some((l) => String(l['stderr'] ?? '').includes('ignoring SIGTERM')), 'its stderr reached the log');
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('Sluice shutting down stops every child', async () => {
+    const gw = await startTestGateway({ routes: [stdioRoute({ command: process.execPath, args: [FIXTURE] })] });
+    const sessions = [await connectV1(gw.base), await connectV1(gw.base), await connectV1(gw.base)];
+    assert.equal(childrenOfThisProcess().length, 3);
+    await gw.close();
+    assert.deepEqual(childrenOfThisProcess(), []);
+    for (const s of sessions) await s.client.close().catch(() => undefined);
+  });
+});
+
+describe('bad stdio servers', () => {
+  const init = rpc('initialize', { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } });
+
+  it('a command that does not exist, or exits at once: a clear JSON-RPC error and a log line naming the cause; other routes keep serving', async () => {
+    const gw = await startTestGateway({
+      routes: [
+        stdioRoute({ command: 'sluice-no-such-command-here' }, '/missing'),
+        stdioRoute({ command: process.execPath, args: [FIXTURE, '--exit-at-once'] }, '/quits'),
+        stdioRoute({ command: process.execPath, args: [FIXTURE] }, '/mcp'),
+      ],
+    });
+    try {
+      const missing = await send(`${gw.base}/missing`, { method: 'POST', headers: JSON_HEADERS, body: init });
+      const body = JSON.parse(missing.body.toString()) as { error: { code: number; message: string } };
+      assert.equal(missing.status, 502);
+      assert.match(body.error.message, /could not be started: sluice-no-such-command-here: command not found/);
+      assert.ok(gw.logs.some((l) => l['cause'] === 'spawn-failed' && /command not found/.test(String(l['detail']))));
+      const quits = await send(`${gw.base}/quits`, { method: 'POST', headers: JSON_HEADERS, body: init });
+      assert.match(quits.body.toString(), /stdio server is gone: exited with status 3/);
+      assert.ok(gw.logs.some((l) => l['cause'] === 'crashed' && /status 3/.test(String(l['detail']))));
+      const { client, transport } = await connectV1(gw.base);
+      assert.ok(Number(text(await client.callTool({ name: 'pid', arguments: {} }))) > 0, 'the good route still serves');
+      await transport.terminateSession();
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('stdout lines that are not JSON-RPC are logged and dropped, never sent to the client', async () => {
+    const gw = await startTestGateway({ routes: [stdioRoute({ command: process.execPath, args: [FIXTURE, '--garbage'] })] });
+    try {
+      const { client, transport } = await connectV1(gw.base);
+      assert.ok(Number(text(await client.callTool({ name: 'pid', arguments: {} }))) > 0);
+      const dropped = gw.logs.filter((l) => String(l['msg']).includes('not JSON-RPC'));
+      assert.equal(dropped.length, 2);
+      await transport.terminateSession();
+    } finally {
+      await gw.close();
+    }
+  });
+});
