@@ -8,18 +8,24 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/server';
+import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import type { RouteConfig, StdioConfig } from '../config/schema.ts';
 import { SluiceError } from '../core/errors.ts';
 import { H } from '../core/mcp.ts';
 import type { Logger } from '../observability/logger.ts';
 import { seal } from '../session/token.ts';
 import type { KeyRing } from '../session/key-ring.ts';
+import { EventBuffer } from './event-buffer.ts';
 import { StdioSession, type SessionEnd } from './stdio-session.ts';
 
 /** What the broker needs of an exchange (the proxy's Exchange satisfies it; nothing here imports proxy/). */
 export interface BrokerExchange {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
+  /** The request path below the route prefix, and the query ('?…' or ''). */
+  readonly routeRest: string;
+  readonly query: string;
   body: Buffer | undefined;
   readonly principal: { readonly key: string } | undefined;
   responseSessionId: string | undefined;
@@ -47,6 +53,8 @@ const PROCESS = `sluice-${process.pid}-${randomUUID().slice(0, 8)}`;
 
 export class StdioBroker {
   readonly path: string;
+  /** The public prefix ('' for the root route): HTTP+SSE endpoints are named below it. */
+  private readonly prefix: string;
   private cfg: StdioConfig;
   private readonly deps: BrokerDeps;
   private readonly log: Logger;
@@ -59,6 +67,7 @@ export class StdioBroker {
   constructor(route: RouteConfig, deps: BrokerDeps) {
     if (!route.stdio) throw new Error(`route ${route.path} has no stdio upstream`);
     this.path = route.path;
+    this.prefix = route.path === '/' ? '' : route.path.replace(/\/+$/, '');
     this.cfg = route.stdio;
     this.deps = deps;
     this.log = deps.log.child({ route: route.path, broker: 'stdio' });
@@ -81,6 +90,11 @@ export class StdioBroker {
     const raw = ex.req.headers[H.sessionId];
     const token = Array.isArray(raw) ? raw[0] : raw;
     const parsed = ex.body && ex.body.length > 0 ? (JSON.parse(ex.body.toString('utf8')) as unknown) : undefined;
+    // HTTP+SSE (2024-11-05): GET <route>/sse opens a session and its stream; its POSTs go to
+    // <route>/messages?sessionId=… (the endpoint event names it).
+    if (token === undefined && ex.req.method === 'GET' && ex.routeRest === '/sse') return this.openSse(ex);
+    const sseId = ex.routeRest === '/messages' ? new URLSearchParams(ex.query).get('sessionId') : null;
+    if (token === undefined && ex.req.method === 'POST' && sseId !== null) return this.postSse(ex, sseId, parsed);
     let session: StdioSession | undefined;
     if (token !== undefined) {
       session = this.live.get(token);
@@ -98,7 +112,56 @@ export class StdioBroker {
     await this.serve(session, ex, parsed);
   }
 
-  private async open(ex: BrokerExchange): Promise<StdioSession> {
+  private async openSse(ex: BrokerExchange): Promise<void> {
+    const { res } = ex;
+    const endpoint = `${this.prefix}/messages`;
+    let sse: SSEServerTransport | undefined;
+    const session = await this.open(
+      ex,
+      (s) => {
+        sse = new SSEServerTransport(endpoint, res);
+        sse.onclose = () => s.end({ cause: 'deleted', detail: 'the client closed its HTTP+SSE stream' });
+        return sse;
+      },
+      () => (sse as SSEServerTransport).sessionId,
+    );
+    ex.brokerUpstream = `stdio:${this.cfg.command}#${session.child.pid ?? '?'}`;
+    session.active++;
+    res.once('close', () => {
+      session.active--;
+      session.end({ cause: 'deleted', detail: 'the client closed its HTTP+SSE stream' });
+    });
+    await (sse as SSEServerTransport).start();
+  }
+
+  private async postSse(ex: BrokerExchange, id: string, parsed: unknown): Promise<void> {
+    const session = this.live.get(id);
+    if (!session || session.over || session.principal !== ex.principal?.key)
+      throw new SluiceError('SLUICE_ERR_SESSION_NOT_FOUND', 'no such HTTP+SSE session on this route');
+    ex.brokerUpstream = `stdio:${this.cfg.command}#${session.child.pid ?? '?'}`;
+    session.lastActivity = Date.now();
+    await (session.transport as SSEServerTransport).handlePostMessage(ex.req, ex.res, parsed);
+  }
+
+  /** A Streamable HTTP session: the SDK v2 server transport, with this session's token and event buffer. */
+  private streamable(token: string): (s: StdioSession) => WebStandardStreamableHTTPServerTransport {
+    return (s) => {
+      const t = new WebStandardStreamableHTTPServerTransport({
+        sessionIdGenerator: () => token,
+        eventStore: new EventBuffer(),
+        keepAliveMs: this.deps.keepAliveMs,
+        onsessionclosed: () => s.end({ cause: 'deleted', detail: 'the client ended the session (DELETE)' }),
+      });
+      t.onerror = (err) => this.log.debug({ err: err.message }, 'broker transport');
+      return t;
+    };
+  }
+
+  private async open(
+    ex: BrokerExchange,
+    transport?: (s: StdioSession) => SSEServerTransport,
+    sseId?: () => string,
+  ): Promise<StdioSession> {
     if (this.live.size >= this.cfg.maxProcesses)
       throw new SluiceError(
         'SLUICE_ERR_NO_HEALTHY_UPSTREAM',
@@ -115,15 +178,19 @@ export class StdioBroker {
       principal: undefined,
       issuedAt: Math.floor(Date.now() / 1000),
     });
-    const session = new StdioSession(this.cfg, {
-      token,
-      principal: ex.principal?.key,
-      log: this.log,
-      maxLine: this.deps.maxLine,
-      keepAliveMs: this.deps.keepAliveMs,
-      onEnd: (end) => this.ended(session, end),
-    });
-    this.live.set(token, session);
+    const session: StdioSession = new StdioSession(
+      this.cfg,
+      {
+        token,
+        principal: ex.principal?.key,
+        log: this.log,
+        maxLine: this.deps.maxLine,
+        onEnd: (end) => this.ended(session, end),
+      },
+      transport ?? this.streamable(token),
+    );
+    // An HTTP+SSE session is found by the transport's own sessionId (the POST URL's query).
+    this.live.set(sseId ? sseId() : token, session);
     this.deps.metrics?.childSpawned(this.path);
     this.deps.metrics?.childrenRunning(this.path, this.live.size);
     try {
@@ -136,12 +203,12 @@ export class StdioBroker {
       );
     }
     this.log.info({ pid: session.child.pid, command: this.cfg.command }, 'stdio session started');
-    await session.start();
+    if (!transport) await (session.transport as WebStandardStreamableHTTPServerTransport).start();
     return session;
   }
 
   private ended(session: StdioSession, end: SessionEnd): void {
-    if (this.live.get(session.token) === session) this.live.delete(session.token);
+    for (const [k, v] of this.live) if (v === session) this.live.delete(k);
     const child = session.child;
     if (child.running) {
       this.stopping.add(child);
@@ -169,7 +236,7 @@ export class StdioBroker {
       session.lastActivity = Date.now();
       done.abort();
     });
-    const answer = await session.transport.handleRequest(
+    const answer = await (session.transport as WebStandardStreamableHTTPServerTransport).handleRequest(
       webRequest(req, done.signal),
       parsed === undefined ? {} : { parsedBody: parsed },
     );

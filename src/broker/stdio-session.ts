@@ -1,15 +1,14 @@
-// One client session on a stdio route: the official SDK's Streamable HTTP server transport on the
-// client's side (sessions, POST/GET/DELETE, SSE and JSON answers, Last-Event-ID resume from the
-// session's own event buffer) and one supervised child on the other. One child per session, so
+// One client session on a stdio route: an official SDK server transport on the client's side (the
+// v2 Streamable HTTP one: sessions, POST/GET/DELETE, SSE and JSON answers, Last-Event-ID resume
+// from the session's own event buffer; or v1's HTTP+SSE one, one stream per session) and one
+// supervised child on the other. One child per session, so
 // JSON-RPC ids pass unchanged both ways; what Sluice adds is which stream a child's message takes:
 // an answer goes where its request came from (the transport knows), a progress notification to
 // the request that named its token, a request or log line the child sends mid-call to the call in
 // flight (the newest, when several are), and everything else (list changes) to the GET stream.
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/server';
-import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/server';
 import type { StdioConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
-import { EventBuffer } from './event-buffer.ts';
 import { StdioChild, type ExitCause } from './stdio-child.ts';
 
 type Msg = Record<string, unknown>;
@@ -19,12 +18,18 @@ export interface SessionEnd {
   detail: string;
 }
 
+/** The client's side of a session: what the SDK server transports (v2 Streamable HTTP, v1 HTTP+SSE) have in common. */
+export interface ClientSide {
+  onmessage?: ((message: never) => void) | undefined;
+  send(message: never, options?: { relatedRequestId?: RequestId }): Promise<void>;
+  close(): Promise<void>;
+}
+
 export interface StdioSessionOptions {
   token: string;
   principal: string | undefined;
   log: Logger;
   maxLine: number;
-  keepAliveMs: number;
   /** Called once, when the session is over for any reason (its child is stopping or gone). */
   onEnd(end: SessionEnd): void;
 }
@@ -34,7 +39,7 @@ const key = (id: unknown): string => (typeof id === 'number' ? `n${id}` : `s${St
 export class StdioSession {
   readonly token: string;
   readonly principal: string | undefined;
-  readonly transport: WebStandardStreamableHTTPServerTransport;
+  readonly transport: ClientSide;
   readonly child: StdioChild;
   /** HTTP exchanges of this session in progress (POSTs answering, GET streams open). */
   active = 0;
@@ -50,18 +55,13 @@ export class StdioSession {
   /** Requests the child sent the client, and the client request they were sent with. */
   private readonly childRequests = new Map<string, RequestId | undefined>();
 
-  constructor(cfg: StdioConfig, opts: StdioSessionOptions) {
+  /** `transport`: the client's side, built for this session (it may call `end` as the session's own). */
+  constructor(cfg: StdioConfig, opts: StdioSessionOptions, transport: (session: StdioSession) => ClientSide) {
     this.opts = opts;
     this.token = opts.token;
     this.principal = opts.principal;
-    this.transport = new WebStandardStreamableHTTPServerTransport({
-      sessionIdGenerator: () => opts.token,
-      eventStore: new EventBuffer(),
-      keepAliveMs: opts.keepAliveMs,
-      onsessionclosed: () => this.end({ cause: 'deleted', detail: 'the client ended the session (DELETE)' }),
-    });
-    this.transport.onmessage = (m) => this.fromClient(m as unknown as Msg);
-    this.transport.onerror = (err) => opts.log.debug({ err: err.message }, 'broker transport');
+    this.transport = transport(this);
+    this.transport.onmessage = ((m: unknown) => this.fromClient(m as Msg)) as never;
     this.child = new StdioChild(cfg, {
       log: opts.log,
       maxLine: opts.maxLine,
@@ -74,10 +74,6 @@ export class StdioSession {
 
   get over(): boolean {
     return this.ended;
-  }
-
-  async start(): Promise<void> {
-    await this.transport.start();
   }
 
   /**
@@ -95,7 +91,7 @@ export class StdioSession {
     const message = `the stdio server ${end.cause === 'spawn-failed' ? 'could not be started' : 'is gone'}: ${end.detail}`;
     void Promise.allSettled(
       waiting.map((id) =>
-        this.transport.send({ jsonrpc: '2.0', id, error: { code: -32603, message } } as JSONRPCMessage, {
+        this.transport.send({ jsonrpc: '2.0', id, error: { code: -32603, message } } as never, {
           relatedRequestId: id,
         }),
       ),
@@ -144,7 +140,7 @@ export class StdioSession {
   }
 
   private async send(m: Msg, related: RequestId | undefined): Promise<void> {
-    const msg = m as unknown as JSONRPCMessage;
+    const msg = m as unknown as JSONRPCMessage as never;
     try {
       await this.transport.send(msg, related === undefined ? undefined : { relatedRequestId: related });
     } catch (err) {

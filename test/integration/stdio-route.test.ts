@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from '@modelcontextprotocol/client';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
-import { JSON_HEADERS, rpc, send, sleep, startTestGateway, waitFor, type TestGateway } from '../helpers.ts';
+import { cuttingFetch, JSON_HEADERS, rpc, send, sleep, startTestGateway, waitFor, type TestGateway } from '../helpers.ts';
 
 const require = createRequire(import.meta.url);
 const EVERYTHING = require.resolve('@modelcontextprotocol/server-everything/dist/index.js');
@@ -97,13 +98,52 @@ describe('a stdio route to @modelcontextprotocol/server-everything', () => {
   it('SDK v2 client (auto negotiation) lists and calls tools; a second session gets its own child', async () => {
     const a = new ClientV2({ name: 'v2', version: '1' }, { versionNegotiation: { mode: 'auto' } });
     const b = new ClientV2({ name: 'v2b', version: '1' }, { versionNegotiation: { mode: 'auto' } });
-    await a.connect(new TransportV2(new URL(`${gw.base}/mcp`)));
-    await b.connect(new TransportV2(new URL(`${gw.base}/mcp`)));
+    const ta = new TransportV2(new URL(`${gw.base}/mcp`));
+    const tb = new TransportV2(new URL(`${gw.base}/mcp`));
+    await a.connect(ta);
+    await b.connect(tb);
     assert.equal(childrenOfThisProcess().length, 2);
     assert.equal(text(await a.callTool({ name: 'echo', arguments: { message: 'v2' } })), 'Echo: v2');
     assert.ok((await b.listTools()).tools.length > 5);
+    await ta.terminateSession();
+    await tb.terminateSession();
     await a.close();
     await b.close();
+    await waitFor(() => childrenOfThisProcess().length === 0, 5000, 'both children stopped');
+  });
+
+  it('an HTTP+SSE (2024-11-05) client: its own child, which stops when the stream closes', async () => {
+    const client = new Client({ name: 'sse', version: '1' });
+    const transport = new SSEClientTransport(new URL(`${gw.base}/mcp/sse`));
+    await client.connect(transport);
+    assert.equal(childrenOfThisProcess().length, 1);
+    const pid = childrenOfThisProcess()[0]!.pid;
+    assert.equal(text(await client.callTool({ name: 'echo', arguments: { message: 'over sse' } })), 'Echo: over sse');
+    const at: number[] = [];
+    await client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 3 } }, undefined, { onprogress: () => at.push(performance.now()) });
+    // The SDK v1 SSE client settles the call on its answer before it reads the last progress event
+    // (2 of 3 against server-everything's own HTTP+SSE transport too).
+    assert.ok(at.length >= 2, `${at.length} progress notifications`);
+    await client.close();
+    await waitFor(() => !alive(pid), 5000, 'the child gone with the stream');
+  });
+
+  it('a POST stream cut mid-call resumes with Last-Event-ID from Sluice\'s own event buffer', async () => {
+    const cutter = cuttingFetch((body) => body.includes('trigger-long-running-operation'), 2);
+    const client = new ClientV2({ name: 'resume', version: '1' });
+    const transport = new TransportV2(new URL(`${gw.base}/mcp`), {
+      fetch: cutter.fetch,
+      reconnectionOptions: { initialReconnectionDelay: 50, maxReconnectionDelay: 200, reconnectionDelayGrowFactor: 1, maxRetries: 5 },
+    });
+    await client.connect(transport);
+    const progress: number[] = [];
+    const r = await client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 2, steps: 4 } }, { onprogress: (p: { progress: number }) => progress.push(p.progress), timeout: 15_000 });
+    assert.ok(cutter.wasCut());
+    assert.equal(cutter.resumedWith.length, 1, 'resumed once');
+    assert.deepEqual(progress, [1, 2, 3, 4], 'nothing lost, nothing twice');
+    assert.match(JSON.stringify(r.content), /completed/);
+    await transport.terminateSession();
+    await client.close();
   });
 
   it('the access log names the route kind and the child', async () => {
