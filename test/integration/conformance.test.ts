@@ -95,3 +95,26 @@ describe('conformance --requirements 2026-07-28: two reference upstream replicas
     assert.deepEqual(regressions(direct.checks, via.checks), []);
   });
 });
+
+// A broker route (issue 19): server-everything run by Sluice over stdio, against server-everything
+// served by its own Streamable HTTP transport. Every check that passes there passes here.
+describe('conformance --requirements 2025-11-25: server-everything over stdio, through a stdio route', () => {
+  let everything: { url: string; child: ChildProcess };
+  let sluice: TestGateway;
+  before(async () => {
+    everything = await startEverything();
+    const entry = require.resolve('@modelcontextprotocol/server-everything/dist/index.js');
+    sluice = await startTestGateway({ routes: [{ path: '/mcp', upstream: { stdio: { command: process.execPath, args: [entry, 'stdio'] } } as never }] });
+  });
+  after(async () => {
+    await sluice.close();
+    everything.child.kill('SIGTERM');
+  });
+  it('every check that passes against its own HTTP transport passes through the stdio route', async (t) => {
+    const direct = await runConformance(everything.url, '2025-11-25');
+    const via = await runConformance(`${sluice.base}/mcp`, '2025-11-25');
+    t.diagnostic(`own HTTP ${passCount(direct.checks)}/${direct.checks.size} checks pass, stdio route ${passCount(via.checks)}/${via.checks.size}`);
+    assert.ok(direct.checks.size > 10, `the suite ran: ${direct.output.slice(-500)}`);
+    assert.deepEqual(regressions(direct.checks, via.checks), []);
+  });
+});
