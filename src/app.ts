@@ -189,6 +189,7 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     sessions: () => ctx.sessions,
     maxLine: config.limits.body,
     keepAliveMs: config.timeouts.heartbeat,
+    metrics: () => ctx.metrics,
   });
   const ctx: GatewayContext = {
     sessions: sessionKeyRing(config, log),

@@ -39,7 +39,8 @@ export interface BrokerDeps {
   sessions: () => KeyRing;
   maxLine: number;
   keepAliveMs: number;
-  metrics?: BrokerMetrics;
+  /** Read when used: the metrics exist only with an admin listener. */
+  metrics: () => BrokerMetrics | undefined;
 }
 
 export interface BrokerMetrics {
@@ -191,8 +192,8 @@ export class StdioBroker {
     );
     // An HTTP+SSE session is found by the transport's own sessionId (the POST URL's query).
     this.live.set(sseId ? sseId() : token, session);
-    this.deps.metrics?.childSpawned(this.path);
-    this.deps.metrics?.childrenRunning(this.path, this.live.size);
+    this.deps.metrics()?.childSpawned(this.path);
+    this.deps.metrics()?.childrenRunning(this.path, this.live.size);
     try {
       await session.child.ready;
     } catch {
@@ -214,8 +215,8 @@ export class StdioBroker {
       this.stopping.add(child);
       void child.gone.then(() => this.stopping.delete(child));
     }
-    this.deps.metrics?.childExited(this.path, end.cause);
-    this.deps.metrics?.childrenRunning(this.path, this.live.size);
+    this.deps.metrics()?.childExited(this.path, end.cause);
+    this.deps.metrics()?.childrenRunning(this.path, this.live.size);
     const level =
       end.cause === 'crashed' ||
       end.cause === 'spawn-failed' ||

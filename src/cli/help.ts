@@ -3,6 +3,7 @@ export const HELP = `sluice - an MCP gateway that carries every MCP wire shape c
 Usage:
   sluice serve --upstream URL [--upstream URL ...] [--listen HOST:PORT] [--path /mcp] [--allow-origin O ...]
                [--allow-host H ...] [--admin HOST:PORT] [--log-payloads]
+  sluice serve --stdio [--listen HOST:PORT] [--path /mcp] [...] -- COMMAND [ARGS...]
   sluice serve --config sluice.yaml
   sluice validate sluice.yaml
   sluice demo [--listen HOST:PORT]
@@ -25,6 +26,8 @@ Commands:
              listener answers (a loopback listener answers only loopback names: the DNS-rebinding
              defence); --admin serves /healthz, /readyz and Prometheus /metrics on its own
              address; --log-payloads logs every JSON-RPC message, redacted by the default rules.
+             --stdio -- COMMAND ARGS: the route runs that stdio MCP server itself, one process per
+             client session (Streamable HTTP at --path, HTTP+SSE at <path>/sse).
              Full form: --config FILE.
   validate   Check a config file; prints every bad field and why, exits 1 if any.
   sessions   decode: print what a session token holds (keys from --keys or SLUICE_SESSION_KEYS);

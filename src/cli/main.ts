@@ -31,7 +31,11 @@ export function printListening(gw: Gateway, config: Config): void {
     const scheme = config.listen[i]?.tls ? 'https' : 'http';
     for (const r of config.routes) {
       const pub = `${scheme}://${host}:${a.port}${r.path}`;
-      process.stderr.write(`sluice: ${pub} -> ${r.upstream.map((u) => u.url).join(', ')}\n`);
+      const to = r.stdio
+        ? `stdio: ${[r.stdio.command, ...r.stdio.args].join(' ')}`
+        : r.upstream.map((u) => u.url).join(', ');
+      process.stderr.write(`sluice: ${pub} -> ${to}\n`);
+      if (r.stdio) process.stderr.write(`sluice: HTTP+SSE clients connect to ${pub.replace(/\/+$/, '')}/sse\n`);
       const hint = sseHint(pub, r.upstream[0]?.url);
       if (hint) process.stderr.write(`sluice: ${hint}\n`);
     }
@@ -97,10 +101,15 @@ export function handleSignals(gw: Gateway): void {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-async function serve(args: string[]): Promise<void> {
+async function serve(argv: string[]): Promise<void> {
+  // `--stdio -- COMMAND ARGS...`: everything after `--` is the stdio server's argv, as written.
+  const dashes = argv.indexOf('--');
+  const args = dashes === -1 ? argv : argv.slice(0, dashes);
+  const command = dashes === -1 ? [] : argv.slice(dashes + 1);
   const { values } = parseArgs({
     args,
     options: {
+      stdio: { type: 'boolean' },
       config: { type: 'string', short: 'c' },
       listen: { type: 'string' },
       upstream: { type: 'string', multiple: true },
@@ -116,6 +125,7 @@ async function serve(args: string[]): Promise<void> {
   if (values.config) {
     if (
       values.upstream ||
+      values.stdio ||
       values.listen ||
       values.path ||
       values['allow-origin'] ||
@@ -128,9 +138,15 @@ async function serve(args: string[]): Promise<void> {
       );
     config = await loadConfigFile(values.config);
   } else {
-    if (!values.upstream) usage('serve needs --upstream URL or --config FILE');
+    if (values.stdio && values.upstream) usage('--stdio and --upstream are two kinds of route: give one');
+    if (values.stdio && command.length === 0)
+      usage('--stdio needs the server after --: sluice serve --stdio -- npx -y SERVER');
+    if (!values.stdio && dashes !== -1) usage('arguments after -- are the command of --stdio');
+    if (!values.upstream && !values.stdio) usage('serve needs --upstream URL, --stdio -- COMMAND, or --config FILE');
     config = quickConfig({
-      upstream: values.upstream,
+      upstream: values.stdio
+        ? { stdio: { command: command[0] as string, args: command.slice(1) } }
+        : (values.upstream as string[]),
       listen: values.listen,
       path: values.path,
       allowOrigin: values['allow-origin'],

@@ -94,7 +94,7 @@ function hostPort(flag: string, text: string): { host: string; port: number } {
  */
 export function quickConfig(opts: {
   listen?: string;
-  upstream: string | string[];
+  upstream: string | string[] | { stdio: { command: string; args: string[] } };
   path?: string;
   allowOrigin?: string[];
   allowHost?: string[];

@@ -487,6 +487,8 @@ export const routeSchema = z
       });
   })
   .transform((r, ctx) => {
+    // A bad upstream has been reported already: nothing of it to check here.
+    if (!Array.isArray(r.upstream?.replicas)) return z.NEVER;
     const stdio = r.upstream.stdio;
     const upstream = r.upstream.replicas.map((u) => ({ url: u.url, id: u.id ?? u.url, draining: u.draining }));
     const seen = new Set<string>();

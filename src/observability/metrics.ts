@@ -80,6 +80,9 @@ export class GatewayMetrics {
   private readonly bytesOut: Counter<'route'>;
   private readonly heartbeats: Counter<'route'>;
   private readonly refused: Counter<'reason'>;
+  private readonly children: Gauge<'route'>;
+  private readonly spawned: Counter<'route'>;
+  private readonly exited: Counter<'route' | 'cause'>;
   private readonly sessions = new Map<string, number>();
 
   constructor(replicas: () => ReplicaHealth[]) {
@@ -122,6 +125,24 @@ export class GatewayMetrics {
       name: 'sluice_response_bytes_total',
       help: 'Response body bytes sent to clients.',
       labelNames: ['route'],
+      registers,
+    });
+    this.children = new Gauge({
+      name: 'sluice_stdio_children',
+      help: 'Stdio server processes running now (one per broker session), by route.',
+      labelNames: ['route'],
+      registers,
+    });
+    this.spawned = new Counter({
+      name: 'sluice_stdio_children_spawned_total',
+      help: 'Stdio server processes started, by route.',
+      labelNames: ['route'],
+      registers,
+    });
+    this.exited = new Counter({
+      name: 'sluice_stdio_children_exited_total',
+      help: 'Stdio sessions ended, by route and cause (deleted, idle, crashed, exited, spawn-failed, flooded, oversized-line, shutdown, route-removed).',
+      labelNames: ['route', 'cause'],
       registers,
     });
     this.heartbeats = new Counter({
@@ -177,6 +198,18 @@ export class GatewayMetrics {
       this.sessions.set(o.sessionHash, Date.now());
       if (this.sessions.size > MAX_TRACKED_SESSIONS) this.sessions.delete(this.sessions.keys().next().value as string);
     }
+  }
+
+  childSpawned(route: string): void {
+    this.spawned.inc({ route });
+  }
+
+  childExited(route: string, cause: string): void {
+    this.exited.inc({ route, cause });
+  }
+
+  childrenRunning(route: string, n: number): void {
+    this.children.set({ route }, n);
   }
 
   streamOpened(route: string): void {

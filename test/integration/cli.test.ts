@@ -165,6 +165,33 @@ describe('sluice CLI', () => {
     }
   });
 
+  it('quick form: serve --stdio -- COMMAND ARGS runs a stdio server per session and carries an SDK client', async () => {
+    const fixture = new URL('../fixtures/stdio-server.ts', import.meta.url).pathname;
+    const child = spawn(process.execPath, [BIN, 'serve', '--listen', '127.0.0.1:0', '--stdio', '--', process.execPath, fixture], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let err = '';
+        child.stderr.on('data', (d: Buffer) => {
+          err += d.toString();
+          const m = /(http:\/\/127\.0\.0\.1:\d+\/mcp) -> stdio: /.exec(err);
+          if (m?.[1] && err.includes('HTTP+SSE clients connect to')) resolve(m[1]);
+        });
+        child.once('exit', () => reject(new Error(err)));
+      });
+      const client = new Client({ name: 'cli-stdio', version: '1' });
+      const transport = new StreamableHTTPClientTransport(new URL(url));
+      await client.connect(transport);
+      const r = await client.callTool({ name: 'pid', arguments: {} });
+      assert.match((r.content as { text: string }[])[0]!.text, /^\d+$/);
+      await transport.terminateSession();
+      await client.close();
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+    assert.equal(run('serve', '--stdio').status, 2, '--stdio without a command is a usage error');
+  });
+
   it('quick form with repeated --upstream spreads new sessions over the replicas', async () => {
     const ups = await Promise.all([startDemoUpstream(), startDemoUpstream()]);
     const child = spawn(process.execPath, [BIN, 'serve', '--listen', '127.0.0.1:0', '--upstream', ups[0]!.url, '--upstream', ups[1]!.url], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -12,6 +12,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { buildConfig } from '../../src/config/load.ts';
+import { ConfigError } from '../../src/config/load.ts';
 import { cuttingFetch, JSON_HEADERS, rpc, send, sleep, startTestGateway, waitFor, type TestGateway } from '../helpers.ts';
 
 const require = createRequire(import.meta.url);
@@ -312,5 +314,44 @@ describe('bad stdio servers', () => {
     } finally {
       await gw.close();
     }
+  });
+});
+
+describe('stdio routes: metrics and config', () => {
+  it('children running, spawned and exited by cause are metrics', async () => {
+    const gw = await startTestGateway({ routes: [stdioRoute({ command: process.execPath, args: [FIXTURE] })], admin: { listen: { host: '127.0.0.1', port: 0 } } });
+    try {
+      const a = await connectV1(gw.base);
+      const b = await connectV1(gw.base);
+      const metrics = async () => (await fetch(`http://127.0.0.1:${gw.gw.adminAddress!.port}/metrics`)).text();
+      assert.match(await metrics(), /^sluice_stdio_children\{route="\/mcp"\} 2$/m);
+      await a.transport.terminateSession();
+      await b.client.callTool({ name: 'crash', arguments: {} }).catch(() => undefined);
+      await waitFor(() => childrenOfThisProcess().length === 0, 5000, 'both children gone');
+      const text = await metrics();
+      assert.match(text, /^sluice_stdio_children_spawned_total\{route="\/mcp"\} 2$/m);
+      assert.match(text, /^sluice_stdio_children_exited_total\{route="\/mcp",cause="deleted"\} 1$/m);
+      assert.match(text, /^sluice_stdio_children_exited_total\{route="\/mcp",cause="crashed"\} 1$/m);
+      assert.match(text, /^sluice_stdio_children\{route="\/mcp"\} 0$/m);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('the schema is strict: a bad stdio field is named at its path', () => {
+    const bad = (stdio: unknown) => {
+      try {
+        buildConfig({ routes: [{ path: '/mcp', upstream: { stdio } as never }] }, 'test');
+        return 'accepted';
+      } catch (err) {
+        assert.ok(err instanceof ConfigError, String(err));
+        return (err as Error).message;
+      }
+    };
+    assert.match(bad({ command: '' }), /upstream\.stdio\.command/);
+    assert.match(bad({ command: 'x', shell: true }), /shell/);
+    assert.match(bad({ command: 'x', env: { 'BAD NAME': 'v' } }), /upstream\.stdio\.env/);
+    assert.match(bad({ command: 'x', maxProcesses: 0 }), /maxProcesses/);
+    assert.equal(bad({ command: 'x' }), 'accepted');
   });
 });
