@@ -2,7 +2,7 @@
 // (@modelcontextprotocol/server-everything, server-filesystem) and an SDK fixture, with the
 // official SDK clients v1 and v2; one child per session, and every way a session ends stops it.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { buildConfig } from '../../src/config/load.ts';
+import { alive, childrenOf } from '../fixtures/process-table.ts';
 import { ConfigError } from '../../src/config/load.ts';
 import { cuttingFetch, JSON_HEADERS, rpc, send, sleep, startTestGateway, waitFor, type TestGateway } from '../helpers.ts';
 
@@ -23,31 +24,6 @@ const FIXTURE = new URL('../fixtures/stdio-server.ts', import.meta.url).pathname
 
 type StdioInput = { command: string; args?: string[]; [k: string]: unknown };
 const stdioRoute = (stdio: StdioInput, path = '/mcp') => ({ path, upstream: { stdio } as never });
-
-/** Processes whose parent is this test process (the gateway runs in it): the process table, not Sluice's counters. */
-export function childrenOfThisProcess(): { pid: number; state: string }[] {
-  const out: { pid: number; state: string }[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === process.pid) out.push({ pid: Number(d), state: fields[0] ?? '?', comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) } as never);
-    } catch {
-      // gone while we looked
-    }
-  }
-  return out;
-}
-
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function connectV1(base: string, opts: { capabilities?: Record<string, unknown> } = {}): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
   const client = new Client({ name: 'stdio-test', version: '1' }, { capabilities: opts.capabilities ?? {} });
@@ -65,14 +41,14 @@ describe('a stdio route to @modelcontextprotocol/server-everything', () => {
   });
   after(async () => {
     await gw.close();
-    assert.deepEqual(childrenOfThisProcess(), [], 'no child left after shutdown');
+    assert.deepEqual(childrenOf(process.pid), [], 'no child left after shutdown');
   });
 
   it('SDK v1: tools, resources, progress one by one, sampling and elicitation; DELETE stops the child', async () => {
     const { client, transport } = await connectV1(gw.base, { capabilities: { sampling: {}, elicitation: {} } });
     client.setRequestHandler(CreateMessageRequestSchema, async () => ({ role: 'assistant', content: { type: 'text', text: 'sampled!' }, model: 'm' }));
     client.setRequestHandler(ElicitRequestSchema, async () => ({ action: 'accept', content: { name: 'ann', color: 'red' } }));
-    assert.equal(childrenOfThisProcess().length, 1, 'one child for the session');
+    assert.equal(childrenOf(process.pid).length, 1, 'one child for the session');
     const tools = (await client.listTools()).tools.map((t) => t.name);
     assert.ok(tools.includes('echo') && tools.includes('trigger-sampling-request'), tools.join(','));
     assert.equal(text(await client.callTool({ name: 'echo', arguments: { message: 'hi' } })), 'Echo: hi');
@@ -90,11 +66,11 @@ describe('a stdio route to @modelcontextprotocol/server-everything', () => {
     assert.match(JSON.stringify(sampled), /sampled!/);
     const elicited = await client.callTool({ name: 'trigger-elicitation-request', arguments: {} });
     assert.match(JSON.stringify(elicited), /Name: ann/);
-    const pid = childrenOfThisProcess()[0]!.pid;
+    const pid = childrenOf(process.pid)[0]!.pid;
     await transport.terminateSession();
     await client.close();
     await waitFor(() => !alive(pid), 5000, 'the child gone after DELETE');
-    assert.deepEqual(childrenOfThisProcess(), []);
+    assert.deepEqual(childrenOf(process.pid), []);
   });
 
   it('SDK v2 client (auto negotiation) lists and calls tools; a second session gets its own child', async () => {
@@ -104,22 +80,22 @@ describe('a stdio route to @modelcontextprotocol/server-everything', () => {
     const tb = new TransportV2(new URL(`${gw.base}/mcp`));
     await a.connect(ta);
     await b.connect(tb);
-    assert.equal(childrenOfThisProcess().length, 2);
+    assert.equal(childrenOf(process.pid).length, 2);
     assert.equal(text(await a.callTool({ name: 'echo', arguments: { message: 'v2' } })), 'Echo: v2');
     assert.ok((await b.listTools()).tools.length > 5);
     await ta.terminateSession();
     await tb.terminateSession();
     await a.close();
     await b.close();
-    await waitFor(() => childrenOfThisProcess().length === 0, 5000, 'both children stopped');
+    await waitFor(() => childrenOf(process.pid).length === 0, 5000, 'both children stopped');
   });
 
   it('an HTTP+SSE (2024-11-05) client: its own child, which stops when the stream closes', async () => {
     const client = new Client({ name: 'sse', version: '1' });
     const transport = new SSEClientTransport(new URL(`${gw.base}/mcp/sse`));
     await client.connect(transport);
-    assert.equal(childrenOfThisProcess().length, 1);
-    const pid = childrenOfThisProcess()[0]!.pid;
+    assert.equal(childrenOf(process.pid).length, 1);
+    const pid = childrenOf(process.pid)[0]!.pid;
     assert.equal(text(await client.callTool({ name: 'echo', arguments: { message: 'over sse' } })), 'Echo: over sse');
     const at: number[] = [];
     await client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 3 } }, undefined, { onprogress: () => at.push(performance.now()) });
@@ -171,7 +147,7 @@ describe('a stdio route to @modelcontextprotocol/server-filesystem on a temporar
     } finally {
       await gw.close();
     }
-    assert.deepEqual(childrenOfThisProcess(), []);
+    assert.deepEqual(childrenOf(process.pid), []);
   });
 });
 
@@ -239,7 +215,7 @@ describe('stdio session lifecycle (an SDK stdio server fixture)', () => {
       const r = await send(`${gw.base}/mcp`, { method: 'POST', headers: JSON_HEADERS, body: init });
       assert.equal(r.status, 503);
       assert.equal(r.headers['retry-after'], '1');
-      assert.equal(childrenOfThisProcess().length, 2);
+      assert.equal(childrenOf(process.pid).length, 2);
       await a.transport.terminateSession();
       await b.transport.terminateSession();
     } finally {
@@ -268,9 +244,9 @@ describe('stdio session lifecycle (an SDK stdio server fixture)', () => {
   it('Sluice shutting down stops every child', async () => {
     const gw = await startTestGateway({ routes: [stdioRoute({ command: process.execPath, args: [FIXTURE] })] });
     const sessions = [await connectV1(gw.base), await connectV1(gw.base), await connectV1(gw.base)];
-    assert.equal(childrenOfThisProcess().length, 3);
+    assert.equal(childrenOf(process.pid).length, 3);
     await gw.close();
-    assert.deepEqual(childrenOfThisProcess(), []);
+    assert.deepEqual(childrenOf(process.pid), []);
     for (const s of sessions) await s.client.close().catch(() => undefined);
   });
 });
@@ -327,7 +303,7 @@ describe('stdio routes: metrics and config', () => {
       assert.match(await metrics(), /^sluice_stdio_children\{route="\/mcp"\} 2$/m);
       await a.transport.terminateSession();
       await b.client.callTool({ name: 'crash', arguments: {} }).catch(() => undefined);
-      await waitFor(() => childrenOfThisProcess().length === 0, 5000, 'both children gone');
+      await waitFor(() => childrenOf(process.pid).length === 0, 5000, 'both children gone');
       const text = await metrics();
       assert.match(text, /^sluice_stdio_children_spawned_total\{route="\/mcp"\} 2$/m);
       assert.match(text, /^sluice_stdio_children_exited_total\{route="\/mcp",cause="deleted"\} 1$/m);
