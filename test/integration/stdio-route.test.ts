@@ -124,6 +124,17 @@ describe('a stdio route to @modelcontextprotocol/server-everything', () => {
     await client.close();
   });
 
+  it('a stateless 2026-07-28 request gets a clear 400 (stdio routes serve sessions), and nothing is spawned', async () => {
+    const r = await send(`${gw.base}/mcp`, {
+      method: 'POST',
+      headers: { ...JSON_HEADERS, 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/list' },
+      body: rpc('tools/list', { _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' } }),
+    });
+    assert.equal(r.status, 400);
+    assert.match(JSON.parse(r.body.toString()).error.message, /start with initialize/);
+    assert.equal(childrenOf(process.pid).length, 0);
+  });
+
   it('the access log names the route kind and the child', async () => {
     const line = gw.logs.filter((l) => l['msg'] === undefined && l['rpcMethod'] === 'tools/call').at(-1) ?? gw.logs.filter((l) => l['rpcMethod'] === 'tools/call').at(-1);
     assert.equal(line?.['kind'], 'broker');
