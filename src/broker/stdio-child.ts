@@ -161,12 +161,17 @@ export class StdioChild {
       const line = this.out.slice(0, nl).replace(/\r$/, '');
       this.out = this.out.slice(nl + 1);
       if (this.flooding()) return this.stop('flooded', `more than ${this.maxLinesPerSecond} lines a second`);
+      if (Buffer.byteLength(line) > this.maxLine) return this.oversized();
       if (line.trim() !== '') this.onLine(line);
       if (this.exited || this.stopping) return;
     }
-    if (Buffer.byteLength(this.out) > this.maxLine)
-      this.stop('oversized-line', `a stdout line over ${this.maxLine} bytes (limits.body)`);
+    if (Buffer.byteLength(this.out) > this.maxLine) this.oversized();
   };
+
+  private oversized(): void {
+    this.out = '';
+    this.stop('oversized-line', `a stdout line over ${this.maxLine} bytes (limits.body)`);
+  }
 
   private onLine(line: string): void {
     let msg: unknown;

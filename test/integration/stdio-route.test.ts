@@ -11,7 +11,7 @@ import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { CreateMessageRequestSchema, ElicitRequestSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { buildConfig } from '../../src/config/load.ts';
 import { alive, childrenOf } from '../fixtures/process-table.ts';
 import { ConfigError } from '../../src/config/load.ts';
@@ -259,6 +259,68 @@ describe('stdio session lifecycle (an SDK stdio server fixture)', () => {
     await gw.close();
     assert.deepEqual(childrenOf(process.pid), []);
     for (const s of sessions) await s.client.close().catch(() => undefined);
+  });
+});
+
+describe('stdio routes: the GET stream, reloads, floods', () => {
+  it('a list change the child sends mid-call reaches the client on its GET stream', async () => {
+    const gw = await startTestGateway({ routes: [stdioRoute({ command: process.execPath, args: [FIXTURE] })] });
+    try {
+      const { client, transport } = await connectV1(gw.base);
+      let changed = 0;
+      client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
+        changed++;
+      });
+      await sleep(200); // the SDK client opens its GET stream after initialize
+      assert.equal(text(await client.callTool({ name: 'list_changed', arguments: {} })), 'sent');
+      await waitFor(() => changed === 1, 3000, 'the notification on the GET stream');
+      await transport.terminateSession();
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('a reload keeps the sessions of a route it leaves the same, and stops those of a route it removes', async () => {
+    const keep = stdioRoute({ command: process.execPath, args: [FIXTURE] }, '/mcp');
+    const drop = stdioRoute({ command: process.execPath, args: [FIXTURE] }, '/gone');
+    const gw = await startTestGateway({ routes: [keep, drop] });
+    try {
+      const kept = await connectV1(gw.base);
+      const goneClient = new Client({ name: 'g', version: '1' });
+      await goneClient.connect(new StreamableHTTPClientTransport(new URL(`${gw.base}/gone`)));
+      const keptPid = Number(text(await kept.client.callTool({ name: 'pid', arguments: {} })));
+      const gonePid = Number(text(await goneClient.callTool({ name: 'pid', arguments: {} })));
+      gw.gw.reload(buildConfig({ listen: [{ host: '127.0.0.1', port: gw.port }], routes: [keep] }, 'reload'));
+      await waitFor(() => !alive(gonePid), 5000, 'the removed route\'s child stopped');
+      assert.ok(alive(keptPid));
+      assert.equal(Number(text(await kept.client.callTool({ name: 'pid', arguments: {} }))), keptPid, 'the kept session goes on');
+      await goneClient.close().catch(() => undefined);
+      await kept.transport.terminateSession();
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('a child that floods, or writes a stdout line over limits.body, is stopped with a log line saying so', async () => {
+    const gw = await startTestGateway({
+      routes: [stdioRoute({ command: process.execPath, args: [FIXTURE, '--flood'], maxLinesPerSecond: 500 }, '/flood'), stdioRoute({ command: process.execPath, args: [FIXTURE] }, '/mcp')],
+      limits: { body: '64KiB' },
+    });
+    try {
+      const flood = new Client({ name: 'f', version: '1' });
+      await flood.connect(new StreamableHTTPClientTransport(new URL(`${gw.base}/flood`)));
+      await waitFor(() => gw.logs.some((l) => l['cause'] === 'flooded'), 5000, 'the flooding child stopped');
+      assert.match(String(gw.logs.find((l) => l['cause'] === 'flooded')?.['detail']), /more than 500 lines a second/);
+      await flood.close().catch(() => undefined);
+      const { client } = await connectV1(gw.base);
+      await client.callTool({ name: 'long_line', arguments: { bytes: 100_000 } }).catch(() => undefined);
+      await waitFor(() => gw.logs.some((l) => l['cause'] === 'oversized-line'), 5000, 'the child with the long line stopped');
+      assert.match(String(gw.logs.find((l) => l['cause'] === 'oversized-line')?.['detail']), /over 65536 bytes/);
+      await client.close().catch(() => undefined);
+      await waitFor(() => childrenOf(process.pid).length === 0, 5000, 'both gone');
+    } finally {
+      await gw.close();
+    }
   });
 });
 
