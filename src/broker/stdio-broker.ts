@@ -31,6 +31,8 @@ export interface BrokerExchange {
   responseSessionId: string | undefined;
   /** What served it, for the access log: the child's command and pid. */
   brokerUpstream: string | undefined;
+  /** Response body bytes sent (the access log's bytesOut). */
+  bytesOut: number;
 }
 
 export interface BrokerDeps {
@@ -251,7 +253,7 @@ export class StdioBroker {
     }
     const sid = answer.headers.get(H.sessionId);
     if (sid) ex.responseSessionId = sid;
-    writeWebResponse(res, answer);
+    writeWebResponse(ex, answer);
   }
 
   private readonly sweep = (): void => {
@@ -294,7 +296,8 @@ function webRequest(req: IncomingMessage, signal: AbortSignal): Request {
   });
 }
 
-function writeWebResponse(res: ServerResponse, answer: Response): void {
+function writeWebResponse(ex: BrokerExchange, answer: Response): void {
+  const { res } = ex;
   if (res.destroyed) {
     void answer.body?.cancel();
     return;
@@ -308,6 +311,7 @@ function writeWebResponse(res: ServerResponse, answer: Response): void {
   }
   res.flushHeaders();
   const body = Readable.fromWeb(answer.body as WebReadableStream);
+  body.on('data', (chunk: Buffer) => (ex.bytesOut += chunk.length));
   res.once('close', () => body.destroy());
   body.once('error', () => res.destroy());
   body.pipe(res);

@@ -139,6 +139,7 @@ describe('a stdio route to @modelcontextprotocol/server-everything', () => {
     const line = gw.logs.filter((l) => l['msg'] === undefined && l['rpcMethod'] === 'tools/call').at(-1) ?? gw.logs.filter((l) => l['rpcMethod'] === 'tools/call').at(-1);
     assert.equal(line?.['kind'], 'broker');
     assert.match(String(line?.['upstream']), /^stdio:.*#\d+$/);
+    assert.ok(Number(line?.['bytesOut']) > 0, 'the answer\'s bytes are counted');
   });
 });
 
