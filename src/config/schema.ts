@@ -428,87 +428,103 @@ const rateLimitSchema = z
     'give exactly one of requests and concurrent',
   );
 
-export const routeSchema = z
-  .strictObject({
-    /** Public path prefix, e.g. /mcp. A request matches it exactly or below it (/mcp/...). Longest prefix wins. */
-    path: publicPath,
-    /**
-     * Upstream base URL, or a list of replicas (URLs or {url, id, draining}); the part of the
-     * request path below `path` is appended. New sessions and stateless requests are balanced
-     * over the healthy replicas; a session stays on the replica that minted it. Or {stdio: {...}}:
-     * a stdio server Sluice runs itself (a broker route, one process per session).
-     */
-    upstream: upstreamList,
-    /** How new sessions and stateless requests pick a replica. Default round-robin. */
-    balance: z.enum(['round-robin', 'least-outstanding']).default('round-robin'),
-    healthCheck: healthCheckSchema.default(healthCheckSchema.parse({})),
-    ejection: ejectionSchema.default(ejectionSchema.parse({})),
-    /** How long sessions and streams on a draining replica may continue. Then they end (404 / closed). Default 10m. */
-    drainTimeout: duration.default(600_000),
-    /** Send the client's Host upstream instead of the upstream's own. Default false (like nginx's $proxy_host). */
-    preserveHost: z.boolean().default(false),
-    /** Which addresses the upstream connections of this route may reach, checked at every connect. */
-    egress: egressSchema.default(egressSchema.parse({})),
-    /** CORS for browser-based MCP clients; when on, Sluice answers preflights and owns the Access-Control-* headers. */
-    cors: corsSchema.default(corsSchema.parse({})),
-    /** Payload logging with redaction; off by default. */
-    logPayloads: payloadLoggingSchema.default(payloadLoggingSchema.parse({})),
-    /** TLS to https upstreams: verified against the system CAs by default. */
-    tls: upstreamTlsSchema.optional(),
-    /** Who may call: transparent (default) or Sluice as the OAuth resource server. */
-    auth: authSchema.default(authSchema.parse({})),
-    /** Which methods and tools callers may use. Default: everything. */
-    policy: policySchema.default(policySchema.parse({})),
-    /** Token buckets and concurrency caps; over the limit: 429 with Retry-After. Default []. */
-    rateLimits: z.array(rateLimitSchema).default([]),
-  })
-  .superRefine((r, ctx) => {
-    const a = r.auth;
-    if (a.mode !== 'resource-server') {
-      if (a.issuer || a.apiKeys.length > 0 || a.upstreamCredential)
+/**
+ * A route as this schema outputs it may be fed back in (a reload, a test editing a loaded config):
+ * the output's `stdio` (its upstream's, with `upstream: []`) is read back as `upstream: {stdio}`,
+ * and a relay route's `stdio: undefined` is dropped.
+ */
+function routeInput(v: unknown): unknown {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || !('stdio' in v)) return v;
+  const { stdio, ...rest } = v as Record<string, unknown>;
+  if (stdio === undefined) return rest;
+  const upstream = rest['upstream'];
+  return Array.isArray(upstream) && upstream.length === 0 ? { ...rest, upstream: { stdio } } : v;
+}
+
+export const routeSchema = z.preprocess(
+  routeInput,
+  z
+    .strictObject({
+      /** Public path prefix, e.g. /mcp. A request matches it exactly or below it (/mcp/...). Longest prefix wins. */
+      path: publicPath,
+      /**
+       * Upstream base URL, or a list of replicas (URLs or {url, id, draining}); the part of the
+       * request path below `path` is appended. New sessions and stateless requests are balanced
+       * over the healthy replicas; a session stays on the replica that minted it. Or {stdio: {...}}:
+       * a stdio server Sluice runs itself (a broker route, one process per session).
+       */
+      upstream: upstreamList,
+      /** How new sessions and stateless requests pick a replica. Default round-robin. */
+      balance: z.enum(['round-robin', 'least-outstanding']).default('round-robin'),
+      healthCheck: healthCheckSchema.default(healthCheckSchema.parse({})),
+      ejection: ejectionSchema.default(ejectionSchema.parse({})),
+      /** How long sessions and streams on a draining replica may continue. Then they end (404 / closed). Default 10m. */
+      drainTimeout: duration.default(600_000),
+      /** Send the client's Host upstream instead of the upstream's own. Default false (like nginx's $proxy_host). */
+      preserveHost: z.boolean().default(false),
+      /** Which addresses the upstream connections of this route may reach, checked at every connect. */
+      egress: egressSchema.default(egressSchema.parse({})),
+      /** CORS for browser-based MCP clients; when on, Sluice answers preflights and owns the Access-Control-* headers. */
+      cors: corsSchema.default(corsSchema.parse({})),
+      /** Payload logging with redaction; off by default. */
+      logPayloads: payloadLoggingSchema.default(payloadLoggingSchema.parse({})),
+      /** TLS to https upstreams: verified against the system CAs by default. */
+      tls: upstreamTlsSchema.optional(),
+      /** Who may call: transparent (default) or Sluice as the OAuth resource server. */
+      auth: authSchema.default(authSchema.parse({})),
+      /** Which methods and tools callers may use. Default: everything. */
+      policy: policySchema.default(policySchema.parse({})),
+      /** Token buckets and concurrency caps; over the limit: 429 with Retry-After. Default []. */
+      rateLimits: z.array(rateLimitSchema).default([]),
+    })
+    .superRefine((r, ctx) => {
+      const a = r.auth;
+      if (a.mode !== 'resource-server') {
+        if (a.issuer || a.apiKeys.length > 0 || a.upstreamCredential)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['auth', 'mode'],
+            message: 'issuer, apiKeys and upstreamCredential need mode: resource-server',
+          });
+        return;
+      }
+      if (!a.resource)
         ctx.addIssue({
           code: 'custom',
-          path: ['auth', 'mode'],
-          message: 'issuer, apiKeys and upstreamCredential need mode: resource-server',
+          path: ['auth', 'resource'],
+          message: 'resource-server mode needs the public URL of this route (the token audience)',
         });
-      return;
-    }
-    if (!a.resource)
-      ctx.addIssue({
-        code: 'custom',
-        path: ['auth', 'resource'],
-        message: 'resource-server mode needs the public URL of this route (the token audience)',
+      if (!a.issuer && a.apiKeys.length === 0)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['auth'],
+          message: 'resource-server mode needs an issuer, apiKeys, or both',
+        });
+    })
+    .transform((r, ctx) => {
+      // A bad upstream has been reported already: nothing of it to check here.
+      if (!Array.isArray(r.upstream?.replicas)) return z.NEVER;
+      const stdio = r.upstream.stdio;
+      const upstream = r.upstream.replicas.map((u) => ({ url: u.url, id: u.id ?? u.url, draining: u.draining }));
+      const seen = new Set<string>();
+      upstream.forEach((u, i) => {
+        if (seen.has(u.id))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['upstream', i],
+            message: `duplicate replica "${u.id}" (give each an id)`,
+          });
+        seen.add(u.id);
+        if (u.id.length > 200)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['upstream', i],
+            message: 'URL longer than 200 characters: give the replica a short id',
+          });
       });
-    if (!a.issuer && a.apiKeys.length === 0)
-      ctx.addIssue({
-        code: 'custom',
-        path: ['auth'],
-        message: 'resource-server mode needs an issuer, apiKeys, or both',
-      });
-  })
-  .transform((r, ctx) => {
-    // A bad upstream has been reported already: nothing of it to check here.
-    if (!Array.isArray(r.upstream?.replicas)) return z.NEVER;
-    const stdio = r.upstream.stdio;
-    const upstream = r.upstream.replicas.map((u) => ({ url: u.url, id: u.id ?? u.url, draining: u.draining }));
-    const seen = new Set<string>();
-    upstream.forEach((u, i) => {
-      if (seen.has(u.id))
-        ctx.addIssue({
-          code: 'custom',
-          path: ['upstream', i],
-          message: `duplicate replica "${u.id}" (give each an id)`,
-        });
-      seen.add(u.id);
-      if (u.id.length > 200)
-        ctx.addIssue({
-          code: 'custom',
-          path: ['upstream', i],
-          message: 'URL longer than 200 characters: give the replica a short id',
-        });
-    });
-    return { ...r, upstream, stdio };
-  });
+      return { ...r, upstream, stdio };
+    }),
+);
 
 export const timeoutsSchema = z.strictObject({
   /**

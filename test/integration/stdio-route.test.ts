@@ -404,4 +404,11 @@ describe('stdio routes: metrics and config', () => {
     assert.match(bad({ command: 'x', maxProcesses: 0 }), /maxProcesses/);
     assert.equal(bad({ command: 'x' }), 'accepted');
   });
+
+  it('a loaded config fed back in (a reload, a tool editing it) reads the same, stdio and relay routes alike', () => {
+    const first = buildConfig({ routes: [stdioRoute({ command: 'x', args: ['a'] }, '/s'), { path: '/r', upstream: 'http://127.0.0.1:9/mcp' }] }, 'test');
+    const again = buildConfig({ routes: first.routes as never }, 'again');
+    assert.deepEqual(again.routes, first.routes);
+    assert.equal(again.routes[0]?.stdio?.command, 'x');
+  });
 });
