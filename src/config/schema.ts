@@ -458,13 +458,13 @@ export const routeSchema = z.preprocess(
       balance: z.enum(['round-robin', 'least-outstanding']).default('round-robin'),
       healthCheck: healthCheckSchema.default(healthCheckSchema.parse({})),
       ejection: ejectionSchema.default(ejectionSchema.parse({})),
-      /** How long sessions and streams on a draining replica may continue. Then they end (404 / closed). Default 10m. */
+      /** How long sessions and streams on a draining replica may go on. Then they end (404 / closed). Default 10m. */
       drainTimeout: duration.default(600_000),
       /** Send the client's Host upstream instead of the upstream's own. Default false (like nginx's $proxy_host). */
       preserveHost: z.boolean().default(false),
       /** Which addresses the upstream connections of this route may reach, checked at every connect. */
       egress: egressSchema.default(egressSchema.parse({})),
-      /** CORS for browser-based MCP clients; when on, Sluice answers preflights and owns the Access-Control-* headers. */
+      /** CORS for browser MCP clients; when on, Sluice answers preflights and owns the Access-Control-* headers. */
       cors: corsSchema.default(corsSchema.parse({})),
       /** Payload logging with redaction; off by default. */
       logPayloads: payloadLoggingSchema.default(payloadLoggingSchema.parse({})),
