@@ -1,5 +1,6 @@
 // The sluice command line. Exit codes: 0 ok, 1 bad config or runtime failure, 2 bad usage.
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile, quickConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
@@ -169,7 +170,26 @@ async function validate(args: string[]): Promise<void> {
   const config = await loadConfigFile(file);
   checkRouteUrls(config);
   checkAuthSecrets(config);
+  for (const r of config.routes)
+    if (r.stdio && !onPath(r.stdio.command))
+      process.stderr.write(
+        `${file}: warning: route ${r.path}: ${r.stdio.command}: not found on PATH (or not executable)\n`,
+      );
   process.stdout.write(`${file}: ok (${config.listen.length} listener(s), ${config.routes.length} route(s))\n`);
+}
+
+/** Would `command` run here: a path that is executable, or a name found on PATH? */
+function onPath(command: string): boolean {
+  const runs = (p: string): boolean => {
+    try {
+      accessSync(p, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (command.includes('/')) return runs(command);
+  return (process.env['PATH'] ?? '').split(delimiter).some((dir) => dir !== '' && runs(join(dir, command)));
 }
 
 export async function main(argv: string[]): Promise<void> {

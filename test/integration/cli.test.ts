@@ -94,6 +94,18 @@ describe('sluice CLI', () => {
     });
   }
 
+  it('validate accepts a stdio route and warns when its command is not on PATH', () => {
+    const good = run('validate', file(`routes:\n  - path: /s\n    upstream:\n      stdio: { command: node, args: [server.js] }\n`));
+    assert.equal(good.status, 0, good.stderr);
+    assert.equal(good.stderr, '');
+    const missing = run('validate', file(`routes:\n  - path: /s\n    upstream:\n      stdio: { command: sluice-no-such-program }\n`));
+    assert.equal(missing.status, 0);
+    assert.match(missing.stderr, /warning: route \/s: sluice-no-such-program: not found on PATH/);
+    const bad = run('validate', file(`routes:\n  - path: /s\n    upstream:\n      stdio: { command: node, shell: true }\n`));
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /upstream\.stdio/);
+  });
+
   it('validate reports a missing file', () => {
     const r = run('validate', '/nonexistent/sluice.yaml');
     assert.equal(r.status, 1);
