@@ -16,7 +16,7 @@ import { H } from '../core/mcp.ts';
 import type { Logger } from '../observability/logger.ts';
 import { seal } from '../session/token.ts';
 import type { KeyRing } from '../session/key-ring.ts';
-import { EventBuffer } from './event-buffer.ts';
+import { EventBuffer } from '../core/event-buffer.ts';
 import { StdioSession, type SessionEnd } from './stdio-session.ts';
 
 /** What the broker needs of an exchange (the proxy's Exchange satisfies it; nothing here imports proxy/). */

@@ -17,7 +17,7 @@ import {
   McpServer as McpServerV2,
   type McpHttpHandler,
 } from '@modelcontextprotocol/server';
-import { MemoryEventStore } from './event-store.ts';
+import { EventBuffer } from '../core/event-buffer.ts';
 
 export interface UpstreamKitOptions {
   name: string;
@@ -126,7 +126,7 @@ export async function startUpstreamKit(opts: UpstreamKitOptions, port = 0, host 
   const mcpPath = opts.mcpPath ?? '/mcp';
   const sessions = new Map<string, { transport: StreamableHTTPServerTransport; server: McpServerV1 }>();
   const sseSessions = new Map<string, SSEServerTransport>();
-  const eventStore = new MemoryEventStore();
+  const eventStore = new EventBuffer(10_000, 64 * 1024 * 1024);
   const info = { name: opts.name, version: '1.0.0' };
 
   const modern: McpHttpHandler = createMcpHandler(

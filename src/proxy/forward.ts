@@ -9,16 +9,16 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { SluiceError, type Outcome } from '../core/errors.ts';
 import { upstreamTarget } from '../routing/route-table.ts';
 import type { Replica } from '../routing/replica-pool.ts';
-import { TransformChain, type BodyTransform } from '../transport/body-transform.ts';
+import { chainOf, type BodyTransform } from '../transport/body-transform.ts';
 import { carriesEventId, SseBoundary } from '../transport/sse-framing.ts';
 import { isConnectFailure, type UpstreamCall, type UpstreamListener } from '../transport/upstream-client.ts';
 import type { Drainable } from './context.ts';
 import { observeHeartbeat, observeStreamOpened } from './exchange-observers.ts';
-import type { DispatchedExchange, ResponseHead, ResponseStage, RoutedExchange, Stage } from './exchange.ts';
+import type { DispatchedExchange, ResponseStage, RoutedExchange, Stage } from './exchange.ts';
 import { fansIn, ListenFanIn } from './listen-fan-in.ts';
 import { respondError } from './respond-error.ts';
 import { replicaFailed } from './stages.ts';
-import { isEventStream, upstreamRequestHeaders } from './upstream-headers.ts';
+import { answerHead, upstreamRequestHeaders } from './upstream-headers.ts';
 
 const HEARTBEAT = Buffer.from(': keep-alive\n\n');
 // Shared: a client that leaves needs no stack trace of its own.
@@ -182,14 +182,7 @@ class Relay implements UpstreamListener, Drainable {
     clearTimeout(this.headersTimer);
     const { ex, res } = this;
     const ctx = ex.ctx;
-    const head: ResponseHead = {
-      status: statusCode,
-      upstream: headers,
-      headers: {},
-      sse: isEventStream(headers),
-      replica: this.replica,
-      transforms: [],
-    };
+    const head = answerHead(statusCode, headers, this.replica);
     try {
       for (const stage of this.stages) stage(ex, head);
     } catch (err) {
@@ -197,8 +190,7 @@ class Relay implements UpstreamListener, Drainable {
       return this.end(refused.code === 'SLUICE_ERR_UPSTREAM_AUTH' ? 'upstream-auth' : 'upstream-error', refused);
     }
     this.sse = head.sse;
-    const steps = head.transforms;
-    if (steps.length > 0) this.transform = steps.length === 1 ? steps[0] : new TransformChain(steps);
+    this.transform = chainOf(head.transforms);
     const t = ctx.config.timeouts;
     if (t.streamIdle > 0) this.idleTimer = setTimeout(this.onUpstreamIdle, t.streamIdle);
     if (!this.sse) {

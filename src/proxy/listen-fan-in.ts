@@ -14,18 +14,18 @@ import { SluiceError, type Outcome } from '../core/errors.ts';
 import { upstreamTarget } from '../routing/route-table.ts';
 import type { Replica } from '../routing/replica-pool.ts';
 import { open } from '../session/token.ts';
-import { TransformChain, type BodyTransform } from '../transport/body-transform.ts';
+import { chainOf, type BodyTransform } from '../transport/body-transform.ts';
 import { isJsonObject, type JsonObject } from '../transport/json-message-rewriter.ts';
 import { eventData, SseFramer } from '../transport/sse-framing.ts';
 import type { UpstreamCall, UpstreamListener } from '../transport/upstream-client.ts';
 import type { Drainable } from './context.ts';
 import { observeHeartbeat, observeStreamOpened } from './exchange-observers.ts';
-import type { DispatchedExchange, ResponseHead, ResponseStage } from './exchange.ts';
+import type { DispatchedExchange, ResponseStage } from './exchange.ts';
 import { sealsState } from './replica-state.ts';
 import { respondError } from './respond-error.ts';
 import { principalHash } from './session-stages.ts';
 import { replicaFailed } from './stages.ts';
-import { isEventStream, upstreamRequestHeaders } from './upstream-headers.ts';
+import { answerHead, upstreamRequestHeaders } from './upstream-headers.ts';
 
 /** The same change signal from several replicas within this window reaches the client once. */
 export const DEDUPE_MS = 1000;
@@ -103,21 +103,13 @@ class Leg implements UpstreamListener {
   onHeaders(statusCode: number, headers: IncomingHttpHeaders): void {
     clearTimeout(this.headersTimer);
     const ex = this.fan.ex;
-    const head: ResponseHead = {
-      status: statusCode,
-      upstream: headers,
-      headers: {},
-      sse: isEventStream(headers),
-      replica: this.replica,
-      transforms: [],
-    };
+    const head = answerHead(statusCode, headers, this.replica);
     try {
       for (const stage of this.fan.stages) stage(ex, head);
     } catch (err) {
       return this.fail(err);
     }
-    const steps = head.transforms;
-    if (steps.length > 0) this.transform = steps.length === 1 ? steps[0] : new TransformChain(steps);
+    this.transform = chainOf(head.transforms);
     if (statusCode !== 200 || !head.sse) {
       this.held = { status: statusCode, headers: head.headers, chunks: [] };
       return;

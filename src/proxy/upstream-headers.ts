@@ -8,7 +8,8 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { forwardedHeaders, isTrusted, readForwarded, type ForwardedIn } from '../security/forwarded.ts';
 import { hopByHopNames } from '../security/hop-by-hop.ts';
 import { SluiceError } from '../core/errors.ts';
-import type { Exchange, ResponseStage } from './exchange.ts';
+import type { Replica } from '../routing/replica-pool.ts';
+import type { Exchange, ResponseHead, ResponseStage } from './exchange.ts';
 
 const OWNED_REQUEST = new Set([
   'host',
@@ -118,4 +119,9 @@ export function downstreamResponseHeaders(
     out['x-accel-buffering'] = 'no';
   }
   return out;
+}
+
+/** An upstream answer's head as the response stages start from it (nothing decided for the client yet). */
+export function answerHead(status: number, upstream: IncomingHttpHeaders, replica: Replica): ResponseHead {
+  return { status, upstream, headers: {}, sse: isEventStream(upstream), replica, transforms: [] };
 }

@@ -39,3 +39,8 @@ export class TransformChain implements BodyTransform {
     return carry;
   }
 }
+
+/** The one transform that runs `steps` in order, or undefined when there are none. */
+export function chainOf(steps: readonly BodyTransform[]): BodyTransform | undefined {
+  return steps.length === 0 ? undefined : steps.length === 1 ? steps[0] : new TransformChain(steps);
+}

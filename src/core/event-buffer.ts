@@ -1,6 +1,7 @@
-// A broker session's own event buffer: every SSE event Sluice sends the client is kept, so a
-// client whose stream was cut resumes with Last-Event-ID and misses nothing. One per session,
-// bounded by count and bytes (oldest dropped first: a resume from before that starts afresh).
+// An SSE event buffer for the SDK server transports (their EventStore): every event a session's
+// client is sent is kept, so a client whose stream was cut resumes with Last-Event-ID and misses
+// nothing. Bounded by count and bytes, oldest dropped first (a resume from before that starts
+// afresh). Each broker session has one; the demo upstream shares one across its sessions.
 import type { EventId, EventStore, JSONRPCMessage, StreamId } from '@modelcontextprotocol/server';
 
 export class EventBuffer implements EventStore {
