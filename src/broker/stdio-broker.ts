@@ -5,9 +5,6 @@
 // its child exiting, shutdown, the route reloaded away) stops its child's process group and is
 // forgotten, so its next request gets 404 and the client starts again.
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/server';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import type { RouteConfig, StdioConfig } from '../config/schema.ts';
@@ -17,23 +14,10 @@ import type { Logger } from '../observability/logger.ts';
 import { seal } from '../session/token.ts';
 import type { KeyRing } from '../session/key-ring.ts';
 import { EventBuffer } from '../core/event-buffer.ts';
+import { isInitialize, webRequest, writeWebResponse, type BrokerExchange } from './web-exchange.ts';
 import { StdioSession, type SessionEnd } from './stdio-session.ts';
 
-/** What the broker needs of an exchange (the proxy's Exchange satisfies it; nothing here imports proxy/). */
-export interface BrokerExchange {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
-  /** The request path below the route prefix, and the query ('?…' or ''). */
-  readonly routeRest: string;
-  readonly query: string;
-  body: Buffer | undefined;
-  readonly principal: { readonly key: string } | undefined;
-  responseSessionId: string | undefined;
-  /** What served it, for the access log: the child's command and pid. */
-  brokerUpstream: string | undefined;
-  /** Response body bytes sent (the access log's bytesOut). */
-  bytesOut: number;
-}
+export type { BrokerExchange };
 
 export interface BrokerDeps {
   log: Logger;
@@ -272,47 +256,4 @@ export class StdioBroker {
     // Each child is SIGKILLed at killGrace at the latest; its exit (reaped) follows.
     await Promise.all([...this.stopping].map((c) => c.gone));
   }
-}
-
-function isInitialize(body: unknown): boolean {
-  return (
-    typeof body === 'object' &&
-    body !== null &&
-    !Array.isArray(body) &&
-    (body as { method?: unknown }).method === 'initialize'
-  );
-}
-
-function webRequest(req: IncomingMessage, signal: AbortSignal): Request {
-  const headers = new Headers();
-  for (const [k, v] of Object.entries(req.headers)) {
-    if (v === undefined || k.startsWith(':')) continue;
-    headers.set(k, Array.isArray(v) ? v.join(', ') : v);
-  }
-  return new Request(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`, {
-    method: req.method ?? 'GET',
-    headers,
-    signal,
-  });
-}
-
-function writeWebResponse(ex: BrokerExchange, answer: Response): void {
-  const { res } = ex;
-  if (res.destroyed) {
-    void answer.body?.cancel();
-    return;
-  }
-  const headers: Record<string, string> = {};
-  answer.headers.forEach((v, k) => (headers[k] = v));
-  res.writeHead(answer.status, headers);
-  if (!answer.body) {
-    res.end();
-    return;
-  }
-  res.flushHeaders();
-  const body = Readable.fromWeb(answer.body as WebReadableStream);
-  body.on('data', (chunk: Buffer) => (ex.bytesOut += chunk.length));
-  res.once('close', () => body.destroy());
-  body.once('error', () => res.destroy());
-  body.pipe(res);
 }

@@ -45,6 +45,12 @@ export interface UpstreamKitOptions {
    * doctor measures is the proxy's own buffering, not nginx obeying the upstream's header.
    */
   omitAccelBuffering?: boolean;
+  /**
+   * Which eras it serves: both (default), only 2025-era sessions and HTTP+SSE ('legacy': a modern
+   * request gets the v1 transport's answer), or only 2026-07-28 ('modern': 2025 requests are
+   * refused with the SDK's unsupported-version error, no HTTP+SSE).
+   */
+  eras?: 'both' | 'legacy' | 'modern';
 }
 
 export interface UpstreamKit {
@@ -155,7 +161,8 @@ export async function startUpstreamKit(opts: UpstreamKitOptions, port = 0, host 
       headers,
       body: req.method === 'POST' ? new Uint8Array(raw) : undefined,
     });
-    if (!(await isLegacyRequest(webReq))) {
+    const eras = opts.eras ?? 'both';
+    if (eras === 'modern' || (eras === 'both' && !(await isLegacyRequest(webReq)))) {
       const ac = new AbortController();
       res.on('close', () => ac.abort());
       const webReq2 = new Request(url, {
@@ -213,7 +220,7 @@ export async function startUpstreamKit(opts: UpstreamKitOptions, port = 0, host 
     }
     const path = (req.url ?? '/').split('?')[0];
     if (path === mcpPath) return handleMcp(req, res);
-    if (path === '/sse' && req.method === 'GET') {
+    if (path === '/sse' && req.method === 'GET' && opts.eras !== 'modern') {
       const transport = new SSEServerTransport('/messages', res);
       sseSessions.set(transport.sessionId, transport);
       res.on('close', () => sseSessions.delete(transport.sessionId));

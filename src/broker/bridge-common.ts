@@ -1,0 +1,84 @@
+// What both directions of the bridge share: who a caller is (the pool key's first part), how a
+// request is forwarded on an SDK client (results passed through as the upstream gave them), how an
+// upstream that forgot a session shows, the limits, and the metrics they report.
+import { createHash, randomUUID } from 'node:crypto';
+import type { Client } from '@modelcontextprotocol/client';
+import type { BrokerExchange } from './web-exchange.ts';
+
+/** This process, as sealed into the broker's tokens (a broker session lives in one process). */
+export const PROCESS = `sluice-${process.pid}-${randomUUID().slice(0, 8)}`;
+
+export interface BridgeLimits {
+  /** Upstream sessions per caller (principal + declared client identity). */
+  sessionsPerCaller: number;
+  /** Upstream sessions (or bridged client sessions) in all. */
+  maxSessions: number;
+  /** An upstream session with nothing in flight is closed after this long (ms). */
+  sessionIdle: number;
+  /** Calls parked waiting for their caller's input, in all. */
+  maxPending: number;
+  /** How long a parked call waits for its caller's next round (ms). */
+  inputTimeout: number;
+}
+
+export type BridgeDirection = 'modern-to-legacy' | 'legacy-to-modern';
+
+export interface BridgeMetrics {
+  bridged(route: string, direction: BridgeDirection): void;
+  bridgeSessions(route: string, n: number): void;
+}
+
+/**
+ * The caller a pooled upstream session belongs to: the authenticated principal, or on a route that
+ * authenticates nobody, the credential the client sent (hashed), so two bearers never share.
+ */
+export function callerKey(ex: BrokerExchange): string {
+  if (ex.principal) return `p:${ex.principal.key}`;
+  const auth = ex.req.headers.authorization;
+  return auth ? `a:${createHash('sha256').update(auth).digest('base64url').slice(0, 22)}` : 'anonymous';
+}
+
+/** Accepts any result: the bridge passes what the upstream answered; the caller's SDK validates it. */
+const ANY = {
+  '~standard': { version: 1 as const, vendor: 'sluice', validate: (value: unknown) => ({ value }) },
+};
+
+export interface ForwardOptions {
+  signal: AbortSignal;
+  onprogress?: ((p: Record<string, unknown>) => void) | undefined;
+  /** Use the SDK's callTool (a modern upstream: it mirrors x-mcp-header arguments into Mcp-Param-* headers). */
+  typedCall?: boolean;
+}
+
+/** One request on `client`; the caller's progress token is replaced by the SDK's own (progress comes back by `onprogress`). */
+export async function forwardCall(
+  client: Client,
+  req: { method: string; params?: Record<string, unknown> },
+  opts: ForwardOptions,
+): Promise<unknown> {
+  const params = withoutProgressToken(req.params);
+  const options = {
+    signal: opts.signal,
+    // The caller's own deadline governs; the SDK's 60 s default would cut long tool calls.
+    timeout: 24 * 3600_000,
+    ...(opts.onprogress ? { onprogress: opts.onprogress as never, resetTimeoutOnProgress: true } : {}),
+  };
+  if (opts.typedCall && req.method === 'tools/call') return client.callTool(params as never, options);
+  return client.request({ method: req.method, ...(params ? { params } : {}) } as never, ANY as never, options);
+}
+
+function withoutProgressToken(params: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  const meta = params?.['_meta'] as Record<string, unknown> | undefined;
+  if (!params || !meta || !('progressToken' in meta)) return params;
+  const { progressToken: _drop, ...rest } = meta;
+  const out = { ...params };
+  if (Object.keys(rest).length) out['_meta'] = rest;
+  else delete out['_meta'];
+  return out;
+}
+
+/** The upstream answered 404 for the session: it expired or the server restarted. */
+export function isSessionGone(err: unknown): boolean {
+  const e = err as { data?: { status?: unknown }; status?: unknown } | undefined;
+  return e?.data?.status === 404 || e?.status === 404;
+}

@@ -1,0 +1,343 @@
+// 2026-07-28 (stateless) callers, served by a 2025-era upstream. Sluice is the 2026-07-28 server
+// they see (the SDK v2's createMcpHandler: server/discover from the upstream's initialize result,
+// the per-request envelope, listen streams) and a 2025 client of the upstream, on sessions pooled
+// per principal and declared client identity (session-pool.ts). The upstream's mid-call
+// questions become input_required rounds (input-park.ts); its list changes and resource updates
+// reach the caller's listen streams; a caller leaving a call cancels it upstream.
+import type { Client } from '@modelcontextprotocol/client';
+import {
+  CLIENT_CAPABILITIES_META_KEY,
+  CLIENT_INFO_META_KEY,
+  createMcpHandler,
+  inputRequired,
+  ProtocolError,
+  Server,
+  type McpHttpHandler,
+} from '@modelcontextprotocol/server';
+import type { Logger } from '../observability/logger.ts';
+import type { KeyRing } from '../session/key-ring.ts';
+import { hashPrincipal, open, seal } from '../session/token.ts';
+import { ParkedCall, Parking } from './input-park.ts';
+import { SessionPool, type PooledSession } from './session-pool.ts';
+import { connectUpstream, type CallerIdentity, type Discovery, type UpstreamEndpoint } from './upstream-link.ts';
+import {
+  callerKey,
+  forwardCall,
+  isSessionGone,
+  PROCESS,
+  type BridgeLimits,
+  type BridgeMetrics,
+} from './bridge-common.ts';
+import { webRequest, writeWebResponse, type BrokerExchange } from './web-exchange.ts';
+
+/** Calls during which a 2025 upstream may ask its client something: each gets a session of its own. */
+const INTERACTIVE = new Set(['tools/call', 'prompts/get', 'resources/read', 'completion/complete']);
+
+type Ctx = {
+  mcpReq: {
+    id: string | number;
+    method: string;
+    _meta?: Record<string, unknown>;
+    envelope?: unknown;
+    inputResponses?: Record<string, unknown>;
+    requestState: () => unknown;
+    signal: AbortSignal;
+    notify: (n: { method: string; params?: Record<string, unknown> }) => Promise<void>;
+  };
+};
+type Req = { method: string; params?: Record<string, unknown> };
+
+export interface FrontDeps {
+  log: Logger;
+  sessions: () => KeyRing;
+  keepAliveMs: number;
+  limits: BridgeLimits;
+  metrics: () => BridgeMetrics | undefined;
+}
+
+interface Caller {
+  handler: McpHttpHandler;
+  lastUsed: number;
+  /** Listen streams open: resource URIs subscribed upstream, with how many streams want each. */
+  uris: Map<string, number>;
+  recent: Map<string, number>;
+}
+
+export class ModernFront {
+  private readonly route: string;
+  private readonly ep: UpstreamEndpoint;
+  private readonly found: Discovery;
+  private readonly deps: FrontDeps;
+  private readonly log: Logger;
+  private readonly pool: SessionPool;
+  private readonly parking: Parking;
+  private readonly callers = new Map<string, Caller>();
+
+  constructor(route: string, ep: UpstreamEndpoint, found: Discovery, deps: FrontDeps) {
+    this.route = route;
+    this.ep = ep;
+    this.found = found;
+    this.deps = deps;
+    this.log = deps.log.child({ route, bridge: '2026-07-28→2025' });
+    const l = deps.limits;
+    this.pool = new SessionPool(
+      { perCaller: l.sessionsPerCaller, total: l.maxSessions, idleMs: l.sessionIdle },
+      (key, s) => this.openSession(key, s),
+    );
+    this.parking = new Parking(l.maxPending, l.inputTimeout);
+  }
+
+  get sessions(): number {
+    return this.pool.size;
+  }
+
+  async handle(ex: BrokerExchange, parsed: unknown): Promise<void> {
+    const pk = callerKey(ex);
+    const caller = this.callerFor(pk);
+    const done = new AbortController();
+    ex.res.once('close', () => done.abort());
+    const listen = listenFilter(parsed);
+    if (listen) await this.subscribe(pk, caller, listen, done.signal);
+    this.deps.metrics()?.bridged(this.route, 'modern-to-legacy');
+    const answer = await caller.handler.fetch(webRequest(ex.req, done.signal), { parsedBody: parsed });
+    writeWebResponse(ex, answer);
+  }
+
+  private callerFor(pk: string): Caller {
+    let c = this.callers.get(pk);
+    if (!c) {
+      // One handler per principal: its listen streams hear only that principal's upstream sessions.
+      if (this.callers.size >= this.deps.limits.maxSessions) this.forgetIdleCaller();
+      const handler = createMcpHandler(() => this.serverFor(pk), {
+        legacy: 'reject',
+        keepAliveMs: this.deps.keepAliveMs,
+        onerror: (err) => this.log.debug({ err: err.message }, 'bridge front'),
+      });
+      c = { handler, lastUsed: Date.now(), uris: new Map(), recent: new Map() };
+      this.callers.set(pk, c);
+    }
+    c.lastUsed = Date.now();
+    return c;
+  }
+
+  private forgetIdleCaller(): void {
+    let oldest: [string, Caller] | undefined;
+    for (const e of this.callers)
+      if (e[1].uris.size === 0 && (!oldest || e[1].lastUsed < oldest[1].lastUsed)) oldest = e;
+    if (oldest) {
+      this.callers.delete(oldest[0]);
+      void oldest[1].handler.close();
+    }
+  }
+
+  /** The 2026-07-28 server a caller sees for one request: the upstream's identity, Sluice's relay. */
+  private serverFor(pk: string): Server {
+    const f = this.found;
+    const server = new Server(f.serverInfo, {
+      capabilities: f.capabilities as never,
+      ...(f.instructions ? { instructions: f.instructions } : {}),
+    });
+    server.fallbackRequestHandler = ((req: Req, ctx: Ctx) => this.forward(pk, req, ctx)) as never;
+    return server;
+  }
+
+  private identity(ctx: Ctx): CallerIdentity {
+    const env = ctx.mcpReq.envelope as Record<string, unknown> | undefined;
+    const info = env?.[CLIENT_INFO_META_KEY] as CallerIdentity['info'] | undefined;
+    return {
+      info: info && typeof info.name === 'string' ? info : { name: 'unknown-client', version: '0' },
+      capabilities: (env?.[CLIENT_CAPABILITIES_META_KEY] as Record<string, unknown> | undefined) ?? {},
+    };
+  }
+
+  private async forward(pk: string, req: Req, ctx: Ctx): Promise<unknown> {
+    const state = ctx.mcpReq.requestState();
+    if (typeof state === 'string') return this.resume(pk, state, ctx);
+    const who = this.identity(ctx);
+    const key = `${pk}\n${JSON.stringify(who.info)}\n${JSON.stringify(who.capabilities)}`;
+    const interactive = INTERACTIVE.has(req.method);
+    if (!interactive) return this.once(key, who, req, ctx);
+    const s = await this.leaseFor(key, who, true);
+    const park = new ParkedCall(pk);
+    let round: Ctx | undefined = ctx;
+    const progressToken = ctx.mcpReq._meta?.['progressToken'];
+    s.owner = {
+      ask: (m, p, signal) => park.ask(m, p, signal),
+      hear: (m, p) => void round?.mcpReq.notify({ method: m, ...(p ? { params: p } : {}) }).catch(() => undefined),
+    };
+    park.run(
+      forwardCall(s.client, req, {
+        signal: park.abort.signal,
+        onprogress:
+          progressToken === undefined
+            ? undefined
+            : (p) => void round?.mcpReq.notify({ method: 'notifications/progress', params: { ...p, progressToken } }),
+      }).finally(() => {
+        this.pool.release(s, true);
+      }),
+    );
+    park.onRound = ((c: Ctx | undefined) => (round = c)) as never;
+    return this.round(park, ctx);
+  }
+
+  /** A request that asks nothing back: on a shared session, retried once on a fresh one if the upstream forgot it. */
+  private async once(key: string, who: CallerIdentity, req: Req, ctx: Ctx): Promise<unknown> {
+    for (let attempt = 0; ; attempt++) {
+      const s = await this.leaseFor(key, who, false);
+      try {
+        return await forwardCall(s.client, req, { signal: ctx.mcpReq.signal });
+      } catch (err) {
+        if (attempt === 0 && isSessionGone(err)) {
+          this.pool.discard(s);
+          this.log.info('upstream session expired; opened a new one');
+          continue;
+        }
+        throw err;
+      } finally {
+        this.pool.release(s, false);
+      }
+    }
+  }
+
+  private async leaseFor(key: string, who: CallerIdentity, exclusive: boolean): Promise<PooledSession> {
+    this.pendingIdentity.set(key, who);
+    try {
+      return await this.pool.lease(key, exclusive);
+    } finally {
+      this.pendingIdentity.delete(key);
+    }
+  }
+
+  private readonly pendingIdentity = new Map<string, CallerIdentity>();
+
+  private async openSession(key: string, s: PooledSession): Promise<Client> {
+    const who = this.pendingIdentity.get(key) ?? { info: { name: 'unknown-client', version: '0' }, capabilities: {} };
+    const pk = key.slice(0, key.indexOf('\n'));
+    const client = await connectUpstream(this.ep, this.found, who, {
+      request: (method, params, signal) => {
+        if (s.owner) return s.owner.ask(method, params, signal);
+        // A stateless caller can be asked only in the middle of one of its calls.
+        return Promise.reject(
+          new ProtocolError(
+            -32603,
+            `${method} outside a call cannot reach a 2026-07-28 client (asked only during a call)`,
+          ),
+        );
+      },
+      notification: (method, params) => this.heard(pk, s, method, params),
+      closed: () => this.pool.discard(s),
+    });
+    this.deps.metrics()?.bridgeSessions(this.route, this.pool.size + 1);
+    return client;
+  }
+
+  /** An upstream notification: a call's own (logs) go to that call; changes go to the principal's listen streams. */
+  private heard(pk: string, s: PooledSession, method: string, params: Record<string, unknown> | undefined): void {
+    const caller = this.callers.get(pk);
+    if (method === 'notifications/message' || method === 'notifications/progress') {
+      s.owner?.hear(method, params);
+      return;
+    }
+    if (!caller) return;
+    // Several of the principal's sessions report the same change: the streams hear it once a second at most.
+    const what = method === 'notifications/resources/updated' ? `${method} ${String(params?.['uri'])}` : method;
+    const now = Date.now();
+    if (now - (caller.recent.get(what) ?? 0) < 1000) return;
+    caller.recent.set(what, now);
+    const n = caller.handler.notify;
+    if (method === 'notifications/tools/list_changed') n.toolsChanged();
+    else if (method === 'notifications/prompts/list_changed') n.promptsChanged();
+    else if (method === 'notifications/resources/list_changed') n.resourcesChanged();
+    else if (method === 'notifications/resources/updated' && typeof params?.['uri'] === 'string')
+      n.resourceUpdated(params['uri']);
+  }
+
+  /** One round of a parked call for the caller: its result, or input_required with what the upstream asked. */
+  private async round(park: ParkedCall, ctx: Ctx): Promise<unknown> {
+    park.onRound?.(ctx as never);
+    const left = (): void => park.cancel('the client closed its stream');
+    ctx.mcpReq.signal.addEventListener('abort', left, { once: true });
+    try {
+      const r = await park.next(ctx.mcpReq.signal);
+      if (r.kind === 'done') return r.result;
+      if (r.kind === 'failed') throw r.error;
+      if (this.parking.full) {
+        park.cancel('too many calls wait for their clients (bridge.maxPending)');
+        throw new ProtocolError(-32603, 'Sluice holds too many calls waiting for input (bridge.maxPending); try again');
+      }
+      this.parking.keep(park);
+      const requestState = seal(this.deps.sessions(), {
+        kind: 'request-state',
+        route: this.route,
+        replica: PROCESS,
+        value: park.id,
+        principal: hashPrincipal(park.principal),
+        issuedAt: Math.floor(Date.now() / 1000),
+      });
+      const inputRequests = Object.fromEntries(
+        park.pending().map((a) => [a.key, { method: a.method, params: a.params ?? {} }]),
+      );
+      return inputRequired({ inputRequests: inputRequests as never, requestState });
+    } finally {
+      ctx.mcpReq.signal.removeEventListener('abort', left);
+      park.onRound?.(undefined as never);
+    }
+  }
+
+  private async resume(pk: string, state: string, ctx: Ctx): Promise<unknown> {
+    const claims = open(this.deps.sessions(), 'request-state', state, hashPrincipal(pk));
+    const park =
+      claims && claims.route === this.route && claims.replica === PROCESS ? this.parking.take(claims.value) : undefined;
+    if (!park || park.principal !== pk)
+      throw new ProtocolError(-32602, 'Invalid or expired requestState', { reason: 'invalid_request_state' });
+    park.answer(ctx.mcpReq.inputResponses);
+    return this.round(park, ctx);
+  }
+
+  /** A listen stream's resource URIs: subscribed upstream (on one of the principal's sessions) while it is open. */
+  private async subscribe(pk: string, caller: Caller, filter: ListenFilter, signal: AbortSignal): Promise<void> {
+    const uris = (filter.resourceSubscriptions ?? []).filter((u): u is string => typeof u === 'string');
+    if (uris.length === 0 || !this.found.capabilities['resources']) return;
+    const key = `${pk}\n${JSON.stringify({ name: 'sluice-listen', version: '1' })}\n{}`;
+    const s = await this.leaseFor(key, { info: { name: 'sluice-listen', version: '1' }, capabilities: {} }, false);
+    for (const uri of uris) {
+      const n = caller.uris.get(uri) ?? 0;
+      caller.uris.set(uri, n + 1);
+      if (n === 0)
+        await s.client
+          .subscribeResource({ uri })
+          .catch((e: Error) => this.log.debug({ uri, err: e.message }, 'subscribe'));
+    }
+    signal.addEventListener(
+      'abort',
+      () => {
+        for (const uri of uris) {
+          const n = (caller.uris.get(uri) ?? 1) - 1;
+          if (n > 0) caller.uris.set(uri, n);
+          else {
+            caller.uris.delete(uri);
+            void s.client.unsubscribeResource({ uri }).catch(() => undefined);
+          }
+        }
+        this.pool.release(s, false);
+      },
+      { once: true },
+    );
+  }
+
+  async close(): Promise<void> {
+    this.parking.close();
+    await Promise.all([...this.callers.values()].map((c) => c.handler.close()));
+    this.callers.clear();
+    await this.pool.close();
+  }
+}
+
+interface ListenFilter {
+  resourceSubscriptions?: unknown[];
+}
+
+function listenFilter(parsed: unknown): ListenFilter | undefined {
+  const m = parsed as { method?: unknown; params?: { notifications?: ListenFilter } } | undefined;
+  return m?.method === 'subscriptions/listen' ? (m.params?.notifications ?? {}) : undefined;
+}

@@ -1,0 +1,160 @@
+// Upstream 2025-era sessions that stateless (2026-07-28) callers are served on. A session belongs
+// to one pool key, the caller's principal plus the client info and capabilities its requests'
+// `_meta` declare, and is never lent across keys, so two principals never share upstream state.
+// A call that may make the upstream ask the caller something (tools/call, prompts/get,
+// resources/read, completion/complete) takes a session for itself while it runs, so each upstream
+// request lands on exactly the call it belongs to; other requests share. Bounded per key and in
+// all; idle sessions are closed; a session the upstream forgot (404) is replaced.
+import type { Client } from '@modelcontextprotocol/client';
+import { SluiceError } from '../core/errors.ts';
+
+export interface PooledSession {
+  readonly key: string;
+  readonly client: Client;
+  /** Calls holding it for themselves, and requests sharing it. */
+  exclusive: number;
+  shared: number;
+  lastUsed: number;
+  /** Set while a call holds it: where the upstream's requests and notifications for that call go. */
+  owner: SessionOwner | undefined;
+  closed: boolean;
+}
+
+export interface SessionOwner {
+  ask(method: string, params: Record<string, unknown> | undefined, signal: AbortSignal): Promise<unknown>;
+  hear(method: string, params: Record<string, unknown> | undefined): void;
+}
+
+export interface PoolLimits {
+  /** Sessions per key (principal + client identity). */
+  perCaller: number;
+  /** Sessions in all. */
+  total: number;
+  /** A session with nothing in flight is closed after this long (ms). */
+  idleMs: number;
+}
+
+export type Opener = (key: string, session: PooledSession) => Promise<Client>;
+
+export class SessionPool {
+  private readonly byKey = new Map<string, PooledSession[]>();
+  private readonly opening = new Map<string, number>();
+  private readonly limits: PoolLimits;
+  private readonly open: Opener;
+  private count = 0;
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(limits: PoolLimits, open: Opener) {
+    this.limits = limits;
+    this.open = open;
+    this.sweeper = setInterval(() => this.sweep(), Math.max(250, Math.min(limits.idleMs / 4, 10_000)));
+    this.sweeper.unref();
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  /**
+   * A session of `key`: for `exclusive` one no other call holds (a new one when all are held and
+   * the key has room; when it has none, the least busy, shared), otherwise the least busy.
+   */
+  async lease(key: string, exclusive: boolean): Promise<PooledSession> {
+    const list = this.byKey.get(key) ?? [];
+    const live = list.filter((s) => !s.closed);
+    const free = live.find((s) => s.exclusive === 0 && (!exclusive || s.shared === 0));
+    const roomy = live.length + (this.opening.get(key) ?? 0) < this.limits.perCaller;
+    let s = free;
+    if (!s && (roomy || live.length === 0)) s = await this.create(key);
+    if (!s) s = live.reduce((a, b) => (a.exclusive + a.shared <= b.exclusive + b.shared ? a : b));
+    if (exclusive) s.exclusive++;
+    else s.shared++;
+    s.lastUsed = Date.now();
+    return s;
+  }
+
+  release(s: PooledSession, exclusive: boolean): void {
+    if (exclusive) s.exclusive = Math.max(0, s.exclusive - 1);
+    else s.shared = Math.max(0, s.shared - 1);
+    if (exclusive && s.exclusive === 0) s.owner = undefined;
+    s.lastUsed = Date.now();
+  }
+
+  /** The upstream no longer knows the session (404): it is dropped; the next lease makes a new one. */
+  discard(s: PooledSession): void {
+    if (s.closed) return;
+    s.closed = true;
+    this.count--;
+    const list = this.byKey.get(s.key);
+    if (list) {
+      const rest = list.filter((x) => x !== s);
+      if (rest.length) this.byKey.set(s.key, rest);
+      else this.byKey.delete(s.key);
+    }
+    void s.client.close().catch(() => undefined);
+  }
+
+  /** Every session of `key` (notifications fan out to them; listen subscribes on one). */
+  sessionsOf(key: string): readonly PooledSession[] {
+    return this.byKey.get(key) ?? [];
+  }
+
+  private async create(key: string): Promise<PooledSession> {
+    if (this.count + this.openingTotal() >= this.limits.total) this.evictIdle();
+    if (this.count + this.openingTotal() >= this.limits.total)
+      throw new SluiceError(
+        'SLUICE_ERR_NO_HEALTHY_UPSTREAM',
+        `the bridge holds ${this.limits.total} upstream sessions, all in use (bridge.maxSessions)`,
+        { headers: { 'retry-after': '1' } },
+      );
+    this.opening.set(key, (this.opening.get(key) ?? 0) + 1);
+    const s: PooledSession = {
+      key,
+      client: undefined as unknown as Client,
+      exclusive: 0,
+      shared: 0,
+      lastUsed: Date.now(),
+      owner: undefined,
+      closed: false,
+    };
+    try {
+      (s as { client: Client }).client = await this.open(key, s);
+    } finally {
+      const n = (this.opening.get(key) ?? 1) - 1;
+      if (n > 0) this.opening.set(key, n);
+      else this.opening.delete(key);
+    }
+    this.count++;
+    const list = this.byKey.get(key);
+    if (list) list.push(s);
+    else this.byKey.set(key, [s]);
+    return s;
+  }
+
+  private openingTotal(): number {
+    let n = 0;
+    for (const v of this.opening.values()) n += v;
+    return n;
+  }
+
+  private evictIdle(): void {
+    let oldest: PooledSession | undefined;
+    for (const list of this.byKey.values())
+      for (const s of list) if (s.exclusive + s.shared === 0 && (!oldest || s.lastUsed < oldest.lastUsed)) oldest = s;
+    if (oldest) this.discard(oldest);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const list of [...this.byKey.values()])
+      for (const s of list) if (s.exclusive + s.shared === 0 && now - s.lastUsed >= this.limits.idleMs) this.discard(s);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    const all = [...this.byKey.values()].flat();
+    this.byKey.clear();
+    this.count = 0;
+    await Promise.all(all.map((s) => ((s.closed = true), s.client.close().catch(() => undefined))));
+  }
+}

@@ -1,0 +1,136 @@
+// Sluice as an MCP client of one upstream, on the official SDK v2 client: where the upstream is
+// (an HTTP URL reached through the route's guarded connector, or a stdio child Sluice runs), which
+// era it speaks (found the way the spec tells clients to: `server/discover`, then `initialize`,
+// then HTTP+SSE), and a client connected in that era that speaks for one downstream caller (its
+// client info and capabilities, so the upstream asks only for what that caller can answer).
+import { Client, SSEClientTransport, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import type { Transport } from '@modelcontextprotocol/client';
+import type { StdioConfig } from '../config/schema.ts';
+import type { Logger } from '../observability/logger.ts';
+import { ChildTransport } from './child-transport.ts';
+
+export type FetchLike = (url: string | URL, init?: RequestInit) => Promise<Response>;
+
+/** Client info and capabilities of the caller a connection speaks for. */
+export interface CallerIdentity {
+  info: { name: string; version: string; [k: string]: unknown };
+  capabilities: Record<string, unknown>;
+}
+
+export type UpstreamEra = 'modern' | 'legacy' | 'http+sse';
+
+/** What the era probe found: enough to connect again with no round trip, and to answer for the upstream. */
+export interface Discovery {
+  era: UpstreamEra;
+  serverInfo: { name: string; version: string; [k: string]: unknown };
+  capabilities: Record<string, unknown>;
+  instructions: string | undefined;
+  /** The modern upstream's discover result (the SDK's `prior`), for zero-round-trip connects. */
+  discover: unknown;
+}
+
+export type UpstreamEndpoint =
+  | { kind: 'http'; url: string; fetch: FetchLike; headers: () => Record<string, string> }
+  | { kind: 'stdio'; cfg: StdioConfig; log: Logger; maxLine: number };
+
+/** Server→client requests the upstream makes, and its notifications, for the caller to answer or hear. */
+export interface UpstreamHandlers {
+  request?(method: string, params: Record<string, unknown> | undefined, signal: AbortSignal): Promise<unknown>;
+  notification?(method: string, params: Record<string, unknown> | undefined): void;
+  /** The connection closed (the child exited, the stream ended). */
+  closed?(): void;
+}
+
+const ASKS = [
+  ['sampling', 'sampling/createMessage'],
+  ['elicitation', 'elicitation/create'],
+  ['roots', 'roots/list'],
+] as const;
+
+function transportFor(ep: UpstreamEndpoint, era: UpstreamEra): Transport {
+  if (ep.kind === 'stdio') return new ChildTransport(ep.cfg, { log: ep.log, maxLine: ep.maxLine });
+  const url = new URL(ep.url);
+  const requestInit = { headers: ep.headers() };
+  if (era === 'http+sse') {
+    const sse = url.pathname.endsWith('/sse') ? url : new URL(`${url.pathname.replace(/\/+$/, '')}/sse`, url);
+    return new SSEClientTransport(sse, { fetch: ep.fetch, requestInit, eventSourceInit: { fetch: ep.fetch } } as never);
+  }
+  return new StreamableHTTPClientTransport(url, { fetch: ep.fetch, requestInit });
+}
+
+/** A connected client for `who`, answering the upstream's requests through `handlers`. */
+export async function connectUpstream(
+  ep: UpstreamEndpoint,
+  found: Discovery,
+  who: CallerIdentity,
+  handlers: UpstreamHandlers,
+  signal?: AbortSignal,
+): Promise<Client> {
+  const client = new Client(who.info, {
+    capabilities: who.capabilities as never,
+    // The bridge forwards what the upstream sends; the caller's own SDK validates it.
+    enforceStrictCapabilities: false,
+    ...(found.era === 'modern' ? { versionNegotiation: { mode: { pin: '2026-07-28' } } } : {}),
+  });
+  for (const [cap, method] of ASKS) {
+    if (who.capabilities[cap] === undefined || !handlers.request) continue;
+    const ask = handlers.request;
+    client.setRequestHandler(method, ((
+      req: { params?: Record<string, unknown> },
+      ctx: { mcpReq: { signal: AbortSignal } },
+    ) => ask(method, req.params, ctx.mcpReq.signal)) as never);
+  }
+  if (handlers.notification) {
+    const hear = handlers.notification;
+    client.fallbackNotificationHandler = async (n) => hear(n.method, n.params as Record<string, unknown> | undefined);
+  }
+  client.onclose = () => handlers.closed?.();
+  client.onerror = () => undefined;
+  const prior =
+    found.era === 'modern'
+      ? { kind: 'modern' as const, discover: found.discover as never }
+      : { kind: 'legacy' as const };
+  await client.connect(transportFor(ep, found.era), { prior, ...(signal ? { signal } : {}) });
+  return client;
+}
+
+/**
+ * Which era the upstream speaks, as a 2026-07-28 client finds out: `server/discover` (modern), else
+ * `initialize` over Streamable HTTP (legacy), else the HTTP+SSE endpoint. The probe's own
+ * connection is closed again (a legacy upstream's session is deleted).
+ */
+export async function discoverUpstream(ep: UpstreamEndpoint, timeoutMs: number): Promise<Discovery> {
+  const probe = async (era: 'auto' | 'http+sse'): Promise<Discovery> => {
+    const client = new Client(
+      { name: 'sluice-bridge', version: '1' },
+      {
+        capabilities: {},
+        ...(era === 'auto' ? { versionNegotiation: { mode: 'auto', probe: { timeoutMs } } } : {}),
+      },
+    );
+    client.onerror = () => undefined;
+    try {
+      await client.connect(transportFor(ep, era === 'auto' ? 'legacy' : 'http+sse'), { timeout: timeoutMs });
+      const modern = client.getProtocolEra() === 'modern';
+      return {
+        era: era === 'http+sse' ? 'http+sse' : modern ? 'modern' : 'legacy',
+        serverInfo: (client.getServerVersion() ?? { name: 'upstream', version: '0' }) as Discovery['serverInfo'],
+        capabilities: (client.getServerCapabilities() ?? {}) as Record<string, unknown>,
+        instructions: client.getInstructions(),
+        discover: modern ? client.getDiscoverResult() : undefined,
+      };
+    } finally {
+      await client.close().catch(() => undefined);
+    }
+  };
+  try {
+    return await probe('auto');
+  } catch (err) {
+    if (ep.kind === 'stdio') throw err;
+    try {
+      return await probe('http+sse');
+    } catch {
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,65 @@
+// The broker's side of an HTTP exchange: what it needs of the proxy's Exchange (nothing here
+// imports proxy/), and the two conversions between Node's request/response and the web-standard
+// Request/Response the SDK's server transports speak.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+
+/** What the broker needs of an exchange (the proxy's Exchange satisfies it; nothing here imports proxy/). */
+export interface BrokerExchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  /** The request path below the route prefix, and the query ('?…' or ''). */
+  readonly routeRest: string;
+  readonly query: string;
+  body: Buffer | undefined;
+  readonly principal: { readonly key: string } | undefined;
+  responseSessionId: string | undefined;
+  /** What served it, for the access log: the child's command and pid. */
+  brokerUpstream: string | undefined;
+  /** Response body bytes sent (the access log's bytesOut). */
+  bytesOut: number;
+}
+
+export function isInitialize(body: unknown): boolean {
+  return (
+    typeof body === 'object' &&
+    body !== null &&
+    !Array.isArray(body) &&
+    (body as { method?: unknown }).method === 'initialize'
+  );
+}
+
+export function webRequest(req: IncomingMessage, signal: AbortSignal): Request {
+  const headers = new Headers();
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (v === undefined || k.startsWith(':')) continue;
+    headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+  }
+  return new Request(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`, {
+    method: req.method ?? 'GET',
+    headers,
+    signal,
+  });
+}
+
+export function writeWebResponse(ex: BrokerExchange, answer: Response): void {
+  const { res } = ex;
+  if (res.destroyed) {
+    void answer.body?.cancel();
+    return;
+  }
+  const headers: Record<string, string> = {};
+  answer.headers.forEach((v, k) => (headers[k] = v));
+  res.writeHead(answer.status, headers);
+  if (!answer.body) {
+    res.end();
+    return;
+  }
+  res.flushHeaders();
+  const body = Readable.fromWeb(answer.body as WebReadableStream);
+  body.on('data', (chunk: Buffer) => (ex.bytesOut += chunk.length));
+  res.once('close', () => body.destroy());
+  body.once('error', () => res.destroy());
+  body.pipe(res);
+}
