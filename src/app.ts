@@ -157,11 +157,12 @@ function gatewayRoutes(
   } catch (err) {
     throw new ConfigError('auth', [(err as Error).message]);
   }
-  const byPath = brokers.sync(configs);
-  return compileRoutes(configs, previous, now).map((r) => ({
+  const compiled = compileRoutes(configs, previous, now);
+  const byPath = brokers.sync(compiled);
+  return compiled.map((r) => ({
     ...r,
     guard: guards.get(r.path),
-    broker: byPath.get(r.path),
+    broker: byPath.get(r.path) as GatewayRoute['broker'],
   }));
 }
 
@@ -190,6 +191,8 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     maxLine: config.limits.body,
     keepAliveMs: config.timeouts.heartbeat,
     metrics: () => ctx.metrics,
+    bridging: () => ctx.config.bridging,
+    connector: (policy, tls) => client.connectorFor(policy, tls),
   });
   const ctx: GatewayContext = {
     sessions: sessionKeyRing(config, log),

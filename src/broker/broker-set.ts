@@ -1,32 +1,48 @@
 // The brokers of the running routes, kept across reloads: a stdio route whose command and
-// settings stay the same keeps its broker and its sessions; one removed or changed has its
-// sessions ended (children stopped) and a new broker takes the route.
-import type { RouteConfig } from '../config/schema.ts';
+// settings stay the same keeps its broker and its sessions, and so does a bridging route whose
+// upstreams stay the same; one removed or changed has its sessions ended (children stopped) and a
+// new broker takes the route.
+import type { Route } from '../routing/route-table.ts';
+import { BridgeBroker, type BridgeDeps } from './bridge-broker.ts';
 import { StdioBroker, type BrokerDeps } from './stdio-broker.ts';
 
-export class BrokerSet {
-  private readonly deps: BrokerDeps;
-  private byPath = new Map<string, StdioBroker>();
+export type Broker = StdioBroker | BridgeBroker;
 
-  constructor(deps: BrokerDeps) {
+export class BrokerSet {
+  private readonly deps: BrokerDeps & BridgeDeps;
+  private byPath = new Map<string, Broker>();
+
+  constructor(deps: BrokerDeps & BridgeDeps) {
     this.deps = deps;
   }
 
   /** The brokers for `routes` (by path), reusing those whose settings did not change. */
-  sync(routes: readonly RouteConfig[]): ReadonlyMap<string, StdioBroker> {
-    const next = new Map<string, StdioBroker>();
+  sync(routes: readonly Route[]): ReadonlyMap<string, Broker> {
+    const next = new Map<string, Broker>();
     for (const r of routes) {
-      if (!r.stdio) continue;
       const old = this.byPath.get(r.path);
-      next.set(r.path, old && old.sameAs(r) ? old : new StdioBroker(r, this.deps));
+      if (r.config.stdio) {
+        next.set(
+          r.path,
+          old instanceof StdioBroker && old.sameAs(r.config) ? old : new StdioBroker(r.config, this.deps),
+        );
+      } else if (r.config.bridge === 'auto') {
+        if (old instanceof BridgeBroker && old.sameAs(r)) {
+          old.update(r);
+          next.set(r.path, old);
+        } else next.set(r.path, new BridgeBroker(r, this.deps));
+      }
     }
-    for (const [path, b] of this.byPath) if (next.get(path) !== b) void b.close('route-removed');
+    for (const [path, b] of this.byPath)
+      if (next.get(path) !== b) void (b instanceof StdioBroker ? b.close('route-removed') : b.close());
     this.byPath = next;
     return next;
   }
 
   /** Ends every broker session; resolves when their children are gone. */
   async close(): Promise<void> {
-    await Promise.all([...this.byPath.values()].map((b) => b.close('shutdown')));
+    await Promise.all(
+      [...this.byPath.values()].map((b) => (b instanceof StdioBroker ? b.close('shutdown') : b.close())),
+    );
   }
 }

@@ -44,6 +44,7 @@ type Ctx = {
     signal: AbortSignal;
     notify: (n: { method: string; params?: Record<string, unknown> }) => Promise<void>;
   };
+  http?: { authInfo?: { extra?: { endpoint?: UpstreamEndpoint } } };
 };
 type Req = { method: string; params?: Record<string, unknown> };
 
@@ -65,7 +66,7 @@ interface Caller {
 
 export class ModernFront {
   private readonly route: string;
-  private readonly ep: UpstreamEndpoint;
+  private readonly endpointFor: (ex: BrokerExchange) => UpstreamEndpoint;
   private readonly found: Discovery;
   private readonly deps: FrontDeps;
   private readonly log: Logger;
@@ -73,9 +74,9 @@ export class ModernFront {
   private readonly parking: Parking;
   private readonly callers = new Map<string, Caller>();
 
-  constructor(route: string, ep: UpstreamEndpoint, found: Discovery, deps: FrontDeps) {
+  constructor(route: string, endpointFor: (ex: BrokerExchange) => UpstreamEndpoint, found: Discovery, deps: FrontDeps) {
     this.route = route;
-    this.ep = ep;
+    this.endpointFor = endpointFor;
     this.found = found;
     this.deps = deps;
     this.log = deps.log.child({ route, bridge: '2026-07-28→2025' });
@@ -97,9 +98,11 @@ export class ModernFront {
     const done = new AbortController();
     ex.res.once('close', () => done.abort());
     const listen = listenFilter(parsed);
-    if (listen) await this.subscribe(pk, caller, listen, done.signal);
+    if (listen) await this.subscribe(pk, caller, listen, done.signal, this.endpointFor(ex));
     this.deps.metrics()?.bridged(this.route, 'modern-to-legacy');
-    const answer = await caller.handler.fetch(webRequest(ex.req, done.signal), { parsedBody: parsed });
+    // The caller's upstream endpoint (its credential) rides to the handlers as the SDK's pass-through authInfo.
+    const authInfo = { token: 'sluice-bridge', clientId: pk, scopes: [], extra: { endpoint: this.endpointFor(ex) } };
+    const answer = await caller.handler.fetch(webRequest(ex.req, done.signal), { parsedBody: parsed, authInfo });
     writeWebResponse(ex, answer);
   }
 
@@ -154,10 +157,12 @@ export class ModernFront {
     const state = ctx.mcpReq.requestState();
     if (typeof state === 'string') return this.resume(pk, state, ctx);
     const who = this.identity(ctx);
+    const ep = ctx.http?.authInfo?.extra?.endpoint;
+    if (!ep) throw new ProtocolError(-32603, 'bridge: no upstream for this request');
     const key = `${pk}\n${JSON.stringify(who.info)}\n${JSON.stringify(who.capabilities)}`;
     const interactive = INTERACTIVE.has(req.method);
-    if (!interactive) return this.once(key, who, req, ctx);
-    const s = await this.leaseFor(key, who, true);
+    if (!interactive) return this.once(key, { who, ep }, req, ctx);
+    const s = await this.leaseFor(key, { who, ep }, true);
     const park = new ParkedCall(pk);
     let round: Ctx | undefined = ctx;
     const progressToken = ctx.mcpReq._meta?.['progressToken'];
@@ -181,9 +186,9 @@ export class ModernFront {
   }
 
   /** A request that asks nothing back: on a shared session, retried once on a fresh one if the upstream forgot it. */
-  private async once(key: string, who: CallerIdentity, req: Req, ctx: Ctx): Promise<unknown> {
+  private async once(key: string, how: Opening, req: Req, ctx: Ctx): Promise<unknown> {
     for (let attempt = 0; ; attempt++) {
-      const s = await this.leaseFor(key, who, false);
+      const s = await this.leaseFor(key, how, false);
       try {
         return await forwardCall(s.client, req, { signal: ctx.mcpReq.signal });
       } catch (err) {
@@ -199,21 +204,19 @@ export class ModernFront {
     }
   }
 
-  private async leaseFor(key: string, who: CallerIdentity, exclusive: boolean): Promise<PooledSession> {
-    this.pendingIdentity.set(key, who);
-    try {
-      return await this.pool.lease(key, exclusive);
-    } finally {
-      this.pendingIdentity.delete(key);
-    }
+  private async leaseFor(key: string, how: Opening, exclusive: boolean): Promise<PooledSession> {
+    this.opening.set(key, how);
+    return this.pool.lease(key, exclusive);
   }
 
-  private readonly pendingIdentity = new Map<string, CallerIdentity>();
+  /** How the pool's next session for a key is opened: the caller's identity and endpoint (its credential). */
+  private readonly opening = new Map<string, Opening>();
 
   private async openSession(key: string, s: PooledSession): Promise<Client> {
-    const who = this.pendingIdentity.get(key) ?? { info: { name: 'unknown-client', version: '0' }, capabilities: {} };
+    const how = this.opening.get(key);
+    if (!how) throw new Error('bridge: a session opened with no caller');
     const pk = key.slice(0, key.indexOf('\n'));
-    const client = await connectUpstream(this.ep, this.found, who, {
+    const client = await connectUpstream(how.ep, this.found, how.who, {
       request: (method, params, signal) => {
         if (s.owner) return s.owner.ask(method, params, signal);
         // A stateless caller can be asked only in the middle of one of its calls.
@@ -295,11 +298,21 @@ export class ModernFront {
   }
 
   /** A listen stream's resource URIs: subscribed upstream (on one of the principal's sessions) while it is open. */
-  private async subscribe(pk: string, caller: Caller, filter: ListenFilter, signal: AbortSignal): Promise<void> {
+  private async subscribe(
+    pk: string,
+    caller: Caller,
+    filter: ListenFilter,
+    signal: AbortSignal,
+    ep: UpstreamEndpoint,
+  ): Promise<void> {
     const uris = (filter.resourceSubscriptions ?? []).filter((u): u is string => typeof u === 'string');
     if (uris.length === 0 || !this.found.capabilities['resources']) return;
     const key = `${pk}\n${JSON.stringify({ name: 'sluice-listen', version: '1' })}\n{}`;
-    const s = await this.leaseFor(key, { info: { name: 'sluice-listen', version: '1' }, capabilities: {} }, false);
+    const s = await this.leaseFor(
+      key,
+      { who: { info: { name: 'sluice-listen', version: '1' }, capabilities: {} }, ep },
+      false,
+    );
     for (const uri of uris) {
       const n = caller.uris.get(uri) ?? 0;
       caller.uris.set(uri, n + 1);
@@ -331,6 +344,11 @@ export class ModernFront {
     this.callers.clear();
     await this.pool.close();
   }
+}
+
+interface Opening {
+  who: CallerIdentity;
+  ep: UpstreamEndpoint;
 }
 
 interface ListenFilter {

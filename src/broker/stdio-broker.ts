@@ -16,6 +16,10 @@ import type { KeyRing } from '../session/key-ring.ts';
 import { EventBuffer } from '../core/event-buffer.ts';
 import { isInitialize, webRequest, writeWebResponse, type BrokerExchange } from './web-exchange.ts';
 import { StdioSession, type SessionEnd } from './stdio-session.ts';
+import type { BridgeMetrics } from './bridge-common.ts';
+import { ModernFront } from './modern-front.ts';
+import { discoverUpstream, type Discovery, type UpstreamEndpoint } from './upstream-link.ts';
+import type { BridgingConfig } from '../config/schema.ts';
 
 export type { BrokerExchange };
 
@@ -27,9 +31,10 @@ export interface BrokerDeps {
   keepAliveMs: number;
   /** Read when used: the metrics exist only with an admin listener. */
   metrics: () => BrokerMetrics | undefined;
+  bridging: () => BridgingConfig;
 }
 
-export interface BrokerMetrics {
+export interface BrokerMetrics extends BridgeMetrics {
   childSpawned(route: string): void;
   childExited(route: string, cause: string): void;
   childrenRunning(route: string, n: number): void;
@@ -43,6 +48,7 @@ export class StdioBroker {
   /** The public prefix ('' for the root route): HTTP+SSE endpoints are named below it. */
   private readonly prefix: string;
   private cfg: StdioConfig;
+  private readonly bridge: 'auto' | 'off';
   private readonly deps: BrokerDeps;
   private readonly log: Logger;
   private readonly live = new Map<string, StdioSession>();
@@ -50,12 +56,16 @@ export class StdioBroker {
   private readonly stopping = new Set<StdioSession['child']>();
   private readonly sweeper: NodeJS.Timeout;
   private closed = false;
+  /** For 2026-07-28 clients: what the stdio server is (found once), and the front that bridges them. */
+  private found: Promise<Discovery> | undefined;
+  private modern: ModernFront | undefined;
 
   constructor(route: RouteConfig, deps: BrokerDeps) {
     if (!route.stdio) throw new Error(`route ${route.path} has no stdio upstream`);
     this.path = route.path;
     this.prefix = route.path === '/' ? '' : route.path.replace(/\/+$/, '');
     this.cfg = route.stdio;
+    this.bridge = route.bridge ?? 'auto';
     this.deps = deps;
     this.log = deps.log.child({ route: route.path, broker: 'stdio' });
     this.sweeper = setInterval(this.sweep, Math.max(250, Math.min(this.cfg.idleTimeout / 4, 5000)));
@@ -69,11 +79,18 @@ export class StdioBroker {
 
   /** The same command and settings: a reload keeps this broker and its sessions. */
   sameAs(route: RouteConfig): boolean {
-    return JSON.stringify(route.stdio) === JSON.stringify(this.cfg);
+    return JSON.stringify(route.stdio) === JSON.stringify(this.cfg) && (route.bridge ?? 'auto') === this.bridge;
   }
 
-  async handle(ex: BrokerExchange): Promise<void> {
+  handle(ex: BrokerExchange): Promise<void> {
+    ex.handedOff = true;
+    return this.serveExchange(ex);
+  }
+
+  private async serveExchange(ex: BrokerExchange): Promise<void> {
     if (this.closed) throw new SluiceError('SLUICE_ERR_SHUTTING_DOWN');
+    // 2026-07-28 clients are stateless: bridged onto pooled stdio sessions (modern-front.ts).
+    if (ex.era === 'stateless' && this.bridge !== 'off') return this.bridged(ex);
     const raw = ex.req.headers[H.sessionId];
     const token = Array.isArray(raw) ? raw[0] : raw;
     const parsed = ex.body && ex.body.length > 0 ? (JSON.parse(ex.body.toString('utf8')) as unknown) : undefined;
@@ -97,6 +114,37 @@ export class StdioBroker {
     }
     ex.brokerUpstream = `stdio:${this.cfg.command}#${session.child.pid ?? '?'}`;
     await this.serve(session, ex, parsed);
+  }
+
+  private async bridged(ex: BrokerExchange): Promise<void> {
+    this.found ??= discoverUpstream(this.endpoint, this.deps.bridging().discoverTimeout);
+    let found: Discovery;
+    try {
+      found = await this.found;
+    } catch (err) {
+      this.found = undefined;
+      throw new SluiceError(
+        'SLUICE_ERR_UPSTREAM_UNAVAILABLE',
+        `the stdio server did not answer initialize: ${(err as Error).message}`,
+      );
+    }
+    this.modern ??= new ModernFront(this.path, () => this.endpoint, found, {
+      log: this.deps.log,
+      sessions: this.deps.sessions,
+      keepAliveMs: this.deps.keepAliveMs,
+      limits: {
+        ...this.deps.bridging(),
+        maxSessions: Math.min(this.deps.bridging().maxSessions, this.cfg.maxProcesses),
+      },
+      metrics: this.deps.metrics,
+    });
+    ex.brokerUpstream = `stdio:${this.cfg.command} (bridged 2026-07-28→2025)`;
+    const parsed = ex.body && ex.body.length > 0 ? (JSON.parse(ex.body.toString('utf8')) as unknown) : undefined;
+    await this.modern.handle(ex, parsed);
+  }
+
+  private get endpoint(): UpstreamEndpoint {
+    return { kind: 'stdio', cfg: this.cfg, log: this.log, maxLine: this.deps.maxLine };
   }
 
   private async openSse(ex: BrokerExchange): Promise<void> {
@@ -251,6 +299,7 @@ export class StdioBroker {
   async close(cause: SessionEnd['cause'] = 'shutdown'): Promise<void> {
     this.closed = true;
     clearInterval(this.sweeper);
+    await this.modern?.close();
     for (const s of [...this.live.values()])
       s.end({ cause, detail: cause === 'shutdown' ? 'Sluice is stopping' : 'the route was removed' });
     // Each child is SIGKILLed at killGrace at the latest; its exit (reaped) follows.

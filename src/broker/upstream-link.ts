@@ -64,10 +64,11 @@ export async function connectUpstream(
   found: Discovery,
   who: CallerIdentity,
   handlers: UpstreamHandlers,
-  signal?: AbortSignal,
+  extra: { responseCacheStore?: unknown; signal?: AbortSignal } = {},
 ): Promise<Client> {
   const client = new Client(who.info, {
     capabilities: who.capabilities as never,
+    ...(extra.responseCacheStore ? { responseCacheStore: extra.responseCacheStore as never } : {}),
     // The bridge forwards what the upstream sends; the caller's own SDK validates it.
     enforceStrictCapabilities: false,
     ...(found.era === 'modern' ? { versionNegotiation: { mode: { pin: '2026-07-28' } } } : {}),
@@ -90,7 +91,7 @@ export async function connectUpstream(
     found.era === 'modern'
       ? { kind: 'modern' as const, discover: found.discover as never }
       : { kind: 'legacy' as const };
-  await client.connect(transportFor(ep, found.era), { prior, ...(signal ? { signal } : {}) });
+  await client.connect(transportFor(ep, found.era), { prior, ...(extra.signal ? { signal: extra.signal } : {}) });
   return client;
 }
 

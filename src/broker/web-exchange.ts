@@ -19,6 +19,12 @@ export interface BrokerExchange {
   brokerUpstream: string | undefined;
   /** Response body bytes sent (the access log's bytesOut). */
   bytesOut: number;
+  /** The client's era, as the classify stage found it (stateless: a 2026-07-28 request). */
+  readonly era?: 'http+sse' | 'sessionful' | 'stateless' | undefined;
+  /** Set when the broker takes the exchange: no relay stage runs after it. */
+  handedOff: boolean;
+  /** The route's own credential for the upstream, in place of the client's token. */
+  readonly upstreamCredential?: { header: string; value: string } | undefined;
 }
 
 export function isInitialize(body: unknown): boolean {

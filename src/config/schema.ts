@@ -476,6 +476,13 @@ export const routeSchema = z.preprocess(
       policy: policySchema.default(policySchema.parse({})),
       /** Token buckets and concurrency caps; over the limit: 429 with Retry-After. Default []. */
       rateLimits: z.array(rateLimitSchema).default([]),
+      /**
+       * Protocol bridging: `auto` serves each client in its own era whatever the upstream speaks
+       * (a 2026-07-28 client to a 2025 server and the other way round; Sluice finds the upstream's
+       * era once per replica); `off` relays only. Default `auto` on a stdio route, `off` on an
+       * HTTP route (a relay route stays a byte-exact relay unless asked).
+       */
+      bridge: z.enum(['auto', 'off']).optional(),
     })
     .superRefine((r, ctx) => {
       const a = r.auth;
@@ -689,6 +696,23 @@ export const rateLimitingSchema = z.strictObject({
   timeout: duration.default(250),
 });
 
+/** Bounds of protocol bridging (routes with `bridge: auto`), per route. */
+export const bridgingSchema = z.strictObject({
+  /** Upstream sessions one caller (principal + declared client identity) may hold at once. Default 4. */
+  sessionsPerCaller: z.number().int().min(1).max(64).default(4),
+  /** Upstream sessions (2026→2025) or bridged client sessions (2025→2026) per route. Default 200; over it: 503. */
+  maxSessions: z.number().int().min(1).max(100_000).default(200),
+  /** A bridged session with nothing in flight is closed after this long. Default 5m. */
+  sessionIdle: duration.default(300_000),
+  /** Calls waiting for their 2026-07-28 caller's input (input_required), per route. Default 1000. */
+  maxPending: z.number().int().min(1).max(100_000).default(1000),
+  /** How long such a call waits for the caller's next round; then it is cancelled upstream. Default 2m. */
+  inputTimeout: duration.default(120_000),
+  /** How long finding an upstream's era may take. Default 10s. */
+  discoverTimeout: duration.default(10_000),
+});
+export type BridgingConfig = z.output<typeof bridgingSchema>;
+
 export const configSchema = z
   .strictObject({
     /** Listeners. Default one on 127.0.0.1:8080. */
@@ -709,6 +733,7 @@ export const configSchema = z
     shutdown: shutdownSchema.default(shutdownSchema.parse({})),
     tracing: tracingSchema.default(tracingSchema.parse({})),
     rateLimiting: rateLimitingSchema.default(rateLimitingSchema.parse({})),
+    bridging: bridgingSchema.default(bridgingSchema.parse({})),
   })
   .superRefine((cfg, ctx) => {
     const seen = new Set<string>();

@@ -81,6 +81,8 @@ export class GatewayMetrics {
   private readonly heartbeats: Counter<'route'>;
   private readonly refused: Counter<'reason'>;
   private readonly children: Gauge<'route'>;
+  private readonly bridgedTotal: Counter<'route' | 'direction'>;
+  private readonly bridgeSessionsNow: Gauge<'route'>;
   private readonly spawned: Counter<'route'>;
   private readonly exited: Counter<'route' | 'cause'>;
   private readonly sessions = new Map<string, number>();
@@ -143,6 +145,18 @@ export class GatewayMetrics {
       name: 'sluice_stdio_children_exited_total',
       help: 'Stdio sessions ended, by route and cause (deleted, idle, crashed, exited, spawn-failed, flooded, oversized-line, shutdown, route-removed).',
       labelNames: ['route', 'cause'],
+      registers,
+    });
+    this.bridgedTotal = new Counter({
+      name: 'sluice_bridged_requests_total',
+      help: 'Requests served across protocol eras by a bridge, by route and direction (modern-to-legacy: a 2026-07-28 client to a 2025 server; legacy-to-modern: the other way).',
+      labelNames: ['route', 'direction'],
+      registers,
+    });
+    this.bridgeSessionsNow = new Gauge({
+      name: 'sluice_bridge_sessions',
+      help: 'Sessions a bridge holds now, by route: pooled upstream sessions (2026-07-28 clients) or bridged client sessions (2025 clients).',
+      labelNames: ['route'],
       registers,
     });
     this.heartbeats = new Counter({
@@ -210,6 +224,14 @@ export class GatewayMetrics {
 
   childrenRunning(route: string, n: number): void {
     this.children.set({ route }, n);
+  }
+
+  bridged(route: string, direction: string): void {
+    this.bridgedTotal.inc({ route, direction });
+  }
+
+  bridgeSessions(route: string, n: number): void {
+    this.bridgeSessionsNow.set({ route }, n);
   }
 
   streamOpened(route: string): void {

@@ -18,14 +18,15 @@ import type { Exchange } from './exchange.ts';
  * pipeline runs its front stages and hands the exchange over, and never imports the broker.
  */
 export interface RouteBroker {
-  handle(ex: Exchange): Promise<void>;
+  /** Serves `ex` (setting `ex.handedOff`), or leaves it to the relay: undefined, or a promise that settles without taking it. */
+  handle(ex: Exchange): Promise<void> | undefined;
 }
 
 /** A route as the gateway runs it: the route table's entry and what it enforces about callers. */
 export interface GatewayRoute extends Route {
   /** Authentication, policy and rate limits; undefined for a route that checks nothing. */
   readonly guard: RouteGuard | undefined;
-  /** Set for a broker route (a stdio upstream); undefined for a relay route. */
+  /** Set for a broker route (a stdio upstream) and a bridging one (`bridge: auto`); undefined for a relay route. */
   readonly broker?: RouteBroker | undefined;
 }
 

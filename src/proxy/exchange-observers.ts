@@ -117,7 +117,7 @@ function accessRecord(ex: Exchange): AccessRecord {
     latencyMs: Math.round((performance.now() - ex.startedAt) * 10) / 10,
     bytesIn: ex.body?.length ?? 0,
     bytesOut: ex.bytesOut,
-    kind: ex.route?.broker ? 'broker' : 'relay',
+    kind: ex.handedOff ? 'broker' : 'relay',
     upstream: ex.replica ? ex.replica.origin + pathForLog(ex.upstreamTarget ?? '') : ex.brokerUpstream,
     replica: ex.replica?.id,
     session: hashSessionId(clientSessionOf(ex)),

@@ -58,15 +58,12 @@ export const RESPONSE_STAGES: readonly ResponseStage[] = [
 ];
 
 /**
- * hand off: a broker route (a stdio upstream) is served by its broker once the front stages have
- * passed; the relay stages after this one never run for it.
+ * hand off: a broker route (a stdio upstream, or a client whose era the upstream does not speak
+ * on a bridging route) is served by its broker once the front stages have passed; the relay
+ * stages after this one never run for what it takes (it sets handedOff). What it leaves (a
+ * bridging route's same-era client) goes on down the relay.
  */
-const handOff: Stage<RoutedExchange> = (ex) => {
-  const broker = ex.route.broker;
-  if (!broker) return;
-  ex.handedOff = true;
-  return broker.handle(ex);
-};
+const handOff: Stage<RoutedExchange> = (ex) => ex.route.broker?.handle(ex);
 
 /**
  * Stages after selectRoute may rely on the route (it throws when none matches), stages after

@@ -1,0 +1,173 @@
+// An HTTP route with `bridge: auto`: a relay route that Sluice turns into a broker for the
+// clients whose era its upstream does not speak. Each replica's era is found once (the spec's
+// discovery order, upstream-link.ts) and remembered; a client of the same era goes on down the
+// relay stages untouched (byte-exact, no extra cost once the era is known); one of the other era
+// is served by a front of its own era: a 2026-07-28 client of a 2025 server by the ModernFront,
+// a 2025 client (sessionful or HTTP+SSE) of a 2026-07-28-only server by the LegacyFront.
+import { Agent, fetch as undiciFetch } from 'undici';
+import type { Route } from '../routing/route-table.ts';
+import type { Replica } from '../routing/replica-pool.ts';
+import type { BridgingConfig } from '../config/schema.ts';
+import type { Connector } from '../transport/guarded-connect.ts';
+import type { AddressPolicy } from '../security/address-policy.ts';
+import type { UpstreamTls } from '../core/upstream-tls.ts';
+import { H } from '../core/mcp.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { KeyRing } from '../session/key-ring.ts';
+import type { BridgeMetrics } from './bridge-common.ts';
+import { LegacyFront } from './legacy-front.ts';
+import { ModernFront, type FrontDeps } from './modern-front.ts';
+import { discoverUpstream, type Discovery, type FetchLike, type UpstreamEndpoint } from './upstream-link.ts';
+import type { BrokerExchange } from './web-exchange.ts';
+
+export interface BridgeDeps {
+  log: Logger;
+  sessions: () => KeyRing;
+  keepAliveMs: number;
+  bridging: () => BridgingConfig;
+  metrics: () => BridgeMetrics | undefined;
+  /** The guarded connector for the route's address policy and TLS (every upstream connect is judged). */
+  connector: (policy: AddressPolicy, tls: UpstreamTls | undefined) => Connector;
+}
+
+/** What the bridge needs of the proxy's exchange beyond the broker's: the client's era and the replica. */
+export interface BridgeExchange extends BrokerExchange {
+  readonly era: 'http+sse' | 'sessionful' | 'stateless' | undefined;
+  replica: Replica | undefined;
+}
+
+interface Fronts {
+  modern?: ModernFront;
+  legacy?: LegacyFront;
+}
+
+export class BridgeBroker {
+  readonly path: string;
+  private route: Route;
+  private readonly deps: BridgeDeps;
+  private readonly log: Logger;
+  private readonly agent: Agent;
+  private readonly fetch: FetchLike;
+  /** Each replica's era, found once (a failed probe is forgotten, so the next request asks again). */
+  private readonly eras = new Map<string, Promise<Discovery>>();
+  private readonly known = new Map<string, Discovery>();
+  private readonly fronts = new Map<string, Fronts>();
+  private closed = false;
+
+  constructor(route: Route, deps: BridgeDeps) {
+    this.path = route.path;
+    this.route = route;
+    this.deps = deps;
+    this.log = deps.log.child({ route: route.path, broker: 'bridge' });
+    this.agent = new Agent({ connect: deps.connector(route.policy, route.tls), keepAliveTimeout: 4_000 });
+    const agent = this.agent;
+    this.fetch = (url, init) => undiciFetch(url, { ...(init as object), dispatcher: agent } as never) as never;
+  }
+
+  sameAs(route: Route): boolean {
+    return (
+      JSON.stringify([route.config.upstream, route.config.egress, route.config.tls]) ===
+      JSON.stringify([this.route.config.upstream, this.route.config.egress, this.route.config.tls])
+    );
+  }
+
+  /** A reload kept this broker: it reads the new route (its pool carries the same replicas). */
+  update(route: Route): void {
+    this.route = route;
+  }
+
+  get sessions(): number {
+    let n = 0;
+    for (const f of this.fronts.values()) n += (f.modern?.sessions ?? 0) + (f.legacy?.sessions ?? 0);
+    return n;
+  }
+
+  /**
+   * Serve `ex` when its client's era differs from its upstream's; otherwise leave it to the relay
+   * (returns undefined, or a promise that settles without taking it).
+   */
+  handle(ex: BridgeExchange): Promise<void> | undefined {
+    for (const f of this.fronts.values())
+      if (f.legacy?.owns(ex)) return this.take(ex, () => (f.legacy as LegacyFront).handle(ex, parse(ex)));
+    // A session the relay made stays with the relay.
+    if (ex.req.headers[H.sessionId] !== undefined || ex.routeRest === '/messages') return undefined;
+    const modern = ex.era === 'stateless';
+    if (!modern && ex.req.method !== 'POST' && !(ex.req.method === 'GET' && ex.routeRest === '/sse')) return undefined;
+    const replica = ex.replica ?? this.route.pool.pick(Date.now());
+    if (!replica) return undefined;
+    ex.replica = replica;
+    const found = this.known.get(replica.id);
+    if (found) return this.bridges(found, modern) ? this.serve(ex, replica, found, modern) : undefined;
+    return this.discover(replica).then(
+      (f) => (this.bridges(f, modern) ? this.serve(ex, replica, f, modern) : undefined),
+      // An upstream that cannot be asked is the relay's to report (502/504 in its own words).
+      () => undefined,
+    );
+  }
+
+  private bridges(found: Discovery, modernClient: boolean): boolean {
+    return modernClient ? found.era !== 'modern' : found.era === 'modern';
+  }
+
+  private take(ex: BrokerExchange, serve: () => Promise<void>): Promise<void> {
+    ex.handedOff = true;
+    return serve();
+  }
+
+  private serve(ex: BridgeExchange, replica: Replica, found: Discovery, modern: boolean): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    ex.handedOff = true;
+    ex.brokerUpstream = `${replica.origin}${replica.basePath} (bridged ${modern ? '2026-07-28→2025' : '2025→2026-07-28'})`;
+    let f = this.fronts.get(replica.id);
+    if (!f) this.fronts.set(replica.id, (f = {}));
+    const cfg = this.deps.bridging();
+    const deps: FrontDeps = {
+      log: this.deps.log,
+      sessions: this.deps.sessions,
+      keepAliveMs: this.deps.keepAliveMs,
+      limits: cfg,
+      metrics: this.deps.metrics,
+    };
+    const ep = (e: BrokerExchange): UpstreamEndpoint => this.endpoint(replica, e);
+    if (modern) return (f.modern ??= new ModernFront(this.path, ep, found, deps)).handle(ex, parse(ex));
+    return (f.legacy ??= new LegacyFront(this.path, ep, found, deps)).handle(ex, parse(ex));
+  }
+
+  /** The replica's URL through the guarded agent, with the credential the relay would send. */
+  private endpoint(replica: Replica, ex?: BrokerExchange): UpstreamEndpoint {
+    const headers: Record<string, string> = {};
+    if (ex?.upstreamCredential) headers[ex.upstreamCredential.header] = ex.upstreamCredential.value;
+    else if (ex?.req.headers.authorization) headers['authorization'] = ex.req.headers.authorization;
+    return { kind: 'http', url: replica.url.href, fetch: this.fetch, headers: () => headers };
+  }
+
+  private discover(replica: Replica): Promise<Discovery> {
+    let p = this.eras.get(replica.id);
+    if (!p) {
+      p = discoverUpstream(this.endpoint(replica), this.deps.bridging().discoverTimeout);
+      this.eras.set(replica.id, p);
+      p.then(
+        (f) => {
+          this.known.set(replica.id, f);
+          this.log.info({ replica: replica.id, era: f.era, server: f.serverInfo.name }, 'upstream era found');
+        },
+        (err: Error) => {
+          this.eras.delete(replica.id);
+          this.log.warn({ replica: replica.id, err: err.message }, 'could not find the upstream era; relaying');
+        },
+      );
+    }
+    return p;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.fronts.values()].flatMap((f) => [f.modern?.close(), f.legacy?.close()]));
+    this.fronts.clear();
+    await this.agent.close().catch(() => undefined);
+  }
+}
+
+function parse(ex: BrokerExchange): unknown {
+  return ex.body && ex.body.length > 0 ? (JSON.parse(ex.body.toString('utf8')) as unknown) : undefined;
+}

@@ -1,0 +1,184 @@
+// Protocol bridging (issue 20) with official SDK peers on both sides: a 2026-07-28 client (SDK v2,
+// pinned) through Sluice to a 2025-only server (SDK v1 sessions), and a 2025 client (SDK v1)
+// through Sluice to a 2026-07-28-only server (SDK v2 createMcpHandler, legacy: 'reject').
+import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport as TransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { SSEClientTransport as SseV1 } from '@modelcontextprotocol/sdk/client/sse.js';
+import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { startUpstreamKit, type UpstreamKit } from '../../src/demo/upstream-kit.ts';
+import { registerConformanceV1, registerConformanceV2 } from '../fixtures/conformance-surface.ts';
+import { startStatefulServer, type StatefulServer } from '../fixtures/stateful-modern-server.ts';
+import { accessLines, JSON_HEADERS, rpc, send, startTestGateway, waitFor, type TestGateway } from '../helpers.ts';
+
+/** A 2026-07-28 client, pinned, answering sampling and elicitation itself. */
+async function modernClient(url: string, name = 'modern-client', headers: Record<string, string> = {}): Promise<Client> {
+  const client = new Client({ name, version: '1' }, { capabilities: { sampling: {}, elicitation: {} }, versionNegotiation: { mode: { pin: '2026-07-28' } } });
+  client.setRequestHandler('sampling/createMessage', async () => ({ model: 'test-model', role: 'assistant', content: { type: 'text', text: 'a sampled answer' } }));
+  client.setRequestHandler('elicitation/create', async () => ({ action: 'accept', content: { username: 'ada', email: 'ada@example.test' } }));
+  await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } }));
+  return client;
+}
+
+const text = (r: unknown): string => ((r as { content: { text?: string }[] }).content[0]?.text ?? '');
+
+describe('bridge: a 2026-07-28 client reaches a 2025-only server (bridge: auto)', () => {
+  let upstream: UpstreamKit;
+  let sluice: TestGateway;
+  const seen: { session: string | undefined; auth: string | undefined; method: string | undefined }[] = [];
+  before(async () => {
+    upstream = await startUpstreamKit({
+      name: 'legacy-only',
+      registerV1: registerConformanceV1,
+      registerV2: registerConformanceV2,
+      eras: 'legacy',
+      onRequest: (req: IncomingMessage) =>
+        seen.push({ session: req.headers['mcp-session-id'] as string | undefined, auth: req.headers.authorization, method: req.method }),
+    });
+    sluice = await startTestGateway({ routes: [{ path: '/mcp', upstream: upstream.url, bridge: 'auto' }], admin: { listen: { host: "127.0.0.1", port: 0 } } });
+  });
+  after(async () => {
+    await sluice.close();
+    await upstream.close();
+  });
+
+  it('discovers, lists, calls, and carries sampling and elicitation as input_required rounds, with progress', async () => {
+    const client = await modernClient(`${sluice.base}/mcp`);
+    assert.equal(client.getProtocolEra(), 'modern');
+    assert.equal(client.getServerVersion()?.name, 'legacy-only');
+    const { tools } = await client.listTools();
+    assert.ok(tools.some((t) => t.name === 'test_sampling'));
+    assert.equal(text(await client.callTool({ name: 'test_simple_text', arguments: {} })), 'This is a simple text response for testing.');
+    assert.equal(text(await client.callTool({ name: 'test_sampling', arguments: { prompt: 'hi' } })), 'LLM response: a sampled answer');
+    assert.match(text(await client.callTool({ name: 'test_elicitation', arguments: { message: 'who?' } })), /action=accept.*ada/);
+    const progress: number[] = [];
+    await client.callTool({ name: 'test_tool_with_progress', arguments: {} }, { onprogress: (p: { progress: number }) => progress.push(p.progress) });
+    assert.deepEqual(progress, [0, 50, 100]);
+    const calls = accessLines(sluice.logs).filter((l) => l['rpcMethod'] === 'tools/call');
+    assert.equal(calls.at(-1)?.['kind'], 'broker');
+    await client.close();
+  });
+
+  it('a listen stream hears the upstream session\'s tools/list_changed', async () => {
+    const client = await modernClient(`${sluice.base}/mcp`, 'listener');
+    await client.listTools();
+    let changed = 0;
+    client.setNotificationHandler('notifications/tools/list_changed', () => void changed++);
+    const sub = await client.listen({ toolsListChanged: true });
+    for (const s of upstream.sessions.values()) void s.server.sendToolListChanged();
+    await waitFor(() => changed > 0, 5000, 'list_changed on the listen stream');
+    await sub.close();
+    await client.close();
+  });
+
+  it('two principals never share an upstream session; a bad requestState is refused in the spec\'s words', async () => {
+    seen.length = 0;
+    const a = await modernClient(`${sluice.base}/mcp`, 'same', { authorization: 'Bearer alice' });
+    const b = await modernClient(`${sluice.base}/mcp`, 'same', { authorization: 'Bearer bob' });
+    await a.callTool({ name: 'test_simple_text', arguments: {} });
+    await b.callTool({ name: 'test_simple_text', arguments: {} });
+    await a.listTools();
+    const byAuth = new Map<string, Set<string>>();
+    for (const r of seen) if (r.session && r.auth) (byAuth.get(r.auth) ?? byAuth.set(r.auth, new Set()).get(r.auth))!.add(r.session);
+    const alice = byAuth.get('Bearer alice') ?? new Set();
+    const bob = byAuth.get('Bearer bob') ?? new Set();
+    assert.ok(alice.size >= 1 && bob.size >= 1, `both reached the upstream with their own credential: ${JSON.stringify(seen.slice(0, 5))}`);
+    for (const s of alice) assert.ok(!bob.has(s), 'an upstream session served both principals');
+    const bad = await send(`${sluice.base}/mcp`, {
+      method: 'POST',
+      headers: { ...JSON_HEADERS, 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'test_sampling' },
+      body: rpc('tools/call', {
+        name: 'test_sampling',
+        arguments: { prompt: 'x' },
+        requestState: 'not-a-token',
+        inputResponses: {},
+        _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {}, 'io.modelcontextprotocol/clientInfo': { name: 'x', version: '1' } },
+      }),
+    });
+    const body = JSON.parse(bad.body) as { error?: { code: number; data?: { reason?: string } } };
+    assert.equal(body.error?.code, -32602, bad.body);
+    assert.equal(body.error?.data?.reason, 'invalid_request_state');
+    await a.close();
+    await b.close();
+  });
+
+  it('a 2025 client on the same route is relayed byte for byte (not bridged), and /metrics counts bridged requests', async () => {
+    const v1 = new ClientV1({ name: 'old', version: '1' });
+    await v1.connect(new TransportV1(new URL(`${sluice.base}/mcp`)));
+    await v1.listTools();
+    const lines = accessLines(sluice.logs).filter((l) => l['rpcMethod'] === 'tools/list');
+    assert.equal(lines.at(-1)?.['kind'], 'relay');
+    await v1.close();
+    const metrics = await (await fetch(`http://127.0.0.1:${sluice.gw.adminAddress!.port}/metrics`)).text();
+    assert.match(metrics, /sluice_bridged_requests_total\{route="\/mcp",direction="modern-to-legacy"\} [1-9]/);
+  });
+});
+
+describe('bridge: a 2025 client reaches a 2026-07-28-only server (bridge: auto)', () => {
+  let upstream: StatefulServer;
+  let sluice: TestGateway;
+  before(async () => {
+    upstream = await startStatefulServer('modern-only');
+    sluice = await startTestGateway({ routes: [{ path: '/mcp', upstream: upstream.url, bridge: 'auto' }] });
+  });
+  after(async () => {
+    await sluice.close();
+    await upstream.close();
+  });
+
+  async function legacyClient(transport: 'streamable' | 'sse'): Promise<ClientV1> {
+    const v1 = new ClientV1({ name: 'old-client', version: '1' }, { capabilities: { sampling: {}, elicitation: {} } });
+    v1.setRequestHandler(CreateMessageRequestSchema, async () => ({ model: 'm', role: 'assistant', content: { type: 'text', text: 'the gist' } }));
+    let asked = 0;
+    v1.setRequestHandler(ElicitRequestSchema, async () => (asked++ === 0 ? { action: 'accept', content: { name: 'ada' } } : { action: 'accept', content: { sure: true } }));
+    await v1.connect(transport === 'sse' ? new SseV1(new URL(`${sluice.base}/mcp/sse`)) : new TransportV1(new URL(`${sluice.base}/mcp`)));
+    return v1;
+  }
+
+  for (const transport of ['streamable', 'sse'] as const) {
+    it(`${transport}: initialize from server/discover, tools, elicitation in two rounds, sampling, progress`, async () => {
+      const v1 = await legacyClient(transport);
+      assert.equal(v1.getServerVersion()?.name, 'modern-only');
+      const { tools } = await v1.listTools();
+      assert.ok(tools.some((t) => t.name === 'ask_name'));
+      assert.equal(text(await v1.callTool({ name: 'ask_name', arguments: {} })), 'hello ada from modern-only');
+      assert.equal(text(await v1.callTool({ name: 'summarize', arguments: { text: 'long' } })), 'summary from modern-only: the gist');
+      const progress: number[] = [];
+      const r = await v1.callTool({ name: 'count', arguments: { steps: 3 } }, undefined, { onprogress: (p) => progress.push(p.progress) });
+      assert.equal(text(r), 'counted to 3 on modern-only');
+      assert.deepEqual(progress, [1, 2, 3]);
+      await v1.close();
+    });
+  }
+
+  it('the upstream sees the per-request envelope, Mcp-Method/Mcp-Name and the Mcp-Param-* header x-mcp-header asks for', async () => {
+    const v1 = await legacyClient('streamable');
+    await v1.listTools();
+    assert.equal(text(await v1.callTool({ name: 'weather', arguments: { region: 'north' } })), 'sunny in north');
+    const call = upstream.heads.filter((h) => h.method === 'tools/call').at(-1);
+    assert.equal(call?.headers['mcp-method'], 'tools/call');
+    assert.equal(call?.headers['mcp-name'], 'weather');
+    assert.equal(call?.headers['mcp-param-region'], 'north');
+    assert.equal(call?.headers['mcp-protocol-version'], '2026-07-28');
+    assert.equal(call?.headers['mcp-session-id'], undefined);
+    await v1.close();
+  });
+
+  it('the client\'s GET stream hears list changes from an upstream subscriptions/listen', async () => {
+    const v1 = await legacyClient('streamable');
+    let changed = 0;
+    v1.setNotificationHandler((await import('@modelcontextprotocol/sdk/types.js')).ToolListChangedNotificationSchema, () => void changed++);
+    const before = upstream.listens.opened;
+    await v1.listTools();
+    await waitFor(() => upstream.listens.opened > before, 5000, 'an upstream listen');
+    const open = upstream.listens.open;
+    upstream.toolsChanged();
+    await waitFor(() => changed > 0, 5000, 'list_changed on the GET stream');
+    await (v1.transport as TransportV1).terminateSession();
+    await v1.close();
+    await waitFor(() => upstream.listens.open === open - 1, 5000, 'the upstream listen closed with the session');
+  });
+});
