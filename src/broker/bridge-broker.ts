@@ -164,7 +164,8 @@ export class BridgeBroker {
     this.closed = true;
     await Promise.all([...this.fronts.values()].flatMap((f) => [f.modern?.close(), f.legacy?.close()]));
     this.fronts.clear();
-    await this.agent.close().catch(() => undefined);
+    // Streams still open upstream (listens) end with it; close() would wait for them.
+    await this.agent.destroy().catch(() => undefined);
   }
 }
 

@@ -255,7 +255,9 @@ export class LegacyFront {
             ? undefined
             : (p) =>
                 (told = told.then(() =>
-                  ctx.mcpReq.notify({ method: 'notifications/progress', params: { ...p, progressToken } }).catch(() => undefined),
+                  ctx.mcpReq
+                    .notify({ method: 'notifications/progress', params: { ...p, progressToken } })
+                    .catch(() => undefined),
                 )),
       });
       await told;

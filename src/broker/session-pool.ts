@@ -91,8 +91,20 @@ export class SessionPool {
       if (rest.length) this.byKey.set(s.key, rest);
       else this.byKey.delete(s.key);
     }
-    void s.client.close().catch(() => undefined);
+    this.stop(s.client);
   }
+
+  /** Closes a client; a stdio child's exit is awaited at shutdown (nothing is left behind unreaped). */
+  private stop(client: Client): void {
+    const gone = (client.transport as { gone?: Promise<void> } | undefined)?.gone;
+    void client.close().catch(() => undefined);
+    if (gone) {
+      this.stopping.add(gone);
+      void gone.then(() => this.stopping.delete(gone));
+    }
+  }
+
+  private readonly stopping = new Set<Promise<void>>();
 
   /** Every session of `key` (notifications fan out to them; listen subscribes on one). */
   sessionsOf(key: string): readonly PooledSession[] {
@@ -155,6 +167,10 @@ export class SessionPool {
     const all = [...this.byKey.values()].flat();
     this.byKey.clear();
     this.count = 0;
-    await Promise.all(all.map((s) => ((s.closed = true), s.client.close().catch(() => undefined))));
+    for (const s of all) {
+      s.closed = true;
+      this.stop(s.client);
+    }
+    await Promise.all([...this.stopping]);
   }
 }

@@ -110,8 +110,9 @@ export async function discoverUpstream(ep: UpstreamEndpoint, timeoutMs: number):
       },
     );
     client.onerror = () => undefined;
+    const transport = transportFor(ep, era === 'auto' ? 'legacy' : 'http+sse');
     try {
-      await client.connect(transportFor(ep, era === 'auto' ? 'legacy' : 'http+sse'), { timeout: timeoutMs });
+      await client.connect(transport, { timeout: timeoutMs });
       const modern = client.getProtocolEra() === 'modern';
       return {
         era: era === 'http+sse' ? 'http+sse' : modern ? 'modern' : 'legacy',
@@ -122,6 +123,8 @@ export async function discoverUpstream(ep: UpstreamEndpoint, timeoutMs: number):
       };
     } finally {
       await client.close().catch(() => undefined);
+      // The probe's own stdio child is reaped before the answer is used.
+      if (transport instanceof ChildTransport) await transport.gone;
     }
   };
   try {

@@ -18,7 +18,7 @@ import type { Exchange } from './exchange.ts';
  * pipeline runs its front stages and hands the exchange over, and never imports the broker.
  */
 export interface RouteBroker {
-  /** Serves `ex` (setting `ex.handedOff`), or leaves it to the relay: undefined, or a promise that settles without taking it. */
+  /** Serves `ex` (setting `ex.handedOff`), or leaves it to the relay (undefined, or a promise settling untaken). */
   handle(ex: Exchange): Promise<void> | undefined;
 }
 

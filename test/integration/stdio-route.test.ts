@@ -11,11 +11,24 @@ import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { CreateMessageRequestSchema, ElicitRequestSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import {
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
+  ToolListChangedNotificationSchema,
+} from '@modelcontextprotocol/sdk/types.js';
 import { buildConfig } from '../../src/config/load.ts';
 import { alive, childrenOf } from '../fixtures/process-table.ts';
 import { ConfigError } from '../../src/config/load.ts';
-import { cuttingFetch, JSON_HEADERS, rpc, send, sleep, startTestGateway, waitFor, type TestGateway } from '../helpers.ts';
+import {
+  cuttingFetch,
+  JSON_HEADERS,
+  rpc,
+  send,
+  sleep,
+  startTestGateway,
+  waitFor,
+  type TestGateway,
+} from '../helpers.ts';
 
 const require = createRequire(import.meta.url);
 const EVERYTHING = require.resolve('@modelcontextprotocol/server-everything/dist/index.js');
@@ -25,14 +38,17 @@ const FIXTURE = new URL('../fixtures/stdio-server.ts', import.meta.url).pathname
 type StdioInput = { command: string; args?: string[]; [k: string]: unknown };
 const stdioRoute = (stdio: StdioInput, path = '/mcp') => ({ path, upstream: { stdio } as never });
 
-async function connectV1(base: string, opts: { capabilities?: Record<string, unknown> } = {}): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+async function connectV1(
+  base: string,
+  opts: { capabilities?: Record<string, unknown> } = {},
+): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
   const client = new Client({ name: 'stdio-test', version: '1' }, { capabilities: opts.capabilities ?? {} });
   const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp`));
   await client.connect(transport);
   return { client, transport };
 }
 
-const text = (r: unknown): string => ((r as { content: { text: string }[] }).content[0]?.text ?? '');
+const text = (r: unknown): string => (r as { content: { text: string }[] }).content[0]?.text ?? '';
 
 describe('a stdio route to @modelcontextprotocol/server-everything', () => {
   let gw: TestGateway;
@@ -46,8 +62,15 @@ describe('a stdio route to @modelcontextprotocol/server-everything', () => {
 
   it('SDK v1: tools, resources, progress one by one, sampling and elicitation; DELETE stops the child', async () => {
     const { client, transport } = await connectV1(gw.base, { capabilities: { sampling: {}, elicitation: {} } });
-    client.setRequestHandler(CreateMessageRequestSchema, async () => ({ role: 'assistant', content: { type: 'text', text: 'sampled!' }, model: 'm' }));
-    client.setRequestHandler(ElicitRequestSchema, async () => ({ action: 'accept', content: { name: 'ann', color: 'red' } }));
+    client.setRequestHandler(CreateMessageRequestSchema, async () => ({
+      role: 'assistant',
+      content: { type: 'text', text: 'sampled!' },
+      model: 'm',
+    }));
+    client.setRequestHandler(ElicitRequestSchema, async () => ({
+      action: 'accept',
+      content: { name: 'ann', color: 'red' },
+    }));
     assert.equal(childrenOf(process.pid).length, 1, 'one child for the session');
     const tools = (await client.listTools()).tools.map((t) => t.name);
     assert.ok(tools.includes('echo') && tools.includes('trigger-sampling-request'), tools.join(','));
@@ -61,7 +84,11 @@ describe('a stdio route to @modelcontextprotocol/server-everything', () => {
       onprogress: () => at.push(performance.now() - t0),
     });
     assert.equal(at.length, 4);
-    for (let i = 1; i < at.length; i++) assert.ok(at[i]! - at[i - 1]! > 250, `progress ${i} came ${Math.round(at[i]! - at[i - 1]!)} ms after the one before: one by one, not batched`);
+    for (let i = 1; i < at.length; i++)
+      assert.ok(
+        at[i]! - at[i - 1]! > 250,
+        `progress ${i} came ${Math.round(at[i]! - at[i - 1]!)} ms after the one before: one by one, not batched`,
+      );
     const sampled = await client.callTool({ name: 'trigger-sampling-request', arguments: { prompt: 'hello' } });
     assert.match(JSON.stringify(sampled), /sampled!/);
     const elicited = await client.callTool({ name: 'trigger-elicitation-request', arguments: {} });
@@ -73,9 +100,10 @@ describe('a stdio route to @modelcontextprotocol/server-everything', () => {
     assert.deepEqual(childrenOf(process.pid), []);
   });
 
-  it('SDK v2 client (auto negotiation) lists and calls tools; a second session gets its own child', async () => {
-    const a = new ClientV2({ name: 'v2', version: '1' }, { versionNegotiation: { mode: 'auto' } });
-    const b = new ClientV2({ name: 'v2b', version: '1' }, { versionNegotiation: { mode: 'auto' } });
+  it('SDK v2 client with a pinned 2025 era: sessions, a child each', async () => {
+    const legacy = { versionNegotiation: { mode: 'legacy' as const } };
+    const a = new ClientV2({ name: 'v2', version: '1' }, legacy);
+    const b = new ClientV2({ name: 'v2b', version: '1' }, legacy);
     const ta = new TransportV2(new URL(`${gw.base}/mcp`));
     const tb = new TransportV2(new URL(`${gw.base}/mcp`));
     await a.connect(ta);
@@ -98,7 +126,9 @@ describe('a stdio route to @modelcontextprotocol/server-everything', () => {
     const pid = childrenOf(process.pid)[0]!.pid;
     assert.equal(text(await client.callTool({ name: 'echo', arguments: { message: 'over sse' } })), 'Echo: over sse');
     const at: number[] = [];
-    await client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 3 } }, undefined, { onprogress: () => at.push(performance.now()) });
+    await client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 3 } }, undefined, {
+      onprogress: () => at.push(performance.now()),
+    });
     // The SDK v1 SSE client settles the call on its answer before it reads the last progress event
     // (2 of 3 against server-everything's own HTTP+SSE transport too).
     assert.ok(at.length >= 2, `${at.length} progress notifications`);
@@ -106,16 +136,24 @@ describe('a stdio route to @modelcontextprotocol/server-everything', () => {
     await waitFor(() => !alive(pid), 5000, 'the child gone with the stream');
   });
 
-  it('a POST stream cut mid-call resumes with Last-Event-ID from Sluice\'s own event buffer', async () => {
+  it("a POST stream cut mid-call resumes with Last-Event-ID from Sluice's own event buffer", async () => {
     const cutter = cuttingFetch((body) => body.includes('trigger-long-running-operation'), 2);
     const client = new ClientV2({ name: 'resume', version: '1' });
     const transport = new TransportV2(new URL(`${gw.base}/mcp`), {
       fetch: cutter.fetch,
-      reconnectionOptions: { initialReconnectionDelay: 50, maxReconnectionDelay: 200, reconnectionDelayGrowFactor: 1, maxRetries: 5 },
+      reconnectionOptions: {
+        initialReconnectionDelay: 50,
+        maxReconnectionDelay: 200,
+        reconnectionDelayGrowFactor: 1,
+        maxRetries: 5,
+      },
     });
     await client.connect(transport);
     const progress: number[] = [];
-    const r = await client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 2, steps: 4 } }, { onprogress: (p: { progress: number }) => progress.push(p.progress), timeout: 15_000 });
+    const r = await client.callTool(
+      { name: 'trigger-long-running-operation', arguments: { duration: 2, steps: 4 } },
+      { onprogress: (p: { progress: number }) => progress.push(p.progress), timeout: 15_000 },
+    );
     assert.ok(cutter.wasCut());
     assert.equal(cutter.resumedWith.length, 1, 'resumed once');
     assert.deepEqual(progress, [1, 2, 3, 4], 'nothing lost, nothing twice');
@@ -124,22 +162,40 @@ describe('a stdio route to @modelcontextprotocol/server-everything', () => {
     await client.close();
   });
 
-  it('a stateless 2026-07-28 request gets a clear 400 (stdio routes serve sessions), and nothing is spawned', async () => {
-    const r = await send(`${gw.base}/mcp`, {
-      method: 'POST',
-      headers: { ...JSON_HEADERS, 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/list' },
-      body: rpc('tools/list', { _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' } }),
-    });
-    assert.equal(r.status, 400);
-    assert.match(JSON.parse(r.body.toString()).error.message, /start with initialize/);
-    assert.equal(childrenOf(process.pid).length, 0);
-  });
-
   it('the access log names the route kind and the child', async () => {
-    const line = gw.logs.filter((l) => l['msg'] === undefined && l['rpcMethod'] === 'tools/call').at(-1) ?? gw.logs.filter((l) => l['rpcMethod'] === 'tools/call').at(-1);
+    const line =
+      gw.logs.filter((l) => l['msg'] === undefined && l['rpcMethod'] === 'tools/call').at(-1) ??
+      gw.logs.filter((l) => l['rpcMethod'] === 'tools/call').at(-1);
     assert.equal(line?.['kind'], 'broker');
     assert.match(String(line?.['upstream']), /^stdio:.*#\d+$/);
-    assert.ok(Number(line?.['bytesOut']) > 0, 'the answer\'s bytes are counted');
+    assert.ok(Number(line?.['bytesOut']) > 0, "the answer's bytes are counted");
+  });
+
+  it('a 2026-07-28 client (SDK v2, pinned) is bridged: discover, tools, a sampling round trip; its children end with the pool', async () => {
+    const client = new ClientV2(
+      { name: 'modern', version: '1' },
+      { capabilities: { sampling: {} }, versionNegotiation: { mode: { pin: '2026-07-28' } } },
+    );
+    client.setRequestHandler('sampling/createMessage', async () => ({
+      model: 'm',
+      role: 'assistant',
+      content: { type: 'text', text: 'sampled for 2026' },
+    }));
+    await client.connect(new TransportV2(new URL(`${gw.base}/mcp`)));
+    assert.equal(client.getProtocolEra(), 'modern');
+    assert.match(client.getServerVersion()?.name ?? '', /everything/);
+    const tools = (await client.listTools()).tools.map((t) => t.name);
+    assert.ok(tools.includes('echo'), tools.join(','));
+    assert.equal(text(await client.callTool({ name: 'echo', arguments: { message: 'hi' } })), 'Echo: hi');
+    const sampled = await client.callTool({
+      name: 'trigger-sampling-request',
+      arguments: { prompt: 'p', maxTokens: 10 },
+    });
+    assert.match(JSON.stringify(sampled.content), /sampled for 2026/);
+    const line = gw.logs.filter((l) => l['rpcMethod'] === 'tools/call').at(-1);
+    assert.match(String(line?.['upstream']), /bridged 2026-07-28→2025/);
+    assert.ok(childrenOf(process.pid).length >= 1, 'pooled stdio sessions run as children');
+    await client.close();
   });
 });
 
@@ -196,16 +252,25 @@ describe('stdio session lifecycle (an SDK stdio server fixture)', () => {
       await client.callTool({ name: 'crash', arguments: {} }).catch(() => undefined);
       await assert.rejects(waiting, /stdio server is gone/);
       await waitFor(() => !alive(pid), 5000, 'the child gone');
-      const r = await send(`${gw.base}/mcp`, { method: 'POST', headers: { ...JSON_HEADERS, 'mcp-session-id': transport.sessionId!, 'mcp-protocol-version': '2025-11-25' }, body: rpc('tools/list') });
+      const r = await send(`${gw.base}/mcp`, {
+        method: 'POST',
+        headers: { ...JSON_HEADERS, 'mcp-session-id': transport.sessionId!, 'mcp-protocol-version': '2025-11-25' },
+        body: rpc('tools/list'),
+      });
       assert.equal(r.status, 404);
-      assert.ok(gw.logs.some((l) => l['msg'] === 'stdio session ended' && l['cause'] === 'crashed'), 'the log names the cause');
+      assert.ok(
+        gw.logs.some((l) => l['msg'] === 'stdio session ended' && l['cause'] === 'crashed'),
+        'the log names the cause',
+      );
     } finally {
       await gw.close();
     }
   });
 
   it('an idle session ends and its child with it', async () => {
-    const gw = await startTestGateway({ routes: [stdioRoute({ command: process.execPath, args: [FIXTURE], idleTimeout: '400ms' })] });
+    const gw = await startTestGateway({
+      routes: [stdioRoute({ command: process.execPath, args: [FIXTURE], idleTimeout: '400ms' })],
+    });
     try {
       const { client } = await connectV1(gw.base);
       const pid = Number(text(await client.callTool({ name: 'pid', arguments: {} })));
@@ -219,11 +284,17 @@ describe('stdio session lifecycle (an SDK stdio server fixture)', () => {
   });
 
   it('maxProcesses holds: over it a new session gets 503 with Retry-After and nothing is spawned', async () => {
-    const gw = await startTestGateway({ routes: [stdioRoute({ command: process.execPath, args: [FIXTURE], maxProcesses: 2 })] });
+    const gw = await startTestGateway({
+      routes: [stdioRoute({ command: process.execPath, args: [FIXTURE], maxProcesses: 2 })],
+    });
     try {
       const a = await connectV1(gw.base);
       const b = await connectV1(gw.base);
-      const init = rpc('initialize', { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } });
+      const init = rpc('initialize', {
+        protocolVersion: '2025-11-25',
+        capabilities: {},
+        clientInfo: { name: 'x', version: '1' },
+      });
       const r = await send(`${gw.base}/mcp`, { method: 'POST', headers: JSON_HEADERS, body: init });
       assert.equal(r.status, 503);
       assert.equal(r.headers['retry-after'], '1');
@@ -236,7 +307,9 @@ describe('stdio session lifecycle (an SDK stdio server fixture)', () => {
   });
 
   it('a child that ignores SIGTERM is killed after killGrace; a grandchild holding its pipes goes with its group', async () => {
-    const gw = await startTestGateway({ routes: [stdioRoute({ command: process.execPath, args: [FIXTURE, '--ignore-term'], killGrace: '300ms' })] });
+    const gw = await startTestGateway({
+      routes: [stdioRoute({ command: process.execPath, args: [FIXTURE, '--ignore-term'], killGrace: '300ms' })],
+    });
     try {
       const { client, transport } = await connectV1(gw.base);
       const pid = Number(text(await client.callTool({ name: 'pid', arguments: {} })));
@@ -247,7 +320,10 @@ describe('stdio session lifecycle (an SDK stdio server fixture)', () => {
       await waitFor(() => !alive(pid) && !alive(grandchild), 5000, 'child and grandchild gone');
       const took = performance.now() - t0;
       assert.ok(took >= 250, `SIGKILL waited for the grace period (${Math.round(took)} ms)`);
-      assert.ok(gw.logs.some((l) => String(l['stderr'] ?? '').includes('ignoring SIGTERM')), 'its stderr reached the log');
+      assert.ok(
+        gw.logs.some((l) => String(l['stderr'] ?? '').includes('ignoring SIGTERM')),
+        'its stderr reached the log',
+      );
     } finally {
       await gw.close();
     }
@@ -292,9 +368,13 @@ describe('stdio routes: the GET stream, reloads, floods', () => {
       const keptPid = Number(text(await kept.client.callTool({ name: 'pid', arguments: {} })));
       const gonePid = Number(text(await goneClient.callTool({ name: 'pid', arguments: {} })));
       gw.gw.reload(buildConfig({ listen: [{ host: '127.0.0.1', port: gw.port }], routes: [keep] }, 'reload'));
-      await waitFor(() => !alive(gonePid), 5000, 'the removed route\'s child stopped');
+      await waitFor(() => !alive(gonePid), 5000, "the removed route's child stopped");
       assert.ok(alive(keptPid));
-      assert.equal(Number(text(await kept.client.callTool({ name: 'pid', arguments: {} }))), keptPid, 'the kept session goes on');
+      assert.equal(
+        Number(text(await kept.client.callTool({ name: 'pid', arguments: {} }))),
+        keptPid,
+        'the kept session goes on',
+      );
       await goneClient.close().catch(() => undefined);
       await kept.transport.terminateSession();
     } finally {
@@ -304,7 +384,10 @@ describe('stdio routes: the GET stream, reloads, floods', () => {
 
   it('a child that floods, or writes a stdout line over limits.body, is stopped with a log line saying so', async () => {
     const gw = await startTestGateway({
-      routes: [stdioRoute({ command: process.execPath, args: [FIXTURE, '--flood'], maxLinesPerSecond: 500 }, '/flood'), stdioRoute({ command: process.execPath, args: [FIXTURE] }, '/mcp')],
+      routes: [
+        stdioRoute({ command: process.execPath, args: [FIXTURE, '--flood'], maxLinesPerSecond: 500 }, '/flood'),
+        stdioRoute({ command: process.execPath, args: [FIXTURE] }, '/mcp'),
+      ],
       limits: { body: '64KiB' },
     });
     try {
@@ -315,7 +398,11 @@ describe('stdio routes: the GET stream, reloads, floods', () => {
       await flood.close().catch(() => undefined);
       const { client } = await connectV1(gw.base);
       await client.callTool({ name: 'long_line', arguments: { bytes: 100_000 } }).catch(() => undefined);
-      await waitFor(() => gw.logs.some((l) => l['cause'] === 'oversized-line'), 5000, 'the child with the long line stopped');
+      await waitFor(
+        () => gw.logs.some((l) => l['cause'] === 'oversized-line'),
+        5000,
+        'the child with the long line stopped',
+      );
       assert.match(String(gw.logs.find((l) => l['cause'] === 'oversized-line')?.['detail']), /over 65536 bytes/);
       await client.close().catch(() => undefined);
       await waitFor(() => childrenOf(process.pid).length === 0, 5000, 'both gone');
@@ -326,7 +413,11 @@ describe('stdio routes: the GET stream, reloads, floods', () => {
 });
 
 describe('bad stdio servers', () => {
-  const init = rpc('initialize', { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } });
+  const init = rpc('initialize', {
+    protocolVersion: '2025-11-25',
+    capabilities: {},
+    clientInfo: { name: 'x', version: '1' },
+  });
 
   it('a command that does not exist, or exits at once: a clear JSON-RPC error and a log line naming the cause; other routes keep serving', async () => {
     const gw = await startTestGateway({
@@ -354,7 +445,9 @@ describe('bad stdio servers', () => {
   });
 
   it('stdout lines that are not JSON-RPC are logged and dropped, never sent to the client', async () => {
-    const gw = await startTestGateway({ routes: [stdioRoute({ command: process.execPath, args: [FIXTURE, '--garbage'] })] });
+    const gw = await startTestGateway({
+      routes: [stdioRoute({ command: process.execPath, args: [FIXTURE, '--garbage'] })],
+    });
     try {
       const { client, transport } = await connectV1(gw.base);
       assert.ok(Number(text(await client.callTool({ name: 'pid', arguments: {} }))) > 0);
@@ -369,7 +462,10 @@ describe('bad stdio servers', () => {
 
 describe('stdio routes: metrics and config', () => {
   it('children running, spawned and exited by cause are metrics', async () => {
-    const gw = await startTestGateway({ routes: [stdioRoute({ command: process.execPath, args: [FIXTURE] })], admin: { listen: { host: '127.0.0.1', port: 0 } } });
+    const gw = await startTestGateway({
+      routes: [stdioRoute({ command: process.execPath, args: [FIXTURE] })],
+      admin: { listen: { host: '127.0.0.1', port: 0 } },
+    });
     try {
       const a = await connectV1(gw.base);
       const b = await connectV1(gw.base);
@@ -406,7 +502,10 @@ describe('stdio routes: metrics and config', () => {
   });
 
   it('a loaded config fed back in (a reload, a tool editing it) reads the same, stdio and relay routes alike', () => {
-    const first = buildConfig({ routes: [stdioRoute({ command: 'x', args: ['a'] }, '/s'), { path: '/r', upstream: 'http://127.0.0.1:9/mcp' }] }, 'test');
+    const first = buildConfig(
+      { routes: [stdioRoute({ command: 'x', args: ['a'] }, '/s'), { path: '/r', upstream: 'http://127.0.0.1:9/mcp' }] },
+      'test',
+    );
     const again = buildConfig({ routes: first.routes as never }, 'again');
     assert.deepEqual(again.routes, first.routes);
     assert.equal(again.routes[0]?.stdio?.command, 'x');
