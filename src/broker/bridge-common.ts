@@ -50,7 +50,7 @@ export interface ForwardOptions {
   typedCall?: boolean;
 }
 
-/** One request on `client`; the caller's progress token gives way to the SDK's own (progress returns by `onprogress`). */
+/** One request on `client`; the SDK's own progress token replaces the caller's (progress returns by onprogress). */
 export async function forwardCall(
   client: Client,
   req: { method: string; params?: Record<string, unknown> },

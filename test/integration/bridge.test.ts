@@ -144,8 +144,8 @@ describe('bridge: a 2026-07-28 client reaches a 2025-only server (bridge: auto)'
         },
       }),
     });
-    const body = JSON.parse(bad.body) as { error?: { code: number; data?: { reason?: string } } };
-    assert.equal(body.error?.code, -32602, bad.body);
+    const body = JSON.parse(bad.body.toString()) as { error?: { code: number; data?: { reason?: string } } };
+    assert.equal(body.error?.code, -32602, bad.body.toString());
     assert.equal(body.error?.data?.reason, 'invalid_request_state');
     await a.close();
     await b.close();
