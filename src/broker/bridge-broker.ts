@@ -91,7 +91,9 @@ export class BridgeBroker {
       if (f.legacy?.owns(ex)) return this.take(ex, () => (f.legacy as LegacyFront).handle(ex, parse(ex)));
     // A session the relay made stays with the relay.
     if (ex.req.headers[H.sessionId] !== undefined || ex.routeRest === '/messages') return undefined;
-    const modern = ex.era === 'stateless';
+    // A modern request: the 2026-07-28 headers, or the per-request envelope of any revision (an
+    // unknown one is the modern front's to refuse with UnsupportedProtocolVersionError).
+    const modern = ex.era === 'stateless' || hasEnvelope(ex);
     if (!modern && ex.req.method !== 'POST' && !(ex.req.method === 'GET' && ex.routeRest === '/sse')) return undefined;
     const replica = ex.replica ?? this.route.pool.pick(Date.now());
     if (!replica) return undefined;
@@ -171,4 +173,11 @@ export class BridgeBroker {
 
 function parse(ex: BrokerExchange): unknown {
   return ex.body && ex.body.length > 0 ? (JSON.parse(ex.body.toString('utf8')) as unknown) : undefined;
+}
+
+function hasEnvelope(ex: BrokerExchange): boolean {
+  if (ex.req.method !== 'POST' || !ex.body || !ex.body.includes('io.modelcontextprotocol/protocolVersion'))
+    return false;
+  const m = parse(ex) as { params?: { _meta?: Record<string, unknown> } } | undefined;
+  return typeof m?.params?._meta?.['io.modelcontextprotocol/protocolVersion'] === 'string';
 }

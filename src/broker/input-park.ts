@@ -34,8 +34,12 @@ export class ParkedCall {
   /** Told when a round of the caller starts (its context) and ends (undefined). */
   onRound: ((ctx: never) => void) | undefined;
 
-  constructor(principal: string) {
+  /** The caller's request, as its first round sent it. */
+  readonly request: { method: string; params?: Record<string, unknown> };
+
+  constructor(principal: string, request: { method: string; params?: Record<string, unknown> }) {
     this.principal = principal;
+    this.request = request;
   }
 
   get settled(): boolean {

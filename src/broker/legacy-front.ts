@@ -9,7 +9,7 @@
 // also carries what resources/subscribe asked for.
 import { randomUUID } from 'node:crypto';
 import { InMemoryResponseCacheStore, type Client } from '@modelcontextprotocol/client';
-import { Server, WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/server';
+import { LOG_LEVEL_META_KEY, Server, WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/server';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { SluiceError } from '../core/errors.ts';
 import { EventBuffer } from '../core/event-buffer.ts';
@@ -39,6 +39,8 @@ class BridgedSession {
   /** Resource URIs the caller subscribed to: they ride the upstream listen. */
   readonly uris = new Set<string>();
   listen: { client: Client; close(): Promise<void> } | undefined;
+  /** The level its logging/setLevel asked for (sent upstream in each request's _meta). */
+  logLevel: string | undefined;
   active = 0;
   lastActivity = Date.now();
   over = false;
@@ -162,6 +164,8 @@ export class LegacyFront {
       capabilities: caps as never,
       ...(f.instructions ? { instructions: f.instructions } : {}),
     });
+    // The SDK's own setLevel keeps the level to itself; the bridge's sends it upstream per request.
+    server.removeRequestHandler('logging/setLevel');
     const s = new BridgedSession(server, pk, ep);
     server.fallbackRequestHandler = ((req: Req, ctx: Ctx) => this.forward(s, req, ctx)) as never;
     server.oninitialized = () => void this.relisten(s);
@@ -234,6 +238,13 @@ export class LegacyFront {
 
   private async forward(s: BridgedSession, req: Req, ctx: Ctx): Promise<unknown> {
     s.lastActivity = Date.now();
+    // 2026-07-28 has no logging/setLevel: the level rides each request's _meta instead.
+    if (req.method === 'logging/setLevel') {
+      const level = req.params?.['level'];
+      if (typeof level !== 'string') throw new SluiceError('SLUICE_ERR_BAD_REQUEST', 'params.level is required');
+      s.logLevel = level;
+      return {};
+    }
     if (req.method === 'resources/subscribe' || req.method === 'resources/unsubscribe') {
       const uri = req.params?.['uri'];
       if (typeof uri !== 'string') throw new SluiceError('SLUICE_ERR_BAD_REQUEST', 'params.uri is required');
@@ -247,7 +258,7 @@ export class LegacyFront {
     // Progress is sent in order and before the result (the client drops progress after its answer).
     let told: Promise<unknown> = Promise.resolve();
     try {
-      const result = await forwardCall(client, req, {
+      const result = await forwardCall(client, withLogLevel(req, s.logLevel), {
         signal: ctx.mcpReq.signal,
         typedCall: true,
         onprogress:
@@ -317,4 +328,14 @@ export class LegacyFront {
     clearInterval(this.sweeper);
     for (const s of [...this.live.values()]) this.end(s, 'Sluice is stopping');
   }
+}
+
+function withLogLevel(req: Req, level: string | undefined): Req {
+  if (level === undefined) return req;
+  const params = { ...(req.params ?? {}) };
+  params['_meta'] = {
+    ...((params['_meta'] as Record<string, unknown> | undefined) ?? {}),
+    [LOG_LEVEL_META_KEY]: level,
+  };
+  return { method: req.method, params };
 }

@@ -28,7 +28,20 @@ import {
   type BridgeLimits,
   type BridgeMetrics,
 } from './bridge-common.ts';
-import { webRequest, writeWebResponse, type BrokerExchange } from './web-exchange.ts';
+import { webRequest, writeJson, writeWebResponse, type BrokerExchange } from './web-exchange.ts';
+
+/** Answered by the SDK's own 2026-07-28 server (discover, listen) or refused by it in the spec's words (removed methods). */
+const SDK_SERVED = new Set(['server/discover', 'subscriptions/listen', 'initialize', 'ping', 'logging/setLevel']);
+/** Forwarded when the upstream declares the capability they belong to. */
+const BY_CAPABILITY = new Set([
+  'tools/list',
+  'tools/call',
+  'resources/list',
+  'resources/templates/list',
+  'resources/read',
+  'prompts/list',
+  'prompts/get',
+]);
 
 /** Calls during which a 2025 upstream may ask its client something: each gets a session of its own. */
 const INTERACTIVE = new Set(['tools/call', 'prompts/get', 'resources/read', 'completion/complete']);
@@ -93,6 +106,15 @@ export class ModernFront {
   }
 
   async handle(ex: BrokerExchange, parsed: unknown): Promise<void> {
+    const method = (parsed as { method?: unknown } | undefined)?.method;
+    const id = (parsed as { id?: unknown } | undefined)?.id;
+    // What the upstream cannot serve is refused before dispatch, as a 2026-07-28 server refuses a
+    // method it lacks (404, -32601), not forwarded for the upstream to answer in its era's words.
+    if (typeof method === 'string' && id !== undefined && !this.serves(method)) {
+      ex.handedOff = true;
+      writeJson(ex, 404, { jsonrpc: '2.0', id, error: { code: -32601, message: 'Method not found' } });
+      return;
+    }
     const pk = callerKey(ex);
     const caller = this.callerFor(pk);
     const done = new AbortController();
@@ -104,6 +126,17 @@ export class ModernFront {
     const authInfo = { token: 'sluice-bridge', clientId: pk, scopes: [], extra: { endpoint: this.endpointFor(ex) } };
     const answer = await caller.handler.fetch(webRequest(ex.req, done.signal), { parsedBody: parsed, authInfo });
     writeWebResponse(ex, answer);
+  }
+
+  /** Methods a 2026-07-28 client may call that this upstream (by its capabilities) serves. */
+  private serves(method: string): boolean {
+    if (SDK_SERVED.has(method)) return true;
+    const caps = this.found.capabilities;
+    const family = method.slice(0, method.indexOf('/'));
+    if (method.startsWith('tasks/')) return caps['tasks'] !== undefined || JSON.stringify(caps).includes('tasks');
+    if (family === 'completion') return caps['completions'] !== undefined;
+    if (method === 'resources/subscribe' || method === 'resources/unsubscribe') return false;
+    return BY_CAPABILITY.has(method) && caps[family] !== undefined;
   }
 
   private callerFor(pk: string): Caller {
@@ -163,7 +196,7 @@ export class ModernFront {
     const interactive = INTERACTIVE.has(req.method);
     if (!interactive) return this.once(key, { who, ep }, req, ctx);
     const s = await this.leaseFor(key, { who, ep }, true);
-    const park = new ParkedCall(pk);
+    const park = new ParkedCall(pk, req);
     let round: Ctx | undefined = ctx;
     const progressToken = ctx.mcpReq._meta?.['progressToken'];
     s.owner = {
@@ -263,7 +296,7 @@ export class ModernFront {
     try {
       const r = await park.next(ctx.mcpReq.signal);
       if (r.kind === 'done') return r.result;
-      if (r.kind === 'failed') throw r.error;
+      if (r.kind === 'failed') throw withRequestedUri(r.error, park.request);
       if (this.parking.full) {
         park.cancel('too many calls wait for their clients (bridge.maxPending)');
         throw new ProtocolError(-32603, 'Sluice holds too many calls waiting for input (bridge.maxPending); try again');
@@ -358,4 +391,20 @@ interface ListenFilter {
 function listenFilter(parsed: unknown): ListenFilter | undefined {
   const m = parsed as { method?: unknown; params?: { notifications?: ListenFilter } } | undefined;
   return m?.method === 'subscriptions/listen' ? (m.params?.notifications ?? {}) : undefined;
+}
+
+/**
+ * A 2025 server's "resource not found" (-32002 before SEP-2164, or -32602 without the URI) in the
+ * 2026-07-28 words: -32602 with `data.uri` naming what was asked for.
+ */
+function withRequestedUri(err: unknown, req: { method: string; params?: Record<string, unknown> }): unknown {
+  const e = err as { code?: unknown; message?: unknown; data?: Record<string, unknown> } | undefined;
+  const uri = req.params?.['uri'];
+  if (req.method !== 'resources/read' || typeof uri !== 'string' || (e?.code !== -32002 && e?.code !== -32602))
+    return err;
+  if (e.code === -32602 && e.data?.['uri'] !== undefined) return err;
+  return new ProtocolError(-32602, typeof e.message === 'string' ? e.message : 'Resource not found', {
+    ...e.data,
+    uri,
+  });
 }

@@ -69,3 +69,10 @@ export function writeWebResponse(ex: BrokerExchange, answer: Response): void {
   body.once('error', () => res.destroy());
   body.pipe(res);
 }
+
+/** A small JSON answer of the broker's own. */
+export function writeJson(ex: BrokerExchange, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  ex.bytesOut += Buffer.byteLength(text);
+  ex.res.writeHead(status, { 'content-type': 'application/json' }).end(text);
+}
