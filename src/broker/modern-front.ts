@@ -30,7 +30,7 @@ import {
 } from './bridge-common.ts';
 import { webRequest, writeJson, writeWebResponse, type BrokerExchange } from './web-exchange.ts';
 
-/** Answered by the SDK's own 2026-07-28 server (discover, listen) or refused by it in the spec's words (removed methods). */
+/** The SDK's own 2026-07-28 server answers these (discover, listen) or refuses them (removed methods). */
 const SDK_SERVED = new Set(['server/discover', 'subscriptions/listen', 'initialize', 'ping', 'logging/setLevel']);
 /** Forwarded when the upstream declares the capability they belong to. */
 const BY_CAPABILITY = new Set([
