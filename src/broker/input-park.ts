@@ -151,9 +151,11 @@ export class Parking {
     this.calls.set(call.id, call);
   }
 
-  take(id: string): ParkedCall | undefined {
+  /** The call `id` for its own principal's next round (another principal's retry leaves it parked). */
+  take(id: string, principal: string): ParkedCall | undefined {
     const c = this.calls.get(id);
-    if (c) this.calls.delete(id);
+    if (!c || c.principal !== principal) return undefined;
+    this.calls.delete(id);
     return c;
   }
 

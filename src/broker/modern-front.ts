@@ -17,6 +17,7 @@ import {
 import type { Logger } from '../observability/logger.ts';
 import type { KeyRing } from '../session/key-ring.ts';
 import { hashPrincipal, open, seal } from '../session/token.ts';
+import { SluiceError } from '../core/errors.ts';
 import { ParkedCall, Parking } from './input-park.ts';
 import { SessionPool, type PooledSession } from './session-pool.ts';
 import { connectUpstream, type CallerIdentity, type Discovery, type UpstreamEndpoint } from './upstream-link.ts';
@@ -72,6 +73,8 @@ export interface FrontDeps {
 interface Caller {
   handler: McpHttpHandler;
   lastUsed: number;
+  /** Its HTTP exchanges in progress: a caller with any is never forgotten. */
+  active: number;
   /** Listen streams open: resource URIs subscribed upstream, with how many streams want each. */
   uris: Map<string, number>;
   recent: Map<string, number>;
@@ -118,7 +121,12 @@ export class ModernFront {
     const pk = callerKey(ex);
     const caller = this.callerFor(pk);
     const done = new AbortController();
-    ex.res.once('close', () => done.abort());
+    caller.active++;
+    ex.res.once('close', () => {
+      caller.active--;
+      caller.lastUsed = Date.now();
+      done.abort();
+    });
     const listen = listenFilter(parsed);
     if (listen) await this.subscribe(pk, caller, listen, done.signal, this.endpointFor(ex));
     this.deps.metrics()?.bridged(this.route, 'modern-to-legacy');
@@ -144,12 +152,18 @@ export class ModernFront {
     if (!c) {
       // One handler per principal: its listen streams hear only that principal's upstream sessions.
       if (this.callers.size >= this.deps.limits.maxSessions) this.forgetIdleCaller();
+      if (this.callers.size >= this.deps.limits.maxSessions)
+        throw new SluiceError(
+          'SLUICE_ERR_NO_HEALTHY_UPSTREAM',
+          `the bridge serves ${this.deps.limits.maxSessions} callers, all busy (bridge.maxSessions)`,
+          { headers: { 'retry-after': '1' } },
+        );
       const handler = createMcpHandler(() => this.serverFor(pk), {
         legacy: 'reject',
         keepAliveMs: this.deps.keepAliveMs,
         onerror: (err) => this.log.debug({ err: err.message }, 'bridge front'),
       });
-      c = { handler, lastUsed: Date.now(), uris: new Map(), recent: new Map() };
+      c = { handler, lastUsed: Date.now(), active: 0, uris: new Map(), recent: new Map() };
       this.callers.set(pk, c);
     }
     c.lastUsed = Date.now();
@@ -159,7 +173,7 @@ export class ModernFront {
   private forgetIdleCaller(): void {
     let oldest: [string, Caller] | undefined;
     for (const e of this.callers)
-      if (e[1].uris.size === 0 && (!oldest || e[1].lastUsed < oldest[1].lastUsed)) oldest = e;
+      if (e[1].active === 0 && e[1].uris.size === 0 && (!oldest || e[1].lastUsed < oldest[1].lastUsed)) oldest = e;
     if (oldest) {
       this.callers.delete(oldest[0]);
       void oldest[1].handler.close();
@@ -322,10 +336,9 @@ export class ModernFront {
 
   private async resume(pk: string, state: string, ctx: Ctx): Promise<unknown> {
     const claims = open(this.deps.sessions(), 'request-state', state, hashPrincipal(pk));
-    const park =
-      claims && claims.route === this.route && claims.replica === PROCESS ? this.parking.take(claims.value) : undefined;
-    if (!park || park.principal !== pk)
-      throw new ProtocolError(-32602, 'Invalid or expired requestState', { reason: 'invalid_request_state' });
+    const mine = claims && claims.route === this.route && claims.replica === PROCESS;
+    const park = mine ? this.parking.take(claims.value, pk) : undefined;
+    if (!park) throw new ProtocolError(-32602, 'Invalid or expired requestState', { reason: 'invalid_request_state' });
     park.answer(ctx.mcpReq.inputResponses);
     return this.round(park, ctx);
   }

@@ -6,7 +6,7 @@
 // request lands on exactly the call it belongs to; other requests share. Bounded per key and in
 // all; idle sessions are closed; a session the upstream forgot (404) is replaced.
 import type { Client } from '@modelcontextprotocol/client';
-import { SluiceError } from '../core/errors.ts';
+import { ProtocolError } from '@modelcontextprotocol/server';
 
 export interface PooledSession {
   readonly key: string;
@@ -84,6 +84,8 @@ export class SessionPool {
   discard(s: PooledSession): void {
     if (s.closed) return;
     s.closed = true;
+    // Still opening (its connect failed): it was never counted or listed.
+    if (!(s.client as Client | undefined)) return;
     this.count--;
     const list = this.byKey.get(s.key);
     if (list) {
@@ -95,7 +97,9 @@ export class SessionPool {
   }
 
   /** Closes a client; a stdio child's exit is awaited at shutdown (nothing is left behind unreaped). */
-  private stop(client: Client): void {
+  private stop(client: Client | undefined): void {
+    // A session whose connect failed has no client yet: nothing to close.
+    if (!client) return;
     const gone = (client.transport as { gone?: Promise<void> } | undefined)?.gone;
     void client.close().catch(() => undefined);
     if (gone) {
@@ -114,10 +118,9 @@ export class SessionPool {
   private async create(key: string): Promise<PooledSession> {
     if (this.count + this.openingTotal() >= this.limits.total) this.evictIdle();
     if (this.count + this.openingTotal() >= this.limits.total)
-      throw new SluiceError(
-        'SLUICE_ERR_NO_HEALTHY_UPSTREAM',
-        `the bridge holds ${this.limits.total} upstream sessions, all in use (bridge.maxSessions)`,
-        { headers: { 'retry-after': '1' } },
+      throw new ProtocolError(
+        -32603,
+        `Sluice holds ${this.limits.total} bridged upstream sessions, all in use (bridge.maxSessions); try again`,
       );
     this.opening.set(key, (this.opening.get(key) ?? 0) + 1);
     const s: PooledSession = {

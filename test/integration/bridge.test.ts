@@ -248,3 +248,114 @@ describe('bridge: a 2025 client reaches a 2026-07-28-only server (bridge: auto)'
     await waitFor(() => upstream.listens.open === open - 1, 5000, 'the upstream listen closed with the session');
   });
 });
+
+// The faults and bounds of the 2026-07-28 → 2025 direction, against an SDK v1 server whose tools
+// record what reached them.
+describe('bridge: cancellation, expiry and bounds (2026-07-28 client, 2025 server)', () => {
+  const events: string[] = [];
+  const kitOptions = {
+    name: 'recording-legacy',
+    eras: 'legacy' as const,
+    registerV2: () => undefined,
+    registerV1: (server: import('@modelcontextprotocol/sdk/server/mcp.js').McpServer) => {
+      server.registerTool('slow', { inputSchema: {} }, async (_a, extra) => {
+        events.push('slow started');
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, 1_500);
+          extra.signal.addEventListener('abort', () => (clearTimeout(t), events.push('slow cancelled'), resolve()), { once: true });
+        });
+        return { content: [{ type: 'text', text: 'slow done' }] };
+      });
+      server.registerTool('ask', { inputSchema: {} }, async (_a, extra) => {
+        try {
+          const r = await extra.sendRequest(
+            { method: 'sampling/createMessage', params: { messages: [{ role: 'user', content: { type: 'text', text: 'q' } }], maxTokens: 5 } },
+            (await import('@modelcontextprotocol/sdk/types.js')).CreateMessageResultSchema,
+          );
+          return { content: [{ type: 'text', text: `got ${(r.content as { text?: string }).text ?? ''}` }] };
+        } catch (err) {
+          events.push(`ask failed: ${(err as Error).message}`);
+          throw err;
+        }
+      });
+    },
+  };
+  let upstream: UpstreamKit;
+  let sluice: TestGateway;
+  before(async () => {
+    upstream = await startUpstreamKit(kitOptions);
+    sluice = await startTestGateway({
+      routes: [{ path: '/mcp', upstream: upstream.url, bridge: 'auto' }],
+      bridging: { inputTimeout: '400ms', maxSessions: 3, sessionsPerCaller: 1 },
+    });
+  });
+  after(async () => {
+    await sluice.close();
+    await upstream.close();
+  });
+
+  const envelope = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': { sampling: {} }, 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' } };
+  const call = (name: string, extra: Record<string, unknown> = {}, auth = 'Bearer raw') =>
+    send(`${sluice.base}/mcp`, {
+      method: 'POST',
+      headers: { ...JSON_HEADERS, authorization: auth, 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': name },
+      body: rpc('tools/call', { name, arguments: {}, ...extra, _meta: envelope }),
+    });
+
+  it('a client that leaves its call has it cancelled upstream (notifications/cancelled)', async () => {
+    const client = await modernClient(`${sluice.base}/mcp`, 'leaver');
+    const ac = new AbortController();
+    const pending = client.callTool({ name: 'slow', arguments: {} }, { signal: ac.signal }).catch((e: Error) => e);
+    await waitFor(() => events.includes('slow started'), 5000, 'the call upstream');
+    ac.abort();
+    await pending;
+    await waitFor(() => events.includes('slow cancelled'), 5000, 'the upstream hears the cancellation');
+    await client.close();
+  });
+
+  it('a caller that never answers an input request: the upstream request fails after bridge.inputTimeout, the state is then refused', async () => {
+    const first = JSON.parse((await call('ask')).body.toString()) as { result: { resultType: string; inputRequests: Record<string, { method: string }>; requestState: string } };
+    assert.equal(first.result.resultType, 'input_required');
+    assert.deepEqual(Object.values(first.result.inputRequests).map((r) => r.method), ['sampling/createMessage']);
+    await waitFor(() => events.some((e) => e.startsWith('ask failed')), 5000, 'the upstream request refused');
+    assert.match(events.find((e) => e.startsWith('ask failed')) ?? '', /bridge\.inputTimeout/);
+    const key = Object.keys(first.result.inputRequests)[0]!;
+    const late = JSON.parse(
+      (await call('ask', { requestState: first.result.requestState, inputResponses: { [key]: { model: 'm', role: 'assistant', content: { type: 'text', text: 'late' } } } })).body.toString(),
+    ) as { error?: { code: number; data?: { reason?: string } } };
+    assert.equal(late.error?.code, -32602);
+    assert.equal(late.error?.data?.reason, 'invalid_request_state');
+  });
+
+  it('another principal cannot use a requestState', async () => {
+    const first = JSON.parse((await call('ask', {}, 'Bearer one')).body.toString()) as { result: { requestState: string; inputRequests: Record<string, unknown> } };
+    const key = Object.keys(first.result.inputRequests)[0]!;
+    const stolen = JSON.parse(
+      (await call('ask', { requestState: first.result.requestState, inputResponses: { [key]: { model: 'm', role: 'assistant', content: { type: 'text', text: 'x' } } } }, 'Bearer two')).body.toString(),
+    ) as { error?: { code: number } };
+    assert.equal(stolen.error?.code, -32602);
+    const own = JSON.parse(
+      (await call('ask', { requestState: first.result.requestState, inputResponses: { [key]: { model: 'm', role: 'assistant', content: { type: 'text', text: 'mine' } } } }, 'Bearer one')).body.toString(),
+    ) as { result?: { content: { text: string }[] } };
+    assert.equal(own.result?.content[0]?.text, 'got mine');
+  });
+
+  it('an upstream that forgot its sessions (restarted) is met with a new session, and the caller sees no error', async () => {
+    const client = await modernClient(`${sluice.base}/mcp`, 'survivor');
+    assert.ok((await client.listTools()).tools.some((t) => t.name === 'slow'));
+    const port = upstream.port;
+    await upstream.close();
+    upstream = await startUpstreamKit(kitOptions, port);
+    assert.ok((await client.listTools({}, { cacheMode: 'refresh' } as never)).tools.some((t) => t.name === 'slow'));
+    assert.ok(sluice.logs.some((l) => l['msg'] === 'upstream session expired; opened a new one'), 'the 404 was met by a new session');
+    await client.close();
+  });
+
+  it('over bridge.maxSessions a new caller gets a JSON-RPC error that names the limit', async () => {
+    const raw = await Promise.all(['a', 'b', 'c', 'd', 'e'].map((p) => call('slow', {}, `Bearer many-${p}`)));
+    const answers = raw.map((r) => JSON.parse(r.body.toString()) as { error?: { message: string } });
+    const refused = answers.filter((a) => a.error);
+    assert.ok(refused.length >= 1, JSON.stringify(answers).slice(0, 2000));
+    assert.match(refused[0]!.error!.message, /bridge\.maxSessions/);
+  });
+});
