@@ -6,6 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
+import type { McpServer as McpServerV1 } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPClientTransport as TransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SSEClientTransport as SseV1 } from '@modelcontextprotocol/sdk/client/sse.js';
 import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
@@ -257,7 +258,7 @@ describe('bridge: cancellation, expiry and bounds (2026-07-28 client, 2025 serve
     name: 'recording-legacy',
     eras: 'legacy' as const,
     registerV2: () => undefined,
-    registerV1: (server: import('@modelcontextprotocol/sdk/server/mcp.js').McpServer) => {
+    registerV1: (server: McpServerV1) => {
       server.registerTool('slow', { inputSchema: {} }, async (_a, extra) => {
         events.push('slow started');
         await new Promise<void>((resolve) => {
