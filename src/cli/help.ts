@@ -2,7 +2,7 @@ export const HELP = `sluice - an MCP gateway that carries every MCP wire shape c
 
 Usage:
   sluice serve --upstream URL [--upstream URL ...] [--listen HOST:PORT] [--path /mcp] [--allow-origin O ...]
-               [--allow-host H ...] [--admin HOST:PORT] [--log-payloads]
+               [--allow-host H ...] [--admin HOST:PORT] [--log-payloads] [--bridge]
   sluice serve --stdio [--listen HOST:PORT] [--path /mcp] [...] -- COMMAND [ARGS...]
   sluice serve --config sluice.yaml
   sluice validate sluice.yaml
@@ -25,7 +25,9 @@ Commands:
              ("*" for any; other cross-origin requests get 403); --allow-host adds a Host name the
              listener answers (a loopback listener answers only loopback names: the DNS-rebinding
              defence); --admin serves /healthz, /readyz and Prometheus /metrics on its own
-             address; --log-payloads logs every JSON-RPC message, redacted by the default rules.
+             address; --log-payloads logs every JSON-RPC message, redacted by the default rules;
+             --bridge serves clients of the other protocol era than the upstream's (a 2026-07-28
+             client of a 2025 server, a 2025 client of a 2026-07-28-only one).
              --stdio -- COMMAND ARGS: the route runs that stdio MCP server itself, one process per
              client session (Streamable HTTP at --path, HTTP+SSE at <path>/sse).
              Full form: --config FILE.

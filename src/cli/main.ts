@@ -118,6 +118,7 @@ async function serve(argv: string[]): Promise<void> {
       'allow-origin': { type: 'string', multiple: true },
       admin: { type: 'string' },
       'log-payloads': { type: 'boolean' },
+      bridge: { type: 'boolean' },
       'allow-host': { type: 'string', multiple: true },
     },
     strict: true,
@@ -132,10 +133,11 @@ async function serve(argv: string[]): Promise<void> {
       values['allow-origin'] ||
       values.admin ||
       values['log-payloads'] ||
+      values.bridge ||
       values['allow-host']
     )
       usage(
-        '--config cannot be combined with the quick-form flags (--listen, --upstream, --path, --allow-origin, --allow-host, --admin, --log-payloads)',
+        '--config cannot be combined with the quick-form flags (--listen, --upstream, --path, --allow-origin, --allow-host, --admin, --log-payloads, --bridge)',
       );
     config = await loadConfigFile(values.config);
   } else {
@@ -153,6 +155,7 @@ async function serve(argv: string[]): Promise<void> {
       allowOrigin: values['allow-origin'],
       admin: values.admin,
       logPayloads: values['log-payloads'],
+      bridge: values.bridge,
       allowHost: values['allow-host'],
     });
   }

@@ -100,6 +100,7 @@ export function quickConfig(opts: {
   allowHost?: string[];
   admin?: string;
   logPayloads?: boolean;
+  bridge?: boolean;
 }): Config {
   const input: ConfigInput = {
     routes: [
@@ -108,6 +109,7 @@ export function quickConfig(opts: {
         upstream: opts.upstream,
         ...(opts.allowOrigin?.length ? { cors: { allowOrigins: opts.allowOrigin } } : {}),
         ...(opts.logPayloads ? { logPayloads: { enabled: true } } : {}),
+        ...(opts.bridge ? { bridge: 'auto' as const } : {}),
       },
     ],
   };

@@ -360,3 +360,31 @@ describe('bridge: cancellation, expiry and bounds (2026-07-28 client, 2025 serve
     assert.match(refused[0]!.error!.message, /bridge\.maxSessions/);
   });
 });
+
+describe('bridge: config', () => {
+  it('--bridge in the quick form sets bridge: auto; the schema refuses other values and documents the bounds', async () => {
+    const { quickConfig, buildConfig, ConfigError } = await import('../../src/config/load.ts');
+    assert.equal(quickConfig({ upstream: 'http://127.0.0.1:9/mcp', bridge: true }).routes[0]?.bridge, 'auto');
+    assert.equal(quickConfig({ upstream: 'http://127.0.0.1:9/mcp' }).routes[0]?.bridge, undefined);
+    assert.throws(() => buildConfig({ routes: [{ path: '/mcp', upstream: 'http://127.0.0.1:9/mcp', bridge: 'maybe' as never }] }, 't'), ConfigError);
+    const cfg = buildConfig({ routes: [{ path: '/mcp', upstream: 'http://127.0.0.1:9/mcp' }] }, 't');
+    assert.deepEqual(cfg.bridging, { sessionsPerCaller: 4, maxSessions: 200, sessionIdle: 300_000, maxPending: 1000, inputTimeout: 120_000, discoverTimeout: 10_000 });
+  });
+
+  it('without bridge: auto an HTTP route stays a relay: a 2026-07-28 request reaches the 2025-only upstream as sent', async () => {
+    const upstream = await startUpstreamKit({ name: 'plain', registerV1: registerConformanceV1, registerV2: registerConformanceV2, eras: 'legacy' });
+    const sluice = await startTestGateway({ routes: [{ path: '/mcp', upstream: upstream.url }] });
+    try {
+      const r = await send(`${sluice.base}/mcp`, {
+        method: 'POST',
+        headers: { ...JSON_HEADERS, 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/list' },
+        body: rpc('tools/list', { _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} } }),
+      });
+      assert.equal(r.status, 400, 'the 2025 server answers for itself');
+      assert.equal(accessLines(sluice.logs).at(-1)?.['kind'], 'relay');
+    } finally {
+      await sluice.close();
+      await upstream.close();
+    }
+  });
+});
