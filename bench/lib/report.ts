@@ -44,6 +44,8 @@ export interface TargetSummary {
   upstream_closed_on_cancel: boolean;
   upstream_open_1s_after_close: number | null;
   failed_requests: number;
+  /** Requests sent in the load scenarios (what failed_requests is a share of). */
+  total_requests: number;
 }
 
 export interface Goal {
@@ -52,9 +54,13 @@ export interface Goal {
   met: boolean | null;
 }
 
-const ratio = (a: number | null, b: number | null): number | null => (a === null || b === null || b === 0 ? null : round(a / b, 2));
+const ratio = (a: number | null, b: number | null): number | null =>
+  a === null || b === null || b === 0 ? null : round(a / b, 2);
 
-export function summarizeRounds(rounds: RoundResult[], targets: TargetName[]): { targets: TargetSummary[]; goals: Goal[] } {
+export function summarizeRounds(
+  rounds: RoundResult[],
+  targets: TargetName[],
+): { targets: TargetSummary[]; goals: Goal[] } {
   const base = targets.map((target) => {
     const rs = rounds.filter((r) => r.target === target);
     const m = (f: (r: RoundResult) => number | null | undefined): number | null => median(rs.map((r) => f(r) ?? null));
@@ -63,30 +69,81 @@ export function summarizeRounds(rounds: RoundResult[], targets: TargetName[]): {
       for (const x of [r.rawRate, r.sdkRate]) n += (x?.errors ?? 0) + (x?.non2xx ?? 0) + (x?.lost ?? 0);
       return n;
     }, 0);
+    const total = rs.reduce((n, r) => {
+      for (const x of [r.raw, r.sdk]) n += x?.requests ?? 0;
+      for (const x of [r.rawRate, r.sdkRate]) n += x ? x.ok + x.errors + x.non2xx + x.lost : 0;
+      return n;
+    }, 0);
     return {
       target,
-      rps: round(m((r) => r.raw?.rps), 0),
-      p50_ms: round(m((r) => r.rawRate?.p50_ms), 3),
-      p99_ms: round(m((r) => r.rawRate?.p99_ms), 3),
-      cpu_s_per_10k: round(m((r) => r.rawRate?.cpu_s_per_10k), 3),
-      cpu_s_per_10k_saturated: round(m((r) => r.raw?.cpu_s_per_10k), 3),
-      sdk_rps: round(m((r) => r.sdk?.rps), 0),
-      sdk_p50_ms: round(m((r) => r.sdkRate?.p50_ms), 3),
-      sdk_p99_ms: round(m((r) => r.sdkRate?.p99_ms), 3),
-      sdk_cpu_s_per_10k: round(m((r) => r.sdkRate?.cpu_s_per_10k), 3),
-      sse_lag_p50_ms: round(m((r) => r.sse?.p50_ms), 3),
-      sse_lag_p99_ms: round(m((r) => r.sse?.p99_ms), 3),
+      rps: round(
+        m((r) => r.raw?.rps),
+        0,
+      ),
+      p50_ms: round(
+        m((r) => r.rawRate?.p50_ms),
+        3,
+      ),
+      p99_ms: round(
+        m((r) => r.rawRate?.p99_ms),
+        3,
+      ),
+      cpu_s_per_10k: round(
+        m((r) => r.rawRate?.cpu_s_per_10k),
+        3,
+      ),
+      cpu_s_per_10k_saturated: round(
+        m((r) => r.raw?.cpu_s_per_10k),
+        3,
+      ),
+      sdk_rps: round(
+        m((r) => r.sdk?.rps),
+        0,
+      ),
+      sdk_p50_ms: round(
+        m((r) => r.sdkRate?.p50_ms),
+        3,
+      ),
+      sdk_p99_ms: round(
+        m((r) => r.sdkRate?.p99_ms),
+        3,
+      ),
+      sdk_cpu_s_per_10k: round(
+        m((r) => r.sdkRate?.cpu_s_per_10k),
+        3,
+      ),
+      sse_lag_p50_ms: round(
+        m((r) => r.sse?.p50_ms),
+        3,
+      ),
+      sse_lag_p99_ms: round(
+        m((r) => r.sse?.p99_ms),
+        3,
+      ),
       sse_lag_max_ms: round(Math.max(...rs.map((r) => r.sse?.max_ms ?? 0)), 3),
-      sse_first_event_p50_ms: round(m((r) => r.sse?.first_p50_ms), 3),
+      sse_first_event_p50_ms: round(
+        m((r) => r.sse?.first_p50_ms),
+        3,
+      ),
       sse_events: rs.map((r) => `${r.sse?.received ?? 0}/${r.sse?.expected ?? 0}`).join(' '),
       sse_batching: rs.some((r) => (r.sse?.max_ms ?? 0) >= 100),
       streams_held: rs.map((r) => `${r.idle?.held ?? 0}/${r.idle?.requested ?? 0}`).join(' '),
-      rss_mb_per_1k_streams: round(m((r) => r.idle?.rss_mb_per_1k_streams), 2),
-      stream_open_ms: round(m((r) => r.idle?.open_ms), 0),
-      teardown_ms: round(m((r) => r.idle?.teardown_ms), 0),
+      rss_mb_per_1k_streams: round(
+        m((r) => r.idle?.rss_mb_per_1k_streams),
+        2,
+      ),
+      stream_open_ms: round(
+        m((r) => r.idle?.open_ms),
+        0,
+      ),
+      teardown_ms: round(
+        m((r) => r.idle?.teardown_ms),
+        0,
+      ),
       upstream_closed_on_cancel: rs.length > 0 && rs.every((r) => r.idle?.upstream_closed_on_cancel === true),
       upstream_open_1s_after_close: m((r) => r.idle?.upstream_open_1s_after_close),
       failed_requests: failed,
+      total_requests: total,
     };
   });
   const direct = base.find((t) => t.target === 'direct');
@@ -95,7 +152,8 @@ export function summarizeRounds(rounds: RoundResult[], targets: TargetName[]): {
     ...t,
     rps_vs_direct: ratio(t.rps, direct?.rps ?? null),
     rps_vs_nginx: ratio(t.rps, nginx?.rps ?? null),
-    added_p50_ms: t.target === 'direct' || t.p50_ms === null || !direct?.p50_ms ? null : round(t.p50_ms - direct.p50_ms, 3),
+    added_p50_ms:
+      t.target === 'direct' || t.p50_ms === null || !direct?.p50_ms ? null : round(t.p50_ms - direct.p50_ms, 3),
     cpu_vs_nginx: ratio(t.cpu_s_per_10k, nginx?.cpu_s_per_10k ?? null),
     sdk_rps_vs_direct: ratio(t.sdk_rps, direct?.sdk_rps ?? null),
   }));
@@ -116,19 +174,44 @@ function goals(ts: TargetSummary[]): Goal[] {
     g('added p50 ≤ 1 ms over direct at 2,000 req/s', s.added_p50_ms, (v) => v <= 1, ' ms'),
     g('RSS ≤ 10 MB per 1,000 idle SSE streams', s.rss_mb_per_1k_streams, (v) => v <= 10, ' MiB'),
     g('no SSE batching (every event < 100 ms)', s.sse_lag_max_ms, (v) => v < 100, ' ms max'),
-    g('SSE lag p99 ≤ nginx p99 (same run)', s.sse_lag_p99_ms, (v) => nginx?.sse_lag_p99_ms == null || v <= nginx.sse_lag_p99_ms, ' ms'),
-    { goal: '100% of upstream streams closed within 1 s of the client (200 streams)', value: s.upstream_closed_on_cancel ? 'yes' : `no (${s.upstream_open_1s_after_close} open)`, met: s.upstream_closed_on_cancel },
+    g(
+      'SSE lag p99 ≤ nginx p99 (same run)',
+      s.sse_lag_p99_ms,
+      (v) => nginx?.sse_lag_p99_ms == null || v <= nginx.sse_lag_p99_ms,
+      ' ms',
+    ),
+    {
+      goal: '100% of upstream streams closed within 1 s of the client (200 streams)',
+      value: s.upstream_closed_on_cancel ? 'yes' : `no (${s.upstream_open_1s_after_close} open)`,
+      met: s.upstream_closed_on_cancel,
+    },
   ];
 }
 
-const f = (v: number | null, d = 2): string => (v === null ? '–' : v.toLocaleString('en-US', { maximumFractionDigits: d }));
+const f = (v: number | null, d = 2): string =>
+  v === null ? '–' : v.toLocaleString('en-US', { maximumFractionDigits: d });
 const x = (v: number | null): string => (v === null ? '–' : `${v.toFixed(2)}×`);
 
 export function renderMarkdown(r: {
   date: string;
   mode: string;
-  plan: { rounds: number; rawRate: number; sdkRate: number; sseStreams: number; sseEvents: number; idleStreams: number };
-  machine: { cpu: string; cores: number; kernel: string; node: string; nginx: string; haproxy: string; pinned: boolean };
+  plan: {
+    rounds: number;
+    rawRate: number;
+    sdkRate: number;
+    sseStreams: number;
+    sseEvents: number;
+    idleStreams: number;
+  };
+  machine: {
+    cpu: string;
+    cores: number;
+    kernel: string;
+    node: string;
+    nginx: string;
+    haproxy: string;
+    pinned: boolean;
+  };
   targets: TargetSummary[];
   goals: Goal[];
   micro: MicroResult;
@@ -149,13 +232,19 @@ export function renderMarkdown(r: {
     );
   }
   const failed = r.targets.filter((t) => t.failed_requests > 0);
-  if (failed.length) lines.push('', `Failed or non-2xx requests: ${failed.map((t) => `${t.target} ${t.failed_requests}`).join(', ')}.`);
-  lines.push('', `SSE: ${p.sseStreams} streams × ${p.sseEvents} events 20 ms apart, lag from upstream write to client read. Idle: ${p.idleStreams} streams on a fresh proxy process, opened together, then all clients leave at once (teardown: until the upstream has none left); cancel: 200 streams whose clients leave, upstream streams still open 1 s later.`);
+  if (failed.length)
+    lines.push('', `Failed or non-2xx requests: ${failed.map((t) => `${t.target} ${t.failed_requests}`).join(', ')}.`);
+  lines.push(
+    '',
+    `SSE: ${p.sseStreams} streams × ${p.sseEvents} events 20 ms apart, lag from upstream write to client read. Idle: ${p.idleStreams} streams on a fresh proxy process, opened together, then all clients leave at once (teardown: until the upstream has none left); cancel: 200 streams whose clients leave, upstream streams still open 1 s later.`,
+  );
   if (r.goals.length) {
     lines.push('', '| Sluice goal | measured | met |', '|---|---|---|');
-    for (const g of r.goals) lines.push(`| ${g.goal} | ${g.value} | ${g.met === null ? 'n/a' : g.met ? 'yes' : '**no**'} |`);
+    for (const g of r.goals)
+      lines.push(`| ${g.goal} | ${g.value} | ${g.met === null ? 'n/a' : g.met ? 'yes' : '**no**'} |`);
   }
   lines.push('', '| micro-benchmark | per operation |', '|---|---|');
-  for (const m of r.micro) lines.push(`| ${m.name} | ${m.per_op_us === null ? `n/a (${m.note ?? ''})` : `${m.per_op_us.toFixed(3)} µs`} |`);
+  for (const m of r.micro)
+    lines.push(`| ${m.name} | ${m.per_op_us === null ? `n/a (${m.note ?? ''})` : `${m.per_op_us.toFixed(3)} µs`} |`);
   return lines.join('\n') + '\n';
 }

@@ -19,6 +19,7 @@ import type { KeyRing } from '../session/key-ring.ts';
 import { hashPrincipal, open, seal } from '../session/token.ts';
 import { SluiceError } from '../core/errors.ts';
 import { ParkedCall, Parking } from './input-park.ts';
+import { INTERACTIVE, listenFilter, servesMethod, withRequestedUri, type ListenFilter } from './modern-methods.ts';
 import { SessionPool, type PooledSession } from './session-pool.ts';
 import { connectUpstream, type CallerIdentity, type Discovery, type UpstreamEndpoint } from './upstream-link.ts';
 import {
@@ -30,22 +31,6 @@ import {
   type BridgeMetrics,
 } from './bridge-common.ts';
 import { webRequest, writeJson, writeWebResponse, type BrokerExchange } from './web-exchange.ts';
-
-/** The SDK's own 2026-07-28 server answers these (discover, listen) or refuses them (removed methods). */
-const SDK_SERVED = new Set(['server/discover', 'subscriptions/listen', 'initialize', 'ping', 'logging/setLevel']);
-/** Forwarded when the upstream declares the capability they belong to. */
-const BY_CAPABILITY = new Set([
-  'tools/list',
-  'tools/call',
-  'resources/list',
-  'resources/templates/list',
-  'resources/read',
-  'prompts/list',
-  'prompts/get',
-]);
-
-/** Calls during which a 2025 upstream may ask its client something: each gets a session of its own. */
-const INTERACTIVE = new Set(['tools/call', 'prompts/get', 'resources/read', 'completion/complete']);
 
 type Ctx = {
   mcpReq: {
@@ -113,7 +98,7 @@ export class ModernFront {
     const id = (parsed as { id?: unknown } | undefined)?.id;
     // What the upstream cannot serve is refused before dispatch, as a 2026-07-28 server refuses a
     // method it lacks (404, -32601), not forwarded for the upstream to answer in its era's words.
-    if (typeof method === 'string' && id !== undefined && !this.serves(method)) {
+    if (typeof method === 'string' && id !== undefined && !servesMethod(this.found.capabilities, method)) {
       ex.handedOff = true;
       writeJson(ex, 404, { jsonrpc: '2.0', id, error: { code: -32601, message: 'Method not found' } });
       return;
@@ -134,17 +119,6 @@ export class ModernFront {
     const authInfo = { token: 'sluice-bridge', clientId: pk, scopes: [], extra: { endpoint: this.endpointFor(ex) } };
     const answer = await caller.handler.fetch(webRequest(ex.req, done.signal), { parsedBody: parsed, authInfo });
     writeWebResponse(ex, answer);
-  }
-
-  /** Methods a 2026-07-28 client may call that this upstream (by its capabilities) serves. */
-  private serves(method: string): boolean {
-    if (SDK_SERVED.has(method)) return true;
-    const caps = this.found.capabilities;
-    const family = method.slice(0, method.indexOf('/'));
-    if (method.startsWith('tasks/')) return caps['tasks'] !== undefined || JSON.stringify(caps).includes('tasks');
-    if (family === 'completion') return caps['completions'] !== undefined;
-    if (method === 'resources/subscribe' || method === 'resources/unsubscribe') return false;
-    return BY_CAPABILITY.has(method) && caps[family] !== undefined;
   }
 
   private callerFor(pk: string): Caller {
@@ -209,35 +183,45 @@ export class ModernFront {
     const key = `${pk}\n${JSON.stringify(who.info)}\n${JSON.stringify(who.capabilities)}`;
     const interactive = INTERACTIVE.has(req.method);
     if (!interactive) return this.once(key, { who, ep }, req, ctx);
-    const s = await this.leaseFor(key, { who, ep }, true);
     const park = new ParkedCall(pk, req);
     let round: Ctx | undefined = ctx;
     const progressToken = ctx.mcpReq._meta?.['progressToken'];
-    s.owner = {
-      ask: (m, p, signal) => park.ask(m, p, signal),
-      hear: (m, p) => void round?.mcpReq.notify({ method: m, ...(p ? { params: p } : {}) }).catch(() => undefined),
+    const owner = {
+      ask: (m: string, p: Record<string, unknown> | undefined, signal: AbortSignal) => park.ask(m, p, signal),
+      hear: (m: string, p: Record<string, unknown> | undefined) =>
+        void round?.mcpReq.notify({ method: m, ...(p ? { params: p } : {}) }).catch(() => undefined),
     };
-    park.run(
-      forwardCall(s.client, req, {
-        signal: park.abort.signal,
-        onprogress:
-          progressToken === undefined
-            ? undefined
-            : (p) => void round?.mcpReq.notify({ method: 'notifications/progress', params: { ...p, progressToken } }),
-      }).finally(() => {
-        this.pool.release(s, true);
-      }),
-    );
+    const onprogress =
+      progressToken === undefined
+        ? undefined
+        : (p: Record<string, unknown>) =>
+            void round?.mcpReq.notify({ method: 'notifications/progress', params: { ...p, progressToken } });
+    // On a session of its own, so the upstream's requests during it are this call's.
+    const run = this.withSession(key, { who, ep }, true, (s) => {
+      s.owner = owner;
+      return forwardCall(s.client, req, { signal: park.abort.signal, onprogress });
+    });
+    park.run(run);
     park.onRound = ((c: Ctx | undefined) => (round = c)) as never;
     return this.round(park, ctx);
   }
 
-  /** A request that asks nothing back: on a shared session, retried once on a fresh one if the upstream forgot it. */
-  private async once(key: string, how: Opening, req: Req, ctx: Ctx): Promise<unknown> {
+  /** A request that asks nothing back, on a shared session. */
+  private once(key: string, how: Opening, req: Req, ctx: Ctx): Promise<unknown> {
+    return this.withSession(key, how, false, (s) => forwardCall(s.client, req, { signal: ctx.mcpReq.signal }));
+  }
+
+  /** `use` on a leased session; one the upstream forgot (404: the request never ran there) is replaced once. */
+  private async withSession(
+    key: string,
+    how: Opening,
+    exclusive: boolean,
+    use: (s: PooledSession) => Promise<unknown>,
+  ): Promise<unknown> {
     for (let attempt = 0; ; attempt++) {
-      const s = await this.leaseFor(key, how, false);
+      const s = await this.leaseFor(key, how, exclusive);
       try {
-        return await forwardCall(s.client, req, { signal: ctx.mcpReq.signal });
+        return await use(s);
       } catch (err) {
         if (attempt === 0 && isSessionGone(err)) {
           this.pool.discard(s);
@@ -246,7 +230,7 @@ export class ModernFront {
         }
         throw err;
       } finally {
-        this.pool.release(s, false);
+        this.pool.release(s, exclusive);
       }
     }
   }
@@ -395,29 +379,4 @@ export class ModernFront {
 interface Opening {
   who: CallerIdentity;
   ep: UpstreamEndpoint;
-}
-
-interface ListenFilter {
-  resourceSubscriptions?: unknown[];
-}
-
-function listenFilter(parsed: unknown): ListenFilter | undefined {
-  const m = parsed as { method?: unknown; params?: { notifications?: ListenFilter } } | undefined;
-  return m?.method === 'subscriptions/listen' ? (m.params?.notifications ?? {}) : undefined;
-}
-
-/**
- * A 2025 server's "resource not found" (-32002 before SEP-2164, or -32602 without the URI) in the
- * 2026-07-28 words: -32602 with `data.uri` naming what was asked for.
- */
-function withRequestedUri(err: unknown, req: { method: string; params?: Record<string, unknown> }): unknown {
-  const e = err as { code?: unknown; message?: unknown; data?: Record<string, unknown> } | undefined;
-  const uri = req.params?.['uri'];
-  if (req.method !== 'resources/read' || typeof uri !== 'string' || (e?.code !== -32002 && e?.code !== -32602))
-    return err;
-  if (e.code === -32602 && e.data?.['uri'] !== undefined) return err;
-  return new ProtocolError(-32602, typeof e.message === 'string' ? e.message : 'Resource not found', {
-    ...e.data,
-    uri,
-  });
 }

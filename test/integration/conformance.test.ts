@@ -127,6 +127,8 @@ describe('conformance through a bridge: clients of one era, upstreams of the oth
   let modernOnly: UpstreamKit;
   let everything: { url: string; child: ChildProcess };
   let sluice: TestGateway;
+  /** The native 2026-07-28 SDK server's results, the baseline of both 2026-07-28 comparisons. */
+  let native: Awaited<ReturnType<typeof runConformance>>;
   before(async () => {
     legacyOnly = await startReferenceUpstream('legacy');
     modernOnly = await startReferenceUpstream('modern');
@@ -138,6 +140,7 @@ describe('conformance through a bridge: clients of one era, upstreams of the oth
         { path: '/every', upstream: everything.url, bridge: 'auto' },
       ],
     });
+    native = await runConformance(modernOnly.url, '2026-07-28');
   });
   after(async () => {
     await sluice.close();
@@ -147,7 +150,6 @@ describe('conformance through a bridge: clients of one era, upstreams of the oth
   });
 
   it('--requirements 2026-07-28 against a 2025-only upstream passes every check a native 2026-07-28 SDK server passes', async (t) => {
-    const native = await runConformance(modernOnly.url, '2026-07-28');
     const bridged = await runConformance(`${sluice.base}/old`, '2026-07-28');
     t.diagnostic(`native 2026-07-28 ${passCount(native.checks)}/${native.checks.size}, 2025-only bridged ${passCount(bridged.checks)}/${bridged.checks.size}`);
     assert.ok(native.checks.size > 10, `the suite ran: ${native.output.slice(-500)}`);
@@ -155,7 +157,6 @@ describe('conformance through a bridge: clients of one era, upstreams of the oth
   });
 
   it('--requirements 2026-07-28 against server-everything: what differs from the native server is what server-everything lacks', async (t) => {
-    const native = await runConformance(modernOnly.url, '2026-07-28');
     const bridged = await runConformance(`${sluice.base}/every`, '2026-07-28');
     const ownEra = await runConformance(everything.url, '2025-11-25');
     t.diagnostic(`native ${passCount(native.checks)}/${native.checks.size}, server-everything bridged ${passCount(bridged.checks)}/${bridged.checks.size}`);
