@@ -18,7 +18,7 @@ import type { BridgeMetrics } from './bridge-common.ts';
 import { LegacyFront } from './legacy-front.ts';
 import { ModernFront, type FrontDeps } from './modern-front.ts';
 import { discoverUpstream, type Discovery, type FetchLike, type UpstreamEndpoint } from './upstream-link.ts';
-import type { BrokerExchange } from './web-exchange.ts';
+import { parsedBody, type BrokerExchange } from './web-exchange.ts';
 
 export interface BridgeDeps {
   log: Logger;
@@ -88,7 +88,7 @@ export class BridgeBroker {
    */
   handle(ex: BridgeExchange): Promise<void> | undefined {
     for (const f of this.fronts.values())
-      if (f.legacy?.owns(ex)) return this.take(ex, () => (f.legacy as LegacyFront).handle(ex, parse(ex)));
+      if (f.legacy?.owns(ex)) return this.take(ex, () => (f.legacy as LegacyFront).handle(ex, parsedBody(ex)));
     // A session the relay made stays with the relay.
     if (ex.req.headers[H.sessionId] !== undefined || ex.routeRest === '/messages') return undefined;
     // A modern request: the 2026-07-28 headers, or the per-request envelope of any revision (an
@@ -131,8 +131,8 @@ export class BridgeBroker {
       metrics: this.deps.metrics,
     };
     const ep = (e: BrokerExchange): UpstreamEndpoint => this.endpoint(replica, e);
-    if (modern) return (f.modern ??= new ModernFront(this.path, ep, found, deps)).handle(ex, parse(ex));
-    return (f.legacy ??= new LegacyFront(this.path, ep, found, deps)).handle(ex, parse(ex));
+    if (modern) return (f.modern ??= new ModernFront(this.path, ep, found, deps)).handle(ex, parsedBody(ex));
+    return (f.legacy ??= new LegacyFront(this.path, ep, found, deps)).handle(ex, parsedBody(ex));
   }
 
   /** The replica's URL through the guarded agent, with the credential the relay would send. */
@@ -171,13 +171,9 @@ export class BridgeBroker {
   }
 }
 
-function parse(ex: BrokerExchange): unknown {
-  return ex.body && ex.body.length > 0 ? (JSON.parse(ex.body.toString('utf8')) as unknown) : undefined;
-}
-
 function hasEnvelope(ex: BrokerExchange): boolean {
   if (ex.req.method !== 'POST' || !ex.body || !ex.body.includes('io.modelcontextprotocol/protocolVersion'))
     return false;
-  const m = parse(ex) as { params?: { _meta?: Record<string, unknown> } } | undefined;
+  const m = parsedBody(ex) as { params?: { _meta?: Record<string, unknown> } } | undefined;
   return typeof m?.params?._meta?.['io.modelcontextprotocol/protocolVersion'] === 'string';
 }

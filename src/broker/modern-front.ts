@@ -71,7 +71,7 @@ export class ModernFront {
   private readonly found: Discovery;
   private readonly deps: FrontDeps;
   private readonly log: Logger;
-  private readonly pool: SessionPool;
+  private readonly pool: SessionPool<Opening>;
   private readonly parking: Parking;
   private readonly callers = new Map<string, Caller>();
 
@@ -84,7 +84,7 @@ export class ModernFront {
     const l = deps.limits;
     this.pool = new SessionPool(
       { perCaller: l.sessionsPerCaller, total: l.maxSessions, idleMs: l.sessionIdle },
-      (key, s) => this.openSession(key, s),
+      (key, s, how) => this.openSession(key, s, how),
     );
     this.parking = new Parking(l.maxPending, l.inputTimeout);
   }
@@ -235,17 +235,11 @@ export class ModernFront {
     }
   }
 
-  private async leaseFor(key: string, how: Opening, exclusive: boolean): Promise<PooledSession> {
-    this.opening.set(key, how);
-    return this.pool.lease(key, exclusive);
+  private leaseFor(key: string, how: Opening, exclusive: boolean): Promise<PooledSession> {
+    return this.pool.lease(key, exclusive, how);
   }
 
-  /** How the pool's next session for a key is opened: the caller's identity and endpoint (its credential). */
-  private readonly opening = new Map<string, Opening>();
-
-  private async openSession(key: string, s: PooledSession): Promise<Client> {
-    const how = this.opening.get(key);
-    if (!how) throw new Error('bridge: a session opened with no caller');
+  private async openSession(key: string, s: PooledSession, how: Opening): Promise<Client> {
     const pk = key.slice(0, key.indexOf('\n'));
     const client = await connectUpstream(how.ep, this.found, how.who, {
       request: (method, params, signal) => {

@@ -34,17 +34,18 @@ export interface PoolLimits {
   idleMs: number;
 }
 
-export type Opener = (key: string, session: PooledSession) => Promise<Client>;
+/** Opens a new session for `key`; `how` is what the lease that needs it passed (the caller's identity and endpoint). */
+export type Opener<H> = (key: string, session: PooledSession, how: H) => Promise<Client>;
 
-export class SessionPool {
+export class SessionPool<H> {
   private readonly byKey = new Map<string, PooledSession[]>();
   private readonly opening = new Map<string, number>();
   private readonly limits: PoolLimits;
-  private readonly open: Opener;
+  private readonly open: Opener<H>;
   private count = 0;
   private readonly sweeper: NodeJS.Timeout;
 
-  constructor(limits: PoolLimits, open: Opener) {
+  constructor(limits: PoolLimits, open: Opener<H>) {
     this.limits = limits;
     this.open = open;
     this.sweeper = setInterval(() => this.sweep(), Math.max(250, Math.min(limits.idleMs / 4, 10_000)));
@@ -59,13 +60,13 @@ export class SessionPool {
    * A session of `key`: for `exclusive` one no other call holds (a new one when all are held and
    * the key has room; when it has none, the least busy, shared), otherwise the least busy.
    */
-  async lease(key: string, exclusive: boolean): Promise<PooledSession> {
+  async lease(key: string, exclusive: boolean, how: H): Promise<PooledSession> {
     const list = this.byKey.get(key) ?? [];
     const live = list.filter((s) => !s.closed);
     const free = live.find((s) => s.exclusive === 0 && (!exclusive || s.shared === 0));
     const roomy = live.length + (this.opening.get(key) ?? 0) < this.limits.perCaller;
     let s = free;
-    if (!s && (roomy || live.length === 0)) s = await this.create(key);
+    if (!s && (roomy || live.length === 0)) s = await this.create(key, how);
     if (!s) s = live.reduce((a, b) => (a.exclusive + a.shared <= b.exclusive + b.shared ? a : b));
     if (exclusive) s.exclusive++;
     else s.shared++;
@@ -115,7 +116,7 @@ export class SessionPool {
     return this.byKey.get(key) ?? [];
   }
 
-  private async create(key: string): Promise<PooledSession> {
+  private async create(key: string, how: H): Promise<PooledSession> {
     if (this.count + this.openingTotal() >= this.limits.total) this.evictIdle();
     if (this.count + this.openingTotal() >= this.limits.total)
       throw new ProtocolError(
@@ -133,7 +134,7 @@ export class SessionPool {
       closed: false,
     };
     try {
-      (s as { client: Client }).client = await this.open(key, s);
+      (s as { client: Client }).client = await this.open(key, s, how);
     } finally {
       const n = (this.opening.get(key) ?? 1) - 1;
       if (n > 0) this.opening.set(key, n);

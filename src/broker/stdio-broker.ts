@@ -14,7 +14,7 @@ import type { Logger } from '../observability/logger.ts';
 import { seal } from '../session/token.ts';
 import type { KeyRing } from '../session/key-ring.ts';
 import { EventBuffer } from '../core/event-buffer.ts';
-import { isInitialize, webRequest, writeWebResponse, type BrokerExchange } from './web-exchange.ts';
+import { isInitialize, parsedBody, webRequest, writeWebResponse, type BrokerExchange } from './web-exchange.ts';
 import { StdioSession, type SessionEnd } from './stdio-session.ts';
 import type { BridgeMetrics } from './bridge-common.ts';
 import { ModernFront } from './modern-front.ts';
@@ -93,7 +93,7 @@ export class StdioBroker {
     if (ex.era === 'stateless' && this.bridge !== 'off') return this.bridged(ex);
     const raw = ex.req.headers[H.sessionId];
     const token = Array.isArray(raw) ? raw[0] : raw;
-    const parsed = ex.body && ex.body.length > 0 ? (JSON.parse(ex.body.toString('utf8')) as unknown) : undefined;
+    const parsed = parsedBody(ex);
     // HTTP+SSE (2024-11-05): GET <route>/sse opens a session and its stream; its POSTs go to
     // <route>/messages?sessionId=… (the endpoint event names it).
     if (token === undefined && ex.req.method === 'GET' && ex.routeRest === '/sse') return this.openSse(ex);
@@ -139,7 +139,7 @@ export class StdioBroker {
       metrics: this.deps.metrics,
     });
     ex.brokerUpstream = `stdio:${this.cfg.command} (bridged 2026-07-28→2025)`;
-    const parsed = ex.body && ex.body.length > 0 ? (JSON.parse(ex.body.toString('utf8')) as unknown) : undefined;
+    const parsed = parsedBody(ex);
     await this.modern.handle(ex, parsed);
   }
 

@@ -76,3 +76,8 @@ export function writeJson(ex: BrokerExchange, status: number, body: unknown): vo
   ex.bytesOut += Buffer.byteLength(text);
   ex.res.writeHead(status, { 'content-type': 'application/json' }).end(text);
 }
+
+/** The request body as JSON (the classify stage has checked it parses), or undefined for none. */
+export function parsedBody(ex: BrokerExchange): unknown {
+  return ex.body && ex.body.length > 0 ? (JSON.parse(ex.body.toString('utf8')) as unknown) : undefined;
+}
