@@ -15,7 +15,7 @@ import type { Connector, Resolver } from './transport/guarded-connect.ts';
 import { accessWriter, type Logger } from './observability/logger.ts';
 import { startHealthChecks, type Probe } from './routing/health-checks.ts';
 import type { Replica } from './routing/replica-pool.ts';
-import { compileRoutes, type Route } from './routing/route-table.ts';
+import { compileRoutes, withMembers, type Route } from './routing/route-table.ts';
 import { isBearerSyntax } from './security/bearer.ts';
 import { trustList } from './security/forwarded.ts';
 import { listenerPolicy } from './security/host-origin.ts';
@@ -258,7 +258,7 @@ class RunningGateway implements Gateway {
     this.registry = registry;
     this.brokers = brokers;
     warnUnverified(ctx.routes, ctx.log);
-    this.stopChecks = startHealthChecks(ctx.routes, this.probe, this.onHealth);
+    this.stopChecks = startHealthChecks(withMembers(ctx.routes), this.probe, this.onHealth);
   }
 
   private readonly probe: Probe = (route, replica, path, timeoutMs) =>
@@ -358,7 +358,7 @@ class RunningGateway implements Gateway {
     ctx.routes = routes;
     warnUnverified(routes, log);
     this.stopChecks();
-    this.stopChecks = startHealthChecks(routes, this.probe, this.onHealth);
+    this.stopChecks = startHealthChecks(withMembers(routes), this.probe, this.onHealth);
   }
 
   reload(next: Config): void {

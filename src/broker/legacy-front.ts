@@ -7,19 +7,15 @@
 // on the stream of its call, and the call is retried upstream with the answers (the SDK client's
 // multi-round-trip driver). The caller's GET stream hears an upstream subscriptions/listen, which
 // also carries what resources/subscribe asked for.
-import { randomUUID } from 'node:crypto';
 import { InMemoryResponseCacheStore, type Client } from '@modelcontextprotocol/client';
-import { LOG_LEVEL_META_KEY, Server, WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/server';
-import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
+import { LOG_LEVEL_META_KEY, Server } from '@modelcontextprotocol/server';
 import { SluiceError } from '../core/errors.ts';
-import { EventBuffer } from '../core/event-buffer.ts';
-import { H } from '../core/mcp.ts';
 import type { Logger } from '../observability/logger.ts';
-import { seal } from '../session/token.ts';
-import { callerKey, forwardCall, PROCESS } from './bridge-common.ts';
+import { forwardCall } from './bridge-common.ts';
+import { FrontSessions, type FrontSession } from './front-sessions.ts';
 import type { FrontDeps } from './modern-front.ts';
 import { connectUpstream, type Discovery, type UpstreamEndpoint } from './upstream-link.ts';
-import { isInitialize, webRequest, writeWebResponse, type BrokerExchange } from './web-exchange.ts';
+import type { BrokerExchange } from './web-exchange.ts';
 
 type Ctx = {
   mcpReq: {
@@ -31,9 +27,9 @@ type Ctx = {
 };
 type Req = { method: string; params?: Record<string, unknown> };
 
-class BridgedSession {
+class BridgedSession implements FrontSession {
   readonly server: Server;
-  transport: WebStandardStreamableHTTPServerTransport | SSEServerTransport | undefined;
+  transport: FrontSession['transport'];
   readonly principal: string;
   readonly cache = new InMemoryResponseCacheStore();
   /** Resource URIs the caller subscribed to: they ride the upstream listen. */
@@ -57,24 +53,28 @@ class BridgedSession {
 
 export class LegacyFront {
   private readonly route: string;
-  private readonly prefix: string;
   private readonly endpointFor: (ex: BrokerExchange) => UpstreamEndpoint;
   private readonly found: Discovery;
   private readonly deps: FrontDeps;
   private readonly log: Logger;
-  private readonly live = new Map<string, BridgedSession>();
-  private readonly sweeper: NodeJS.Timeout;
+  private readonly live: FrontSessions<BridgedSession>;
 
   constructor(route: string, endpointFor: (ex: BrokerExchange) => UpstreamEndpoint, found: Discovery, deps: FrontDeps) {
     this.route = route;
-    this.prefix = route === '/' ? '' : route.replace(/\/+$/, '');
     this.endpointFor = endpointFor;
     this.found = found;
     this.deps = deps;
     this.log = deps.log.child({ route, bridge: '2025→2026-07-28' });
-    const idle = deps.limits.sessionIdle;
-    this.sweeper = setInterval(() => this.sweep(idle), Math.max(250, Math.min(idle / 4, 10_000)));
-    this.sweeper.unref();
+    this.live = new FrontSessions(
+      route,
+      { sessions: deps.sessions, keepAliveMs: deps.keepAliveMs, limits: () => deps.limits, log: this.log },
+      {
+        create: (pk, ex) => this.open(pk, this.endpointFor(ex)),
+        ended: (s) => void s.listen?.close(),
+        count: (n) => deps.metrics()?.bridgeSessions(route, n),
+      },
+      { serves: 'bridged to a 2026-07-28 server', limit: 'bridge.maxSessions' },
+    );
   }
 
   get sessions(): number {
@@ -83,79 +83,15 @@ export class LegacyFront {
 
   /** Whether `ex` belongs to one of this front's sessions (its token or HTTP+SSE id). */
   owns(ex: BrokerExchange): boolean {
-    const raw = ex.req.headers[H.sessionId];
-    const token = Array.isArray(raw) ? raw[0] : raw;
-    if (token !== undefined) return this.live.has(token);
-    const sse = ex.routeRest === '/messages' ? new URLSearchParams(ex.query).get('sessionId') : null;
-    return sse !== null && this.live.has(sse);
+    return this.live.owns(ex);
   }
 
-  async handle(ex: BrokerExchange, parsed: unknown): Promise<void> {
-    const raw = ex.req.headers[H.sessionId];
-    const token = Array.isArray(raw) ? raw[0] : raw;
-    const pk = callerKey(ex);
+  handle(ex: BrokerExchange, parsed: unknown): Promise<void> {
     this.deps.metrics()?.bridged(this.route, 'legacy-to-modern');
-    if (token === undefined && ex.req.method === 'GET' && ex.routeRest === '/sse') return this.openSse(ex, pk);
-    const ep = this.endpointFor(ex);
-    const sseId = ex.routeRest === '/messages' ? new URLSearchParams(ex.query).get('sessionId') : null;
-    if (token === undefined && sseId !== null) {
-      const s = this.session(sseId, pk);
-      s.lastActivity = Date.now();
-      await (s.transport as SSEServerTransport).handlePostMessage(ex.req, ex.res, parsed);
-      return;
-    }
-    let s: BridgedSession;
-    if (token !== undefined) s = this.session(token, pk);
-    else if (ex.req.method === 'POST' && isInitialize(parsed))
-      s = this.open(pk, ep, (session) => this.streamable(session));
-    else
-      throw new SluiceError(
-        'SLUICE_ERR_BAD_REQUEST',
-        'this route bridges 2025-era clients: start with initialize (no Mcp-Session-Id), then send its Mcp-Session-Id',
-      );
-    await this.serve(s, ex, parsed);
+    return this.live.handle(ex, parsed);
   }
 
-  private session(id: string, pk: string): BridgedSession {
-    const s = this.live.get(id);
-    if (!s || s.over || s.principal !== pk)
-      throw new SluiceError('SLUICE_ERR_SESSION_NOT_FOUND', 'no such session on this route (it ended, or never was)');
-    return s;
-  }
-
-  private streamable(s: BridgedSession): { id: string; transport: WebStandardStreamableHTTPServerTransport } {
-    const id = seal(this.deps.sessions(), {
-      kind: 'session',
-      route: this.route,
-      replica: PROCESS,
-      value: randomUUID(),
-      principal: undefined,
-      issuedAt: Math.floor(Date.now() / 1000),
-    });
-    const transport = new WebStandardStreamableHTTPServerTransport({
-      sessionIdGenerator: () => id,
-      eventStore: new EventBuffer(),
-      keepAliveMs: this.deps.keepAliveMs,
-      onsessionclosed: () => this.end(s, 'the client ended the session (DELETE)'),
-    });
-    transport.onerror = (err) => this.log.debug({ err: err.message }, 'bridge transport');
-    return { id, transport };
-  }
-
-  private open(
-    pk: string,
-    ep: UpstreamEndpoint,
-    make: (s: BridgedSession) => {
-      id: string;
-      transport: WebStandardStreamableHTTPServerTransport | SSEServerTransport;
-    },
-  ): BridgedSession {
-    if (this.live.size >= this.deps.limits.maxSessions)
-      throw new SluiceError(
-        'SLUICE_ERR_NO_HEALTHY_UPSTREAM',
-        `route ${this.route}: ${this.deps.limits.maxSessions} bridged sessions open (bridge.maxSessions)`,
-        { headers: { 'retry-after': '1' } },
-      );
+  private open(pk: string, ep: UpstreamEndpoint): BridgedSession {
     const f = this.found;
     const caps = { ...f.capabilities };
     // 2025 clients subscribe with resources/subscribe; the bridge carries it on the upstream listen.
@@ -169,46 +105,7 @@ export class LegacyFront {
     const s = new BridgedSession(server, pk, ep);
     server.fallbackRequestHandler = ((req: Req, ctx: Ctx) => this.forward(s, req, ctx)) as never;
     server.oninitialized = () => void this.relisten(s);
-    server.onclose = () => this.end(s, 'the transport closed');
-    const { id, transport } = make(s);
-    s.transport = transport;
-    this.live.set(id, s);
-    this.deps.metrics()?.bridgeSessions(this.route, this.live.size);
     return s;
-  }
-
-  private async openSse(ex: BrokerExchange, pk: string): Promise<void> {
-    let sse: SSEServerTransport | undefined;
-    const s = this.open(pk, this.endpointFor(ex), () => {
-      sse = new SSEServerTransport(`${this.prefix}/messages`, ex.res);
-      return { id: sse.sessionId, transport: sse };
-    });
-    s.active++;
-    ex.res.once('close', () => {
-      s.active--;
-      this.end(s, 'the client closed its HTTP+SSE stream');
-    });
-    await s.server.connect(sse as never);
-  }
-
-  private async serve(s: BridgedSession, ex: BrokerExchange, parsed: unknown): Promise<void> {
-    const t = s.transport as WebStandardStreamableHTTPServerTransport;
-    if (!s.server.transport) await s.server.connect(t);
-    s.active++;
-    s.lastActivity = Date.now();
-    const done = new AbortController();
-    ex.res.once('close', () => {
-      s.active--;
-      s.lastActivity = Date.now();
-      done.abort();
-    });
-    const answer = await t.handleRequest(
-      webRequest(ex.req, done.signal),
-      parsed === undefined ? {} : { parsedBody: parsed },
-    );
-    const sid = answer.headers.get(H.sessionId);
-    if (sid) ex.responseSessionId = sid;
-    writeWebResponse(ex, answer);
   }
 
   /** A client for one of the caller's requests, speaking for it (its initialize's info and capabilities). */
@@ -308,25 +205,8 @@ export class LegacyFront {
     }
   }
 
-  private end(s: BridgedSession, why: string): void {
-    if (s.over) return;
-    s.over = true;
-    for (const [k, v] of this.live) if (v === s) this.live.delete(k);
-    void s.listen?.close();
-    void s.server.close().catch(() => undefined);
-    this.deps.metrics()?.bridgeSessions(this.route, this.live.size);
-    this.log.debug({ why }, 'bridged session ended');
-  }
-
-  private sweep(idle: number): void {
-    const now = Date.now();
-    for (const s of [...this.live.values()])
-      if (s.active === 0 && now - s.lastActivity >= idle) this.end(s, `idle for ${idle} ms (bridge.sessionIdle)`);
-  }
-
-  async close(): Promise<void> {
-    clearInterval(this.sweeper);
-    for (const s of [...this.live.values()]) this.end(s, 'Sluice is stopping');
+  close(): void {
+    this.live.close();
   }
 }
 

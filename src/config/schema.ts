@@ -428,17 +428,102 @@ const rateLimitSchema = z
     'give exactly one of requests and concurrent',
   );
 
+/** A federated server's prefix: a URI scheme's characters (namespaced URIs are `<prefix>+<uri>`), no `+` or `_`. */
+const serverPrefix = z
+  .string()
+  .regex(/^([A-Za-z][A-Za-z0-9.-]{0,31})?$/, 'must be empty, or a letter then up to 31 of A-Z a-z 0-9 . -');
+
+/** One server of a federated route (`servers:`): an upstream with its own per-upstream settings. */
+const serverSchema = z.preprocess(
+  routeInput,
+  z
+    .strictObject({
+      /** A URL, a list of replicas, or {stdio: {...}} (one process per federated session), as a route's. */
+      upstream: upstreamList,
+      /**
+       * What its tool and prompt names get before the separator (`github__create_issue`) and its
+       * resource URIs before a `+` (`github+repo://x`). Default: the server's name; '' keeps its names as they are.
+       */
+      prefix: serverPrefix.optional(),
+      /** How its requests pick a replica. Default round-robin. */
+      balance: z.enum(['round-robin', 'least-outstanding']).default('round-robin'),
+      healthCheck: healthCheckSchema.default(healthCheckSchema.parse({})),
+      ejection: ejectionSchema.default(ejectionSchema.parse({})),
+      /** Addresses its connections may reach. Default: the route's `egress`. */
+      egress: egressSchema.optional(),
+      /** TLS to its https replicas. Default: the route's `tls`. */
+      tls: upstreamTlsSchema.optional(),
+      /** Its own credential (in place of the client's token or the route's auth.upstreamCredential). */
+      upstreamCredential: upstreamCredentialSchema.optional(),
+    })
+    .transform((s, ctx) => {
+      if (!Array.isArray(s.upstream?.replicas)) return z.NEVER;
+      const upstream = s.upstream.replicas.map((u) => ({ url: u.url, id: u.id ?? u.url, draining: u.draining }));
+      if (new Set(upstream.map((u) => u.id)).size !== upstream.length)
+        ctx.addIssue({ code: 'custom', path: ['upstream'], message: 'duplicate replica (give each an id)' });
+      return { ...s, upstream, stdio: s.upstream.stdio };
+    }),
+);
+export type ServerConfig = z.output<typeof serverSchema>;
+
+const serverName = z.string().regex(/^[A-Za-z][A-Za-z0-9.-]{0,31}$/, 'must be a letter then up to 31 of A-Z a-z 0-9 . -');
+
 /**
  * A route as this schema outputs it may be fed back in (a reload, a test editing a loaded config):
  * the output's `stdio` (its upstream's, with `upstream: []`) is read back as `upstream: {stdio}`,
- * and a relay route's `stdio: undefined` is dropped.
+ * a relay route's `stdio: undefined` is dropped, and a federated route's empty `upstream` too.
  */
 function routeInput(v: unknown): unknown {
-  if (typeof v !== 'object' || v === null || Array.isArray(v) || !('stdio' in v)) return v;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return v;
+  const o = v as Record<string, unknown>;
+  if (o['servers'] !== undefined && Array.isArray(o['upstream']) && o['upstream'].length === 0) {
+    const { upstream: _none, stdio: _noStdio, ...federated } = o;
+    return federated;
+  }
+  if (!('stdio' in v)) return v;
   const { stdio, ...rest } = v as Record<string, unknown>;
   if (stdio === undefined) return rest;
   const upstream = rest['upstream'];
   return Array.isArray(upstream) && upstream.length === 0 ? { ...rest, upstream: { stdio } } : v;
+}
+
+/** A route has `upstream` or `servers`; federated servers' prefixes never let one name read as another's. */
+function federationChecks(
+  r: { upstream?: unknown; servers?: Record<string, { prefix?: string | undefined }> | undefined; separator?: string },
+  ctx: z.RefinementCtx,
+): void {
+  if (!r.servers) {
+    if (r.upstream === undefined) ctx.addIssue({ code: 'custom', path: ['upstream'], message: 'give `upstream` (or `servers`)' });
+    if (r.separator !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['separator'], message: '`separator` is for a route with `servers`' });
+    return;
+  }
+  if (r.upstream !== undefined)
+    ctx.addIssue({ code: 'custom', path: ['upstream'], message: 'give `upstream` or `servers`, not both' });
+  const names = Object.keys(r.servers);
+  if (names.length === 0) ctx.addIssue({ code: 'custom', path: ['servers'], message: 'at least one server is needed' });
+  const sep = r.separator ?? '__';
+  const owner = new Map<string, string>();
+  for (const name of names) {
+    const prefix = r.servers[name]?.prefix ?? name;
+    if (prefix.includes(sep))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['servers', name, 'prefix'],
+        message: `prefix "${prefix}" contains the separator "${sep}" (its names would read as another server's)`,
+      });
+    const other = owner.get(prefix.toLowerCase());
+    if (other !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['servers', name, 'prefix'],
+        message:
+          prefix === ''
+            ? `servers "${other}" and "${name}" both keep their names unprefixed: their names could collide`
+            : `servers "${other}" and "${name}" have the same prefix "${prefix}": their names would collide`,
+      });
+    owner.set(prefix.toLowerCase(), name);
+  }
 }
 
 export const routeSchema = z.preprocess(
@@ -453,7 +538,17 @@ export const routeSchema = z.preprocess(
        * over the healthy replicas; a session stays on the replica that minted it. Or {stdio: {...}}:
        * a stdio server Sluice runs itself (a broker route, one process per session).
        */
-      upstream: upstreamList,
+      upstream: upstreamList.optional(),
+      /**
+       * Federation: several MCP servers behind this one route, by name (instead of `upstream`). The
+       * client sees one server; names, URIs and ids are namespaced per server. Default: none.
+       */
+      servers: z.record(serverName, serverSchema).optional(),
+      /** Between a federated server's prefix and a tool or prompt name. Default `__`. */
+      separator: z
+        .string()
+        .regex(/^[A-Za-z0-9_.-]{1,4}$/, 'must be 1-4 of A-Z a-z 0-9 _ . -')
+        .optional(),
       /** How new sessions and stateless requests pick a replica. Default round-robin. */
       balance: z.enum(['round-robin', 'least-outstanding']).default('round-robin'),
       healthCheck: healthCheckSchema.default(healthCheckSchema.parse({})),
@@ -508,7 +603,9 @@ export const routeSchema = z.preprocess(
           message: 'resource-server mode needs an issuer, apiKeys, or both',
         });
     })
+    .superRefine((r, ctx) => federationChecks(r, ctx))
     .transform((r, ctx) => {
+      if (r.servers) return { ...r, upstream: [], stdio: undefined, separator: r.separator ?? '__' };
       // A bad upstream has been reported already: nothing of it to check here.
       if (!Array.isArray(r.upstream?.replicas)) return z.NEVER;
       const stdio = r.upstream.stdio;
@@ -713,6 +810,20 @@ export const bridgingSchema = z.strictObject({
 });
 export type BridgingConfig = z.output<typeof bridgingSchema>;
 
+/** Federated routes (`servers:`): how long a merged list waits for its servers. */
+export const federationSchema = z.strictObject({
+  /**
+   * A merged list (tools/list, …) answers after this long with the servers that answered; the
+   * others are logged, counted, and their entries come back with a list_changed. Default 5s.
+   */
+  listTimeout: duration.default(5_000),
+  /** How long connecting to one server (its initialize, or a stdio server's start) may take. Default 10s. */
+  connectTimeout: duration.default(10_000),
+  /** A server that failed is tried again after this long at the earliest (then doubling, to 30s). Default 1s. */
+  retryAfter: duration.default(1_000),
+});
+export type FederationConfig = z.output<typeof federationSchema>;
+
 export const configSchema = z
   .strictObject({
     /** Listeners. Default one on 127.0.0.1:8080. */
@@ -734,6 +845,7 @@ export const configSchema = z
     tracing: tracingSchema.default(tracingSchema.parse({})),
     rateLimiting: rateLimitingSchema.default(rateLimitingSchema.parse({})),
     bridging: bridgingSchema.default(bridgingSchema.parse({})),
+    federation: federationSchema.default(federationSchema.parse({})),
   })
   .superRefine((cfg, ctx) => {
     const seen = new Set<string>();

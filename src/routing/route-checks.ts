@@ -2,12 +2,12 @@
 import { ConfigError } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { judgeUrl, RULE_TEXT } from '../security/address-policy.ts';
-import { compileRoutes } from './route-table.ts';
+import { compileRoutes, withMembers } from './route-table.ts';
 
 /** Every configured replica URL must pass its route's address policy as written. */
 export function checkRouteUrls(config: Config): void {
   const problems: string[] = [];
-  for (const route of compileRoutes(config.routes)) {
+  for (const route of withMembers(compileRoutes(config.routes))) {
     for (const replica of route.pool.replicas) {
       const v = judgeUrl(replica.url.href, route.policy);
       if (!v.ok)

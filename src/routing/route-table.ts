@@ -1,6 +1,6 @@
 // Public path prefix -> upstream base URL. Longest prefix wins; matching is on whole segments
 // (/mcp matches /mcp and /mcp/x, never /mcpx).
-import type { RouteConfig } from '../config/schema.ts';
+import type { RouteConfig, ServerConfig } from '../config/schema.ts';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config/load.ts';
 import type { AddressPolicy } from '../security/address-policy.ts';
@@ -18,6 +18,16 @@ export interface Route {
   readonly policy: AddressPolicy;
   /** TLS options for https replicas (files read); undefined: system CAs, verified. */
   readonly tls: UpstreamTls | undefined;
+  /** A federated route's servers (`servers:`), each compiled as a route of its own; [] otherwise. */
+  readonly members: readonly Member[];
+}
+
+/** One server of a federated route: its name, the prefix of its names, and its own replicas and policies. */
+export interface Member {
+  readonly name: string;
+  readonly prefix: string;
+  readonly route: Route;
+  readonly config: ServerConfig;
 }
 
 export interface RouteMatch<R extends Route = Route> {
@@ -35,19 +45,46 @@ export function compileRoutes(
   now = Date.now(),
 ): Route[] {
   return routes
-    .map((r) => {
-      const old = previous.find((p) => p.path === r.path);
-      return {
-        path: r.path,
-        prefix: r.path === '/' ? '' : r.path,
-        pool: new ReplicaPool(r, old?.pool, now),
-        config: r,
-        preserveHost: r.preserveHost,
-        policy: policyOf(r, old?.policy),
-        tls: tlsOf(r, old),
-      };
-    })
+    .map((r) => compileRoute(r, previous.find((p) => p.path === r.path), now))
     .sort((a, b) => b.path.length - a.path.length);
+}
+
+function compileRoute(r: RouteConfig, old: Route | undefined, now: number): Route {
+  return {
+    path: r.path,
+    prefix: r.path === '/' ? '' : r.path,
+    pool: new ReplicaPool(r, old?.pool, now),
+    config: r,
+    preserveHost: r.preserveHost,
+    policy: policyOf(r, old?.policy),
+    tls: tlsOf(r, old),
+    members: Object.entries(r.servers ?? {}).map(([name, s]) => ({
+      name,
+      prefix: s.prefix ?? name,
+      config: s,
+      route: compileRoute(memberRoute(r, s), old?.members.find((m) => m.name === name)?.route, now),
+    })),
+  };
+}
+
+/** A federated server as a route of its own: the route's settings, with the server's in their place. */
+function memberRoute(r: RouteConfig, s: ServerConfig): RouteConfig {
+  return {
+    ...r,
+    upstream: s.upstream,
+    stdio: s.stdio,
+    balance: s.balance,
+    healthCheck: s.healthCheck,
+    ejection: s.ejection,
+    egress: s.egress ?? r.egress,
+    tls: s.tls ?? r.tls,
+    servers: undefined,
+  };
+}
+
+/** Every route and every federated server's route: what health checks and egress checks walk. */
+export function withMembers<R extends Route>(routes: readonly R[]): Route[] {
+  return routes.flatMap((r) => [r, ...r.members.map((m) => m.route)]);
 }
 
 /** The route's address policy; the same object across reloads when unchanged (it keys connection pools). */

@@ -1,0 +1,97 @@
+// How a federated route's names read to its client: each server's tool and prompt names (and task
+// ids) get its prefix and the separator (`github__create_issue`), its resource URIs and URI
+// templates its prefix and a `+` (`github+repo://x`, still a URI: `+` is a scheme character), so
+// that every name the client sends back names its server and the server's own name. A server with
+// the empty prefix keeps its names; what of its names would read as another server's is hidden.
+// List cursors that span servers are encoded here too.
+import { ProtocolError } from '@modelcontextprotocol/server';
+
+export interface Naming {
+  readonly name: string;
+  readonly prefix: string;
+}
+
+export class Namespace<M extends Naming> {
+  readonly members: readonly M[];
+  private readonly sep: string;
+  private readonly bare: M | undefined;
+
+  constructor(members: readonly M[], separator: string) {
+    this.members = members;
+    this.sep = separator;
+    this.bare = members.find((m) => m.prefix === '');
+  }
+
+  /** A server's tool / prompt name (or task id) as the client sees it. */
+  name(m: M, own: string): string {
+    return m.prefix === '' ? own : `${m.prefix}${this.sep}${own}`;
+  }
+
+  uri(m: M, own: string): string {
+    return m.prefix === '' ? own : `${m.prefix}+${own}`;
+  }
+
+  /** The server and its own name for a name the client sent; undefined when no server owns it. */
+  ownerOfName(name: string): { member: M; own: string } | undefined {
+    for (const m of this.members)
+      if (m.prefix !== '' && name.startsWith(m.prefix + this.sep) && name.length > m.prefix.length + this.sep.length)
+        return { member: m, own: name.slice(m.prefix.length + this.sep.length) };
+    return this.bare ? { member: this.bare, own: name } : undefined;
+  }
+
+  ownerOfUri(uri: string): { member: M; own: string } | undefined {
+    const plus = uri.indexOf('+');
+    if (plus > 0) {
+      const prefix = uri.slice(0, plus);
+      const m = this.members.find((x) => x.prefix !== '' && x.prefix === prefix);
+      if (m) return { member: m, own: uri.slice(plus + 1) };
+    }
+    return this.bare ? { member: this.bare, own: uri } : undefined;
+  }
+
+  /** Whether a bare server's own name would be read as another server's (so it is hidden from lists). */
+  shadowed(m: M, clientName: string, kind: 'name' | 'uri'): boolean {
+    if (m.prefix !== '') return false;
+    const owner = kind === 'name' ? this.ownerOfName(clientName) : this.ownerOfUri(clientName);
+    return owner?.member !== m;
+  }
+
+  /** The owner of a name or throws the JSON-RPC error a client of one server would get for an unknown one. */
+  requireName(name: unknown, what: string): { member: M; own: string } {
+    const hit = typeof name === 'string' ? this.ownerOfName(name) : undefined;
+    if (!hit) throw new ProtocolError(-32602, `Unknown ${what}: ${String(name)} (no server of this route has it)`);
+    return hit;
+  }
+
+  requireUri(uri: unknown): { member: M; own: string } {
+    const hit = typeof uri === 'string' ? this.ownerOfUri(uri) : undefined;
+    if (!hit)
+      throw new ProtocolError(-32602, `Resource not found: ${String(uri)} (no server of this route has it)`, {
+        uri,
+      });
+    return hit;
+  }
+}
+
+/** Where a merged list goes on: the servers that have more, each with its own cursor. */
+export type SpanCursor = [server: string, cursor: string][];
+
+export function encodeCursor(rest: SpanCursor): string | undefined {
+  return rest.length === 0 ? undefined : Buffer.from(JSON.stringify({ v: 1, rest })).toString('base64url');
+}
+
+export function decodeCursor(cursor: unknown): SpanCursor | undefined {
+  if (cursor === undefined) return undefined;
+  try {
+    const v = JSON.parse(Buffer.from(String(cursor), 'base64url').toString('utf8')) as { v?: unknown; rest?: unknown };
+    if (
+      v.v === 1 &&
+      Array.isArray(v.rest) &&
+      v.rest.every((e) => Array.isArray(e) && e.length === 2 && e.every((x) => typeof x === 'string'))
+    )
+      return v.rest as SpanCursor;
+  } catch {
+    // fall through to the error a server gives for a cursor it never issued
+  }
+  throw new ProtocolError(-32602, 'Invalid cursor');
+}

@@ -1,0 +1,227 @@
+// The 2025-era client sessions of a broker where Sluice is the server (a bridged 2026-07-28-only
+// upstream, a federated route): sessionful Streamable HTTP (Sluice mints the session, a sealed
+// token naming this process) and HTTP+SSE (`<path>/sse` and its `/messages`), each an SDK v2
+// Server on the SDK's own server transport. What a session serves comes from the hooks; this part
+// keeps them: who owns which session, the bound on their number, the idle sweep and the ends.
+import { randomUUID } from 'node:crypto';
+import type { Server } from '@modelcontextprotocol/server';
+import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/server';
+import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
+import { SluiceError } from '../core/errors.ts';
+import { EventBuffer } from '../core/event-buffer.ts';
+import { H } from '../core/mcp.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { KeyRing } from '../session/key-ring.ts';
+import { seal } from '../session/token.ts';
+import { callerKey, PROCESS } from './bridge-common.ts';
+import { isInitialize, webRequest, writeWebResponse, type BrokerExchange } from './web-exchange.ts';
+
+/** What every 2025 client session has; a front's own session type adds what it serves with. */
+export interface FrontSession {
+  readonly server: Server;
+  /** The caller it belongs to (bridge-common callerKey): another caller's request for it is a 404. */
+  readonly principal: string;
+  transport?: WebStandardStreamableHTTPServerTransport | SSEServerTransport | undefined;
+  active: number;
+  lastActivity: number;
+  over: boolean;
+}
+
+export interface FrontSessionHooks<S extends FrontSession> {
+  /** The session a new caller's initialize (or HTTP+SSE stream) opens; may refuse with a SluiceError. */
+  create(principal: string, ex: BrokerExchange): S | Promise<S>;
+  /** The session ended (its server is closed here): release what it holds. */
+  ended(s: S, why: string): void;
+  /** Sessions open now (for the metrics). */
+  count(n: number): void;
+}
+
+export interface FrontSessionLimits {
+  maxSessions: number;
+  sessionIdle: number;
+}
+
+export class FrontSessions<S extends FrontSession> {
+  private readonly route: string;
+  private readonly prefix: string;
+  private readonly keys: () => KeyRing;
+  private readonly keepAliveMs: number;
+  private readonly limits: () => FrontSessionLimits;
+  private readonly hooks: FrontSessionHooks<S>;
+  private readonly log: Logger;
+  private readonly live = new Map<string, S>();
+  private readonly sweeper: NodeJS.Timeout;
+  private readonly what: { serves: string; limit: string };
+
+  constructor(
+    route: string,
+    deps: { sessions: () => KeyRing; keepAliveMs: number; limits: () => FrontSessionLimits; log: Logger },
+    hooks: FrontSessionHooks<S>,
+    /** For errors: what the route serves ("bridged to …") and the setting that bounds the sessions. */
+    what: { serves: string; limit: string },
+  ) {
+    this.route = route;
+    this.prefix = route === '/' ? '' : route.replace(/\/+$/, '');
+    this.keys = deps.sessions;
+    this.keepAliveMs = deps.keepAliveMs;
+    this.limits = deps.limits;
+    this.hooks = hooks;
+    this.log = deps.log;
+    this.what = what;
+    const idle = deps.limits().sessionIdle;
+    this.sweeper = setInterval(() => this.sweep(), Math.max(250, Math.min(idle / 4, 10_000)));
+    this.sweeper.unref();
+  }
+
+  get size(): number {
+    return this.live.size;
+  }
+
+  values(): IterableIterator<S> {
+    return this.live.values();
+  }
+
+  /** Whether `ex` belongs to one of these sessions (its token or HTTP+SSE id). */
+  owns(ex: BrokerExchange): boolean {
+    const token = sessionHeader(ex);
+    if (token !== undefined) return this.live.has(token);
+    const sse = sseSessionId(ex);
+    return sse !== null && this.live.has(sse);
+  }
+
+  async handle(ex: BrokerExchange, parsed: unknown): Promise<void> {
+    const token = sessionHeader(ex);
+    const pk = callerKey(ex);
+    if (token === undefined && ex.req.method === 'GET' && ex.routeRest === '/sse') return this.openSse(ex, pk);
+    const sseId = sseSessionId(ex);
+    if (token === undefined && sseId !== null) {
+      const s = this.session(sseId, pk);
+      s.lastActivity = Date.now();
+      await (s.transport as SSEServerTransport).handlePostMessage(ex.req, ex.res, parsed);
+      return;
+    }
+    let s: S;
+    if (token !== undefined) s = this.session(token, pk);
+    else if (ex.req.method === 'POST' && isInitialize(parsed)) s = await this.open(pk, ex, (x) => this.streamable(x));
+    else
+      throw new SluiceError(
+        'SLUICE_ERR_BAD_REQUEST',
+        `this route serves 2025-era clients ${this.what.serves}: start with initialize (no Mcp-Session-Id), then send its Mcp-Session-Id`,
+      );
+    await this.serve(s, ex, parsed);
+  }
+
+  private session(id: string, pk: string): S {
+    const s = this.live.get(id);
+    if (!s || s.over || s.principal !== pk)
+      throw new SluiceError('SLUICE_ERR_SESSION_NOT_FOUND', 'no such session on this route (it ended, or never was)');
+    return s;
+  }
+
+  private streamable(s: S): { id: string; transport: WebStandardStreamableHTTPServerTransport } {
+    const id = seal(this.keys(), {
+      kind: 'session',
+      route: this.route,
+      replica: PROCESS,
+      value: randomUUID(),
+      principal: undefined,
+      issuedAt: Math.floor(Date.now() / 1000),
+    });
+    const transport = new WebStandardStreamableHTTPServerTransport({
+      sessionIdGenerator: () => id,
+      eventStore: new EventBuffer(),
+      keepAliveMs: this.keepAliveMs,
+      onsessionclosed: () => this.end(s, 'the client ended the session (DELETE)'),
+    });
+    transport.onerror = (err) => this.log.debug({ err: err.message }, 'front transport');
+    return { id, transport };
+  }
+
+  private async open(
+    pk: string,
+    ex: BrokerExchange,
+    make: (s: S) => { id: string; transport: WebStandardStreamableHTTPServerTransport | SSEServerTransport },
+  ): Promise<S> {
+    const max = this.limits().maxSessions;
+    if (this.live.size >= max)
+      throw new SluiceError(
+        'SLUICE_ERR_NO_HEALTHY_UPSTREAM',
+        `route ${this.route}: ${max} sessions open (${this.what.limit})`,
+        {
+          headers: { 'retry-after': '1' },
+        },
+      );
+    const s = await this.hooks.create(pk, ex);
+    s.server.onclose = () => this.end(s, 'the transport closed');
+    const { id, transport } = make(s);
+    s.transport = transport;
+    this.live.set(id, s);
+    this.hooks.count(this.live.size);
+    return s;
+  }
+
+  private async openSse(ex: BrokerExchange, pk: string): Promise<void> {
+    let sse: SSEServerTransport | undefined;
+    const s = await this.open(pk, ex, () => {
+      sse = new SSEServerTransport(`${this.prefix}/messages`, ex.res);
+      return { id: sse.sessionId, transport: sse };
+    });
+    s.active++;
+    ex.res.once('close', () => {
+      s.active--;
+      this.end(s, 'the client closed its HTTP+SSE stream');
+    });
+    await s.server.connect(sse as never);
+  }
+
+  private async serve(s: S, ex: BrokerExchange, parsed: unknown): Promise<void> {
+    const t = s.transport as WebStandardStreamableHTTPServerTransport;
+    if (!s.server.transport) await s.server.connect(t);
+    s.active++;
+    s.lastActivity = Date.now();
+    const done = new AbortController();
+    ex.res.once('close', () => {
+      s.active--;
+      s.lastActivity = Date.now();
+      done.abort();
+    });
+    const answer = await t.handleRequest(
+      webRequest(ex.req, done.signal),
+      parsed === undefined ? {} : { parsedBody: parsed },
+    );
+    const sid = answer.headers.get(H.sessionId);
+    if (sid) ex.responseSessionId = sid;
+    writeWebResponse(ex, answer);
+  }
+
+  end(s: S, why: string): void {
+    if (s.over) return;
+    s.over = true;
+    for (const [k, v] of this.live) if (v === s) this.live.delete(k);
+    this.hooks.ended(s, why);
+    void s.server.close().catch(() => undefined);
+    this.hooks.count(this.live.size);
+    this.log.debug({ why }, 'front session ended');
+  }
+
+  private sweep(): void {
+    const idle = this.limits().sessionIdle;
+    const now = Date.now();
+    for (const s of [...this.live.values()])
+      if (s.active === 0 && now - s.lastActivity >= idle) this.end(s, `idle for ${idle} ms`);
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+    for (const s of [...this.live.values()]) this.end(s, 'Sluice is stopping');
+  }
+}
+
+function sessionHeader(ex: BrokerExchange): string | undefined {
+  const raw = ex.req.headers[H.sessionId];
+  return Array.isArray(raw) ? raw[0] : raw;
+}
+
+function sseSessionId(ex: BrokerExchange): string | null {
+  return ex.routeRest === '/messages' ? new URLSearchParams(ex.query).get('sessionId') : null;
+}
