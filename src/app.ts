@@ -128,12 +128,29 @@ function warnUnverified(routes: readonly Route[], log: Logger): void {
   }
 }
 
+/** A stdio route always can; a federated route when any of its servers can. */
+function takesWork(r: Route, now: number): boolean {
+  if (r.config.stdio) return true;
+  if (r.members.length > 0) return r.members.some((m) => takesWork(m.route, now));
+  return r.pool.replicas.some((rep) => rep.takesNew(now));
+}
+
 function replicaHealth(ctx: GatewayContext): ReplicaHealth[] {
   const now = Date.now();
   // Registered routes are left out: their number is the tenants' choice, not the operator's.
   return ctx.routes
     .filter((r) => routeLabel(ctx, r.path) === r.path)
-    .flatMap((r) => r.pool.replicas.map((rep) => ({ route: r.path, replica: rep.id, healthy: rep.takesNew(now) })));
+    .flatMap((r) => [
+      ...r.pool.replicas.map((rep) => ({ route: r.path, replica: rep.id, healthy: rep.takesNew(now) })),
+      // A federated server's replicas, named by server.
+      ...r.members.flatMap((m) =>
+        m.route.pool.replicas.map((rep) => ({
+          route: r.path,
+          replica: `${m.name}/${rep.id}`,
+          healthy: rep.takesNew(now),
+        })),
+      ),
+    ]);
 }
 
 /**
@@ -192,6 +209,8 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     keepAliveMs: config.timeouts.heartbeat,
     metrics: () => ctx.metrics,
     bridging: () => ctx.config.bridging,
+    federation: () => ctx.config.federation,
+    federationMetrics: () => ctx.metrics,
     connector: (policy, tls) => client.connectorFor(policy, tls),
   });
   const ctx: GatewayContext = {
@@ -283,9 +302,7 @@ class RunningGateway implements Gateway {
         const notReady = (): string[] =>
           ctx.draining
             ? ['shutting down']
-            : ctx.routes
-                .filter((r) => !r.pool.replicas.some((rep) => rep.takesNew(Date.now())))
-                .map((r) => `route ${r.path}: no replica takes work`);
+            : ctx.routes.filter((r) => !takesWork(r, Date.now())).map((r) => `route ${r.path}: no replica takes work`);
         const admin = await startAdminServer(
           { ctx, registry: this.registry, token, resolver, onChange: () => this.applyRoutes(ctx.config), notReady },
           config.admin.listen,

@@ -46,6 +46,7 @@ const ACCESS: AccessRecord = {
   kind: 'relay',
   upstream: 'http://127.0.0.1:9000/mcp',
   replica: 'http://127.0.0.1:3000/mcp',
+  server: undefined,
   session: undefined,
   error: undefined,
   outcome: 'ok',

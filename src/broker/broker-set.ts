@@ -1,18 +1,19 @@
 // The brokers of the running routes, kept across reloads: a stdio route whose command and
 // settings stay the same keeps its broker and its sessions, and so does a bridging route whose
-// upstreams stay the same; one removed or changed has its sessions ended (children stopped) and a
-// new broker takes the route.
+// upstreams stay the same, and a federated route whose servers stay the same; one removed or
+// changed has its sessions ended (children stopped) and a new broker takes the route.
 import type { Route } from '../routing/route-table.ts';
-import { BridgeBroker, type BridgeDeps } from './bridge-broker.ts';
+import { BridgeBroker } from './bridge-broker.ts';
+import { FederationBroker, type FederationDeps } from './federation-broker.ts';
 import { StdioBroker, type BrokerDeps } from './stdio-broker.ts';
 
-export type Broker = StdioBroker | BridgeBroker;
+export type Broker = StdioBroker | BridgeBroker | FederationBroker;
 
 export class BrokerSet {
-  private readonly deps: BrokerDeps & BridgeDeps;
+  private readonly deps: BrokerDeps & FederationDeps;
   private byPath = new Map<string, Broker>();
 
-  constructor(deps: BrokerDeps & BridgeDeps) {
+  constructor(deps: BrokerDeps & FederationDeps) {
     this.deps = deps;
   }
 
@@ -21,7 +22,12 @@ export class BrokerSet {
     const next = new Map<string, Broker>();
     for (const r of routes) {
       const old = this.byPath.get(r.path);
-      if (r.config.stdio) {
+      if (r.members.length > 0) {
+        if (old instanceof FederationBroker && old.sameAs(r)) {
+          old.update(r);
+          next.set(r.path, old);
+        } else next.set(r.path, new FederationBroker(r, this.deps));
+      } else if (r.config.stdio) {
         next.set(
           r.path,
           old instanceof StdioBroker && old.sameAs(r.config) ? old : new StdioBroker(r.config, this.deps),

@@ -50,7 +50,7 @@ export class FrontSessions<S extends FrontSession> {
   private readonly hooks: FrontSessionHooks<S>;
   private readonly log: Logger;
   private readonly live = new Map<string, S>();
-  private readonly sweeper: NodeJS.Timeout;
+  private sweeper: NodeJS.Timeout | undefined;
   private readonly what: { serves: string; limit: string };
 
   constructor(
@@ -68,9 +68,6 @@ export class FrontSessions<S extends FrontSession> {
     this.hooks = hooks;
     this.log = deps.log;
     this.what = what;
-    const idle = deps.limits().sessionIdle;
-    this.sweeper = setInterval(() => this.sweep(), Math.max(250, Math.min(idle / 4, 10_000)));
-    this.sweeper.unref();
   }
 
   get size(): number {
@@ -152,6 +149,11 @@ export class FrontSessions<S extends FrontSession> {
         },
       );
     const s = await this.hooks.create(pk, ex);
+    if (!this.sweeper) {
+      const idle = this.limits().sessionIdle;
+      this.sweeper = setInterval(() => this.sweep(), Math.max(250, Math.min(idle / 4, 10_000)));
+      this.sweeper.unref();
+    }
     s.server.onclose = () => this.end(s, 'the transport closed');
     const { id, transport } = make(s);
     s.transport = transport;

@@ -91,7 +91,13 @@ export async function connectUpstream(
     found.era === 'modern'
       ? { kind: 'modern' as const, discover: found.discover as never }
       : { kind: 'legacy' as const };
-  await client.connect(transportFor(ep, found.era), { prior, ...(extra.signal ? { signal: extra.signal } : {}) });
+  try {
+    await client.connect(transportFor(ep, found.era), { prior, ...(extra.signal ? { signal: extra.signal } : {}) });
+  } catch (err) {
+    // A half-made connection holds a stream or a child process: released before the error is told.
+    await client.close().catch(() => undefined);
+    throw err;
+  }
   return client;
 }
 

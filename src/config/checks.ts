@@ -5,15 +5,23 @@ import type { Config, RouteConfig } from './schema.ts';
 
 /** The secrets a route names by environment variable that are not set, as field: problem lines. */
 export function missingRouteSecrets(route: RouteConfig, env: NodeJS.ProcessEnv): string[] {
+  const problems = credentialSecrets(route.auth.upstreamCredential, 'auth.upstreamCredential', env);
+  for (const [name, s] of Object.entries(route.servers ?? {}))
+    problems.push(...credentialSecrets(s.upstreamCredential, `servers.${name}.upstreamCredential`, env));
+  return problems;
+}
+
+function credentialSecrets(
+  c: RouteConfig['auth']['upstreamCredential'],
+  where: string,
+  env: NodeJS.ProcessEnv,
+): string[] {
   const problems: string[] = [];
-  const c = route.auth.upstreamCredential;
   if (c?.valueEnv && !env[c.valueEnv])
-    problems.push(`auth.upstreamCredential.valueEnv: environment variable ${c.valueEnv} is not set`);
+    problems.push(`${where}.valueEnv: environment variable ${c.valueEnv} is not set`);
   const cc = c?.clientCredentials;
   if (cc?.clientSecretEnv && !env[cc.clientSecretEnv])
-    problems.push(
-      `auth.upstreamCredential.clientCredentials.clientSecretEnv: environment variable ${cc.clientSecretEnv} is not set`,
-    );
+    problems.push(`${where}.clientCredentials.clientSecretEnv: environment variable ${cc.clientSecretEnv} is not set`);
   return problems;
 }
 

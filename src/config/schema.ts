@@ -466,7 +466,9 @@ const serverSchema = z.preprocess(
 );
 export type ServerConfig = z.output<typeof serverSchema>;
 
-const serverName = z.string().regex(/^[A-Za-z][A-Za-z0-9.-]{0,31}$/, 'must be a letter then up to 31 of A-Z a-z 0-9 . -');
+const serverName = z
+  .string()
+  .regex(/^[A-Za-z][A-Za-z0-9.-]{0,31}$/, 'must be a letter then up to 31 of A-Z a-z 0-9 . -');
 
 /**
  * A route as this schema outputs it may be fed back in (a reload, a test editing a loaded config):
@@ -493,7 +495,8 @@ function federationChecks(
   ctx: z.RefinementCtx,
 ): void {
   if (!r.servers) {
-    if (r.upstream === undefined) ctx.addIssue({ code: 'custom', path: ['upstream'], message: 'give `upstream` (or `servers`)' });
+    if (r.upstream === undefined)
+      ctx.addIssue({ code: 'custom', path: ['upstream'], message: 'give `upstream` (or `servers`)' });
     if (r.separator !== undefined)
       ctx.addIssue({ code: 'custom', path: ['separator'], message: '`separator` is for a route with `servers`' });
     return;

@@ -21,6 +21,8 @@ export interface AccessRecord {
   upstream: string | undefined;
   /** Id of the upstream replica that served the exchange. */
   replica: string | undefined;
+  /** On a federated route: the server the request went to. */
+  server: string | undefined;
   session: string | undefined;
   error: string | undefined;
   outcome: string;
@@ -43,6 +45,7 @@ const FIELDS = [
   'kind',
   'upstream',
   'replica',
+  'server',
   'session',
   'error',
   'outcome',

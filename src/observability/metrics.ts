@@ -83,6 +83,9 @@ export class GatewayMetrics {
   private readonly children: Gauge<'route'>;
   private readonly bridgedTotal: Counter<'route' | 'direction'>;
   private readonly bridgeSessionsNow: Gauge<'route'>;
+  private readonly federatedTotal: Counter<'route' | 'server'>;
+  private readonly federatedLate: Counter<'route' | 'server' | 'method'>;
+  private readonly federatedSessionsNow: Gauge<'route'>;
   private readonly spawned: Counter<'route'>;
   private readonly exited: Counter<'route' | 'cause'>;
   private readonly sessions = new Map<string, number>();
@@ -159,6 +162,24 @@ export class GatewayMetrics {
       labelNames: ['route'],
       registers,
     });
+    this.federatedTotal = new Counter({
+      name: 'sluice_federated_requests_total',
+      help: 'Requests a federated route sent to one of its servers, by route and server (lists count per server asked).',
+      labelNames: ['route', 'server'],
+      registers,
+    });
+    this.federatedLate = new Counter({
+      name: 'sluice_federated_list_timeouts_total',
+      help: 'Merged lists answered without a server that did not answer within federation.listTimeout, by route, server and method.',
+      labelNames: ['route', 'server', 'method'],
+      registers,
+    });
+    this.federatedSessionsNow = new Gauge({
+      name: 'sluice_federated_sessions',
+      help: 'Client sessions a federated route holds now, by route.',
+      labelNames: ['route'],
+      registers,
+    });
     this.heartbeats = new Counter({
       name: 'sluice_heartbeats_total',
       help: 'SSE keep-alive comments written on silent streams.',
@@ -232,6 +253,18 @@ export class GatewayMetrics {
 
   bridgeSessions(route: string, n: number): void {
     this.bridgeSessionsNow.set({ route }, n);
+  }
+
+  federatedRequest(route: string, server: string): void {
+    this.federatedTotal.inc({ route, server });
+  }
+
+  federatedListTimeout(route: string, server: string, method: string): void {
+    this.federatedLate.inc({ route, server, method });
+  }
+
+  federatedSessions(route: string, n: number): void {
+    this.federatedSessionsNow.set({ route }, n);
   }
 
   streamOpened(route: string): void {

@@ -7,6 +7,8 @@
 //   POST   /admin/tenants/{tenant}/upstreams          {"name": "...", "url": "..."}  -> 201
 //   GET    /admin/tenants/{tenant}/upstreams                                         -> 200
 //   DELETE /admin/tenants/{tenant}/upstreams/{name}                                  -> 204
+// and each federated route's servers: kind, era, replicas, and how the sessions' links to them stand.
+//   GET    /admin/federation                                                         -> 200
 // A refused URL gets 422 naming the rule it broke, never the address it resolved to.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { bearerToken } from '../security/bearer.ts';
@@ -102,6 +104,8 @@ async function handle(d: AdminDeps, req: IncomingMessage, res: ServerResponse): 
       { 'www-authenticate': 'Bearer realm="sluice-admin"' },
     );
   }
+  if (path === '/admin/federation' && req.method === 'GET')
+    return send(res, 200, { routes: ctx.routes.flatMap((r) => (r.broker?.state ? [r.broker.state()] : [])) });
   const m = PATH.exec((req.url ?? '').split('?')[0] as string);
   if (!m) return fail(res, 404, 'not_found', 'no such admin resource');
   if (!registry)

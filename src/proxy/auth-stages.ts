@@ -214,6 +214,7 @@ export const authorize: Stage<RoutedExchange> = (ex) => {
     if (limit.concurrent !== undefined) holdSlot(ex, limit, key);
     else waits.push(takeToken(ex, limit, key));
   }
+  if (ex.route.members.length > 0) ex.serverCredential = (server) => guard.serverCredential(server);
   const cred = guard.upstreamCredential();
   if (cred) {
     waits.push(

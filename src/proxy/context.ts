@@ -20,6 +20,8 @@ import type { Exchange } from './exchange.ts';
 export interface RouteBroker {
   /** Serves `ex` (setting `ex.handedOff`), or leaves it to the relay (undefined, or a promise settling untaken). */
   handle(ex: Exchange): Promise<void> | undefined;
+  /** A federated route's servers and how they stand (the admin API's /admin/federation). */
+  state?(): Record<string, unknown>;
 }
 
 /** A route as the gateway runs it: the route table's entry and what it enforces about callers. */

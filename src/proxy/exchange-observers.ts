@@ -120,6 +120,7 @@ function accessRecord(ex: Exchange): AccessRecord {
     kind: ex.handedOff ? 'broker' : 'relay',
     upstream: ex.replica ? ex.replica.origin + pathForLog(ex.upstreamTarget ?? '') : ex.brokerUpstream,
     replica: ex.replica?.id,
+    server: ex.federatedServer,
     session: hashSessionId(clientSessionOf(ex)),
     error: ex.error,
     outcome: ex.outcome,

@@ -61,6 +61,10 @@ export interface Exchange {
   handedOff: boolean;
   /** On a broker route: what served the exchange (a stdio child: command#pid), for the access log. */
   brokerUpstream: string | undefined;
+  /** On a federated route: the server the request went to, for the access log. */
+  federatedServer: string | undefined;
+  /** On a federated route: a server's own credential (its `upstreamCredential`), when it has one. */
+  serverCredential: ((server: string) => Promise<{ header: string; value: string }> | undefined) | undefined;
 }
 
 /** An exchange once selectRoute has run (it throws when nothing matches): the route is set. */
@@ -141,6 +145,8 @@ export function newExchange(
     batch: undefined,
     handedOff: false,
     brokerUpstream: undefined,
+    federatedServer: undefined,
+    serverCredential: undefined,
   };
 }
 

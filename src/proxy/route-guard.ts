@@ -40,6 +40,8 @@ export interface RouteGuard {
   upstreamCredential(): Promise<{ header: string; value: string }> | undefined;
   /** The upstream answered 401 to that credential: a client-credentials token is fetched anew next time. */
   credentialRejected(): void;
+  /** A federated server's own credential (`servers.<name>.upstreamCredential`); undefined: it has none. */
+  serverCredential(server: string): Promise<{ header: string; value: string }> | undefined;
   readonly policy: ToolPolicy;
   readonly limits: readonly RateLimit[];
 }
@@ -52,7 +54,28 @@ export interface GuardDeps {
 }
 
 function sourceOf(r: RouteConfig): string {
-  return JSON.stringify([r.auth, r.policy, r.rateLimits]);
+  const servers = Object.entries(r.servers ?? {}).map(([name, s]) => [name, s.upstreamCredential]);
+  return JSON.stringify([r.auth, r.policy, r.rateLimits, servers]);
+}
+
+type Credential = NonNullable<RouteConfig['auth']['upstreamCredential']>;
+
+/** A configured upstream credential: a fixed value, or a client-credentials token kept fresh. */
+function credentialSource(
+  cred: Credential | undefined,
+  deps: GuardDeps,
+  egress: ReturnType<typeof addressPolicyOf>,
+): { get: RouteGuard['upstreamCredential']; rejected: () => void } {
+  if (cred?.clientCredentials) {
+    const cc = new ClientCredentials(cred.clientCredentials, deps.env, deps.client, egress);
+    return {
+      get: () => cc.get().then((t) => ({ header: cred.header, value: `Bearer ${t}` })),
+      rejected: () => cc.invalidate(),
+    };
+  }
+  if (!cred) return { get: () => undefined, rejected: () => undefined };
+  const answer = Promise.resolve({ header: cred.header, value: cred.value ?? deps.env[cred.valueEnv!] ?? '' });
+  return { get: () => answer, rejected: () => undefined };
 }
 
 export function buildGuard(r: RouteConfig, deps: GuardDeps): RouteGuard {
@@ -76,18 +99,16 @@ export function buildGuard(r: RouteConfig, deps: GuardDeps): RouteGuard {
         )
       : undefined;
   const apiKeys = new ApiKeys(a.apiKeys);
-  const cred = a.upstreamCredential;
-  let upstreamCredential: RouteGuard['upstreamCredential'] = () => undefined;
-  let credentialRejected = (): void => undefined;
-  if (cred?.clientCredentials) {
-    const cc = new ClientCredentials(cred.clientCredentials, deps.env, deps.client, egress);
-    upstreamCredential = () => cc.get().then((t) => ({ header: cred.header, value: `Bearer ${t}` }));
-    credentialRejected = () => cc.invalidate();
-  } else if (cred) {
-    const value = cred.value ?? deps.env[cred.valueEnv!] ?? '';
-    const answer = Promise.resolve({ header: cred.header, value });
-    upstreamCredential = () => answer;
-  }
+  const { get: upstreamCredential, rejected: credentialRejected } = credentialSource(
+    a.upstreamCredential,
+    deps,
+    egress,
+  );
+  const servers = new Map(
+    Object.entries(r.servers ?? {}).flatMap(([name, s]) =>
+      s.upstreamCredential ? [[name, credentialSource(s.upstreamCredential, deps, egress).get] as const] : [],
+    ),
+  );
   return {
     source: sourceOf(r),
     mode: a.mode,
@@ -100,6 +121,7 @@ export function buildGuard(r: RouteConfig, deps: GuardDeps): RouteGuard {
     },
     upstreamCredential,
     credentialRejected,
+    serverCredential: (name) => servers.get(name)?.(),
     policy: new ToolPolicy(r.policy),
     limits: r.rateLimits.map((l, i) => ({
       by: l.by,

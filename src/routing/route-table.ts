@@ -45,7 +45,13 @@ export function compileRoutes(
   now = Date.now(),
 ): Route[] {
   return routes
-    .map((r) => compileRoute(r, previous.find((p) => p.path === r.path), now))
+    .map((r) =>
+      compileRoute(
+        r,
+        previous.find((p) => p.path === r.path),
+        now,
+      ),
+    )
     .sort((a, b) => b.path.length - a.path.length);
 }
 

@@ -2,32 +2,13 @@
 // the project's reference upstream (official SDKs) and @modelcontextprotocol/server-everything.
 // Every check that passes directly must pass through Sluice.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createRequire } from 'node:module';
+import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import type { UpstreamKit } from '../../src/demo/upstream-kit.ts';
 import { startReferenceUpstream } from '../fixtures/reference-upstream.ts';
 import { passCount, regressions, runConformance } from '../conformance-harness.ts';
-import { freePort, startTestGateway, type TestGateway } from '../helpers.ts';
-
-const require = createRequire(import.meta.url);
-
-async function startEverything(): Promise<{ url: string; child: ChildProcess }> {
-  const port = await freePort();
-  const entry = require.resolve('@modelcontextprotocol/server-everything/dist/index.js');
-  const child = spawn(process.execPath, [entry, 'streamableHttp'], { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
-  await new Promise<void>((resolve, reject) => {
-    let text = '';
-    const onData = (d: Buffer): void => {
-      text += d.toString();
-      if (text.includes('listening on port')) resolve();
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('exit', () => reject(new Error(`server-everything exited: ${text}`)));
-  });
-  return { url: `http://127.0.0.1:${port}/mcp`, child };
-}
+import { startTestGateway, type TestGateway } from '../helpers.ts';
+import { EVERYTHING_ENTRY, startEverything } from '../fixtures/server-everything.ts';
 
 for (const requirements of ['2025-11-25', '2026-07-28']) {
   describe(`conformance --requirements ${requirements}: reference upstream`, () => {
@@ -103,8 +84,7 @@ describe('conformance --requirements 2025-11-25: server-everything over stdio, t
   let sluice: TestGateway;
   before(async () => {
     everything = await startEverything();
-    const entry = require.resolve('@modelcontextprotocol/server-everything/dist/index.js');
-    sluice = await startTestGateway({ routes: [{ path: '/mcp', upstream: { stdio: { command: process.execPath, args: [entry, 'stdio'] } } as never }] });
+    sluice = await startTestGateway({ routes: [{ path: '/mcp', upstream: { stdio: { command: process.execPath, args: [EVERYTHING_ENTRY, 'stdio'] } } as never }] });
   });
   after(async () => {
     await sluice.close();

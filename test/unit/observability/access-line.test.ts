@@ -18,6 +18,7 @@ const BASE: AccessRecord = {
   kind: 'relay',
   upstream: 'http://127.0.0.1:1/mcp',
   replica: 'http://127.0.0.1:3000/mcp',
+  server: undefined,
   session: undefined,
   error: undefined,
   outcome: 'ok',

@@ -1,0 +1,292 @@
+// A federated route (`servers:`): several MCP servers behind one URL, served as one. Sluice is
+// the server its 2025-era clients see (front-sessions.ts, a FederatedSession each) and a client of
+// every server, each reached with its own settings: replicas, TLS, address policy (an undici Agent
+// on the guarded connector per server) and credential. Each server's era is found once (as the
+// bridge does), so a server of either era, or a stdio server, can be a member. What the client
+// sees: merged capabilities, prefixed names (federation-names.ts), and only what its policy lets it use.
+import { Server } from '@modelcontextprotocol/server';
+import { Agent, fetch as undiciFetch } from 'undici';
+import type { FederationConfig } from '../config/schema.ts';
+import { SluiceError } from '../core/errors.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Principal } from '../security/principal.ts';
+import type { ToolPolicy } from '../security/tool-policy.ts';
+import type { Member, Route } from '../routing/route-table.ts';
+import type { BridgeDeps } from './bridge-broker.ts';
+import { FederatedSession, type FederatedMember, type FederationShared } from './federated-session.ts';
+import { Namespace } from './federation-names.ts';
+import { routeRequest } from './federation-rewrite.ts';
+import { FrontSessions } from './front-sessions.ts';
+import type { LinkTarget } from './member-link.ts';
+import { discoverUpstream, type Discovery, type FetchLike, type UpstreamEndpoint } from './upstream-link.ts';
+import { parsedBody, type BrokerExchange } from './web-exchange.ts';
+
+export interface FederationMetrics {
+  federatedRequest(route: string, server: string): void;
+  federatedListTimeout(route: string, server: string, method: string): void;
+  federatedSessions(route: string, n: number): void;
+}
+
+export interface FederationDeps extends BridgeDeps {
+  federation: () => FederationConfig;
+  maxLine: number;
+  federationMetrics: () => FederationMetrics | undefined;
+}
+
+/** What a federated route needs of the proxy's exchange: who asks, its policy, and each server's credential. */
+export interface FederationExchange extends BrokerExchange {
+  readonly principal: Principal | undefined;
+  /** The route's guard: its policy filters the merged lists. */
+  readonly route: { readonly guard?: { readonly policy: ToolPolicy } | undefined } | undefined;
+  /** A server's own credential (`servers.<name>.upstreamCredential`), when it has one. */
+  readonly serverCredential?: ((server: string) => Promise<{ header: string; value: string }> | undefined) | undefined;
+  /** The server a request went to, for the access log. */
+  federatedServer: string | undefined;
+}
+
+/** One server of the route: its own replicas and agent; its era found once and remembered. */
+class RouteMember implements FederatedMember {
+  readonly name: string;
+  readonly prefix: string;
+  known: Discovery | undefined;
+  member: Member;
+  private finding: Promise<Discovery> | undefined;
+  private readonly agent: Agent | undefined;
+  private readonly fetch: FetchLike | undefined;
+  private readonly deps: FederationDeps;
+  private readonly log: Logger;
+
+  constructor(member: Member, deps: FederationDeps, log: Logger) {
+    this.name = member.name;
+    this.prefix = member.prefix;
+    this.member = member;
+    this.deps = deps;
+    this.log = log;
+    if (!member.config.stdio) {
+      const agent = new Agent({
+        connect: deps.connector(member.route.policy, member.route.tls),
+        keepAliveTimeout: 4_000,
+      });
+      this.agent = agent;
+      this.fetch = (url, init) => undiciFetch(url, { ...(init as object), dispatcher: agent } as never) as never;
+    }
+  }
+
+  get kind(): 'http' | 'stdio' {
+    return this.member.config.stdio ? 'stdio' : 'http';
+  }
+
+  target(credential: { header: string; value: string } | undefined, authorization: string | undefined): LinkTarget {
+    const headers: Record<string, string> = {};
+    if (credential) headers[credential.header] = credential.value;
+    else if (authorization) headers['authorization'] = authorization;
+    return {
+      name: this.name,
+      discover: () => this.discover(headers),
+      endpoint: () => this.endpoint(headers),
+    };
+  }
+
+  private endpoint(headers: Record<string, string>): UpstreamEndpoint {
+    const stdio = this.member.config.stdio;
+    if (stdio) return { kind: 'stdio', cfg: stdio, log: this.log, maxLine: this.deps.maxLine };
+    const replica = this.member.route.pool.pick(Date.now());
+    if (!replica) throw new Error('no healthy replica');
+    return { kind: 'http', url: replica.url.href, fetch: this.fetch as FetchLike, headers: () => headers };
+  }
+
+  private discover(headers: Record<string, string>): Promise<Discovery> {
+    if (this.known) return Promise.resolve(this.known);
+    if (!this.finding) {
+      const found = (async () => discoverUpstream(this.endpoint(headers), this.deps.bridging().discoverTimeout))();
+      this.finding = found;
+      found.then(
+        (f) => {
+          this.known = f;
+          this.log.info({ era: f.era, upstream: f.serverInfo.name }, 'federated server found');
+        },
+        () => (this.finding = undefined),
+      );
+    }
+    return this.finding;
+  }
+
+  state(): Record<string, unknown> {
+    const now = Date.now();
+    return {
+      server: this.name,
+      prefix: this.prefix,
+      kind: this.kind,
+      era: this.known?.era,
+      upstreamServer: this.known?.serverInfo.name,
+      replicas: this.member.route.pool.replicas.map((r) => ({ id: r.id, state: r.state(now) })),
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.agent?.destroy().catch(() => undefined);
+  }
+}
+
+export class FederationBroker {
+  readonly path: string;
+  private route: Route;
+  private readonly deps: FederationDeps;
+  private readonly log: Logger;
+  private readonly members: RouteMember[];
+  private readonly ns: Namespace<RouteMember>;
+  private readonly fronts: FrontSessions<FederatedSession>;
+  private policy: ToolPolicy | undefined;
+
+  constructor(route: Route, deps: FederationDeps) {
+    this.path = route.path;
+    this.route = route;
+    this.deps = deps;
+    this.log = deps.log.child({ route: route.path, broker: 'federation' });
+    this.members = route.members.map((m) => new RouteMember(m, deps, this.log.child({ server: m.name })));
+    this.ns = new Namespace(this.members, route.config.separator ?? '__');
+    const shared: FederationShared = {
+      route: route.path,
+      ns: this.ns,
+      log: this.log,
+      times: () => ({ ...deps.federation() }),
+      policy: () => this.policy,
+      listTimedOut: (server, method) => deps.federationMetrics()?.federatedListTimeout(this.path, server, method),
+      requested: (server) => deps.federationMetrics()?.federatedRequest(this.path, server),
+    };
+    this.fronts = new FrontSessions(
+      route.path,
+      {
+        sessions: deps.sessions,
+        keepAliveMs: deps.keepAliveMs,
+        limits: () => deps.bridging(),
+        log: this.log,
+      },
+      {
+        create: (pk, ex) => this.open(pk, ex as FederationExchange, shared),
+        ended: (s) => s.close(),
+        count: (n) => deps.federationMetrics()?.federatedSessions(this.path, n),
+      },
+      { serves: 'as one federated server', limit: 'bridging.maxSessions' },
+    );
+  }
+
+  /** The same servers, the same settings: a reload keeps the broker and its sessions. */
+  sameAs(route: Route): boolean {
+    const key = (r: Route) => JSON.stringify([r.config.servers, r.config.separator, r.config.egress, r.config.tls]);
+    return key(route) === key(this.route);
+  }
+
+  update(route: Route): void {
+    this.route = route;
+    for (const m of this.members) {
+      const next = route.members.find((x) => x.name === m.name);
+      if (next) m.member = next;
+    }
+  }
+
+  get sessions(): number {
+    return this.fronts.size;
+  }
+
+  handle(ex: FederationExchange): Promise<void> {
+    ex.handedOff = true;
+    this.policy = ex.route?.guard?.policy;
+    if (ex.era === 'stateless')
+      throw new SluiceError(
+        'SLUICE_ERR_BAD_REQUEST',
+        'this federated route serves 2025-era clients (Streamable HTTP with sessions, or HTTP+SSE at <path>/sse)',
+      );
+    const parsed = parsedBody(ex);
+    ex.federatedServer = this.serverOf(parsed);
+    ex.brokerUpstream = ex.federatedServer ? `federated server ${ex.federatedServer}` : 'federation';
+    // The caller's latest principal (a refreshed token may carry other scopes) decides what lists show.
+    if (ex.principal) for (const s of this.fronts.values()) if (s.who?.key === ex.principal.key) s.who = ex.principal;
+    return this.fronts.handle(ex, parsed);
+  }
+
+  /** The server a single request goes to (its target's prefix), for the access log. */
+  private serverOf(parsed: unknown): string | undefined {
+    const m = parsed as { method?: unknown; params?: Record<string, unknown> } | undefined;
+    if (typeof m?.method !== 'string') return undefined;
+    try {
+      return routeRequest(this.ns, m.method, m.params)?.member.name;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async open(pk: string, ex: FederationExchange, shared: FederationShared): Promise<FederatedSession> {
+    const credentials = new Map<string, { header: string; value: string } | undefined>();
+    await Promise.all(
+      this.members.map(async (m) => {
+        const own = ex.serverCredential?.(m.name);
+        credentials.set(m.name, own ? await own : ex.upstreamCredential);
+      }),
+    );
+    const authorization = ex.upstreamCredential ? undefined : ex.req.headers.authorization;
+    // The merged capabilities are what the servers found so far declare; those not yet found are
+    // asked now, for as long as a list may wait.
+    const wait = this.deps.federation().listTimeout;
+    await Promise.race([
+      Promise.allSettled(this.members.map((m) => m.target(credentials.get(m.name), authorization).discover())),
+      new Promise((r) => setTimeout(r, wait).unref()),
+    ]);
+    const server = new Server(
+      {
+        name: 'sluice-federation',
+        version: '1',
+        title: `${this.path} (${this.members.map((m) => m.name).join(', ')})`,
+      },
+      { capabilities: this.capabilities() as never, instructions: this.instructions() },
+    );
+    return new FederatedSession(server, pk, ex.principal, shared, credentials, authorization);
+  }
+
+  /** Every server's capabilities, with list_changed declared: the route's own lists change as servers come and go. */
+  private capabilities(): Record<string, unknown> {
+    const caps: Record<string, Record<string, unknown>> = {
+      tools: { listChanged: true },
+    };
+    for (const m of this.members) {
+      const c = m.known?.capabilities ?? { tools: {}, prompts: {}, resources: {} };
+      for (const [k, v] of Object.entries(c)) {
+        if (typeof v !== 'object' || v === null) continue;
+        caps[k] = { ...(caps[k] ?? {}), ...(v as Record<string, unknown>) };
+      }
+    }
+    for (const k of ['tools', 'prompts', 'resources']) if (caps[k]) caps[k] = { ...caps[k], listChanged: true };
+    return caps;
+  }
+
+  private instructions(): string | undefined {
+    const parts = this.members.flatMap((m) =>
+      m.known?.instructions ? [`${m.name}${m.prefix ? ` (${m.prefix})` : ''}: ${m.known.instructions}`] : [],
+    );
+    return parts.length ? parts.join('\n\n') : undefined;
+  }
+
+  /** Each server's state, for the admin API: what it is, its replicas, and how the sessions' links to it stand. */
+  state(): Record<string, unknown> {
+    return {
+      route: this.path,
+      sessions: this.fronts.size,
+      servers: this.members.map((m) => {
+        const links = { up: 0, down: 0, connecting: 0 };
+        let reason: string | undefined;
+        for (const s of this.fronts.values()) {
+          const l = s.links.get(m.name);
+          if (!l || l.state === 'closed') continue;
+          links[l.state]++;
+          if (l.state === 'down') reason = l.reason;
+        }
+        return { ...m.state(), links, ...(reason ? { lastError: reason } : {}) };
+      }),
+    };
+  }
+
+  async close(): Promise<void> {
+    this.fronts.close();
+    await Promise.all(this.members.map((m) => m.close()));
+  }
+}

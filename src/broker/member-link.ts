@@ -1,0 +1,181 @@
+// One federated session's connection to one of its servers: an SDK v2 client speaking for the
+// session's client (its info and capabilities), connected in the server's era. The link heals
+// what a client of one server would see as the end of its session: an upstream that forgot the
+// session (404: the request never ran) is initialized again and the request sent once more; a
+// server that fails or is gone is marked down, its requests answer at once with an error naming
+// it, and it is tried again in the background, its return announced so lists are asked anew.
+import { ProtocolError, type Client } from '@modelcontextprotocol/client';
+import type { Logger } from '../observability/logger.ts';
+import { forwardCall, isSessionGone } from './bridge-common.ts';
+import { connectUpstream, type CallerIdentity, type Discovery, type UpstreamEndpoint } from './upstream-link.ts';
+
+export type LinkState = 'connecting' | 'up' | 'down' | 'closed';
+
+/** What the link asks of its federated session: answers to the server's questions, and what it hears. */
+export interface LinkEvents {
+  request(method: string, params: Record<string, unknown> | undefined, signal: AbortSignal): Promise<unknown>;
+  notification(method: string, params: Record<string, unknown> | undefined): void;
+  /** The server answers again after being down (its lists may differ from what the client last saw). */
+  recovered(): void;
+}
+
+/** The server as every link to it reaches it: its era (found once) and an endpoint per connect. */
+export interface LinkTarget {
+  readonly name: string;
+  discover(): Promise<Discovery>;
+  endpoint(): UpstreamEndpoint;
+}
+
+export interface LinkTimes {
+  connectTimeout: number;
+  retryAfter: number;
+}
+
+const MAX_RETRY = 30_000;
+
+export class MemberLink {
+  state: LinkState = 'connecting';
+  /** Why it is down, for the error its callers get and the admin API. */
+  reason: string | undefined;
+  private client: Client | undefined;
+  private connecting: Promise<Client> | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private backoff: number;
+  private readonly target: LinkTarget;
+  private readonly who: () => CallerIdentity;
+  private readonly events: LinkEvents;
+  private readonly times: LinkTimes;
+  private readonly log: Logger;
+
+  constructor(target: LinkTarget, who: () => CallerIdentity, events: LinkEvents, times: LinkTimes, log: Logger) {
+    this.target = target;
+    this.who = who;
+    this.events = events;
+    this.times = times;
+    this.backoff = times.retryAfter;
+    this.log = log;
+  }
+
+  get name(): string {
+    return this.target.name;
+  }
+
+  /** The connected client, connecting (once at a time) when there is none. */
+  ready(): Promise<Client> {
+    if (this.state === 'closed') return Promise.reject(this.unavailable('the session ended'));
+    if (this.client) return Promise.resolve(this.client);
+    return (this.connecting ??= this.connect().finally(() => (this.connecting = undefined)));
+  }
+
+  private async connect(): Promise<Client> {
+    try {
+      const found = await this.target.discover();
+      // The transport may close before connect returns: `closed` then finds nothing to drop.
+      const made: { client?: Client } = {};
+      const client = await connectUpstream(
+        this.target.endpoint(),
+        found,
+        this.who(),
+        {
+          request: (method, params, signal) => this.events.request(method, params, signal),
+          notification: (method, params) => this.events.notification(method, params),
+          closed: () => made.client && this.lost(made.client, 'the connection closed'),
+        },
+        { signal: AbortSignal.timeout(this.times.connectTimeout) },
+      );
+      made.client = client;
+      if (this.state === 'closed') {
+        void client.close().catch(() => undefined);
+        throw this.unavailable('the session ended');
+      }
+      const wasDown = this.state === 'down';
+      this.client = client;
+      this.state = 'up';
+      this.reason = undefined;
+      this.backoff = this.times.retryAfter;
+      if (wasDown) {
+        this.log.info({ server: this.name }, 'federated server is back');
+        this.events.recovered();
+      }
+      return client;
+    } catch (err) {
+      throw this.down(`could not connect: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * One request to the server. A session it forgot is initialized again and the request sent once
+   * more (it never ran there); a server that fails is marked down and the caller gets an error naming it.
+   */
+  async request(
+    method: string,
+    params: Record<string, unknown> | undefined,
+    opts: { signal: AbortSignal; onprogress?: ((p: Record<string, unknown>) => void) | undefined },
+  ): Promise<unknown> {
+    for (let attempt = 0; ; attempt++) {
+      const client = await this.ready();
+      try {
+        return await forwardCall(client, { method, ...(params ? { params } : {}) }, opts);
+      } catch (err) {
+        if (opts.signal.aborted) throw err;
+        if (isSessionGone(err) && attempt === 0) {
+          this.log.info({ server: this.name, method }, 'federated server forgot the session: initializing again');
+          this.drop(client);
+          continue;
+        }
+        // The server answered: its error is the caller's, as a client of it alone would get it.
+        if (err instanceof ProtocolError && !isSessionGone(err)) throw err;
+        this.drop(client);
+        throw this.down(isSessionGone(err) ? 'it forgot the new session too' : (err as Error).message);
+      }
+    }
+  }
+
+  /** The server gone from under an open connection (a stdio child exited, a stream ended for good). */
+  private lost(client: Client, why: string): void {
+    if (this.client !== client || this.state === 'closed') return;
+    this.client = undefined;
+    this.down(why);
+  }
+
+  private drop(client: Client): void {
+    if (this.client === client) this.client = undefined;
+    void client.close().catch(() => undefined);
+  }
+
+  /** Mark the server down and try it again later; returns the error its callers get. */
+  private down(why: string): ProtocolError {
+    if (this.state !== 'closed') {
+      if (this.state !== 'down') this.log.warn({ server: this.name, err: why }, 'federated server unavailable');
+      this.state = 'down';
+      this.reason = why;
+      this.scheduleRetry();
+    }
+    return this.unavailable(why);
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer || this.state === 'closed') return;
+    const wait = this.backoff;
+    this.backoff = Math.min(this.backoff * 2, MAX_RETRY);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this.state === 'down' && !this.client) void this.ready().catch(() => undefined);
+    }, wait);
+    this.retryTimer.unref();
+  }
+
+  private unavailable(why: string): ProtocolError {
+    return new ProtocolError(-32603, `federated server "${this.name}" is unavailable: ${why}`, {
+      server: this.name,
+    });
+  }
+
+  close(): Promise<void> {
+    this.state = 'closed';
+    clearTimeout(this.retryTimer);
+    const c = this.client;
+    this.client = undefined;
+    return c ? c.close().catch(() => undefined) : Promise.resolve();
+  }
+}
