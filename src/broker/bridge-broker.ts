@@ -171,7 +171,8 @@ export class BridgeBroker {
   }
 }
 
-function hasEnvelope(ex: BrokerExchange): boolean {
+/** A POST carrying the per-request envelope of 2026-07-28 (or a later revision): a modern client. */
+export function hasEnvelope(ex: BrokerExchange): boolean {
   if (ex.req.method !== 'POST' || !ex.body || !ex.body.includes('io.modelcontextprotocol/protocolVersion'))
     return false;
   const m = parsedBody(ex) as { params?: { _meta?: Record<string, unknown> } } | undefined;

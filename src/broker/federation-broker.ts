@@ -7,16 +7,18 @@
 import { Server } from '@modelcontextprotocol/server';
 import { Agent, fetch as undiciFetch } from 'undici';
 import type { FederationConfig } from '../config/schema.ts';
-import { SluiceError } from '../core/errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Principal } from '../security/principal.ts';
 import type { ToolPolicy } from '../security/tool-policy.ts';
 import type { Member, Route } from '../routing/route-table.ts';
-import type { BridgeDeps } from './bridge-broker.ts';
+import { hasEnvelope, type BridgeDeps } from './bridge-broker.ts';
+import { callerKey } from './bridge-common.ts';
 import { FederatedSession, type FederatedMember, type FederationShared } from './federated-session.ts';
 import { Namespace } from './federation-names.ts';
 import { routeRequest } from './federation-rewrite.ts';
 import { FrontSessions } from './front-sessions.ts';
+import { ModernFront } from './modern-front.ts';
+import { SessionPipe } from './session-pipe.ts';
 import type { LinkTarget } from './member-link.ts';
 import { discoverUpstream, type Discovery, type FetchLike, type UpstreamEndpoint } from './upstream-link.ts';
 import { parsedBody, type BrokerExchange } from './web-exchange.ts';
@@ -137,6 +139,11 @@ export class FederationBroker {
   private readonly ns: Namespace<RouteMember>;
   private readonly fronts: FrontSessions<FederatedSession>;
   private policy: ToolPolicy | undefined;
+  private readonly shared: FederationShared;
+  /** The modern front for 2026-07-28 callers, made at the first one. */
+  private modern: ModernFront | undefined;
+  /** Federated sessions serving the modern front (not client sessions of their own). */
+  private readonly detached = new Set<FederatedSession>();
 
   constructor(route: Route, deps: FederationDeps) {
     this.path = route.path;
@@ -145,7 +152,7 @@ export class FederationBroker {
     this.log = deps.log.child({ route: route.path, broker: 'federation' });
     this.members = route.members.map((m) => new RouteMember(m, deps, this.log.child({ server: m.name })));
     this.ns = new Namespace(this.members, route.config.separator ?? '__');
-    const shared: FederationShared = {
+    const shared: FederationShared = (this.shared = {
       route: route.path,
       ns: this.ns,
       log: this.log,
@@ -153,7 +160,7 @@ export class FederationBroker {
       policy: () => this.policy,
       listTimedOut: (server, method) => deps.federationMetrics()?.federatedListTimeout(this.path, server, method),
       requested: (server) => deps.federationMetrics()?.federatedRequest(this.path, server),
-    };
+    });
     this.fronts = new FrontSessions(
       route.path,
       {
@@ -192,17 +199,58 @@ export class FederationBroker {
   handle(ex: FederationExchange): Promise<void> {
     ex.handedOff = true;
     this.policy = ex.route?.guard?.policy;
-    if (ex.era === 'stateless')
-      throw new SluiceError(
-        'SLUICE_ERR_BAD_REQUEST',
-        'this federated route serves 2025-era clients (Streamable HTTP with sessions, or HTTP+SSE at <path>/sse)',
-      );
     const parsed = parsedBody(ex);
+    if (ex.era === 'stateless' || hasEnvelope(ex)) return this.serveModern(ex, parsed);
     ex.federatedServer = this.serverOf(parsed);
     ex.brokerUpstream = ex.federatedServer ? `federated server ${ex.federatedServer}` : 'federation';
     // The caller's latest principal (a refreshed token may carry other scopes) decides what lists show.
     if (ex.principal) for (const s of this.fronts.values()) if (s.who?.key === ex.principal.key) s.who = ex.principal;
     return this.fronts.handle(ex, parsed);
+  }
+
+  /**
+   * A 2026-07-28 caller: served by the modern front (as a bridged 2025 server is), whose upstream
+   * sessions are federated sessions in this process (session-pipe.ts), pooled per caller.
+   */
+  private async serveModern(ex: FederationExchange, parsed: unknown): Promise<void> {
+    ex.federatedServer = this.serverOf(parsed);
+    ex.brokerUpstream = ex.federatedServer ? `federated server ${ex.federatedServer}` : 'federation';
+    if (!this.modern) {
+      await this.findAll(undefined, undefined);
+      const found: Discovery = {
+        era: 'legacy',
+        serverInfo: this.serverInfo(),
+        capabilities: this.capabilities(),
+        instructions: this.instructions(),
+        discover: undefined,
+      };
+      const deps = this.deps;
+      this.modern ??= new ModernFront(this.path, (e) => this.pipeFor(e as FederationExchange), found, {
+        log: deps.log,
+        sessions: deps.sessions,
+        keepAliveMs: deps.keepAliveMs,
+        limits: deps.bridging(),
+        metrics: deps.metrics,
+      });
+    }
+    return this.modern.handle(ex, parsed);
+  }
+
+  /** Where the modern front's upstream session for this caller is: a federated session made when it connects. */
+  private pipeFor(ex: FederationExchange): UpstreamEndpoint {
+    return {
+      kind: 'memory',
+      open: () =>
+        new SessionPipe(async () => {
+          const s = await this.open(callerKey(ex), ex, this.shared);
+          this.detached.add(s);
+          s.server.onclose = () => {
+            this.detached.delete(s);
+            s.close();
+          };
+          return s.server;
+        }),
+    };
   }
 
   /** The server a single request goes to (its target's prefix), for the access log. */
@@ -225,22 +273,32 @@ export class FederationBroker {
       }),
     );
     const authorization = ex.upstreamCredential ? undefined : ex.req.headers.authorization;
-    // The merged capabilities are what the servers found so far declare; those not yet found are
-    // asked now, for as long as a list may wait.
+    await this.findAll(credentials, authorization);
+    const server = new Server(this.serverInfo(), {
+      capabilities: this.capabilities() as never,
+      instructions: this.instructions(),
+    });
+    return new FederatedSession(server, pk, ex.principal, shared, credentials, authorization);
+  }
+
+  /**
+   * The merged capabilities are what the servers found so far declare: those not yet found are
+   * asked now, for as long as a list may wait.
+   */
+  private async findAll(
+    credentials: ReadonlyMap<string, { header: string; value: string } | undefined> | undefined,
+    authorization: string | undefined,
+  ): Promise<void> {
     const wait = this.deps.federation().listTimeout;
     await Promise.race([
-      Promise.allSettled(this.members.map((m) => m.target(credentials.get(m.name), authorization).discover())),
+      Promise.allSettled(this.members.map((m) => m.target(credentials?.get(m.name), authorization).discover())),
       new Promise((r) => setTimeout(r, wait).unref()),
     ]);
-    const server = new Server(
-      {
-        name: 'sluice-federation',
-        version: '1',
-        title: `${this.path} (${this.members.map((m) => m.name).join(', ')})`,
-      },
-      { capabilities: this.capabilities() as never, instructions: this.instructions() },
-    );
-    return new FederatedSession(server, pk, ex.principal, shared, credentials, authorization);
+  }
+
+  private serverInfo(): { name: string; version: string; title: string } {
+    const names = this.members.map((m) => m.name).join(', ');
+    return { name: 'sluice-federation', version: '1', title: `${this.path} (${names})` };
   }
 
   /** Every server's capabilities, with list_changed declared: the route's own lists change as servers come and go. */
@@ -270,11 +328,11 @@ export class FederationBroker {
   state(): Record<string, unknown> {
     return {
       route: this.path,
-      sessions: this.fronts.size,
+      sessions: this.fronts.size + this.detached.size,
       servers: this.members.map((m) => {
         const links = { up: 0, down: 0, connecting: 0 };
         let reason: string | undefined;
-        for (const s of this.fronts.values()) {
+        for (const s of [...this.fronts.values(), ...this.detached]) {
           const l = s.links.get(m.name);
           if (!l || l.state === 'closed') continue;
           links[l.state]++;
@@ -287,6 +345,8 @@ export class FederationBroker {
 
   async close(): Promise<void> {
     this.fronts.close();
+    await this.modern?.close();
+    for (const s of this.detached) s.close();
     await Promise.all(this.members.map((m) => m.close()));
   }
 }

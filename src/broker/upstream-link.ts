@@ -31,7 +31,9 @@ export interface Discovery {
 
 export type UpstreamEndpoint =
   | { kind: 'http'; url: string; fetch: FetchLike; headers: () => Record<string, string> }
-  | { kind: 'stdio'; cfg: StdioConfig; log: Logger; maxLine: number };
+  | { kind: 'stdio'; cfg: StdioConfig; log: Logger; maxLine: number }
+  /** A server inside this process (a federated session served to a 2026-07-28 caller). */
+  | { kind: 'memory'; open: () => Transport };
 
 /** Server→client requests the upstream makes, and its notifications, for the caller to answer or hear. */
 export interface UpstreamHandlers {
@@ -49,6 +51,7 @@ const ASKS = [
 
 function transportFor(ep: UpstreamEndpoint, era: UpstreamEra): Transport {
   if (ep.kind === 'stdio') return new ChildTransport(ep.cfg, { log: ep.log, maxLine: ep.maxLine });
+  if (ep.kind === 'memory') return ep.open();
   const url = new URL(ep.url);
   const requestInit = { headers: ep.headers() };
   if (era === 'http+sse') {

@@ -160,3 +160,25 @@ describe('conformance through a bridge: clients of one era, upstreams of the oth
     assert.deepEqual(regressions(legacyDirect.checks, bridged.checks), []);
   });
 });
+
+// Federation (issue 21): a federated route of exactly one server, server-everything, keeping its
+// names (prefix ''), against server-everything direct: every check that passes there passes here.
+describe('conformance --requirements 2025-11-25: a federation of one server-everything', () => {
+  let everything: { url: string; child: ChildProcess };
+  let sluice: TestGateway;
+  before(async () => {
+    everything = await startEverything();
+    sluice = await startTestGateway({ routes: [{ path: '/fed', servers: { every: { upstream: everything.url, prefix: '' } } }] as never });
+  });
+  after(async () => {
+    await sluice.close();
+    everything.child.kill('SIGTERM');
+  });
+  it('every check that passes against server-everything directly passes through the federation', async (t) => {
+    const direct = await runConformance(everything.url, '2025-11-25');
+    const via = await runConformance(`${sluice.base}/fed`, '2025-11-25');
+    t.diagnostic(`direct ${passCount(direct.checks)}/${direct.checks.size} checks pass, federated ${passCount(via.checks)}/${via.checks.size}`);
+    assert.ok(direct.checks.size > 10, `the suite ran: ${direct.output.slice(-500)}`);
+    assert.deepEqual(regressions(direct.checks, via.checks), []);
+  });
+});

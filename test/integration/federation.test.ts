@@ -158,6 +158,25 @@ describe('federation: three servers of different kinds behind one route', () => 
     assert.ok(templates.every((t) => t.uriTemplate.startsWith('every+')), templates.map((t) => t.uriTemplate).join(' '));
   });
 
+  it('a 2026-07-28 client gets the same federation: merged list, a call to each server, sampling as input_required, progress', async () => {
+    const modern = new Client({ name: 'modern-federation-test', version: '1' }, { capabilities: { sampling: {} }, versionNegotiation: { mode: { pin: '2026-07-28' } } });
+    modern.setRequestHandler('sampling/createMessage', async () => ({ model: 'test-model', role: 'assistant', content: { type: 'text', text: 'sampled in a round' } }) as never);
+    await modern.connect(new StreamableHTTPClientTransport(new URL(`${sluice.base}/team`)));
+    assert.equal(modern.getProtocolEra(), 'modern');
+    const tools = (await modern.listTools()).tools.map((t) => t.name);
+    for (const name of ['every__echo', 'sdk__echo', 'files__read_text_file']) assert.ok(tools.includes(name), tools.join(' '));
+    assert.equal(text(await modern.callTool({ name: 'every__echo', arguments: { message: 'm1' } })), 'Echo: m1');
+    assert.equal(text(await modern.callTool({ name: 'sdk__echo', arguments: { message: 'm2' } })), 'm2');
+    assert.equal(text(await modern.callTool({ name: 'files__read_text_file', arguments: { path: join(dir, 'hello.txt') } })), 'hello from the filesystem server');
+    const sampled = await modern.callTool({ name: 'every__trigger-sampling-request', arguments: { prompt: 'modern?', maxTokens: 10 } });
+    assert.match(JSON.stringify(sampled), /sampled in a round/);
+    const progress: number[] = [];
+    const counted = await modern.callTool({ name: 'sdk__slow_count', arguments: { steps: 3, intervalMs: 50 } }, { onprogress: (p) => progress.push(p.progress) });
+    assert.equal(text(counted), 'counted to 3');
+    assert.deepEqual(progress, [1, 2, 3]);
+    await modern.close();
+  });
+
   it('the admin API lists each server: kind, era, replicas and the sessions’ links', async () => {
     const res = await fetch(`http://127.0.0.1:${sluice.gw.adminAddress?.port}/admin/federation`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
     assert.equal(res.status, 200);
