@@ -3,17 +3,21 @@
 // stdio — seen by an official SDK client as one MCP server.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import { StreamableHTTPClientTransport as StreamableHTTPClientTransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { registerDemoV1 } from '../../src/demo/demo-tools.ts';
 import { startUpstreamKit, type UpstreamKit } from '../../src/demo/upstream-kit.ts';
 import { hashApiKey } from '../../src/security/bearer.ts';
+import { childrenOf } from '../fixtures/process-table.ts';
 import { startEverything } from '../fixtures/server-everything.ts';
 import { accessLines, freePort, sleep, startTestGateway, waitFor, type TestGateway } from '../helpers.ts';
 
@@ -41,6 +45,20 @@ async function connect(url: string, opts: { token?: string; sampling?: boolean }
   const headers: Record<string, string> = opts.token ? { authorization: `Bearer ${opts.token}` } : {};
   await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } }), { prior: { kind: 'legacy' } } as never);
   return client;
+}
+
+/** server-filesystem processes this test process runs (through Sluice, in process). */
+function fsChildren(): number[] {
+  return childrenOf(process.pid)
+    .filter((p) => p.state !== 'Z')
+    .map((p) => p.pid)
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('server-filesystem');
+      } catch {
+        return false;
+      }
+    });
 }
 
 const text = (r: unknown): string => ((r as { content?: { text?: string }[] }).content ?? []).map((c) => c.text ?? '').join('');
@@ -222,11 +240,24 @@ describe('federation: three servers of different kinds behind one route', () => 
     assert.equal(text(await client.callTool({ name: 'sdk__echo', arguments: { message: 'healed' } })), 'healed');
     assert.ok(sluice.logs.some((l) => l['msg'] === 'federated server forgot the session: initializing again'));
   });
+
+  it("a session's stdio server process ends with the session (the process table, not Sluice's counters)", async () => {
+    const before = fsChildren().length;
+    const transport = new StreamableHTTPClientTransport(new URL(`${sluice.base}/team`));
+    const extra = new Client({ name: 'short-lived', version: '1' });
+    await extra.connect(transport, { prior: { kind: 'legacy' } } as never);
+    assert.equal(text(await extra.callTool({ name: 'files__read_text_file', arguments: { path: join(dir, 'hello.txt') } })), 'hello from the filesystem server');
+    assert.equal(fsChildren().length, before + 1);
+    await transport.terminateSession();
+    await extra.close();
+    await waitFor(() => fsChildren().length === before, 10_000, 'the stdio child stopped');
+  });
 });
 
 describe('federation: a slow server does not stall the merged list', () => {
   let slow: UpstreamKit;
   let quick: UpstreamKit;
+  let paged: UpstreamKit;
   let sluice: TestGateway;
   before(async () => {
     quick = await startV1();
@@ -242,16 +273,62 @@ describe('federation: a slow server does not stall the merged list', () => {
         });
       },
     });
+    paged = await startUpstreamKit({
+      name: 'paged-lists',
+      eras: 'legacy',
+      registerV2: () => undefined,
+      registerV1: (s) => {
+        s.server.registerCapabilities({ tools: {} });
+        s.server.setRequestHandler(ListToolsRequestSchema, async (req) => {
+          const page = req.params?.cursor === undefined ? 0 : Number(req.params.cursor);
+          const tools = [0, 1].map((i) => ({ name: `page${page}_tool${i}`, inputSchema: { type: 'object' as const } }));
+          return page < 2 ? { tools, nextCursor: String(page + 1) } : { tools };
+        });
+      },
+    });
     sluice = await startTestGateway({
       admin: { listen: { host: '127.0.0.1', port: 0 } },
       federation: { listTimeout: '400ms' },
-      routes: [{ path: '/mix', servers: { quick: { upstream: quick.url }, slow: { upstream: slow.url } } }] as never,
+      routes: [
+        { path: '/mix', servers: { quick: { upstream: quick.url }, slow: { upstream: slow.url } } },
+        { path: '/paged', servers: { quick: { upstream: quick.url }, paged: { upstream: paged.url } } },
+      ] as never,
     });
   });
   after(async () => {
     await sluice.close();
     await quick.close();
     await slow.close();
+    await paged.close();
+  });
+
+  it("pagination spans servers: the first page holds every server's first page, cursors go on where a server has more", async () => {
+    // The SDK v1 client asks one page at a time (the v2 client's listTools follows every cursor itself).
+    const client = new ClientV1({ name: 'pager', version: '1' });
+    await client.connect(new StreamableHTTPClientTransportV1(new URL(`${sluice.base}/paged`)));
+    const pages: string[][] = [];
+    let cursor: string | undefined;
+    do {
+      const r = await client.listTools(cursor === undefined ? {} : { cursor });
+      pages.push(r.tools.map((t) => t.name));
+      cursor = r.nextCursor;
+    } while (cursor !== undefined && pages.length < 10);
+    assert.equal(pages.length, 3);
+    assert.ok(pages[0]!.includes('quick__echo') && pages[0]!.includes('paged__page0_tool0'), pages[0]!.join(' '));
+    assert.deepEqual(pages[1], ['paged__page1_tool0', 'paged__page1_tool1']);
+    assert.deepEqual(pages[2], ['paged__page2_tool0', 'paged__page2_tool1']);
+    const bad = await client.listTools({ cursor: 'not-a-cursor' }).then(() => undefined, (e: { code?: number }) => e);
+    assert.equal(bad?.code, -32602);
+    await client.close();
+  });
+
+  it('an HTTP+SSE client (SDK v1) is served the same federation at <path>/sse', async () => {
+    const old = new ClientV1({ name: 'sse-client', version: '1' });
+    await old.connect(new SSEClientTransport(new URL(`${sluice.base}/paged/sse`)));
+    const tools = (await old.listTools()).tools.map((t) => t.name);
+    assert.ok(tools.includes('quick__echo') && tools.includes('paged__page0_tool0'), tools.join(' '));
+    assert.equal(text(await old.callTool({ name: 'quick__echo', arguments: { message: 'over sse' } })), 'over sse');
+    await old.close();
   });
 
   it('answers within federation.listTimeout with what answered, counts and logs the slow one, and announces it when it answers', async () => {
