@@ -82,3 +82,24 @@ export function isSessionGone(err: unknown): boolean {
   const e = err as { data?: { status?: unknown }; status?: unknown } | undefined;
   return e?.data?.status === 404 || e?.status === 404;
 }
+
+/**
+ * Upstream progress relayed to the caller's own token, in order; `sent()` resolves once all of it
+ * is out, so the result follows it (a client drops progress that arrives after its answer).
+ */
+export function relayProgress(
+  progressToken: unknown,
+  notify: (n: { method: string; params: Record<string, unknown> }) => Promise<void>,
+): { onprogress: ((p: Record<string, unknown>) => void) | undefined; sent: () => Promise<unknown> } {
+  let told: Promise<unknown> = Promise.resolve();
+  return {
+    onprogress:
+      progressToken === undefined
+        ? undefined
+        : (p) =>
+            (told = told.then(() =>
+              notify({ method: 'notifications/progress', params: { ...p, progressToken } }).catch(() => undefined),
+            )),
+    sent: () => told,
+  };
+}

@@ -10,6 +10,7 @@ import { ProtocolError, type Server } from '@modelcontextprotocol/server';
 import type { Principal } from '../security/principal.ts';
 import type { ToolPolicy } from '../security/tool-policy.ts';
 import type { Logger } from '../observability/logger.ts';
+import { relayProgress } from './bridge-common.ts';
 import type { FrontSession } from './front-sessions.ts';
 import { decodeCursor, encodeCursor, type Namespace, type SpanCursor } from './federation-names.ts';
 import { clientNotification, clientResult, LISTS, routeRequest } from './federation-rewrite.ts';
@@ -135,26 +136,13 @@ export class FederatedSession implements FrontSession {
 
   private async call(m: FederatedMember, method: string, params: Obj | undefined, ctx: Ctx): Promise<unknown> {
     const link = this.links.get(m.name) as MemberLink;
-    const progressToken = ctx.mcpReq._meta?.['progressToken'];
     const entry = { member: m.name, ctx };
     this.inFlight.add(entry);
     this.fed.requested(m.name);
-    // Progress goes out in order and before the result (a client drops progress after its answer).
-    let told: Promise<unknown> = Promise.resolve();
+    const progress = relayProgress(ctx.mcpReq._meta?.['progressToken'], (n) => ctx.mcpReq.notify(n));
     try {
-      const result = await link.request(method, params, {
-        signal: ctx.mcpReq.signal,
-        onprogress:
-          progressToken === undefined
-            ? undefined
-            : (p) =>
-                (told = told.then(() =>
-                  ctx.mcpReq
-                    .notify({ method: 'notifications/progress', params: { ...p, progressToken } })
-                    .catch(() => undefined),
-                )),
-      });
-      await told;
+      const result = await link.request(method, params, { signal: ctx.mcpReq.signal, onprogress: progress.onprogress });
+      await progress.sent();
       return clientResult(this.fed.ns, m, method, result);
     } finally {
       this.inFlight.delete(entry);

@@ -11,7 +11,7 @@ import { InMemoryResponseCacheStore, type Client } from '@modelcontextprotocol/c
 import { LOG_LEVEL_META_KEY, Server } from '@modelcontextprotocol/server';
 import { SluiceError } from '../core/errors.ts';
 import type { Logger } from '../observability/logger.ts';
-import { forwardCall } from './bridge-common.ts';
+import { forwardCall, relayProgress } from './bridge-common.ts';
 import { FrontSessions, type FrontSession } from './front-sessions.ts';
 import type { FrontDeps } from './modern-front.ts';
 import { connectUpstream, type Discovery, type UpstreamEndpoint } from './upstream-link.ts';
@@ -151,24 +151,14 @@ export class LegacyFront {
       return {};
     }
     const client = await this.connect(s, ctx);
-    const progressToken = ctx.mcpReq._meta?.['progressToken'];
-    // Progress is sent in order and before the result (the client drops progress after its answer).
-    let told: Promise<unknown> = Promise.resolve();
+    const progress = relayProgress(ctx.mcpReq._meta?.['progressToken'], (n) => ctx.mcpReq.notify(n));
     try {
       const result = await forwardCall(client, withLogLevel(req, s.logLevel), {
         signal: ctx.mcpReq.signal,
         typedCall: true,
-        onprogress:
-          progressToken === undefined
-            ? undefined
-            : (p) =>
-                (told = told.then(() =>
-                  ctx.mcpReq
-                    .notify({ method: 'notifications/progress', params: { ...p, progressToken } })
-                    .catch(() => undefined),
-                )),
+        onprogress: progress.onprogress,
       });
-      await told;
+      await progress.sent();
       return result;
     } finally {
       void client.close().catch(() => undefined);

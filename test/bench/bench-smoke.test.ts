@@ -1,5 +1,5 @@
-// CI runs the quick benchmark once: it must run against every target and produce the table and
-// the JSON. Timings are not asserted (shared 2-core machines); completeness and zero failures are.
+// The suite runs the benchmark once, in its smoke form: it must run against every target and
+// produce the table and the JSON. Timings are not asserted (shared 2-core machines); completeness and zero failures are.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -20,11 +20,11 @@ const KEYS = [
   'upstream_closed_on_cancel',
 ];
 
-describe('npm run bench -- --quick', () => {
+describe('npm run bench -- --smoke (the quick form, shortest windows)', () => {
   it('measures direct, Sluice, nginx and HAProxy and writes the table and latest.json', () => {
     const out = mkdtempSync(join(tmpdir(), 'sluice-bench-smoke-'));
     try {
-      const r = spawnSync(process.execPath, [join(ROOT, 'bench', 'run.ts'), '--quick', '--streams', '500', '--out', out], {
+      const r = spawnSync(process.execPath, [join(ROOT, 'bench', 'run.ts'), '--smoke', '--streams', '500', '--out', out], {
         encoding: 'utf8',
         timeout: 360_000,
         env: { ...process.env, PATH: `${join(ROOT, 'node_modules', '.bin')}:${process.env['PATH'] ?? ''}` },
