@@ -38,6 +38,9 @@ export class MemberLink {
   /** Why it is down, for the error its callers get and the admin API. */
   reason: string | undefined;
   private client: Client | undefined;
+  /** A 2026-07-28 server's listen stream (its list changes). */
+  private listening: { close(): Promise<void> } | undefined;
+  private modern = false;
   private connecting: Promise<Client> | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private backoff: number;
@@ -90,6 +93,8 @@ export class MemberLink {
       }
       const wasDown = this.state === 'down';
       this.client = client;
+      this.modern = found.era === 'modern';
+      if (this.modern) this.listen(client, found);
       this.state = 'up';
       this.reason = undefined;
       this.backoff = this.times.retryAfter;
@@ -115,7 +120,13 @@ export class MemberLink {
     for (let attempt = 0; ; attempt++) {
       const client = await this.ready();
       try {
-        return await forwardCall(client, { method, ...(params ? { params } : {}) }, opts);
+        // A 2026-07-28 server's tool calls go through the SDK's callTool, which mirrors the
+        // arguments its tools' x-mcp-header annotations name into Mcp-Param-* headers.
+        return await forwardCall(
+          client,
+          { method, ...(params ? { params } : {}) },
+          { ...opts, typedCall: this.modern },
+        );
       } catch (err) {
         if (opts.signal.aborted) throw err;
         if (isSessionGone(err) && attempt === 0) {
@@ -131,15 +142,40 @@ export class MemberLink {
     }
   }
 
+  /**
+   * A 2026-07-28 server tells of its list changes only on a `subscriptions/listen` stream: one is
+   * kept open while the connection lives, its notifications heard like any other.
+   */
+  private listen(client: Client, found: Discovery): void {
+    const caps = found.capabilities as Record<string, { listChanged?: boolean } | undefined>;
+    const filter = {
+      ...(caps['tools']?.listChanged ? { toolsListChanged: true } : {}),
+      ...(caps['prompts']?.listChanged ? { promptsListChanged: true } : {}),
+      ...(caps['resources']?.listChanged ? { resourcesListChanged: true } : {}),
+    };
+    if (Object.keys(filter).length === 0) return;
+    client.listen(filter).then(
+      (sub) => {
+        if (this.client === client) this.listening = sub;
+        else void sub.close().catch(() => undefined);
+      },
+      (err: Error) => this.log.info({ server: this.name, err: err.message }, 'federated server: no listen stream'),
+    );
+  }
+
   /** The server gone from under an open connection (a stdio child exited, a stream ended for good). */
   private lost(client: Client, why: string): void {
     if (this.client !== client || this.state === 'closed') return;
-    this.client = undefined;
+    this.drop(client);
     this.down(why);
   }
 
   private drop(client: Client): void {
-    if (this.client === client) this.client = undefined;
+    if (this.client === client) {
+      this.client = undefined;
+      void this.listening?.close().catch(() => undefined);
+      this.listening = undefined;
+    }
     void client.close().catch(() => undefined);
   }
 
@@ -174,6 +210,8 @@ export class MemberLink {
   close(): Promise<void> {
     this.state = 'closed';
     clearTimeout(this.retryTimer);
+    void this.listening?.close().catch(() => undefined);
+    this.listening = undefined;
     const c = this.client;
     this.client = undefined;
     return c ? c.close().catch(() => undefined) : Promise.resolve();

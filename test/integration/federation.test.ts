@@ -19,6 +19,7 @@ import { startUpstreamKit, type UpstreamKit } from '../../src/demo/upstream-kit.
 import { hashApiKey } from '../../src/security/bearer.ts';
 import { childrenOf } from '../fixtures/process-table.ts';
 import { startEverything } from '../fixtures/server-everything.ts';
+import { startStatefulServer, type StatefulServer } from '../fixtures/stateful-modern-server.ts';
 import { accessLines, freePort, sleep, startTestGateway, waitFor, type TestGateway } from '../helpers.ts';
 
 const require = createRequire(import.meta.url);
@@ -343,6 +344,39 @@ describe('federation: a slow server does not stall the merged list', () => {
     assert.equal(await metric(sluice, /^sluice_federated_list_timeouts_total\{route="\/mix",server="slow",method="tools\/list"\}/), 1);
     assert.ok(sluice.logs.some((l) => l['server'] === 'slow' && String(l['msg']).includes('federation.listTimeout')));
     await waitFor(() => changed > 0, 5000, 'list_changed once the slow server answered');
+    await client.close();
+  });
+});
+
+describe('federation: a 2026-07-28-only server beside a 2025 one', () => {
+  let modern: StatefulServer;
+  let v1: UpstreamKit;
+  let sluice: TestGateway;
+  before(async () => {
+    modern = await startStatefulServer('modern-member');
+    v1 = await startV1();
+    sluice = await startTestGateway({ routes: [{ path: '/mixed', servers: { modern: { upstream: modern.url }, old: { upstream: v1.url } } }] as never });
+  });
+  after(async () => {
+    await sluice.close();
+    await modern.close();
+    await v1.close();
+  });
+
+  it('a 2025 client reaches both: x-mcp-header arguments mirrored, sampling asked through input_required, list changes heard on a listen', async () => {
+    const client = await connect(`${sluice.base}/mixed`, { sampling: true });
+    client.setRequestHandler('sampling/createMessage', async () => ({ model: 'm', role: 'assistant', content: { type: 'text', text: 'short' } }) as never);
+    let changed = 0;
+    client.setNotificationHandler('notifications/tools/list_changed', () => void changed++);
+    const tools = (await client.listTools()).tools.map((t) => t.name);
+    assert.ok(tools.includes('modern__weather') && tools.includes('old__echo'), tools.join(' '));
+    assert.equal(text(await client.callTool({ name: 'modern__weather', arguments: { region: 'north' } })), 'sunny in north');
+    assert.equal(modern.heads.findLast((h) => h.method === 'tools/call')?.headers['mcp-param-region'], 'north');
+    assert.equal(text(await client.callTool({ name: 'modern__summarize', arguments: { text: 'long' } })), 'summary from modern-member: short');
+    assert.equal(text(await client.callTool({ name: 'old__echo', arguments: { message: 'old' } })), 'old');
+    await waitFor(() => modern.listens.open > 0, 5000, 'the listen stream to the 2026-07-28 server');
+    modern.toolsChanged();
+    await waitFor(() => changed > 0, 5000, 'list_changed from the 2026-07-28 server');
     await client.close();
   });
 });
