@@ -2,10 +2,10 @@
 // guards, the upstream client, admin listener, health checks), and reloads and shuts it down.
 // Requests go through src/proxy/pipeline.ts; this file only wires.
 import { randomBytes } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { checkAuthSecrets } from './config/checks.ts';
 import { checkRouteUrls } from './routing/route-checks.ts';
-import { openListener, type Listening } from './transport/listener.ts';
+import { openListener, openWorkerSocket, type Listening } from './transport/listener.ts';
 import { ConfigError } from './config/load.ts';
 import type { Config, RouteConfig } from './config/schema.ts';
 import { registeredRoute, Registry } from './routing/registry.ts';
@@ -28,6 +28,7 @@ import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { routeLabel, type GatewayContext, type GatewayRoute } from './proxy/context.ts';
 import { handleRequest } from './proxy/pipeline.ts';
 import { BrokerSet } from './broker/broker-set.ts';
+import { Peers } from './broker/peers.ts';
 import { buildGuards, type GuardDeps, type RouteGuard } from './proxy/route-guard.ts';
 import { RedisBuckets } from './transport/redis-buckets.ts';
 
@@ -45,6 +46,12 @@ export interface Gateway {
   reload(config: Config): void;
   /** Stop accepting, let POSTs finish up to the drain deadline, end SSE streams with retry. */
   shutdown(): Promise<void>;
+  /** Routes without a replica that takes work now (empty: ready), or why the gateway is not. */
+  notReady(): string[];
+  /** The federated routes' servers and how they stand (the admin API's /admin/federation). */
+  brokerStates(): Record<string, unknown>[];
+  /** Under `--workers`: the other workers this one hands broker sessions to. */
+  readonly peers: Peers | undefined;
 }
 
 /** The key ring from config, else SLUICE_SESSION_KEYS, else a generated one (with a warning). */
@@ -64,6 +71,11 @@ export interface GatewayDeps {
   connector?: Connector;
   /** Replaces the OTLP exporter when tracing is on (tests collect spans in memory). */
   spanExporter?: SpanExporter;
+  /**
+   * Run as one worker of several (`serve --workers`): no admin listener of its own (the primary
+   * has it), and a private socket at `socketPath` where the other workers hand it its sessions.
+   */
+  worker?: { id: number; socketPath: string };
 }
 
 /** Routes from the config file plus, when enabled, the user-registered ones. */
@@ -201,8 +213,10 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     : undefined;
   if (sharedBuckets && !(await sharedBuckets.ready(2_000)))
     log.warn({ failOpen: rl.failOpen }, 'rate-limit Redis not reachable at start; limits apply once it is');
+  const peers = deps.worker ? new Peers(() => ctx.sessions) : undefined;
   // Broker routes (stdio upstreams) read the key ring and limits of the running config.
   const brokers = new BrokerSet({
+    peers,
     log,
     sessions: () => ctx.sessions,
     maxLine: config.limits.body,
@@ -220,7 +234,7 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     sharedBuckets,
     client,
     log,
-    access: config.logging.access ? accessWriter(log) : undefined,
+    access: config.logging.access ? accessWriter(log, deps.worker?.id) : undefined,
     trusted: trustList(config.trustedProxies),
     active: new Set(),
     draining: false,
@@ -241,8 +255,8 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
       return attempt();
     },
   };
-  const gateway = new RunningGateway(ctx, registry, brokers);
-  await gateway.listen(config, token, deps.resolver ?? systemResolver);
+  const gateway = new RunningGateway(ctx, registry, brokers, peers, deps.worker?.id);
+  await gateway.listen(config, token, deps.resolver ?? systemResolver, deps.worker?.socketPath);
   return gateway;
 }
 
@@ -272,10 +286,21 @@ class RunningGateway implements Gateway {
   private stopChecks: () => void;
   private shuttingDown: Promise<void> | undefined;
 
-  constructor(ctx: GatewayContext, registry: Registry | undefined, brokers: BrokerSet) {
+  readonly peers: Peers | undefined;
+  private readonly workerId: number | undefined;
+
+  constructor(
+    ctx: GatewayContext,
+    registry: Registry | undefined,
+    brokers: BrokerSet,
+    peers: Peers | undefined,
+    workerId: number | undefined,
+  ) {
+    this.workerId = workerId;
     this.ctx = ctx;
     this.registry = registry;
     this.brokers = brokers;
+    this.peers = peers;
     warnUnverified(ctx.routes, ctx.log);
     this.stopChecks = startHealthChecks(withMembers(ctx.routes), this.probe, this.onHealth);
   }
@@ -288,8 +313,22 @@ class RunningGateway implements Gateway {
     else this.ctx.log.warn({ route: route.path, replica: replica.id }, 'replica down: health checks failed');
   };
 
-  /** The public listeners, then the admin listener; on any failure everything opened so far closes. */
-  async listen(config: Config, token: string, resolver: Resolver): Promise<void> {
+  notReady(): string[] {
+    const ctx = this.ctx;
+    return ctx.draining
+      ? ['shutting down']
+      : ctx.routes.filter((r) => !takesWork(r, Date.now())).map((r) => `route ${r.path}: no replica takes work`);
+  }
+
+  brokerStates(): Record<string, unknown>[] {
+    return this.ctx.routes.flatMap((r) => (r.broker?.state ? [r.broker.state()] : []));
+  }
+
+  /**
+   * The public listeners, then the admin listener (a worker has its private socket instead); on
+   * any failure everything opened so far closes.
+   */
+  async listen(config: Config, token: string, resolver: Resolver, workerSocket?: string): Promise<void> {
     const ctx = this.ctx;
     try {
       for (const l of config.listen) {
@@ -298,13 +337,23 @@ class RunningGateway implements Gateway {
         this.servers.push(server);
         this.addresses.push(server.server.address() as AddressInfo);
       }
-      if (config.admin.listen) {
-        const notReady = (): string[] =>
-          ctx.draining
-            ? ['shutting down']
-            : ctx.routes.filter((r) => !takesWork(r, Date.now())).map((r) => `route ${r.path}: no replica takes work`);
+      const first = config.listen[0];
+      if (workerSocket && this.peers && first) {
+        const peers = this.peers;
+        const policy = listenerPolicy(first);
+        const internal = await openWorkerSocket(workerSocket, (req, res) => handleRequest(ctx, req, res, policy));
+        internal.server.on('connection', (socket: Socket) => peers.internal.add(socket));
+        this.servers.push(internal);
+      } else if (config.admin.listen) {
         const admin = await startAdminServer(
-          { ctx, registry: this.registry, token, resolver, onChange: () => this.applyRoutes(ctx.config), notReady },
+          {
+            ctx,
+            registry: this.registry,
+            token,
+            resolver,
+            onChange: () => this.applyRoutes(ctx.config),
+            notReady: () => this.notReady(),
+          },
           config.admin.listen,
         );
         this.servers.push({
@@ -396,7 +445,7 @@ class RunningGateway implements Gateway {
     if (next.sessions.keys.length > 0) ctx.sessions = sessionKeyRing(next, log);
     this.applyRoutes({ ...next, admin: ctx.config.admin, registrations: ctx.config.registrations });
     ctx.config = { ...next, admin: ctx.config.admin, registrations: ctx.config.registrations };
-    ctx.access = next.logging.access ? accessWriter(log) : undefined;
+    ctx.access = next.logging.access ? accessWriter(log, this.workerId) : undefined;
     ctx.trusted = trustList(next.trustedProxies);
     ctx.bodies.cap = next.limits.bodyMemory;
     log.info({ routes: ctx.routes.length }, 'config reloaded');
@@ -424,6 +473,7 @@ class RunningGateway implements Gateway {
     for (const a of ctx.active) a.stop(retryHint);
     // Broker sessions end with their children (process groups stopped, reaped) before Sluice exits.
     await this.brokers.close();
+    await this.peers?.close();
     for (const s of servers) s.closeAll();
     await closed;
     await ctx.client.close();

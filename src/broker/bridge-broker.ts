@@ -76,6 +76,12 @@ export class BridgeBroker {
     this.route = route;
   }
 
+  /** Whether `ex` names a session one of this process's legacy fronts holds. */
+  owns(ex: BrokerExchange): boolean {
+    for (const f of this.fronts.values()) if (f.legacy?.owns(ex)) return true;
+    return false;
+  }
+
   get sessions(): number {
     let n = 0;
     for (const f of this.fronts.values()) n += (f.modern?.sessions ?? 0) + (f.legacy?.sessions ?? 0);

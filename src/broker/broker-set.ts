@@ -5,20 +5,27 @@
 import type { Route } from '../routing/route-table.ts';
 import { BridgeBroker } from './bridge-broker.ts';
 import { FederationBroker, type FederationDeps } from './federation-broker.ts';
+import type { OwningBroker, Peers } from './peers.ts';
 import { StdioBroker, type BrokerDeps } from './stdio-broker.ts';
 
 export type Broker = StdioBroker | BridgeBroker | FederationBroker;
 
+export type BrokerSetDeps = BrokerDeps &
+  FederationDeps & {
+    /** Under `--workers`: the other workers, to hand them requests of the sessions they hold. */
+    peers?: Peers | undefined;
+  };
+
 export class BrokerSet {
-  private readonly deps: BrokerDeps & FederationDeps;
+  private readonly deps: BrokerSetDeps;
   private byPath = new Map<string, Broker>();
 
-  constructor(deps: BrokerDeps & FederationDeps) {
+  constructor(deps: BrokerSetDeps) {
     this.deps = deps;
   }
 
   /** The brokers for `routes` (by path), reusing those whose settings did not change. */
-  sync(routes: readonly Route[]): ReadonlyMap<string, Broker> {
+  sync(routes: readonly Route[]): ReadonlyMap<string, OwningBroker<never>> {
     const next = new Map<string, Broker>();
     for (const r of routes) {
       const old = this.byPath.get(r.path);
@@ -42,7 +49,9 @@ export class BrokerSet {
     for (const [path, b] of this.byPath)
       if (next.get(path) !== b) void (b instanceof StdioBroker ? b.close('route-removed') : b.close());
     this.byPath = next;
-    return next;
+    const peers = this.deps.peers;
+    if (!peers) return next as ReadonlyMap<string, OwningBroker<never>>;
+    return new Map([...next].map(([path, b]) => [path, peers.wrap(b as OwningBroker<never>)]));
   }
 
   /** Ends every broker session; resolves when their children are gone. */

@@ -192,6 +192,11 @@ export class FederationBroker {
     }
   }
 
+  /** Whether `ex` names one of this process's federated sessions. */
+  owns(ex: BrokerExchange): boolean {
+    return this.fronts.owns(ex);
+  }
+
   get sessions(): number {
     return this.fronts.size;
   }

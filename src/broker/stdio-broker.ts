@@ -12,6 +12,7 @@ import { SluiceError } from '../core/errors.ts';
 import { H } from '../core/mcp.ts';
 import type { Logger } from '../observability/logger.ts';
 import { seal } from '../session/token.ts';
+import { PROCESS } from './bridge-common.ts';
 import type { KeyRing } from '../session/key-ring.ts';
 import { EventBuffer } from '../core/event-buffer.ts';
 import { isInitialize, parsedBody, webRequest, writeWebResponse, type BrokerExchange } from './web-exchange.ts';
@@ -39,9 +40,6 @@ export interface BrokerMetrics extends BridgeMetrics {
   childExited(route: string, cause: string): void;
   childrenRunning(route: string, n: number): void;
 }
-
-/** This process, as sealed into its broker sessions' tokens (a session lives in one process). */
-const PROCESS = `sluice-${process.pid}-${randomUUID().slice(0, 8)}`;
 
 export class StdioBroker {
   readonly path: string;
@@ -167,6 +165,15 @@ export class StdioBroker {
       session.end({ cause: 'deleted', detail: 'the client closed its HTTP+SSE stream' });
     });
     await (sse as SSEServerTransport).start();
+  }
+
+  /** Whether `ex` names one of this process's sessions (its token or HTTP+SSE id). */
+  owns(ex: BrokerExchange): boolean {
+    const raw = ex.req.headers[H.sessionId];
+    const token = Array.isArray(raw) ? raw[0] : raw;
+    if (token !== undefined) return this.live.has(token);
+    const sse = ex.routeRest === '/messages' ? new URLSearchParams(ex.query).get('sessionId') : null;
+    return sse !== null && this.live.has(sse);
   }
 
   private async postSse(ex: BrokerExchange, id: string, parsed: unknown): Promise<void> {

@@ -1,11 +1,15 @@
 // The sluice command line. Exit codes: 0 ok, 1 bad config or runtime failure, 2 bad usage.
+import cluster from 'node:cluster';
 import { accessSync, constants, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile, quickConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { createLogger } from '../observability/logger.ts';
 import { startGateway, type Gateway } from '../app.ts';
+import { announceWorker, runPrimary, serveAsWorker, workerCount } from '../workers.ts';
+import { PROCESS } from '../broker/bridge-common.ts';
 import { checkAuthSecrets } from '../config/checks.ts';
 import { checkRouteUrls } from '../routing/route-checks.ts';
 import { KeyRingError } from '../session/key-ring.ts';
@@ -26,7 +30,7 @@ function version(): string {
   return pkg.version;
 }
 
-export function printListening(gw: Gateway, config: Config): void {
+export function printListening(gw: Pick<Gateway, 'addresses' | 'adminAddress'>, config: Config): void {
   gw.addresses.forEach((a, i) => {
     const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
     const scheme = config.listen[i]?.tls ? 'https' : 'http';
@@ -34,7 +38,9 @@ export function printListening(gw: Gateway, config: Config): void {
       const pub = `${scheme}://${host}:${a.port}${r.path}`;
       const to = r.stdio
         ? `stdio: ${[r.stdio.command, ...r.stdio.args].join(' ')}`
-        : r.upstream.map((u) => u.url).join(', ');
+        : r.servers
+          ? `federation: ${Object.keys(r.servers).join(', ')}`
+          : r.upstream.map((u) => u.url).join(', ');
       process.stderr.write(`sluice: ${pub} -> ${to}\n`);
       if (r.stdio) process.stderr.write(`sluice: HTTP+SSE clients connect to ${pub.replace(/\/+$/, '')}/sse\n`);
       const hint = sseHint(pub, r.upstream[0]?.url);
@@ -120,6 +126,7 @@ async function serve(argv: string[]): Promise<void> {
       'log-payloads': { type: 'boolean' },
       bridge: { type: 'boolean' },
       'allow-host': { type: 'string', multiple: true },
+      workers: { type: 'string' },
     },
     strict: true,
   });
@@ -159,11 +166,43 @@ async function serve(argv: string[]): Promise<void> {
       allowHost: values['allow-host'],
     });
   }
+  const workers = workerCount(values.workers === undefined ? config.workers : workersFlag(values.workers));
+  if (workers > 1 && config.registrations.enabled)
+    usage('registrations (registrations.enabled) need one process for now: run with --workers 1');
+  if (workers > 1 && cluster.isPrimary) {
+    const log = createLogger(config.logging.level);
+    await runPrimary({
+      config,
+      workers,
+      log,
+      listening: (addresses, admin) => printListening({ addresses, adminAddress: admin }, config),
+    });
+    return;
+  }
+  if (cluster.isWorker) {
+    const id = process.env['SLUICE_WORKER_ID'] ?? '0';
+    // Named by pid too: a worker killed outright leaves its socket file behind.
+    const socket = join(process.env['SLUICE_WORKER_DIR'] ?? tmpdir(), `worker-${id}-${process.pid}.sock`);
+    const log = createLogger(config.logging.level).child({ worker: Number(id) });
+    const gw = await startGateway(config, log, { worker: { id: Number(id), socketPath: socket } });
+    serveAsWorker(gw);
+    handleSignals(gw);
+    if (values.config) reloadOnHangup(gw, values.config);
+    announceWorker(gw, PROCESS, socket);
+    return;
+  }
   const log = createLogger(config.logging.level);
   const gw = await startGateway(config, log);
   handleSignals(gw);
   if (values.config) reloadOnHangup(gw, values.config);
   printListening(gw, config);
+}
+
+function workersFlag(v: string): number | 'auto' {
+  if (v === 'auto') return 'auto';
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 256) usage('--workers takes a number from 1 to 256, or auto');
+  return n;
 }
 
 async function validate(args: string[]): Promise<void> {

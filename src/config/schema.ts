@@ -834,6 +834,11 @@ export const configSchema = z
       .array(listenerSchema)
       .min(1)
       .default([{ host: '127.0.0.1', port: 8080, allowHosts: [], allowOrigins: [] }]),
+    /**
+     * Worker processes sharing the listeners (`serve --workers`): a number, or `auto` (one per
+     * available core). Default 1: one process, as measured best on small hosts.
+     */
+    workers: z.union([z.number().int().min(1).max(256), z.literal('auto')]).default(1),
     /** Routes: public path prefix -> upstream. At least one. */
     routes: z.array(routeSchema).min(1, 'at least one route is needed'),
     timeouts: timeoutsSchema.default(timeoutsSchema.parse({})),

@@ -31,9 +31,12 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
  * Where access lines go: the logger's own destination (same stream, same batching), or nowhere
  * when the level hides info lines.
  */
-export function accessWriter(log: Logger): ((line: string) => void) | undefined {
+export function accessWriter(log: Logger, worker?: number): ((line: string) => void) | undefined {
   if (!log.isLevelEnabled('info')) return undefined;
   const stream = (log as unknown as Record<symbol, { write(s: string): unknown }>)[pino.symbols.streamSym];
   if (!stream) throw new Error('pino logger without a destination stream');
-  return (line) => void stream.write(line);
+  if (worker === undefined) return (line) => void stream.write(line);
+  // Under --workers every line says which worker wrote it (the lines are built whole, not by pino).
+  const field = `{"worker":${worker},`;
+  return (line) => void stream.write(field + line.slice(1));
 }

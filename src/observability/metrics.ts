@@ -212,6 +212,8 @@ export class GatewayMetrics {
       help: 'Whether a replica takes work now (1) or is down, ejected, draining or removed (0).',
       labelNames: ['route', 'replica'],
       registers,
+      // Under --workers each worker checks for itself: the sum over workers would say 2 for "up".
+      aggregator: 'min',
       collect() {
         this.reset();
         for (const r of replicas()) this.set({ route: r.route, replica: r.replica }, r.healthy ? 1 : 0);

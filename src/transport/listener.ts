@@ -1,6 +1,7 @@
 // A public listener: plain HTTP/1.1, or TLS with HTTP/2 and HTTP/1.1 by ALPN (tls-listener.ts),
 // with the request deadlines, size and connection limits of the config, and how shutdown closes
 // its connections. What a request does once it has arrived is the caller's `handler`.
+import { chmodSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -93,4 +94,30 @@ export async function openListener(
     });
   });
   return server;
+}
+
+/**
+ * A worker's private Unix socket (`serve --workers`): where the other workers hand it requests of
+ * the broker sessions it holds. Its own (exclusive: not shared through the cluster primary),
+ * readable only by this user.
+ */
+export async function openWorkerSocket(
+  path: string,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<Listening> {
+  const server = createServer({ keepAliveTimeout: 5_000 }, handler);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ path, exclusive: true }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  chmodSync(path, 0o600);
+  return {
+    server,
+    closeIdle: () => server.closeIdleConnections(),
+    closeAll: () => server.closeAllConnections(),
+    unwatch: () => undefined,
+  };
 }

@@ -1,0 +1,292 @@
+// `sluice serve --workers N`: N worker processes (node:cluster) share the public listeners; the
+// primary holds no traffic. It gives every worker the same session keys (so any worker opens any
+// session token) and log-hash key, tells each where the others' private sockets are (a broker
+// session's requests are handed to the worker that holds it, src/broker/peers.ts), restarts a
+// worker that dies, forwards SIGHUP (each worker reloads the config file) and on SIGTERM drains
+// them all before it exits. The admin listener is the primary's: /healthz, /readyz (ready when
+// every worker is), /metrics (the workers' metrics summed by prom-client's aggregator, plus each
+// worker's own process figures) and /admin/federation.
+import cluster, { type Worker } from 'node:cluster';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
+import type { Config } from './config/schema.ts';
+import type { Gateway } from './app.ts';
+import type { Logger } from './observability/logger.ts';
+import { bearerToken } from './security/bearer.ts';
+import { newKeyText } from './session/key-ring.ts';
+
+type Msg = { type: string; id?: number; [k: string]: unknown };
+
+export function workerCount(setting: number | 'auto'): number {
+  return setting === 'auto' ? availableParallelism() : setting;
+}
+
+/** In a worker: what the primary asks of it, and what it tells the primary. */
+export function serveAsWorker(gw: Gateway): void {
+  const metrics = gw.ctx.metrics;
+  if (metrics) {
+    // The aggregator's listeners answer the primary's metrics requests with this registry.
+    new AggregatorRegistry();
+    AggregatorRegistry.setRegistries([metrics.registry]);
+  }
+  process.on('message', (m: Msg) => {
+    if (m.type === 'sluice:peers') gw.peers?.set(m['all'] as Record<string, string>);
+    else if (m.type === 'sluice:ready?') process.send?.({ type: 'sluice:ready', id: m.id, problems: gw.notReady() });
+    else if (m.type === 'sluice:federation?')
+      process.send?.({ type: 'sluice:federation', id: m.id, routes: gw.brokerStates() });
+  });
+  // The primary gone (killed): nothing restarts or drains this worker any more.
+  process.on('disconnect', () => void gw.shutdown().then(() => process.exit(0)));
+}
+
+/** The facts a worker reports once it listens: its process name and socket, and the addresses. */
+export function announceWorker(gw: Gateway, process_: string, socket: string): void {
+  process.send?.({ type: 'sluice:up', process: process_, socket, addresses: gw.addresses });
+}
+
+interface Running {
+  worker: Worker;
+  id: number;
+  startedAt: number;
+  process?: string;
+  socket?: string;
+}
+
+export interface PrimaryOptions {
+  config: Config;
+  workers: number;
+  log: Logger;
+  /** Said once every worker listens (the addresses the first worker bound, and the admin address). */
+  listening: (addresses: AddressInfo[], admin: AddressInfo | undefined) => void;
+}
+
+export async function runPrimary(opts: PrimaryOptions): Promise<void> {
+  const { config, log, workers: n } = opts;
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-workers-'));
+  const env: Record<string, string> = { SLUICE_WORKER_DIR: dir };
+  if (config.sessions.keys.length === 0 && !process.env['SLUICE_SESSION_KEYS']?.trim()) {
+    log.warn('no session keys configured: generated one for all workers; sessions will not survive a restart');
+    env['SLUICE_SESSION_KEYS'] = newKeyText();
+  }
+  if (!config.logging.hashKey && !process.env['SLUICE_LOG_HASH_KEY'])
+    env['SLUICE_LOG_HASH_KEY'] = randomBytes(32).toString('base64url');
+  const running = new Map<number, Running>();
+  const metrics = new PrimaryMetrics(running);
+  let stopping = false;
+  let restarts = 0;
+  let nextAsk = 1;
+  const asks = new Map<number, (m: Msg) => void>();
+
+  const broadcast = (): void => {
+    const all: Record<string, string> = {};
+    for (const r of running.values()) if (r.process && r.socket) all[r.process] = r.socket;
+    for (const r of running.values()) if (r.worker.isConnected()) r.worker.send({ type: 'sluice:peers', all });
+  };
+  let announced = false;
+  let admin: Server | undefined;
+  // Each worker's stdout and stderr come through the primary whole lines at a time: two workers
+  // writing JSON lines straight to one pipe could interleave within a line under load.
+  cluster.setupPrimary({ silent: true });
+  const fork = (id: number): void => {
+    const worker = cluster.fork({ ...env, SLUICE_WORKER_ID: String(id) });
+    wholeLines(worker.process.stdout, process.stdout);
+    wholeLines(worker.process.stderr, process.stderr);
+    const r: Running = { worker, id, startedAt: Date.now() };
+    running.set(id, r);
+    worker.on('message', (m: Msg) => {
+      if (m.type === 'sluice:up') {
+        r.process = m['process'] as string;
+        r.socket = m['socket'] as string;
+        log.info({ worker: id, pid: worker.process.pid }, 'worker listening');
+        broadcast();
+        if (!announced && [...running.values()].filter((x) => x.socket).length === n) {
+          announced = true;
+          opts.listening(m['addresses'] as AddressInfo[], admin?.address() as AddressInfo | undefined);
+        }
+      } else if (m.id !== undefined) asks.get(m.id)?.(m);
+    });
+    worker.on('exit', (code, signal) => {
+      running.delete(id);
+      if (r.socket) rmSync(r.socket, { force: true });
+      broadcast();
+      if (stopping) return;
+      restarts++;
+      metrics.restarted(id);
+      // A worker that dies at once is not restarted in a tight loop.
+      const wait = Date.now() - r.startedAt < 10_000 ? 1_000 : 0;
+      log.error({ worker: id, code, signal, restartInMs: wait }, 'worker exited; starting a new one');
+      setTimeout(() => !stopping && fork(id), wait).unref();
+    });
+  };
+
+  /** Ask every worker; the answers that come within a second. */
+  const askAll = (type: string): Promise<Msg[]> =>
+    Promise.all(
+      [...running.values()].map(
+        (r) =>
+          new Promise<Msg | undefined>((resolve) => {
+            const id = nextAsk++;
+            const timer = setTimeout(() => {
+              asks.delete(id);
+              resolve(undefined);
+            }, 1_000);
+            asks.set(id, (m) => {
+              clearTimeout(timer);
+              asks.delete(id);
+              resolve({ ...m, worker: r.id });
+            });
+            if (r.worker.isConnected()) r.worker.send({ type, id });
+          }),
+      ),
+    ).then((all) => all.filter((m): m is Msg => m !== undefined));
+
+  if (config.admin.listen) {
+    const token = config.admin.token || process.env['SLUICE_ADMIN_TOKEN'] || '';
+    const aggregator = new AggregatorRegistry();
+    admin = createServer((req, res) => {
+      const send = (status: number, body: unknown): void => {
+        res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+        res.end(JSON.stringify(body));
+      };
+      const path = (req.url ?? '').split('?')[0];
+      void (async () => {
+        if (path === '/healthz') return send(200, { status: 'ok', workers: running.size });
+        if (path === '/readyz') {
+          const answers = await askAll('sluice:ready?');
+          const problems = answers.flatMap((a) =>
+            (a['problems'] as string[]).map((p) => `worker ${a['worker']}: ${p}`),
+          );
+          if (answers.length < n) problems.push(`${answers.length} of ${n} workers answered`);
+          if (stopping) problems.push('shutting down');
+          return problems.length ? send(503, { status: 'not ready', problems }) : send(200, { status: 'ready' });
+        }
+        if (path === '/metrics') {
+          const text = `${await aggregator.clusterMetrics()}\n${await metrics.registry.metrics()}`;
+          res.writeHead(200, { 'content-type': aggregator.contentType, 'cache-control': 'no-store' });
+          return void res.end(text);
+        }
+        if (!token || bearerToken(req.headers.authorization) !== token)
+          return send(token ? 401 : 404, { error: { code: token ? 'unauthorized' : 'not_found' } });
+        if (path === '/admin/federation') {
+          const answers = await askAll('sluice:federation?');
+          return send(200, { workers: answers.map((a) => ({ worker: a['worker'], routes: a['routes'] })) });
+        }
+        return send(404, { error: { code: 'not_found', message: 'no such admin resource (with --workers)' } });
+      })().catch((err: Error) => send(500, { error: { code: 'internal', message: err.message } }));
+    });
+    const a = config.admin.listen;
+    await new Promise<void>((resolve, reject) => {
+      admin!.once('error', reject);
+      admin!.listen(a.port, a.host, () => resolve());
+    });
+  }
+  for (let i = 1; i <= n; i++) fork(i);
+  log.info({ workers: n }, 'started workers');
+
+  process.on('SIGHUP', () => {
+    for (const r of running.values()) r.worker.process.kill('SIGHUP');
+  });
+  const stop = (sig: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal: sig, workers: running.size }, 'shutting down the workers');
+    for (const r of running.values()) r.worker.process.kill('SIGTERM');
+    const deadline = setTimeout(() => {
+      for (const r of running.values()) r.worker.process.kill('SIGKILL');
+    }, config.shutdown.drain + 15_000);
+    const done = (): void => {
+      clearTimeout(deadline);
+      admin?.close();
+      rmSync(dir, { recursive: true, force: true });
+      log.info({ restarts }, 'all workers stopped');
+      log.flush?.();
+      process.exit(0);
+    };
+    if (running.size === 0) done();
+    else cluster.on('exit', () => running.size === 0 && done());
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+/** Copies `from` to `to` up to each last newline, so a line is written in one piece. */
+function wholeLines(from: Readable | null, to: Writable): void {
+  let rest = '';
+  from?.setEncoding('utf8');
+  from?.on('data', (chunk: string) => {
+    const text = rest + chunk;
+    const cut = text.lastIndexOf('\n') + 1;
+    rest = text.slice(cut);
+    if (cut > 0) to.write(text.slice(0, cut));
+  });
+  from?.on('end', () => rest && to.write(`${rest}\n`));
+}
+
+/** The primary's own figures: each worker's process (from /proc) and the restarts. */
+class PrimaryMetrics {
+  readonly registry = new Registry();
+  private readonly restarts: Counter<'worker'>;
+
+  constructor(running: ReadonlyMap<number, Running>) {
+    const registers = [this.registry];
+    this.restarts = new Counter({
+      name: 'sluice_worker_restarts_total',
+      help: 'Workers that exited and were started again, by worker number.',
+      labelNames: ['worker'],
+      registers,
+    });
+    const perWorker = (read: (pid: number) => number | undefined) =>
+      function (this: Gauge<'worker'>) {
+        this.reset();
+        for (const r of running.values()) {
+          const v = r.worker.process.pid === undefined ? undefined : read(r.worker.process.pid);
+          if (v !== undefined) this.set({ worker: String(r.id) }, v);
+        }
+      };
+    new Gauge({
+      name: 'sluice_workers',
+      help: 'Worker processes running now.',
+      registers,
+      collect() {
+        this.set(running.size);
+      },
+    });
+    new Gauge({
+      name: 'sluice_worker_resident_memory_bytes',
+      help: 'Resident memory of each worker process (from /proc), by worker number.',
+      labelNames: ['worker'],
+      registers,
+      collect: perWorker((pid) => procStat(pid)?.rss),
+    });
+    new Gauge({
+      name: 'sluice_worker_cpu_seconds',
+      help: 'CPU time (user + system) each worker process has used (from /proc), by worker number.',
+      labelNames: ['worker'],
+      registers,
+      collect: perWorker((pid) => procStat(pid)?.cpu),
+    });
+  }
+
+  restarted(id: number): void {
+    this.restarts.inc({ worker: String(id) });
+  }
+}
+
+const TICKS = 100;
+const PAGE = 4096;
+
+function procStat(pid: number): { rss: number; cpu: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { cpu: (Number(f[11]) + Number(f[12])) / TICKS, rss: Number(f[21]) * PAGE };
+  } catch {
+    return undefined;
+  }
+}

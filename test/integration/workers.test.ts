@@ -1,0 +1,136 @@
+// `sluice serve --workers 2` as a user runs it: two worker processes behind the shared port. Any
+// worker answers any session (relay sessions by their sealed token; a stdio route's sessions,
+// which live in one worker, handed to the worker that holds them); SIGHUP reloads both without
+// dropping streams; a killed worker is replaced; SIGTERM drains both and exits 0; /metrics sums
+// the workers.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import type { UpstreamKit } from '../../src/demo/upstream-kit.ts';
+import { freePort, send, sleep, spawnSluice, startDemoUpstream, waitFor, type SluiceProcess } from '../helpers.ts';
+
+const STDIO_SERVER = new URL('../fixtures/stdio-server.ts', import.meta.url).pathname;
+
+async function client(url: string): Promise<Client> {
+  const c = new Client({ name: 'workers-test', version: '1' });
+  await c.connect(new StreamableHTTPClientTransport(new URL(url)), { prior: { kind: 'legacy' } } as never);
+  return c;
+}
+
+const text = (r: unknown): string => (r as { content: { text?: string }[] }).content[0]?.text ?? '';
+
+function lines(p: SluiceProcess): Record<string, unknown>[] {
+  return p.stdout().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+async function metric(adminPort: number, name: RegExp): Promise<number> {
+  const body = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+  return body.split('\n').filter((l) => name.test(l)).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+}
+
+describe('serve --workers 2', () => {
+  let upstream: UpstreamKit;
+  let sluice: SluiceProcess;
+  let dir: string;
+  let port: number;
+  let adminPort: number;
+  before(async () => {
+    upstream = await startDemoUpstream();
+    dir = mkdtempSync(join(tmpdir(), 'sluice-workers-test-'));
+    port = await freePort();
+    adminPort = await freePort();
+    const config = join(dir, 'sluice.yaml');
+    writeFileSync(
+      config,
+      [
+        `listen: [{ host: 127.0.0.1, port: ${port} }]`,
+        `admin: { listen: { host: 127.0.0.1, port: ${adminPort} } }`,
+        'timeouts: { heartbeat: 1s }',
+        'routes:',
+        `  - { path: /mcp, upstream: ${upstream.url} }`,
+        `  - { path: /local, upstream: { stdio: { command: ${process.execPath}, args: [${STDIO_SERVER}] } } }`,
+      ].join('\n'),
+    );
+    sluice = await spawnSluice(['serve', '--config', config, '--workers', '2'], 'admin at');
+  });
+  after(async () => {
+    await sluice?.stop();
+    await upstream?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('100 sessions through the shared port: every call answered, both workers serving, sessions crossing workers', async () => {
+    const clients = await Promise.all(Array.from({ length: 100 }, () => client(`http://127.0.0.1:${port}/mcp`)));
+    const answers = await Promise.all(clients.map((c, i) => c.callTool({ name: 'echo', arguments: { message: `s${i}` } })));
+    answers.forEach((a, i) => assert.equal(text(a), `s${i}`));
+    await Promise.all(clients.map((c) => c.close()));
+    await waitFor(() => lines(sluice).filter((l) => l['msg'] === 'access' && l['rpcMethod'] === 'tools/call').length >= 100, 5000, 'access lines');
+    const calls = lines(sluice).filter((l) => l['msg'] === 'access' && l['route'] === '/mcp');
+    const byWorker = new Set(calls.map((l) => l['worker']));
+    assert.deepEqual([...byWorker].sort(), [1, 2], 'both workers answered');
+    const workersOf = new Map<unknown, Set<unknown>>();
+    for (const l of calls) workersOf.set(l['session'], (workersOf.get(l['session']) ?? new Set()).add(l['worker']));
+    assert.ok([...workersOf.values()].some((w) => w.size === 2), 'some session was served by both workers');
+  });
+
+  it("a stdio route's sessions, each living in one worker, are reached through either worker", async () => {
+    const clients = await Promise.all(Array.from({ length: 10 }, () => client(`http://127.0.0.1:${port}/local`)));
+    for (let round = 0; round < 4; round++) {
+      const pids = await Promise.all(clients.map((c) => c.callTool({ name: 'pid', arguments: {} })));
+      assert.ok(pids.every((p) => /^\d+$/.test(text(p))));
+    }
+    await Promise.all(clients.map((c) => c.close()));
+    const handed = lines(sluice).filter((l) => l['msg'] === 'access' && String(l['upstream']).startsWith('worker '));
+    assert.ok(handed.length > 0, 'some requests were handed to the worker holding their session');
+    assert.ok(lines(sluice).filter((l) => l['route'] === '/local' && l['status'] === 404).length === 0, 'no session was lost');
+  });
+
+  it('/metrics sums requests over the workers and reports each worker; /readyz is ready when both are', async () => {
+    const before = await metric(adminPort, /^sluice_requests_total\{route="\/mcp",method="tools\/call"/);
+    const c = await client(`http://127.0.0.1:${port}/mcp`);
+    for (let i = 0; i < 20; i++) await c.callTool({ name: 'add', arguments: { a: i, b: 1 } });
+    await c.close();
+    assert.equal((await metric(adminPort, /^sluice_requests_total\{route="\/mcp",method="tools\/call"/)) - before, 20);
+    assert.equal(await metric(adminPort, /^sluice_workers /), 2);
+    assert.ok((await metric(adminPort, /^sluice_worker_resident_memory_bytes\{worker="2"\}/)) > 0);
+    assert.equal((await send(`http://127.0.0.1:${adminPort}/readyz`)).status, 200);
+  });
+
+  it('SIGHUP reloads both workers and drops none of the open SSE streams', async () => {
+    const streams = await Promise.all(Array.from({ length: 6 }, () => fetch(`http://127.0.0.1:${port}/local/sse`)));
+    const readers = streams.map((s) => s.body!.getReader());
+    let ended = 0;
+    const watching = readers.map(async (r) => {
+      for (;;) if ((await r.read()).done) return void ended++;
+    });
+    const reloadsBefore = lines(sluice).filter((l) => l['msg'] === 'config reloaded').length;
+    sluice.child.kill('SIGHUP');
+    await waitFor(() => lines(sluice).filter((l) => l['msg'] === 'config reloaded').length >= reloadsBefore + 2, 5000, 'both workers reloaded');
+    await sleep(1500);
+    assert.equal(ended, 0, 'no stream ended');
+    for (const r of readers) void r.cancel();
+    await Promise.allSettled(watching);
+  });
+
+  it('a killed worker is replaced and the port keeps answering', async () => {
+    const up = lines(sluice).filter((l) => l['msg'] === 'worker listening');
+    const victim = up.find((l) => l['worker'] === 2)?.['pid'] as number;
+    assert.ok(victim > 0);
+    process.kill(victim, 'SIGKILL');
+    await waitFor(() => lines(sluice).filter((l) => l['msg'] === 'worker listening').length > up.length, 10_000, 'a new worker 2');
+    const c = await client(`http://127.0.0.1:${port}/mcp`);
+    for (let i = 0; i < 10; i++) assert.equal(text(await c.callTool({ name: 'echo', arguments: { message: `after ${i}` } })), `after ${i}`);
+    await c.close();
+    assert.ok(lines(sluice).some((l) => l['msg'] === 'worker exited; starting a new one' && l['signal'] === 'SIGKILL'));
+  });
+
+  it('SIGTERM drains both workers and the primary exits 0', async () => {
+    const code = await sluice.stop();
+    assert.equal(code, 0);
+    assert.ok(lines(sluice).some((l) => l['msg'] === 'all workers stopped'));
+    assert.equal(lines(sluice).filter((l) => l['msg'] === 'shutting down' && l['signal'] === 'SIGTERM').length, 2, 'each worker drained');
+  });
+});
