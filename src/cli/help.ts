@@ -2,9 +2,9 @@ export const HELP = `sluice - an MCP gateway that carries every MCP wire shape c
 
 Usage:
   sluice serve --upstream URL [--upstream URL ...] [--listen HOST:PORT] [--path /mcp] [--allow-origin O ...]
-               [--allow-host H ...] [--admin HOST:PORT] [--log-payloads] [--bridge]
+               [--allow-host H ...] [--admin HOST:PORT] [--log-payloads] [--bridge] [--workers N|auto]
   sluice serve --stdio [--listen HOST:PORT] [--path /mcp] [...] -- COMMAND [ARGS...]
-  sluice serve --config sluice.yaml
+  sluice serve --config sluice.yaml [--workers N|auto]
   sluice validate sluice.yaml
   sluice demo [--listen HOST:PORT]
   sluice sessions decode TOKEN [--keys K1,K2] [--principal P]
@@ -28,6 +28,8 @@ Commands:
              address; --log-payloads logs every JSON-RPC message, redacted by the default rules;
              --bridge serves clients of the other protocol era than the upstream's (a 2026-07-28
              client of a 2025 server, a 2025 client of a 2026-07-28-only one).
+             --workers N|auto runs N worker processes behind the same listeners (auto: one per
+             core); any worker serves any session (with --config too, overriding `workers`).
              --stdio -- COMMAND ARGS: the route runs that stdio MCP server itself, one process per
              client session (Streamable HTTP at --path, HTTP+SSE at <path>/sse).
              Full form: --config FILE.
