@@ -29,7 +29,7 @@ Commands:
              --bridge serves clients of the other protocol era than the upstream's (a 2026-07-28
              client of a 2025 server, a 2025 client of a 2026-07-28-only one).
              --workers N|auto runs N worker processes behind the same listeners (auto: one per
-             core); any worker serves any session (with --config too, overriding `workers`).
+             core); any worker serves any session (with --config too, where it overrides "workers").
              --stdio -- COMMAND ARGS: the route runs that stdio MCP server itself, one process per
              client session (Streamable HTTP at --path, HTTP+SSE at <path>/sse).
              Full form: --config FILE.
