@@ -11,10 +11,10 @@ export class ChildTransport implements Transport {
   onerror?: (error: Error) => void;
   onmessage?: <T extends JSONRPCMessage>(message: T) => void;
   private readonly cfg: StdioConfig;
-  private readonly opts: { log: Logger; maxLine: number };
+  private readonly opts: { log: Logger; maxLine: number; exited?: () => void };
   private child: StdioChild | undefined;
 
-  constructor(cfg: StdioConfig, opts: { log: Logger; maxLine: number }) {
+  constructor(cfg: StdioConfig, opts: { log: Logger; maxLine: number; exited?: () => void }) {
     this.cfg = cfg;
     this.opts = opts;
   }
@@ -30,10 +30,12 @@ export class ChildTransport implements Transport {
 
   async start(): Promise<void> {
     this.child = new StdioChild(this.cfg, {
-      ...this.opts,
+      log: this.opts.log,
+      maxLine: this.opts.maxLine,
       events: {
         message: (m) => this.onmessage?.(m as JSONRPCMessage),
         exit: (_cause, detail) => {
+          this.opts.exited?.();
           if (_cause !== 'stopped') this.onerror?.(new Error(`the stdio server is gone: ${detail}`));
           this.onclose?.();
         },

@@ -52,6 +52,8 @@ class RouteMember implements FederatedMember {
   readonly prefix: string;
   known: Discovery | undefined;
   member: Member;
+  /** Processes of a stdio server running now, over every session. */
+  processes = 0;
   private finding: Promise<Discovery> | undefined;
   private readonly agent: Agent | undefined;
   private readonly fetch: FetchLike | undefined;
@@ -91,7 +93,18 @@ class RouteMember implements FederatedMember {
 
   private endpoint(headers: Record<string, string>): UpstreamEndpoint {
     const stdio = this.member.config.stdio;
-    if (stdio) return { kind: 'stdio', cfg: stdio, log: this.log, maxLine: this.deps.maxLine };
+    if (stdio) {
+      // Every session of the route runs its own process of this server: bounded by its maxProcesses.
+      if (this.processes >= stdio.maxProcesses)
+        throw new Error(`${stdio.maxProcesses} processes of this stdio server are running (its maxProcesses)`);
+      this.processes++;
+      let counted = true;
+      const exited = (): void => {
+        if (counted) this.processes--;
+        counted = false;
+      };
+      return { kind: 'stdio', cfg: stdio, log: this.log, maxLine: this.deps.maxLine, exited };
+    }
     const replica = this.member.route.pool.pick(Date.now());
     if (!replica) throw new Error('no healthy replica');
     return { kind: 'http', url: replica.url.href, fetch: this.fetch as FetchLike, headers: () => headers };
@@ -122,6 +135,7 @@ class RouteMember implements FederatedMember {
       era: this.known?.era,
       upstreamServer: this.known?.serverInfo.name,
       replicas: this.member.route.pool.replicas.map((r) => ({ id: r.id, state: r.state(now) })),
+      ...(this.kind === 'stdio' ? { processes: this.processes } : {}),
     };
   }
 

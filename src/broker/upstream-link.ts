@@ -31,7 +31,7 @@ export interface Discovery {
 
 export type UpstreamEndpoint =
   | { kind: 'http'; url: string; fetch: FetchLike; headers: () => Record<string, string> }
-  | { kind: 'stdio'; cfg: StdioConfig; log: Logger; maxLine: number }
+  | { kind: 'stdio'; cfg: StdioConfig; log: Logger; maxLine: number; exited?: () => void }
   /** A server inside this process (a federated session served to a 2026-07-28 caller). */
   | { kind: 'memory'; open: () => Transport };
 
@@ -50,7 +50,12 @@ const ASKS = [
 ] as const;
 
 function transportFor(ep: UpstreamEndpoint, era: UpstreamEra): Transport {
-  if (ep.kind === 'stdio') return new ChildTransport(ep.cfg, { log: ep.log, maxLine: ep.maxLine });
+  if (ep.kind === 'stdio')
+    return new ChildTransport(ep.cfg, {
+      log: ep.log,
+      maxLine: ep.maxLine,
+      ...(ep.exited ? { exited: ep.exited } : {}),
+    });
   if (ep.kind === 'memory') return ep.open();
   const url = new URL(ep.url);
   const requestInit = { headers: ep.headers() };

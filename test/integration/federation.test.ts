@@ -24,6 +24,7 @@ import { accessLines, freePort, sleep, startTestGateway, waitFor, type TestGatew
 
 const require = createRequire(import.meta.url);
 const FS_ENTRY = require.resolve('@modelcontextprotocol/server-filesystem/dist/index.js');
+const STDIO_FIXTURE = new URL('../fixtures/stdio-server.ts', import.meta.url).pathname;
 const ADMIN_TOKEN = 'federation-admin-token-0123456789';
 
 /** The SDK v1 server with sessions: the demo tools, and `grow`, which adds a tool (its list changes). */
@@ -442,6 +443,48 @@ describe('federation: per-caller catalogues', () => {
     assert.equal(refusedToo?.code, -32003);
     await ops.close();
     await dev.close();
+  });
+});
+
+describe("federation: a stdio server's processes are bounded by its maxProcesses", () => {
+  let v1: UpstreamKit;
+  let sluice: TestGateway;
+  before(async () => {
+    v1 = await startV1();
+    sluice = await startTestGateway({
+      federation: { retryAfter: '200ms' },
+      routes: [
+        {
+          path: '/bounded',
+          servers: {
+            local: { upstream: { stdio: { command: process.execPath, args: [STDIO_FIXTURE], maxProcesses: 1 } } },
+            sdk: { upstream: v1.url },
+          },
+        },
+      ] as never,
+    });
+  });
+  after(async () => {
+    await sluice.close();
+    await v1.close();
+  });
+
+  it('a second session finds the stdio server unavailable (naming the bound), keeps the others, and gets it once the first session ends', async () => {
+    const firstTransport = new StreamableHTTPClientTransport(new URL(`${sluice.base}/bounded`));
+    const first = new Client({ name: 'first', version: '1' });
+    await first.connect(firstTransport, { prior: { kind: 'legacy' } } as never);
+    assert.match(text(await first.callTool({ name: 'local__pid', arguments: {} })), /^\d+$/);
+    const second = await connect(`${sluice.base}/bounded`);
+    let changed = 0;
+    second.setNotificationHandler('notifications/tools/list_changed', () => void changed++);
+    const refused = await second.callTool({ name: 'local__pid', arguments: {} }).then(() => undefined, (e: Error) => e);
+    assert.match(String(refused?.message), /federated server "local" is unavailable: .*maxProcesses/);
+    assert.equal(text(await second.callTool({ name: 'sdk__echo', arguments: { message: 'other' } })), 'other');
+    await firstTransport.terminateSession();
+    await first.close();
+    await waitFor(() => changed > 0, 10_000, 'list_changed once a process slot is free');
+    assert.match(text(await second.callTool({ name: 'local__pid', arguments: {} })), /^\d+$/);
+    await second.close();
   });
 });
 
