@@ -333,6 +333,9 @@ export class FederationBroker {
       }
     }
     for (const k of ['tools', 'prompts', 'resources']) if (caps[k]) caps[k] = { ...caps[k], listChanged: true };
+    // A 2026-07-28 server's resource updates are subscribed to on its listen stream: 2025 clients subscribe.
+    if (caps['resources'] && this.members.some((m) => m.known?.era === 'modern' && m.known.capabilities['resources']))
+      caps['resources'] = { ...caps['resources'], subscribe: true };
     return caps;
   }
 

@@ -41,6 +41,9 @@ export class MemberLink {
   /** A 2026-07-28 server's listen stream (its list changes). */
   private listening: { close(): Promise<void> } | undefined;
   private modern = false;
+  private found: Discovery | undefined;
+  /** Resource URIs the session subscribed to on a 2026-07-28 server (they ride its listen). */
+  private readonly uris = new Set<string>();
   private connecting: Promise<Client> | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private backoff: number;
@@ -94,7 +97,8 @@ export class MemberLink {
       const wasDown = this.state === 'down';
       this.client = client;
       this.modern = found.era === 'modern';
-      if (this.modern) this.listen(client, found);
+      this.found = found;
+      if (this.modern) void this.listen(client, found);
       this.state = 'up';
       this.reason = undefined;
       this.backoff = this.times.retryAfter;
@@ -117,6 +121,8 @@ export class MemberLink {
     params: Record<string, unknown> | undefined,
     opts: { signal: AbortSignal; onprogress?: ((p: Record<string, unknown>) => void) | undefined },
   ): Promise<unknown> {
+    if (this.modern && (method === 'resources/subscribe' || method === 'resources/unsubscribe'))
+      return this.subscription(method, params);
     for (let attempt = 0; ; attempt++) {
       const client = await this.ready();
       try {
@@ -146,21 +152,37 @@ export class MemberLink {
    * A 2026-07-28 server tells of its list changes only on a `subscriptions/listen` stream: one is
    * kept open while the connection lives, its notifications heard like any other.
    */
-  private listen(client: Client, found: Discovery): void {
+  private listen(client: Client, found: Discovery): Promise<void> {
     const caps = found.capabilities as Record<string, { listChanged?: boolean } | undefined>;
     const filter = {
       ...(caps['tools']?.listChanged ? { toolsListChanged: true } : {}),
       ...(caps['prompts']?.listChanged ? { promptsListChanged: true } : {}),
       ...(caps['resources']?.listChanged ? { resourcesListChanged: true } : {}),
+      // 2026-07-28 has no resources/subscribe: the session's subscriptions ride this stream.
+      ...(this.uris.size > 0 ? { resourceSubscriptions: [...this.uris] } : {}),
     };
-    if (Object.keys(filter).length === 0) return;
-    client.listen(filter).then(
+    const old = this.listening;
+    this.listening = undefined;
+    void old?.close().catch(() => undefined);
+    if (Object.keys(filter).length === 0) return Promise.resolve();
+    return client.listen(filter).then(
       (sub) => {
-        if (this.client === client) this.listening = sub;
+        if (this.client === client && !this.listening) this.listening = sub;
         else void sub.close().catch(() => undefined);
       },
       (err: Error) => this.log.info({ server: this.name, err: err.message }, 'federated server: no listen stream'),
     );
+  }
+
+  /** A 2026-07-28 server's resources/subscribe and unsubscribe: the listen stream opened again with the URIs. */
+  private async subscription(method: string, params: Record<string, unknown> | undefined): Promise<unknown> {
+    const uri = params?.['uri'];
+    if (typeof uri !== 'string') throw new ProtocolError(-32602, 'params.uri is required');
+    if (method === 'resources/subscribe') this.uris.add(uri);
+    else this.uris.delete(uri);
+    const client = await this.ready();
+    if (this.found) await this.listen(client, this.found);
+    return {};
   }
 
   /** The server gone from under an open connection (a stdio child exited, a stream ended for good). */

@@ -364,7 +364,7 @@ describe('federation: a 2026-07-28-only server beside a 2025 one', () => {
     await v1.close();
   });
 
-  it('a 2025 client reaches both: x-mcp-header arguments mirrored, sampling asked through input_required, list changes heard on a listen', async () => {
+  it('a 2025 client reaches both: x-mcp-header arguments mirrored, sampling asked through input_required, list changes and a subscribed resource heard on a listen', async () => {
     const client = await connect(`${sluice.base}/mixed`, { sampling: true });
     client.setRequestHandler('sampling/createMessage', async () => ({ model: 'm', role: 'assistant', content: { type: 'text', text: 'short' } }) as never);
     let changed = 0;
@@ -378,6 +378,16 @@ describe('federation: a 2026-07-28-only server beside a 2025 one', () => {
     await waitFor(() => modern.listens.open > 0, 5000, 'the listen stream to the 2026-07-28 server');
     modern.toolsChanged();
     await waitFor(() => changed > 0, 5000, 'list_changed from the 2026-07-28 server');
+    // resources/subscribe, which 2026-07-28 does not have, rides the link's listen stream.
+    const updates: string[] = [];
+    client.setNotificationHandler('notifications/resources/updated', (n) => void updates.push(n.params.uri));
+    assert.equal((await client.readResource({ uri: 'modern+modern://note' })).contents[0]?.uri, 'modern+modern://note');
+    await client.subscribeResource({ uri: 'modern+modern://note' });
+    await waitFor(() => modern.listens.opened >= 2, 5000, 'the listen reopened with the subscription');
+    await sleep(200);
+    modern.resourceUpdated('modern://note');
+    await waitFor(() => updates.length > 0, 5000, 'resources/updated from the 2026-07-28 server');
+    assert.equal(updates[0], 'modern+modern://note');
     await client.close();
   });
 });
