@@ -14,6 +14,7 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport as StreamableHTTPClientTransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
 import { registerDemoV1 } from '../../src/demo/demo-tools.ts';
 import { startUpstreamKit, type UpstreamKit } from '../../src/demo/upstream-kit.ts';
 import { hashApiKey } from '../../src/security/bearer.ts';
@@ -195,6 +196,25 @@ describe('federation: three servers of different kinds behind one route', () => 
     assert.equal(text(counted), 'counted to 3');
     assert.deepEqual(progress, [1, 2, 3]);
     await modern.close();
+  });
+
+  it('a task (2025-11-25) runs on its server under a namespaced task id: get, list and cancel find it', async () => {
+    const old = new ClientV1({ name: 'task-client', version: '1' });
+    await old.connect(new StreamableHTTPClientTransportV1(new URL(`${sluice.base}/team`)));
+    const any = z.any();
+    const created = (await old.request({ method: 'tools/call', params: { name: 'every__simulate-research-query', arguments: { topic: 'tides' }, task: { ttl: 60_000 } } } as never, any as never)) as { task: { taskId: string } };
+    const id = created.task.taskId;
+    assert.match(id, /^every__[0-9a-f]+$/);
+    const got = (await old.request({ method: 'tasks/get', params: { taskId: id } } as never, any as never)) as { taskId: string; status: string };
+    assert.equal(got.taskId, id);
+    const listed = (await old.request({ method: 'tasks/list', params: {} } as never, any as never)) as { tasks: { taskId: string }[] };
+    assert.ok(listed.tasks.some((t) => t.taskId === id), JSON.stringify(listed));
+    await old.request({ method: 'tasks/cancel', params: { taskId: id } } as never, any as never);
+    const after = (await old.request({ method: 'tasks/get', params: { taskId: id } } as never, any as never)) as { status: string };
+    assert.equal(after.status, 'cancelled');
+    const unknown = await old.request({ method: 'tasks/get', params: { taskId: 'nobody__1' } } as never, any as never).then(() => undefined, (e: { code?: number }) => e);
+    assert.equal(unknown?.code, -32602);
+    await old.close();
   });
 
   it('the admin API lists each server: kind, era, replicas and the sessions’ links', async () => {
