@@ -528,5 +528,9 @@ describe('federation: config', () => {
     );
     assert.throws(() => parseConfig({ routes: [{ path: '/t', servers: { a: { upstream: 'http://127.0.0.1:1/' } }, upstream: 'http://127.0.0.1:1/' }] }), /`upstream` or `servers`, not both/);
     assert.throws(() => parseConfig({ routes: [{ path: '/t', servers: { a: { upstream: 'http://127.0.0.1:1/', prefix: 'a__b' } } }] }), /contains the separator/);
+    // A loaded config is fed back in on reload: a federated route's output parses again, the same.
+    const loaded = parseConfig({ routes: [{ path: '/team', servers: { web: { upstream: ['http://127.0.0.1:1/mcp', 'http://127.0.0.1:2/mcp'], prefix: 'w' }, files: { upstream: { stdio: { command: 'node', args: ['x'] } } } } }] });
+    assert.deepEqual(parseConfig(loaded).routes, loaded.routes);
+    assert.equal(loaded.routes[0]?.servers?.['files']?.stdio?.command, 'node');
   });
 });
