@@ -52,6 +52,8 @@ export interface Gateway {
   brokerStates(): Record<string, unknown>[];
   /** Under `--workers`: the other workers this one hands broker sessions to. */
   readonly peers: Peers | undefined;
+  /** Under `--workers`: another worker changed the registrations; read them again. */
+  registrationsChanged(): Promise<void>;
 }
 
 /** The key ring from config, else SLUICE_SESSION_KEYS, else a generated one (with a warning). */
@@ -313,6 +315,13 @@ class RunningGateway implements Gateway {
     else this.ctx.log.warn({ route: route.path, replica: replica.id }, 'replica down: health checks failed');
   };
 
+  /** Another worker changed the registrations file: read it again and rebuild the routes. */
+  async registrationsChanged(): Promise<void> {
+    if (!this.registry) return;
+    await this.registry.reread();
+    this.applyRoutes(this.ctx.config);
+  }
+
   notReady(): string[] {
     const ctx = this.ctx;
     return ctx.draining
@@ -344,7 +353,11 @@ class RunningGateway implements Gateway {
         const internal = await openWorkerSocket(workerSocket, (req, res) => handleRequest(ctx, req, res, policy));
         internal.server.on('connection', (socket: Socket) => peers.internal.add(socket));
         this.servers.push(internal);
-      } else if (config.admin.listen) {
+      }
+      if (config.admin.listen) {
+        // A worker's admin handler listens beside its private socket: the primary hands it the
+        // registration API (the primary answers health, readiness and metrics itself).
+        const adminSocket = workerSocket ? workerSocket.replace(/\.sock$/, '.admin.sock') : undefined;
         const admin = await startAdminServer(
           {
             ctx,
@@ -355,6 +368,7 @@ class RunningGateway implements Gateway {
             notReady: () => this.notReady(),
           },
           config.admin.listen,
+          adminSocket,
         );
         this.servers.push({
           server: admin,
@@ -362,7 +376,7 @@ class RunningGateway implements Gateway {
           closeAll: () => admin.closeAllConnections(),
           unwatch: () => undefined,
         });
-        this.adminAddress = admin.address() as AddressInfo;
+        if (!adminSocket) this.adminAddress = admin.address() as AddressInfo;
       }
     } catch (err) {
       this.stopChecks();

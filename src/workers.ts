@@ -5,20 +5,23 @@
 // worker that dies, forwards SIGHUP (each worker reloads the config file) and on SIGTERM drains
 // them all before it exits. The admin listener is the primary's: /healthz, /readyz (ready when
 // every worker is), /metrics (the workers' metrics summed by prom-client's aggregator, plus each
-// worker's own process figures) and /admin/federation.
+// worker's own process figures), /admin/federation, and the registration API, handed to one worker
+// (which writes the registrations file) while the others read the file again.
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import type { Config } from './config/schema.ts';
 import type { Gateway } from './app.ts';
-import type { Logger } from './observability/logger.ts';
-import { bearerToken } from './security/bearer.ts';
+import { accessWriter, type Logger } from './observability/logger.ts';
+import { Agent, request } from 'undici';
+import { tokenMatches } from './proxy/admin-server.ts';
+import { hostAllowed, listenerPolicy, originAllowed } from './security/host-origin.ts';
 import { newKeyText } from './session/key-ring.ts';
 
 type Msg = { type: string; id?: number; [k: string]: unknown };
@@ -40,6 +43,10 @@ export function serveAsWorker(gw: Gateway): void {
     else if (m.type === 'sluice:ready?') process.send?.({ type: 'sluice:ready', id: m.id, problems: gw.notReady() });
     else if (m.type === 'sluice:federation?')
       process.send?.({ type: 'sluice:federation', id: m.id, routes: gw.brokerStates() });
+    else if (m.type === 'sluice:registrations-changed')
+      gw.registrationsChanged().catch((err: Error) =>
+        gw.ctx.log.error({ err: err.message }, 'could not read the registrations another worker changed'),
+      );
   });
   // The primary gone (killed): nothing restarts or drains this worker any more.
   process.on('disconnect', () => void gw.shutdown().then(() => process.exit(0)));
@@ -93,10 +100,14 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
   // Each worker's stdout and stderr come through the primary whole lines at a time: two workers
   // writing JSON lines straight to one pipe could interleave within a line under load.
   cluster.setupPrimary({ silent: true });
+  // Through the primary's own log stream: a second writer on fd 1 (process.stdout) would make the
+  // descriptor non-blocking under pino's writes.
+  const toLog = accessWriter(log);
+  const stdout = toLog ?? ((text: string) => void process.stdout.write(text));
   const fork = (id: number): void => {
     const worker = cluster.fork({ ...env, SLUICE_WORKER_ID: String(id) });
-    wholeLines(worker.process.stdout, process.stdout);
-    wholeLines(worker.process.stderr, process.stderr);
+    wholeLines(worker.process.stdout, stdout);
+    wholeLines(worker.process.stderr, (text) => process.stderr.write(text));
     const r: Running = { worker, id, startedAt: Date.now() };
     running.set(id, r);
     worker.on('message', (m: Msg) => {
@@ -114,6 +125,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
     worker.on('exit', (code, signal) => {
       running.delete(id);
       if (r.socket) rmSync(r.socket, { force: true });
+      if (r.socket) rmSync(r.socket.replace(/\.sock$/, '.admin.sock'), { force: true });
       broadcast();
       if (stopping) return;
       restarts++;
@@ -149,12 +161,18 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
   if (config.admin.listen) {
     const token = config.admin.token || process.env['SLUICE_ADMIN_TOKEN'] || '';
     const aggregator = new AggregatorRegistry();
+    const policy = listenerPolicy(config.admin.listen);
     admin = createServer((req, res) => {
       const send = (status: number, body: unknown): void => {
         res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
         res.end(JSON.stringify(body));
       };
       const path = (req.url ?? '').split('?')[0];
+      // The DNS-rebinding defence of every listener: a web page must not reach the admin API.
+      if (!hostAllowed(policy, req.headers.host) || !originAllowed(policy, req.headers.origin, req.headers.host, [])) {
+        log.warn({ security: 'admin-host-origin-rejected' }, 'admin request refused: Host or Origin not allowed');
+        return send(403, { error: { code: 'forbidden', message: 'Host or Origin not allowed' } });
+      }
       void (async () => {
         if (path === '/healthz') return send(200, { status: 'ok', workers: running.size });
         if (path === '/readyz') {
@@ -171,13 +189,19 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
           res.writeHead(200, { 'content-type': aggregator.contentType, 'cache-control': 'no-store' });
           return void res.end(text);
         }
-        if (!token || bearerToken(req.headers.authorization) !== token)
+        if (!token || !tokenMatches(req.headers.authorization, token))
           return send(token ? 401 : 404, { error: { code: token ? 'unauthorized' : 'not_found' } });
         if (path === '/admin/federation') {
           const answers = await askAll('sluice:federation?');
           return send(200, { workers: answers.map((a) => ({ worker: a['worker'], routes: a['routes'] })) });
         }
-        return send(404, { error: { code: 'not_found', message: 'no such admin resource (with --workers)' } });
+        // The registration API runs in one worker (it writes the file); the others read it again.
+        const owner = [...running.values()].find((r) => r.socket);
+        if (!owner?.socket) return send(503, { error: { code: 'unavailable', message: 'no worker is running' } });
+        const changed = await handToWorker(req, res, owner.socket.replace(/\.sock$/, '.admin.sock'));
+        if (changed)
+          for (const r of running.values())
+            if (r !== owner && r.worker.isConnected()) r.worker.send({ type: 'sluice:registrations-changed' });
       })().catch((err: Error) => send(500, { error: { code: 'internal', message: err.message } }));
     });
     const a = config.admin.listen;
@@ -215,17 +239,53 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
+const MAX_ADMIN_BODY = 1024 * 1024;
+
+/** An admin request, as it came, to a worker's admin socket; true when it changed something (2xx, not GET). */
+async function handToWorker(req: IncomingMessage, res: ServerResponse, socket: string): Promise<boolean> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > MAX_ADMIN_BODY) {
+      res.writeHead(413, { 'content-type': 'application/json' }).end('{"error":{"code":"too_large"}}');
+      return false;
+    }
+    chunks.push(c);
+  }
+  const headers: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(req.headers))
+    if (v !== undefined && !['connection', 'keep-alive', 'transfer-encoding', 'content-length'].includes(k))
+      headers[k] = v;
+  const agent = new Agent({ connect: { socketPath: socket } });
+  try {
+    const answer = await request(`http://sluice-worker${req.url ?? '/'}`, {
+      method: (req.method ?? 'GET') as never,
+      headers,
+      body: chunks.length ? Buffer.concat(chunks) : null,
+      dispatcher: agent,
+    });
+    const body = Buffer.from(await answer.body.arrayBuffer());
+    const out: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(answer.headers)) if (v !== undefined && k !== 'connection') out[k] = v;
+    res.writeHead(answer.statusCode, out).end(body);
+    return req.method !== 'GET' && req.method !== 'HEAD' && answer.statusCode >= 200 && answer.statusCode < 300;
+  } finally {
+    await agent.close();
+  }
+}
+
 /** Copies `from` to `to` up to each last newline, so a line is written in one piece. */
-function wholeLines(from: Readable | null, to: Writable): void {
+function wholeLines(from: Readable | null, to: (text: string) => void): void {
   let rest = '';
   from?.setEncoding('utf8');
   from?.on('data', (chunk: string) => {
     const text = rest + chunk;
     const cut = text.lastIndexOf('\n') + 1;
     rest = text.slice(cut);
-    if (cut > 0) to.write(text.slice(0, cut));
+    if (cut > 0) to(text.slice(0, cut));
   });
-  from?.on('end', () => rest && to.write(`${rest}\n`));
+  from?.on('end', () => rest && to(`${rest}\n`));
 }
 
 /** The primary's own figures: each worker's process (from /proc) and the restarts. */

@@ -167,8 +167,6 @@ async function serve(argv: string[]): Promise<void> {
     });
   }
   const workers = workerCount(values.workers === undefined ? config.workers : workersFlag(values.workers));
-  if (workers > 1 && config.registrations.enabled)
-    usage('registrations (registrations.enabled) need one process for now: run with --workers 1');
   if (workers > 1 && cluster.isPrimary) {
     const log = createLogger(config.logging.level);
     await runPrimary({

@@ -57,7 +57,8 @@ const fail = (
   headers?: Record<string, string>,
 ) => send(res, status, { error: { code, message, ...extra } }, headers);
 
-function tokenMatches(header: string | undefined, token: string): boolean {
+/** Whether the Authorization header carries `token` (compared in constant time). */
+export function tokenMatches(header: string | undefined, token: string): boolean {
   const sent = bearerToken(header);
   if (sent === undefined) return false;
   const a = createHash('sha256').update(sent).digest();
@@ -192,9 +193,15 @@ async function register(
   return send(res, 201, { ...entry, route: path });
 }
 
+/**
+ * The admin listener on `listen`, or (a worker under `--workers`) on the private socket `path`,
+ * where the primary hands it the registration API's requests; Host and Origin are judged by
+ * `listen` either way.
+ */
 export async function startAdminServer(
   d: AdminDeps,
   listen: { host: string; port: number; allowHosts: readonly string[]; allowOrigins: readonly string[] },
+  path?: string,
 ): Promise<Server> {
   const { host, port } = listen;
   // The same DNS-rebinding defence as the public listeners: a web page must not reach metrics or
@@ -213,10 +220,12 @@ export async function startAdminServer(
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    const done = (): void => {
       server.off('error', reject);
       resolve();
-    });
+    };
+    if (path) server.listen({ path, exclusive: true }, done);
+    else server.listen(port, host, done);
   });
   return server;
 }

@@ -18,12 +18,17 @@ const SLUG = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 export class Registry {
   private readonly file: string;
-  private readonly entries: Registration[];
+  private entries: Registration[];
   private saving: Promise<void> = Promise.resolve();
 
   private constructor(file: string, entries: Registration[]) {
     this.file = file;
     this.entries = entries;
+  }
+
+  /** Read the file again: another process (a worker under `--workers`) changed it. */
+  async reread(): Promise<void> {
+    this.entries = (await Registry.load(this.file)).entries;
   }
 
   /** A missing file is an empty registry; an unreadable or malformed one is an error (never silently emptied). */

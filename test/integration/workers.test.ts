@@ -129,8 +129,64 @@ describe('serve --workers 2', () => {
 
   it('SIGTERM drains both workers and the primary exits 0', async () => {
     const code = await sluice.stop();
-    assert.equal(code, 0);
+    assert.equal(code, 0, `${sluice.stderr().slice(-800)}\n${sluice.stdout().split('\n').filter((l) => !l.includes('"access"')).slice(-8).join('\n')}`);
     assert.ok(lines(sluice).some((l) => l['msg'] === 'all workers stopped'));
     assert.equal(lines(sluice).filter((l) => l['msg'] === 'shutting down' && l['signal'] === 'SIGTERM').length, 2, 'each worker drained');
+  });
+});
+
+describe('serve --workers 2 with registrations', () => {
+  let upstream: UpstreamKit;
+  let sluice: SluiceProcess;
+  let dir: string;
+  let port: number;
+  let adminPort: number;
+  const token = 'workers-registrations-token-0123456789';
+  before(async () => {
+    upstream = await startDemoUpstream();
+    dir = mkdtempSync(join(tmpdir(), 'sluice-workers-reg-'));
+    port = await freePort();
+    adminPort = await freePort();
+    const config = join(dir, 'sluice.yaml');
+    writeFileSync(
+      config,
+      [
+        `listen: [{ host: 127.0.0.1, port: ${port} }]`,
+        `admin: { listen: { host: 127.0.0.1, port: ${adminPort} }, token: ${token} }`,
+        `registrations: { enabled: true, file: ${join(dir, 'registrations.json')}, egress: { allow: [127.0.0.1/32] } }`,
+        'routes:',
+        `  - { path: /mcp, upstream: ${upstream.url} }`,
+      ].join('\n'),
+    );
+    sluice = await spawnSluice(['serve', '--config', config, '--workers', '2'], 'admin at');
+  });
+  after(async () => {
+    await sluice?.stop();
+    await upstream?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a registration made through the primary is served by both workers, and its removal by neither', async () => {
+    const admin = `http://127.0.0.1:${adminPort}/admin/tenants/acme/upstreams`;
+    const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const made = await fetch(admin, { method: 'POST', headers: auth, body: JSON.stringify({ name: 'demo', url: upstream.url }) });
+    assert.equal(made.status, 201, await made.text());
+    assert.equal((await fetch(admin, { headers: { authorization: `Bearer ${token}` } })).status, 200);
+    assert.equal((await fetch(admin, { method: 'POST', body: '{}' })).status, 401);
+    await sleep(300);
+    const c = await client(`http://127.0.0.1:${port}/u/acme/demo`);
+    assert.equal(text(await c.callTool({ name: 'echo', arguments: { message: 'registered' } })), 'registered');
+    await c.close();
+    // A connection each (round robin over the workers): every one of them knows the route.
+    const init = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+    const fresh = await Promise.all(Array.from({ length: 8 }, () => send(`http://127.0.0.1:${port}/u/acme/demo`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', connection: 'close' }, body: init })));
+    assert.ok(fresh.every((r) => r.status === 200), fresh.map((r) => r.status).join(' '));
+    await sleep(500);
+    const served = lines(sluice).filter((l) => l['msg'] === 'access' && String(l['route']).startsWith('/u/acme/demo') && l['rpcMethod'] === 'initialize');
+    assert.deepEqual([...new Set(served.map((l) => l['worker']))].sort(), [1, 2], 'both workers serve the registered route');
+    assert.equal((await fetch(`${admin}/demo`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } })).status, 204);
+    await sleep(300);
+    const gone = await Promise.all(Array.from({ length: 8 }, () => send(`http://127.0.0.1:${port}/u/acme/demo`, { method: 'POST', headers: { 'content-type': 'application/json', connection: 'close' }, body: '{}' })));
+    assert.ok(gone.every((r) => r.status === 404), gone.map((r) => r.status).join(' '));
   });
 });
