@@ -242,8 +242,8 @@ export class ModernFront {
   private async openSession(key: string, s: PooledSession, how: Opening): Promise<Client> {
     const pk = key.slice(0, key.indexOf('\n'));
     const client = await connectUpstream(how.ep, this.found, how.who, {
-      request: (method, params, signal) => {
-        if (s.owner) return s.owner.ask(method, params, signal);
+      request: (method, params, signal, related) => {
+        if (s.owner && related) return s.owner.ask(method, params, signal);
         // A stateless caller can be asked only in the middle of one of its calls.
         return Promise.reject(
           new ProtocolError(

@@ -8,6 +8,7 @@ import type { Transport } from '@modelcontextprotocol/client';
 import type { StdioConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import { ChildTransport } from './child-transport.ts';
+import { cameStandalone, markingStandalone } from './standalone-stream.ts';
 
 export type FetchLike = (url: string | URL, init?: RequestInit) => Promise<Response>;
 
@@ -37,7 +38,13 @@ export type UpstreamEndpoint =
 
 /** Server→client requests the upstream makes, and its notifications, for the caller to answer or hear. */
 export interface UpstreamHandlers {
-  request?(method: string, params: Record<string, unknown> | undefined, signal: AbortSignal): Promise<unknown>;
+  /** `related` is false for a request the upstream sent outside any call (on its standalone stream). */
+  request?(
+    method: string,
+    params: Record<string, unknown> | undefined,
+    signal: AbortSignal,
+    related: boolean,
+  ): Promise<unknown>;
   notification?(method: string, params: Record<string, unknown> | undefined): void;
   /** The connection closed (the child exited, the stream ended). */
   closed?(): void;
@@ -63,7 +70,7 @@ function transportFor(ep: UpstreamEndpoint, era: UpstreamEra): Transport {
     const sse = url.pathname.endsWith('/sse') ? url : new URL(`${url.pathname.replace(/\/+$/, '')}/sse`, url);
     return new SSEClientTransport(sse, { fetch: ep.fetch, requestInit, eventSourceInit: { fetch: ep.fetch } } as never);
   }
-  return new StreamableHTTPClientTransport(url, { fetch: ep.fetch, requestInit });
+  return new StreamableHTTPClientTransport(url, { fetch: markingStandalone(ep.fetch), requestInit });
 }
 
 /** A connected client for `who`, answering the upstream's requests through `handlers`. */
@@ -87,7 +94,7 @@ export async function connectUpstream(
     client.setRequestHandler(method, ((
       req: { params?: Record<string, unknown> },
       ctx: { mcpReq: { signal: AbortSignal } },
-    ) => ask(method, req.params, ctx.mcpReq.signal)) as never);
+    ) => ask(method, req.params, ctx.mcpReq.signal, !cameStandalone(req.params))) as never);
   }
   if (handlers.notification) {
     const hear = handlers.notification;

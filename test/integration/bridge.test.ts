@@ -9,7 +9,11 @@ import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import type { McpServer as McpServerV1 } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPClientTransport as TransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SSEClientTransport as SseV1 } from '@modelcontextprotocol/sdk/client/sse.js';
-import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import {
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
+  ListRootsResultSchema,
+} from '@modelcontextprotocol/sdk/types.js';
 import { startUpstreamKit, type UpstreamKit } from '../../src/demo/upstream-kit.ts';
 import { registerConformanceV1, registerConformanceV2 } from '../fixtures/conformance-surface.ts';
 import { startStatefulServer, type StatefulServer } from '../fixtures/stateful-modern-server.ts';
@@ -270,6 +274,24 @@ describe('bridge: cancellation, expiry and bounds (2026-07-28 client, 2025 serve
         });
         return { content: [{ type: 'text', text: 'slow done' }] };
       });
+      server.registerTool('roots_in_call', { inputSchema: {} }, async (_a, extra) => {
+        const r = await extra.sendRequest({ method: 'roots/list' }, ListRootsResultSchema);
+        return { content: [{ type: 'text', text: `answered: ${r.roots.length}` }] };
+      });
+      // As server-everything does after initialize: roots/list tied to no call, on the GET stream
+      // (asked again while the stream is not open yet and the request is dropped).
+      server.registerTool('roots_outside_call', { inputSchema: {} }, async () => {
+        for (let i = 0; i < 20; i++) {
+          try {
+            const r = await server.server.listRoots(undefined, { timeout: 250 });
+            return { content: [{ type: 'text', text: `answered: ${r.roots.length}` }] };
+          } catch (err) {
+            if (!/timed out/i.test((err as Error).message))
+              return { content: [{ type: 'text', text: `refused: ${(err as Error).message}` }] };
+          }
+        }
+        return { content: [{ type: 'text', text: 'never delivered' }] };
+      });
       server.registerTool('ask', { inputSchema: {} }, async (_a, extra) => {
         try {
           const r = await extra.sendRequest(
@@ -318,6 +340,24 @@ describe('bridge: cancellation, expiry and bounds (2026-07-28 client, 2025 serve
       },
       body: rpc('tools/call', { name, arguments: {}, ...extra, _meta: envelope }),
     });
+
+  it("a request the upstream sends on its standalone stream is not taken for the running call's own", async () => {
+    let asked = 0;
+    const client = new Client(
+      { name: 'roots-client', version: '1' },
+      { capabilities: { roots: {} }, versionNegotiation: { mode: { pin: '2026-07-28' } } },
+    );
+    client.setRequestHandler('roots/list', async () => (asked++, { roots: [{ uri: 'file:///tmp/project' }] }));
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${sluice.base}/mcp`)));
+    assert.equal(text(await client.callTool({ name: 'roots_in_call', arguments: {} })), 'answered: 1');
+    assert.equal(asked, 1);
+    assert.match(
+      text(await client.callTool({ name: 'roots_outside_call', arguments: {} })),
+      /^refused: .*outside a call/,
+    );
+    assert.equal(asked, 1, 'the caller was never asked for the unrelated request');
+    await client.close();
+  });
 
   it('a client that leaves its call has it cancelled upstream (notifications/cancelled)', async () => {
     const client = await modernClient(`${sluice.base}/mcp`, 'leaver');
