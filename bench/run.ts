@@ -139,7 +139,7 @@ const machine = {
   wrk: version('wrk', ['-v']),
   pinned: HAS_TASKSET,
 };
-const summary = summarizeRounds(rounds, targets);
+const summary = summarizeRounds(rounds, targets, micro);
 const date = new Date().toISOString();
 const result = { date, mode: plan.mode, plan, machine, targets: summary.targets, goals: summary.goals, micro, rounds };
 mkdirSync(values.out ?? '.', { recursive: true });

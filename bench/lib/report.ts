@@ -60,6 +60,7 @@ const ratio = (a: number | null, b: number | null): number | null =>
 export function summarizeRounds(
   rounds: RoundResult[],
   targets: TargetName[],
+  micro: MicroResult,
 ): { targets: TargetSummary[]; goals: Goal[] } {
   const base = targets.map((target) => {
     const rs = rounds.filter((r) => r.target === target);
@@ -157,10 +158,10 @@ export function summarizeRounds(
     cpu_vs_nginx: ratio(t.cpu_s_per_10k, nginx?.cpu_s_per_10k ?? null),
     sdk_rps_vs_direct: ratio(t.sdk_rps, direct?.sdk_rps ?? null),
   }));
-  return { targets: summaries, goals: goals(summaries) };
+  return { targets: summaries, goals: goals(summaries, micro) };
 }
 
-function goals(ts: TargetSummary[]): Goal[] {
+function goals(ts: TargetSummary[], micro: MicroResult): Goal[] {
   const s = ts.find((t) => t.target === 'sluice');
   const nginx = ts.find((t) => t.target === 'nginx');
   if (!s) return [];
@@ -169,10 +170,13 @@ function goals(ts: TargetSummary[]): Goal[] {
     value: value === null ? 'n/a' : `${value}${unit}`,
     met: value === null ? null : ok(value),
   });
+  const token = micro.find((m) => m.name.startsWith('session-token seal + open'))?.per_op_us ?? null;
   return [
-    g('CPU per 10k JSON requests ≤ 3× nginx (at 2,000 req/s)', s.cpu_vs_nginx, (v) => v <= 3, '×'),
+    g('CPU per 10k JSON requests ≤ 2.5× nginx (at 2,000 req/s)', s.cpu_vs_nginx, (v) => v <= 2.5, '×'),
+    g('SDK-upstream req/s ≥ 0.75× direct', s.sdk_rps_vs_direct, (v) => v >= 0.75, '×'),
     g('added p50 ≤ 1 ms over direct at 2,000 req/s', s.added_p50_ms, (v) => v <= 1, ' ms'),
-    g('RSS ≤ 10 MB per 1,000 idle SSE streams', s.rss_mb_per_1k_streams, (v) => v <= 10, ' MiB'),
+    g('RSS ≤ 12 MiB per 1,000 idle SSE streams', s.rss_mb_per_1k_streams, (v) => v <= 12, ' MiB'),
+    g('session-token seal + open ≤ 10 µs', token === null ? null : Number(token.toFixed(2)), (v) => v <= 10, ' µs'),
     g('no SSE batching (every event < 100 ms)', s.sse_lag_max_ms, (v) => v < 100, ' ms max'),
     g(
       'SSE lag p99 ≤ nginx p99 (same run)',
@@ -185,6 +189,29 @@ function goals(ts: TargetSummary[]): Goal[] {
       value: s.upstream_closed_on_cancel ? 'yes' : `no (${s.upstream_open_1s_after_close} open)`,
       met: s.upstream_closed_on_cancel,
     },
+  ];
+}
+
+/** Sluice against node:http + undici with nothing on top, and against nginx: what is Sluice's own. */
+function floorLines(ts: TargetSummary[]): string[] {
+  const s = ts.find((t) => t.target === 'sluice');
+  const floor = ts.find((t) => t.target === 'node-floor');
+  const nginx = ts.find((t) => t.target === 'nginx');
+  if (!s || !floor) return [];
+  const row = (what: string, k: keyof TargetSummary, d: number): string => {
+    const [a, b, c] = [s[k], floor[k], nginx?.[k]] as (number | null | undefined)[];
+    const r = (p: number | null | undefined, q: number | null | undefined): string =>
+      typeof p === 'number' && typeof q === 'number' && q !== 0 ? `${(p / q).toFixed(2)}×` : '–';
+    return `| ${what} | ${f(a ?? null, d)} | ${f(b ?? null, d)} | ${f(c ?? null, d)} | ${r(a, b)} | ${r(b, c)} |`;
+  };
+  return [
+    '',
+    '| Sluice above its floor (node:http + undici, nothing else) | Sluice | floor | nginx | Sluice / floor | floor / nginx |',
+    '|---|---|---|---|---|---|',
+    row('proxy CPU s per 10k @2,000/s', 'cpu_s_per_10k', 3),
+    row('req/s raw c50', 'rps', 0),
+    row('SDK-upstream req/s c50', 'sdk_rps', 0),
+    row('RSS MiB per 1k idle streams', 'rss_mb_per_1k_streams', 2),
   ];
 }
 
@@ -231,6 +258,7 @@ export function renderMarkdown(r: {
       `| ${t.target} | ${f(t.rps, 0)} | ${x(t.rps_vs_direct)} | ${x(t.rps_vs_nginx)} | ${f(t.p50_ms)} / ${f(t.p99_ms)} | ${f(t.added_p50_ms)} | ${f(t.cpu_s_per_10k, 3)} | ${x(t.cpu_vs_nginx)} | ${f(t.sdk_rps, 0)} | ${x(t.sdk_rps_vs_direct)} | ${f(t.sdk_p50_ms)} / ${f(t.sdk_p99_ms)} | ${f(t.sse_lag_p50_ms)} / ${f(t.sse_lag_p99_ms)} / ${f(t.sse_lag_max_ms)} | ${t.streams_held} | ${t.target === 'direct' ? '–' : f(t.rss_mb_per_1k_streams)} | ${f(t.stream_open_ms, 0)} / ${f(t.teardown_ms, 0)} | ${t.target === 'direct' ? '–' : t.upstream_closed_on_cancel ? 'yes' : `no (${t.upstream_open_1s_after_close})`} |`,
     );
   }
+  lines.push(...floorLines(r.targets));
   const failed = r.targets.filter((t) => t.failed_requests > 0);
   if (failed.length)
     lines.push('', `Failed or non-2xx requests: ${failed.map((t) => `${t.target} ${t.failed_requests}`).join(', ')}.`);

@@ -5,8 +5,8 @@ import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { openFilesLimit, startProc, waitForPort, type Proc } from './procs.ts';
 
-export type TargetName = 'direct' | 'sluice' | 'nginx' | 'haproxy';
-export const TARGETS: TargetName[] = ['direct', 'sluice', 'nginx', 'haproxy'];
+export type TargetName = 'direct' | 'sluice' | 'node-floor' | 'nginx' | 'haproxy';
+export const TARGETS: TargetName[] = ['direct', 'sluice', 'node-floor', 'nginx', 'haproxy'];
 
 export interface Upstreams {
   raw: number;
@@ -69,6 +69,10 @@ export async function startTarget(name: TargetName, up: Upstreams, workDir: stri
     // system one the launcher would have to re-exec from (an extra process in the measured tree).
     const path = `${dirname(process.execPath)}:${process.env['PATH'] ?? ''}`;
     proc = startProc('sluice', SERVER_CPU, join(repoRoot, 'bin/sluice.js'), ['serve', '--config', cfg], { PATH: path }, 'ignore');
+  } else if (name === 'node-floor') {
+    // With Sluice's own Node flags, so the two differ only in what Sluice does.
+    const floor = join(import.meta.dirname, 'floor-proxy.ts');
+    proc = startProc('node-floor', SERVER_CPU, process.execPath, ['--max-semi-space-size=2', floor, String(port), String(up.raw), String(up.sdk)]);
   } else if (name === 'nginx') {
     const conf = join(dir, 'nginx.conf');
     writeFileSync(conf, nginxConf(port, up, dir));

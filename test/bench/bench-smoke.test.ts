@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const TARGETS = ['direct', 'sluice', 'nginx', 'haproxy'];
+const TARGETS = ['direct', 'sluice', 'node-floor', 'nginx', 'haproxy'];
 const KEYS = [
   'target',
   'rps',
@@ -21,7 +21,7 @@ const KEYS = [
 ];
 
 describe('npm run bench -- --smoke (the quick form, shortest windows)', () => {
-  it('measures direct, Sluice, nginx and HAProxy and writes the table and latest.json', () => {
+  it('measures direct, Sluice, its Node floor, nginx and HAProxy and writes the tables and latest.json', () => {
     const out = mkdtempSync(join(tmpdir(), 'sluice-bench-smoke-'));
     try {
       const r = spawnSync(process.execPath, [join(ROOT, 'bench', 'run.ts'), '--smoke', '--streams', '500', '--out', out], {
@@ -33,6 +33,7 @@ describe('npm run bench -- --smoke (the quick form, shortest windows)', () => {
       const md = readFileSync(join(out, 'latest.md'), 'utf8');
       for (const t of TARGETS) assert.match(md, new RegExp(`^\\| ${t} \\|`, 'm'), `table row for ${t}`);
       assert.match(md, /\| Sluice goal \| measured \| met \|/);
+      assert.match(md, /^\| proxy CPU s per 10k @2,000\/s \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+× \| [\d.]+× \|$/m);
       const json = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as { targets: Record<string, unknown>[] };
       assert.deepEqual(
         json.targets.map((t) => t['target']),
