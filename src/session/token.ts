@@ -56,7 +56,9 @@ function nonce(): Buffer {
     randomFillSync(pool);
     poolOffset = 0;
   }
-  const n = Buffer.from(pool.subarray(poolOffset, poolOffset + NONCE));
+  // A view, not a copy: the cipher takes its own copy and the token is concatenated before the
+  // pool is ever refilled.
+  const n = pool.subarray(poolOffset, poolOffset + NONCE);
   poolOffset += NONCE;
   return n;
 }
@@ -96,27 +98,25 @@ export function openSession(ring: KeyRing, token: string, principal?: Buffer): S
  * share a nonce.
  */
 export function seal(ring: KeyRing, c: SealedClaims, deterministic = false): string {
-  const route = Buffer.from(c.route, 'utf8');
-  const replica = Buffer.from(c.replica, 'utf8');
-  const value = Buffer.from(c.value, 'utf8');
-  if (route.length > MAX_SHORT || replica.length > MAX_SHORT)
-    throw new TokenError('route or replica name longer than 255 bytes');
+  const route = Buffer.byteLength(c.route, 'utf8');
+  const replica = Buffer.byteLength(c.replica, 'utf8');
+  const value = Buffer.byteLength(c.value, 'utf8');
+  if (route > MAX_SHORT || replica > MAX_SHORT) throw new TokenError('route or replica name longer than 255 bytes');
   const max = MAX_VALUE[c.kind];
-  if (value.length > max)
+  if (value > max)
     throw new TokenError(`upstream ${c.kind === 'session' ? 'session id' : c.kind} longer than ${max} bytes`);
   if (c.principal && c.principal.length !== PRINCIPAL) throw new TokenError('principal hash must be 16 bytes');
-  const plain = Buffer.allocUnsafe(
-    1 + 4 + (c.principal ? PRINCIPAL : 0) + 1 + route.length + 1 + replica.length + 2 + value.length,
-  );
+  // The strings are written straight into the plaintext: no Buffer of their own per token.
+  const plain = Buffer.allocUnsafe(1 + 4 + (c.principal ? PRINCIPAL : 0) + 1 + route + 1 + replica + 2 + value);
   let o = plain.writeUInt8((c.principal ? 1 : 0) | (KIND_BITS[c.kind] << 1), 0);
   o = plain.writeUInt32BE(c.issuedAt >>> 0, o);
   if (c.principal) o += c.principal.copy(plain, o);
-  o = plain.writeUInt8(route.length, o);
-  o += route.copy(plain, o);
-  o = plain.writeUInt8(replica.length, o);
-  o += replica.copy(plain, o);
-  o = plain.writeUInt16BE(value.length, o);
-  value.copy(plain, o);
+  o = plain.writeUInt8(route, o);
+  o += plain.write(c.route, o, 'utf8');
+  o = plain.writeUInt8(replica, o);
+  o += plain.write(c.replica, o, 'utf8');
+  o = plain.writeUInt16BE(value, o);
+  plain.write(c.value, o, 'utf8');
 
   const key = ring.sealing;
   const header = Buffer.allocUnsafe(HEADER);
@@ -146,7 +146,8 @@ export function open(ring: KeyRing, kind: SealedKind, token: string, principal?:
     const decipher = createDecipheriv('aes-256-gcm', key.key, raw.subarray(HEADER, HEADER + NONCE));
     decipher.setAAD(raw.subarray(0, HEADER));
     decipher.setAuthTag(raw.subarray(raw.length - TAG));
-    plain = Buffer.concat([decipher.update(raw.subarray(HEADER + NONCE, raw.length - TAG)), decipher.final()]);
+    plain = decipher.update(raw.subarray(HEADER + NONCE, raw.length - TAG));
+    decipher.final(); // GCM gives nothing more here; it throws when the tag does not match
   } catch {
     return undefined;
   }
