@@ -8,9 +8,11 @@ import { checkRouteUrls } from './routing/route-checks.ts';
 import { openListener, openWorkerSocket, type Listening } from './transport/listener.ts';
 import { ConfigError } from './config/load.ts';
 import type { Config, RouteConfig } from './config/schema.ts';
-import { registeredRoute, Registry } from './routing/registry.ts';
+import { registeredPath, registeredRoute, Registry } from './routing/registry.ts';
 import { systemResolver } from './transport/guarded-connect.ts';
 import { startAdminServer } from './proxy/admin-server.ts';
+import { AdminUi } from './proxy/admin-ui.ts';
+import { adminSnapshot } from './proxy/admin-view.ts';
 import type { Connector, Resolver } from './transport/guarded-connect.ts';
 import { accessWriter, type Logger } from './observability/logger.ts';
 import { startHealthChecks, type Probe } from './routing/health-checks.ts';
@@ -290,6 +292,7 @@ class RunningGateway implements Gateway {
 
   readonly peers: Peers | undefined;
   private readonly workerId: number | undefined;
+  private ui: AdminUi | undefined;
 
   constructor(
     ctx: GatewayContext,
@@ -366,6 +369,19 @@ class RunningGateway implements Gateway {
             resolver,
             onChange: () => this.applyRoutes(ctx.config),
             notReady: () => this.notReady(),
+            ui: (this.ui = new AdminUi({
+              token,
+              host: config.admin.listen.host,
+              log: ctx.log,
+              snapshot: () =>
+                adminSnapshot(
+                  this.ctx,
+                  this.registry?.all() ?? [],
+                  (r) => registeredPath(this.ctx.config, r.tenant, r.name),
+                  this.notReady(),
+                  this.workerId,
+                ),
+            })),
           },
           config.admin.listen,
           adminSocket,
@@ -478,6 +494,8 @@ class RunningGateway implements Gateway {
     for (const t of this.drainTimers) clearTimeout(t);
     const closed = Promise.all(servers.map((s) => new Promise<void>((r) => s.server.close(() => r()))));
     for (const s of servers) s.closeIdle();
+    // The admin page's event streams would hold the admin listener open.
+    this.ui?.close();
     const { drain, retryHint } = ctx.config.shutdown;
     for (const a of ctx.active) if (a.kind === 'stream') a.stop(retryHint);
     const deadline = Date.now() + drain;

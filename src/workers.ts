@@ -189,6 +189,12 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
           res.writeHead(200, { 'content-type': aggregator.contentType, 'cache-control': 'no-store' });
           return void res.end(text);
         }
+        // The admin page is one worker's view (it says which); the worker checks its sign-in itself.
+        if (path === '/ui' || path?.startsWith('/ui/')) {
+          const first = [...running.values()].find((r) => r.socket);
+          if (!first?.socket) return send(503, { error: { code: 'unavailable', message: 'no worker is running' } });
+          return streamFromWorker(req, res, first.socket.replace(/\.sock$/, '.admin.sock'));
+        }
         if (!token || !tokenMatches(req.headers.authorization, token))
           return send(token ? 401 : 404, { error: { code: token ? 'unauthorized' : 'not_found' } });
         if (path === '/admin/federation') {
@@ -272,6 +278,43 @@ async function handToWorker(req: IncomingMessage, res: ServerResponse, socket: s
     return req.method !== 'GET' && req.method !== 'HEAD' && answer.statusCode >= 200 && answer.statusCode < 300;
   } finally {
     await agent.close();
+  }
+}
+
+/** An admin page request to a worker's admin socket, its answer streamed back (the page's event stream). */
+async function streamFromWorker(req: IncomingMessage, res: ServerResponse, socket: string): Promise<void> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    if ((size += c.length) > MAX_ADMIN_BODY) return void res.writeHead(413).end();
+    chunks.push(c);
+  }
+  const headers: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(req.headers))
+    if (v !== undefined && !['connection', 'keep-alive', 'transfer-encoding', 'content-length'].includes(k))
+      headers[k] = v;
+  const agent = new Agent({ connect: { socketPath: socket } });
+  const gone = new AbortController();
+  res.once('close', () => gone.abort());
+  try {
+    const answer = await request(`http://sluice-worker${req.url ?? '/'}`, {
+      method: (req.method ?? 'GET') as never,
+      headers,
+      body: chunks.length ? Buffer.concat(chunks) : null,
+      dispatcher: agent,
+      signal: gone.signal,
+    });
+    const out: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(answer.headers)) if (v !== undefined && k !== 'connection') out[k] = v;
+    res.writeHead(answer.statusCode, out);
+    res.flushHeaders();
+    for await (const c of answer.body) res.write(c);
+    res.end();
+  } catch {
+    if (!res.headersSent) res.writeHead(502).end();
+    else res.destroy();
+  } finally {
+    await agent.close().catch(() => undefined);
   }
 }
 

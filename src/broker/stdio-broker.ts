@@ -75,6 +75,10 @@ export class StdioBroker {
     return this.live.size;
   }
 
+  processes(): { running: number; max: number } {
+    return { running: this.live.size, max: this.cfg.maxProcesses };
+  }
+
   /** The same command and settings: a reload keeps this broker and its sessions. */
   sameAs(route: RouteConfig): boolean {
     return JSON.stringify(route.stdio) === JSON.stringify(this.cfg) && (route.bridge ?? 'auto') === this.bridge;

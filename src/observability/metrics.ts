@@ -3,6 +3,7 @@
 // classes, error-catalogue codes and configured replica ids. Never a session id, token, tool
 // argument, tool name or client-chosen string.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { LiveView, type Refusal } from './live-view.ts';
 
 /** JSON-RPC methods of the MCP revisions; anything else counts as "other". */
 const KNOWN_METHODS = new Set([
@@ -53,6 +54,10 @@ export interface ExchangeObservation {
   refusedCode: string | undefined;
   /** A hashed session handle (never the id itself). */
   sessionHash: string | undefined;
+  /** The replica that served it (route path and replica id, as the admin page keys them). */
+  replica?: string | undefined;
+  /** Set when the exchange was a security refusal: what the admin page lists. */
+  refusal?: Omit<Refusal, 'at' | 'route' | 'status'> | undefined;
 }
 
 export interface ReplicaHealth {
@@ -89,6 +94,8 @@ export class GatewayMetrics {
   private readonly spawned: Counter<'route'>;
   private readonly exited: Counter<'route' | 'cause'>;
   private readonly sessions = new Map<string, number>();
+  /** The admin page's live figures, fed by the same observations. */
+  readonly live = new LiveView();
 
   constructor(replicas: () => ReplicaHealth[]) {
     const registers = [this.registry];
@@ -230,6 +237,9 @@ export class GatewayMetrics {
     if (o.bytesIn) this.bytesIn.inc({ route }, o.bytesIn);
     if (o.bytesOut) this.bytesOut.inc({ route }, o.bytesOut);
     if (o.refusedCode) this.refused.inc({ reason: o.refusedCode });
+    this.live.exchange(route, o.totalMs, o.status >= 500 || o.status === 0);
+    if (o.refusal) this.live.refused({ ...o.refusal, at: new Date().toISOString(), route, status: o.status });
+    if (o.sessionHash && o.replica) this.live.sessionUsed(o.sessionHash, o.replica);
     if (o.sessionHash) {
       this.sessions.delete(o.sessionHash);
       this.sessions.set(o.sessionHash, Date.now());
@@ -269,12 +279,23 @@ export class GatewayMetrics {
     this.federatedSessionsNow.set({ route }, n);
   }
 
-  streamOpened(route: string): void {
+  streamOpened(route: string, replica?: string): void {
     this.streams.inc({ route });
+    if (replica) this.live.streamOpened(replica);
   }
 
-  streamClosed(route: string): void {
+  streamClosed(route: string, replica?: string): void {
     this.streams.dec({ route });
+    if (replica) this.live.streamClosed(replica);
+  }
+
+  /** Requests so far and SSE streams open now, per route label: the counters /metrics reports. */
+  async routeTotals(): Promise<Map<string, { requests: number; streams: number }>> {
+    const out = new Map<string, { requests: number; streams: number }>();
+    const at = (route: string) => out.get(route) ?? (out.set(route, { requests: 0, streams: 0 }), out.get(route)!);
+    for (const v of (await this.requests.get()).values) at(String(v.labels.route)).requests += v.value;
+    for (const v of (await this.streams.get()).values) at(String(v.labels.route)).streams += v.value;
+    return out;
   }
 
   heartbeat(route: string): void {

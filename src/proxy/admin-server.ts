@@ -10,6 +10,7 @@
 // and each federated route's servers: kind, era, replicas, and how the sessions' links to them stand.
 //   GET    /admin/federation                                                         -> 200
 // A refused URL gets 422 naming the rule it broke, never the address it resolved to.
+// The admin page, /ui, is admin-ui.ts.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { bearerToken } from '../security/bearer.ts';
 import { hostAllowed, listenerPolicy, originAllowed } from '../security/host-origin.ts';
@@ -18,6 +19,7 @@ import { RULE_TEXT, STRICT, type AddressPolicy } from '../security/address-polic
 import { registeredPath, registeredRoute, type Registry } from '../routing/registry.ts';
 import { checkUpstream, type Resolver } from '../transport/guarded-connect.ts';
 import { BodyBudget, readBody } from '../transport/read-body.ts';
+import type { AdminUi } from './admin-ui.ts';
 import type { GatewayContext } from './context.ts';
 
 const PATH = /^\/admin\/tenants\/([a-z0-9][a-z0-9-]{0,62})\/upstreams(?:\/([a-z0-9][a-z0-9-]{0,62}))?$/;
@@ -35,6 +37,8 @@ export interface AdminDeps {
   onChange: () => void;
   /** Routes without a replica that takes work now (empty: ready), or why the gateway is not. */
   notReady: () => string[];
+  /** The admin page (/ui), when the gateway serves it. */
+  ui?: AdminUi | undefined;
 }
 
 function send(res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): void {
@@ -73,7 +77,8 @@ export function registrationPolicy(ctx: GatewayContext): AddressPolicy {
 
 async function handle(d: AdminDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const { ctx, registry } = d;
-  const path = (req.url ?? '').split('?')[0];
+  const path = (req.url ?? '').split('?')[0] ?? '';
+  if (d.ui && (await d.ui.handle(path, req, res, false))) return;
   if (req.method === 'GET' || req.method === 'HEAD') {
     if (path === '/healthz') return send(res, 200, { status: 'ok' });
     if (path === '/readyz') {

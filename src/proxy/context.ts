@@ -22,6 +22,8 @@ export interface RouteBroker {
   handle(ex: Exchange): Promise<void> | undefined;
   /** A federated route's servers and how they stand (the admin API's /admin/federation). */
   state?(): Record<string, unknown>;
+  /** A stdio route's child processes: running now, and the bound (the admin page). */
+  processes?(): { running: number; max: number };
 }
 
 /** A route as the gateway runs it: the route table's entry and what it enforces about callers. */

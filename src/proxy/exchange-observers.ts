@@ -11,7 +11,7 @@ import {
   securityEventOf,
   type AccessRecord,
 } from '../observability/access-log.ts';
-import type { GatewayMetrics } from '../observability/metrics.ts';
+import type { ExchangeObservation, GatewayMetrics } from '../observability/metrics.ts';
 import { clientAddress } from '../security/forwarded.ts';
 import { routeLabel } from './context.ts';
 import { clientSessionOf, type Exchange } from './exchange.ts';
@@ -47,7 +47,7 @@ function observeEnd(ex: Exchange): void {
 export function observeStreamOpened(ex: Exchange): void {
   const route = routeLabel(ex.ctx, ex.route?.path);
   if (!ex.ctx.metrics || route === undefined) return;
-  ex.ctx.metrics.streamOpened(route);
+  ex.ctx.metrics.streamOpened(route, replicaKey(ex));
   ex.streamCounted = true;
 }
 
@@ -87,7 +87,7 @@ function endSpan(ex: Exchange, span: Span): void {
 function observe(ex: Exchange, metrics: GatewayMetrics): void {
   const { ctx, res } = ex;
   const route = routeLabel(ctx, ex.route?.path);
-  if (ex.streamCounted && route !== undefined) metrics.streamClosed(route);
+  if (ex.streamCounted && route !== undefined) metrics.streamClosed(route, replicaKey(ex));
   // Only sessions Sluice opened or minted count as active: forged ids must not fill the tracker.
   const session = clientSessionOf(ex, true);
   metrics.observeExchange({
@@ -100,7 +100,26 @@ function observe(ex: Exchange, metrics: GatewayMetrics): void {
     bytesOut: ex.bytesOut,
     refusedCode: isErrorCode(ex.outcome) ? ex.outcome : undefined,
     sessionHash: hashSessionId(session),
+    replica: replicaKey(ex),
+    refusal: refusalOf(ex),
   });
+}
+
+/** How the admin page names the replica an exchange went to: route path and replica id. */
+function replicaKey(ex: Exchange): string | undefined {
+  return ex.replica && ex.route ? `${ex.route.path} ${ex.replica.id}` : undefined;
+}
+
+function refusalOf(ex: Exchange): NonNullable<ExchangeObservation['refusal']> | undefined {
+  const reason = securityEventOf(ex.outcome);
+  if (!reason) return undefined;
+  return {
+    reason,
+    code: ex.outcome,
+    method: ex.req.method ?? '',
+    rpcMethod: ex.rpc?.method,
+    client: clientAddress(forwardedOf(ex), ex.ctx.trusted),
+  };
 }
 
 function accessRecord(ex: Exchange): AccessRecord {

@@ -189,4 +189,24 @@ describe('serve --workers 2 with registrations', () => {
     const gone = await Promise.all(Array.from({ length: 8 }, () => send(`http://127.0.0.1:${port}/u/acme/demo`, { method: 'POST', headers: { 'content-type': 'application/json', connection: 'close' }, body: '{}' })));
     assert.ok(gone.every((r) => r.status === 404), gone.map((r) => r.status).join(' '));
   });
+
+  it('the admin page is served through the primary from one worker, which it names; its stream flows', async () => {
+    const ui = `http://127.0.0.1:${adminPort}/ui`;
+    assert.equal((await fetch(ui)).status, 401);
+    const state = (await (await fetch(`${ui}/state`, { headers: { authorization: `Bearer ${token}` } })).json()) as {
+      worker: number;
+      routes: { path: string }[];
+    };
+    assert.equal(state.worker, 1);
+    assert.ok(state.routes.some((r) => r.path === '/mcp'));
+    const events = await fetch(`${ui}/events`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(events.status, 200);
+    const reader = events.body!.getReader();
+    let seen = '';
+    for (let i = 0; i < 2; ) {
+      seen += new TextDecoder().decode((await reader.read()).value);
+      i = seen.split('event: state').length - 1;
+    }
+    await reader.cancel();
+  });
 });

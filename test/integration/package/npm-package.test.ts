@@ -125,6 +125,13 @@ for (const [label, node] of [['Node 24', NODE24], ['Node 22', NODE22]] as const)
       const mcp = /(http:\/\/127\.0\.0\.1:\d+\/mcp) ->/.exec(gw.stderr())![1]!;
       const admin = /admin at (\S+)/.exec(gw.stderr())![1]!;
       assert.equal((await fetch(`${admin}/healthz`)).status, 200);
+      // The admin page's files ship in the package (a loopback admin address with no token: open).
+      for (const [path, type] of [['/ui', /text\/html/], ['/ui/ui.js', /javascript/], ['/ui/ui.css', /text\/css/]] as const) {
+        const page = await fetch(`${admin}${path}`);
+        assert.equal(page.status, 200, path);
+        assert.match(page.headers.get('content-type') ?? '', type);
+        assert.ok((await page.text()).length > 200, path);
+      }
 
       const client = new Client({ name: 'pkg-test', version: '1' });
       const transport = new StreamableHTTPClientTransport(new URL(mcp));
