@@ -17,6 +17,7 @@ import {
   type ProbeInfo,
 } from './context.ts';
 import { describeReply, McpPeer, type RpcExchange, type Session } from './mcp-peer.ts';
+import { CHECKS } from './check-ids.ts';
 import { ordered, result, type CheckId, type CheckResult, type Report } from './report.ts';
 import { Wire, WireError } from './wire.ts';
 
@@ -92,12 +93,25 @@ async function examine(
       ),
     );
     if (!location) throw new DoctorFatal(`${url.href} answers POST with ${opening.ex.status} and no Location`);
+    const status = opening.ex.status;
     peer = new McpPeer(new URL(location, url), wire, userHeaders, timeoutMs);
     opening = await peer.initialize();
     if (redirected(opening.ex))
       throw new DoctorFatal(
         `${url.href} redirects POST twice (${location} → ${opening.ex.headers['location'] ?? '?'})`,
       );
+    // Where it points is no MCP server either: the redirect is the fault to name, and nothing
+    // else can be examined until it is gone.
+    if (!opening.session && !(await answersStateless(peer, opening.ex))) {
+      results[0] = result(
+        'no-redirect',
+        'fail',
+        `POST ${url.pathname} was answered ${status} → ${location}, and ${location} does not answer like an MCP server (initialize: ${describeReply(opening.ex)}); clients post to ${url.pathname} and do not follow redirects of a POST`,
+      );
+      const rest = (Object.keys(CHECKS) as CheckId[]).filter((id) => id !== 'no-redirect');
+      results.push(...skipAll(rest, `not examined: ${url.pathname} redirects (see no-redirect)`));
+      return { checks: results, instances: new Set() };
+    }
   } else results.push(result('no-redirect', 'pass', `POST ${url.pathname} was answered ${opening.ex.status} directly`));
 
   const ctx: DoctorContext = {
@@ -147,7 +161,18 @@ async function examine(
     } else ctx.noSession = 'needs a working session (see session-id-roundtrip)';
     if (isProbe && instance) instances.add(instance);
     // Without a session that works, the notification's refusal says nothing new.
-    results.push(working ? describeNotification(notification) : result('notification-202', 'skip', ctx.noSession));
+    const noticeAt =
+      results.push(working ? describeNotification(notification) : result('notification-202', 'skip', ctx.noSession)) -
+      1;
+    // A notification that reached another replica (404) is affinity's failure, not its own.
+    const onlyAffinity = (): void => {
+      if (notification.status === 404)
+        results[noticeAt] = result(
+          'notification-202',
+          'skip',
+          `${AFFINITY_FIRST}; notifications/initialized was answered ${describeReply(notification)}`,
+        );
+    };
 
     if (!ctx.session && instance !== undefined && (await statelessProbe(ctx))) {
       // Sessions are broken, but the probe also answers stateless 2026-07-28 requests: what
@@ -169,17 +194,36 @@ async function examine(
     }
     if (!isProbe) {
       results.push(...skipAll(PROBE_ONLY, NOT_PROBE), await compressionWithoutProbe(ctx));
-      results.push(
-        ...(await statusChecks(ctx, false)),
-        ...(await corsChecks(ctx)),
-        await affinityCheck(ctx, false, lost),
-      );
+      const affinity = await affinityCheck(ctx, false, lost);
+      results.push(...(await statusChecks(ctx, false)), ...(await corsChecks(ctx)), affinity);
+      if (affinity.status === 'fail') onlyAffinity();
       return { checks: results, instances };
     }
     const s = ctx.session;
     ctx.call = (name, args, o = {}) => peer.callTool(s, name, args, o);
     ctx.callVersion = s.protocolVersion;
-    results.push(...(await probeChecks(ctx, lost)));
+    // Affinity first: when a session's requests reach another replica, every check that runs in
+    // a session would fail for that one reason. Those that can run as stateless 2026-07-28 calls
+    // to the probe do; the ones that need a session are skipped and say why.
+    const affinity = await affinityCheck(ctx, true, lost);
+    if (affinity.status === 'fail') {
+      onlyAffinity();
+      results.push(affinity, ...skipAll(['resume', 'last-event-id-forwarded'], AFFINITY_FIRST));
+      ctx.noSession = AFFINITY_FIRST;
+      if (await statelessProbe(ctx)) results.push(...(await probeChecks(ctx)));
+      else
+        results.push(
+          ...skipAll(
+            [...PROBE_ONLY, 'sse-compression' as const].filter(
+              (id) => id !== 'resume' && id !== 'last-event-id-forwarded',
+            ),
+            AFFINITY_FIRST,
+          ),
+        );
+      results.push(...(await statusChecks(ctx, true)), ...(await corsChecks(ctx)));
+      return { checks: results, instances };
+    }
+    results.push(...(await probeChecks(ctx, lost, affinity)));
     return { checks: results, instances };
   } finally {
     await closeSessions(ctx);
@@ -191,7 +235,7 @@ async function examine(
  * one at a time, so that timings (event delays) are not disturbed by the doctor's own uploads.
  * Without a session (`lost` undefined) resume and affinity are left out.
  */
-async function probeChecks(ctx: DoctorContext, lost?: string[]): Promise<CheckResult[]> {
+async function probeChecks(ctx: DoctorContext, lost?: string[], affinity?: CheckResult): Promise<CheckResult[]> {
   const out: CheckResult[] = [];
   const idle = idleCheck(ctx);
   out.push(...(await headerChecks(ctx)));
@@ -208,7 +252,7 @@ async function probeChecks(ctx: DoctorContext, lost?: string[]): Promise<CheckRe
   if (lost) {
     out.push(...(await statusChecks(ctx, true)));
     out.push(...(await corsChecks(ctx)));
-    out.push(await affinityCheck(ctx, true, lost));
+    out.push(affinity ?? (await affinityCheck(ctx, true, lost)));
   }
   out.push(await bodyLimitCheck(ctx));
   out.push(await idle);
@@ -228,6 +272,8 @@ async function statelessProbe(ctx: DoctorContext): Promise<boolean> {
   ctx.noSession = `${ctx.noSession}; the other probe checks ran as stateless 2026-07-28 requests`;
   return true;
 }
+
+const AFFINITY_FIRST = 'needs a session whose requests stay on one replica (see affinity)';
 
 const MAX_OPENINGS = 10;
 
@@ -296,6 +342,21 @@ function roundTrip(s: Session, list: RpcExchange, working: boolean, isProbe: boo
   );
 }
 
+/** Whether the target answers a 2026-07-28 `server/discover` (a stateless server); never for 401/403 or silence. */
+async function answersStateless(peer: McpPeer, ex: RpcExchange): Promise<boolean> {
+  if (ex.status === 0 || ex.status === 401 || ex.status === 403) return false;
+  const meta = {
+    'io.modelcontextprotocol/protocolVersion': FIRST_STATELESS_VERSION,
+    'io.modelcontextprotocol/clientInfo': { name: 'sluice-doctor', version: '1' },
+    'io.modelcontextprotocol/clientCapabilities': {},
+  };
+  const discover = await peer.post(
+    { jsonrpc: '2.0', id: peer.id(), method: 'server/discover', params: { _meta: meta } },
+    { headers: peer.headers({ [H.protocolVersion]: FIRST_STATELESS_VERSION, [H.method]: 'server/discover' }) },
+  );
+  return discover.status === 200 && discover.reply !== undefined && 'result' in discover.reply;
+}
+
 async function statelessOrFatal(peer: McpPeer, ex: RpcExchange): Promise<void> {
   if (ex.status === 0)
     throw new DoctorFatal(
@@ -307,16 +368,7 @@ async function statelessOrFatal(peer: McpPeer, ex: RpcExchange): Promise<void> {
       `${peer.url.href} needs credentials: initialize was answered ${describeReply(ex)}${challenge ? ` (WWW-Authenticate: ${challenge})` : ''}; pass --header "Authorization: Bearer …"`,
     );
   }
-  const meta = {
-    'io.modelcontextprotocol/protocolVersion': FIRST_STATELESS_VERSION,
-    'io.modelcontextprotocol/clientInfo': { name: 'sluice-doctor', version: '1' },
-    'io.modelcontextprotocol/clientCapabilities': {},
-  };
-  const discover = await peer.post(
-    { jsonrpc: '2.0', id: peer.id(), method: 'server/discover', params: { _meta: meta } },
-    { headers: peer.headers({ [H.protocolVersion]: FIRST_STATELESS_VERSION, [H.method]: 'server/discover' }) },
-  );
-  if (discover.status === 200 && discover.reply && 'result' in discover.reply) return;
+  if (await answersStateless(peer, ex)) return;
   throw new DoctorFatal(
     `${peer.url.href} does not answer like an MCP server: initialize was answered ${describeReply(ex)}`,
   );

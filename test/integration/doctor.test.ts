@@ -211,6 +211,45 @@ describe('sluice doctor names the one fault of a broken front', () => {
     });
   }
 
+  it('nginx round-robin over two replicas with no affinity: affinity fails, and nothing that is only its consequence', async () => {
+    const front = await startFront('nginx', probes, (c) => c.replace(/ backup;/g, ';'));
+    try {
+      const r = await runDoctor(front.url, { quick: true, idleSeconds: [2] });
+      assert.deepEqual(failing(r), ['affinity'], notPassed(r).join('\n'));
+      const by = Object.fromEntries(r.checks.map((c) => [c.id, c]));
+      assert.match(by['affinity']!.detail, /sessions lost their replica/);
+      assert.ok(by['affinity']!.fix?.nginx, 'the fix comes with it');
+      for (const id of ['resume', 'last-event-id-forwarded'] as const) {
+        assert.equal(by[id]!.status, 'skip', id);
+        assert.match(by[id]!.detail, /see affinity/, id);
+      }
+      // The checks a session broke before run as stateless calls to the probe, and pass.
+      for (const id of ['authorization-forwarded', 'protocol-version-forwarded', 'sse-unbuffered', 'body-limit'] as const)
+        assert.equal(by[id]!.status, 'pass', `${id}: ${by[id]!.detail}`);
+      assert.notEqual(by['notification-202']!.status, 'fail', by['notification-202']!.detail);
+      assert.deepEqual(r.probeInstances, ['f1', 'f2']);
+    } finally {
+      await front.stop();
+    }
+  });
+
+  it('nginx redirecting /mcp to /mcp/ (return 307), which is no MCP server: no-redirect fails with the fix, exit 1; the rest say why they did not run', async () => {
+    const front = await startFront('nginx', probes.slice(0, 1), (c) => c.replace('    location /mcp {', '    location = /mcp { return 307 /mcp/; }\n    location /mcp {'));
+    try {
+      const r = await runDoctor(front.url, { quick: true, idleSeconds: [2] });
+      assert.deepEqual(failing(r), ['no-redirect']);
+      const check = r.checks.find((c) => c.id === 'no-redirect')!;
+      assert.match(check.detail, /^POST \/mcp was answered 307 → http:\/\/127\.0\.0\.1:\d+\/mcp\/, and .* does not answer like an MCP server/);
+      assert.ok(r.checks.filter((c) => c.id !== 'no-redirect').every((c) => c.status === 'skip' && /redirects \(see no-redirect\)/.test(c.detail)));
+      const run = await cli(['doctor', front.url, '--quick']);
+      assert.equal(run.code, 1, run.stderr);
+      assert.match(run.stdout, /no-redirect/);
+      assert.match(run.stdout, /`location \/mcp` \(no trailing slash\)/, 'the nginx fix is printed');
+    } finally {
+      await front.stop();
+    }
+  });
+
   it('full run: silent streams are cut by a short read timeout, a stream with regular events survives (heartbeats help)', async () => {
     const front = await startFront('nginx', probes.slice(0, 1), (c) => c.replace('proxy_read_timeout 3600s;', 'proxy_read_timeout 3s;'));
     try {
