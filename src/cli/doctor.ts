@@ -1,7 +1,10 @@
-// `sluice doctor <url> [--quick] [--json | --markdown] [--idle S[,S…]] [--header "Name: value"]…
-// [--origin O] [--sessions N] [--insecure] [--ca FILE]`.
+// `sluice doctor <url> [--quick] [--json | --markdown] [--html FILE [--platform P]] [--idle S[,S…]]
+// [--header "Name: value"]… [--origin O] [--sessions N] [--insecure] [--ca FILE]`.
 // Exit codes: 0 no check failed, 1 a check failed, 2 bad usage, 3 the target could not be examined.
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { PLATFORMS } from '../doctor/fixes.ts';
+import { renderHtml, type Platform } from '../doctor/report-html.ts';
 import { DoctorFatal, runDoctor } from '../doctor/run-doctor.ts';
 import { failed, renderJson, renderMarkdown, renderTerminal } from '../doctor/report.ts';
 
@@ -31,6 +34,8 @@ export async function runDoctorCommand(args: string[], usage: (message: string) 
       sessions: { type: 'string' },
       insecure: { type: 'boolean' },
       ca: { type: 'string' },
+      html: { type: 'string' },
+      platform: { type: 'string' },
     },
   });
   if (positionals.length !== 1) usage('doctor needs exactly one URL: the public MCP endpoint');
@@ -44,6 +49,11 @@ export async function runDoctorCommand(args: string[], usage: (message: string) 
   const sessions = values.sessions === undefined ? undefined : Number(values.sessions);
   if (sessions !== undefined && (!Number.isInteger(sessions) || sessions < 1 || sessions > 100))
     usage(`--sessions "${values.sessions}": 1 to 100`);
+  const platforms = PLATFORMS.map((p) => p.key as string);
+  if (values.platform !== undefined && !platforms.includes(values.platform))
+    usage(`--platform "${values.platform}": one of ${platforms.join(', ')}`);
+  if (values.platform !== undefined && values.html === undefined) usage('--platform chooses the fixes of --html FILE');
+  if (values.html === '') usage('--html needs a file name');
   if (values.origin !== undefined && !/^https?:\/\/[^\s/]+$/.test(values.origin))
     usage(`--origin "${values.origin}" is not an origin (scheme://host[:port])`);
   try {
@@ -63,6 +73,16 @@ export async function runDoctorCommand(args: string[], usage: (message: string) 
           ? renderMarkdown(report)
           : renderTerminal(report, process.stdout.isTTY === true && !process.env['NO_COLOR']),
     );
+    if (values.html !== undefined) {
+      try {
+        writeFileSync(values.html, renderHtml(report, values.platform as Platform | undefined));
+      } catch (err) {
+        process.stderr.write(`sluice doctor: cannot write ${values.html}: ${(err as Error).message}\n`);
+        process.exitCode = 2;
+        return;
+      }
+      process.stderr.write(`sluice doctor: wrote ${values.html}\n`);
+    }
     process.exitCode = failed(report) ? 1 : 0;
   } catch (err) {
     if (err instanceof DoctorFatal) {

@@ -12,8 +12,8 @@ Usage:
   sluice auth new-key | sluice auth hash-key [KEY]
   sluice config nginx|caddy|haproxy|traefik --upstream URL [--upstream URL ...] [--listen HOST:PORT] [--allow-origin O]
   sluice probe [--listen HOST:PORT] [--instance NAME]
-  sluice doctor URL [--quick] [--json | --markdown] [--idle S[,S...]] [--header "Name: value"]...
-                [--origin O] [--sessions N] [--insecure] [--ca FILE]
+  sluice doctor URL [--quick] [--json | --markdown] [--html FILE [--platform P]] [--idle S[,S...]]
+                [--header "Name: value"]... [--origin O] [--sessions N] [--insecure] [--ca FILE]
   sluice check-upstream URL [--resolve HOST=IP[,IP]]... [--trusted]
   sluice --help | --version
 
@@ -52,8 +52,10 @@ Commands:
              challenge and protected-resource metadata on the public URL). Put \`sluice probe\`
              behind the path for every check; against another MCP server the checks that need
              the probe are skipped and say so. Each failure names the cause and the fix for
-             nginx, Caddy, HAProxy, Traefik, AWS ALB and Cloudflare. Exit 0 all passed (warnings
-             allowed), 1 a check failed, 3 the URL could not be examined.
+             nginx, Caddy, HAProxy, Traefik, AWS ALB and Cloudflare. --html FILE also writes the
+             report as one self-contained page with a timeline of the SSE events as sent and as
+             received (--platform nginx|caddy|haproxy|traefik|aws-alb|cloudflare: only its fixes).
+             Exit 0 all passed (warnings allowed), 1 a check failed, 3 the URL could not be examined.
   check-upstream
              Would Sluice connect to URL? Prints "allowed" or "refused: <rule>", exit 0 or 1.
              Judged with the strict policy of user-registered upstreams; --trusted uses that of

@@ -54,6 +54,19 @@ export async function sseChecks(ctx: DoctorContext): Promise<CheckResult[]> {
       : result('sse-compression', 'pass', `not compressed although the client offered ${OFFERED_ENCODINGS}`),
   );
   const events = emitted(ex);
+  // Clocks of client and server differ by a constant: compare each event's transit with the
+  // fastest one instead of with the server's clock.
+  const transit = events.map((e) => e.at - (e.sentAt - ex.sentAt));
+  const fastest = events.length ? Math.min(...transit) : 0;
+  ctx.timelines.push({
+    check: 'sse-unbuffered',
+    label: `${count} events ${intervalMs} ms apart`,
+    headersMs: ex.headersAt,
+    endMs: ex.end.at,
+    end: ex.reply ? 'complete' : ex.end.how,
+    events: events.map((e) => ({ sentMs: e.sentAt - ex.sentAt + fastest, receivedMs: e.at })),
+    heartbeatsMs: ex.comments,
+  });
   if (events.length < count || !ex.reply) {
     out.push(
       result(
@@ -64,10 +77,6 @@ export async function sseChecks(ctx: DoctorContext): Promise<CheckResult[]> {
     );
     return out;
   }
-  // Clocks of client and server differ by a constant: compare each event's transit with the
-  // fastest one instead of with the server's clock.
-  const transit = events.map((e) => e.at - (e.sentAt - ex.sentAt));
-  const fastest = Math.min(...transit);
   const lag = transit.map((t) => t - fastest);
   const worst = Math.max(...lag);
   const heldHeaders = ex.headersAt - ctx.rttMs > LATE_MS;
@@ -126,6 +135,17 @@ export async function idleCheck(ctx: DoctorContext): Promise<CheckResult> {
         { progress: true, timeoutMs: longest * 1000 + 60_000 },
       );
   const results = await Promise.all(silent);
+  for (const r of results)
+    ctx.timelines.push({
+      check: 'idle-survival',
+      label: `${r.seconds} s silent`,
+      headersMs: r.ex.headersAt,
+      endMs: r.ex.end.at,
+      end: r.ex.reply ? 'complete' : r.ex.status !== 200 ? `answered ${r.ex.status}` : r.ex.end.how,
+      events: [],
+      silentMs: r.seconds * 1000,
+      heartbeatsMs: r.ex.comments,
+    });
   const cut = results.filter((r) => !r.ex.reply);
   const parts = results.map((r) =>
     r.ex.reply

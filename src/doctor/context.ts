@@ -2,7 +2,7 @@
 // any), whether `sluice probe` answers behind the path, and the run's options.
 import type { JsonObject, McpPeer, PostOptions, RpcExchange, Session } from './mcp-peer.ts';
 import { toolText } from './mcp-peer.ts';
-import { result, type CheckId, type CheckResult } from './report.ts';
+import { result, type CheckId, type CheckResult, type StreamTimeline } from './report.ts';
 
 export interface DoctorOptions {
   /** Keep the run under 30 s: short idle check, fewer sessions. */
@@ -42,6 +42,8 @@ export interface DoctorContext {
   opened: Session[];
   /** Probe instances that answered. */
   instances: Set<string>;
+  /** Streams watched, for the HTML report's timeline. */
+  timelines: StreamTimeline[];
 }
 
 export type Caller = (

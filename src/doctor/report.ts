@@ -16,6 +16,24 @@ export interface CheckResult {
   fix: Fix | null;
 }
 
+/**
+ * One stream as the probe sent it and as the doctor received it through the path, for the HTML
+ * report's picture. Times are ms after the request was sent, on the doctor's clock: a sent time is
+ * the probe's stamp shifted by the clock offset and the fastest event's transit.
+ */
+export interface StreamTimeline {
+  check: 'sse-unbuffered' | 'idle-survival';
+  label: string;
+  headersMs: number;
+  endMs: number;
+  /** complete (answered), cut, timeout or stopped. */
+  end: string;
+  events: { sentMs: number; receivedMs: number }[];
+  /** A silent tool call's silence (ms). */
+  silentMs?: number;
+  heartbeatsMs: number[];
+}
+
 export interface Report {
   target: string;
   /** The probe's instance names when the target is `sluice probe`, else empty. */
@@ -23,6 +41,8 @@ export interface Report {
   quick: boolean;
   durationMs: number;
   checks: CheckResult[];
+  /** The streams the SSE and idle checks watched (absent when none ran). */
+  timelines?: StreamTimeline[];
 }
 
 export function result(id: CheckId, status: Status, detail: string): CheckResult {
@@ -88,5 +108,5 @@ export function renderMarkdown(report: Report): string {
 }
 
 export function renderJson(report: Report): string {
-  return `${JSON.stringify({ target: report.target, probeInstances: report.probeInstances, quick: report.quick, durationMs: report.durationMs, checks: report.checks }, null, 2)}\n`;
+  return `${JSON.stringify({ target: report.target, probeInstances: report.probeInstances, quick: report.quick, durationMs: report.durationMs, checks: report.checks, timelines: report.timelines ?? [] }, null, 2)}\n`;
 }

@@ -18,7 +18,7 @@ import {
 } from './context.ts';
 import { describeReply, McpPeer, type RpcExchange, type Session } from './mcp-peer.ts';
 import { CHECKS } from './check-ids.ts';
-import { ordered, result, type CheckId, type CheckResult, type Report } from './report.ts';
+import { ordered, result, type CheckId, type CheckResult, type Report, type StreamTimeline } from './report.ts';
 import { Wire, WireError } from './wire.ts';
 
 export class DoctorFatal extends Error {}
@@ -55,13 +55,14 @@ export async function runDoctor(target: string, opts: DoctorOptions): Promise<Re
   }
   const started = performance.now();
   try {
-    const { checks, instances } = await examine(url, wire, opts);
+    const { checks, instances, timelines } = await examine(url, wire, opts);
     return {
       target: url.href,
       probeInstances: [...instances].sort(),
       quick: opts.quick,
       durationMs: Math.round(performance.now() - started),
       checks: ordered(checks),
+      ...(timelines?.length ? { timelines } : {}),
     };
   } catch (err) {
     if (err instanceof WireError) throw new DoctorFatal(`cannot reach ${url.href}: ${err.message}`);
@@ -75,7 +76,7 @@ async function examine(
   url: URL,
   wire: Wire,
   opts: DoctorOptions,
-): Promise<{ checks: CheckResult[]; instances: Set<string> }> {
+): Promise<{ checks: CheckResult[]; instances: Set<string>; timelines?: StreamTimeline[] }> {
   const results: CheckResult[] = [];
   const userHeaders = opts.headers ?? {};
   // A quick run stays quick even when the path hangs: shorter bounds per request.
@@ -123,6 +124,7 @@ async function examine(
     instances: new Set(),
     stateless: false,
     callVersion: '',
+    timelines: [],
   };
   const instances = ctx.instances;
   try {
@@ -145,7 +147,7 @@ async function examine(
         ),
       );
       results.push(...(await statusChecks(ctx, false, true)), ...(await corsChecks(ctx)));
-      return { checks: results, instances };
+      return { checks: results, instances, timelines: ctx.timelines };
     }
     const { session, list, notification, lost } = await establish(ctx, opening.session);
     const working = list.reply !== undefined && 'result' in list.reply;
@@ -180,7 +182,7 @@ async function examine(
       results.push(...skipAll(['resume', 'last-event-id-forwarded', 'affinity'], ctx.noSession));
       results.push(...(await probeChecks(ctx)));
       results.push(...(await statusChecks(ctx, true)), ...(await corsChecks(ctx)));
-      return { checks: results, instances };
+      return { checks: results, instances, timelines: ctx.timelines };
     }
     if (!ctx.session) {
       results.push(
@@ -190,14 +192,14 @@ async function examine(
         ),
       );
       results.push(...(await statusChecks(ctx, false)), ...(await corsChecks(ctx)));
-      return { checks: results, instances };
+      return { checks: results, instances, timelines: ctx.timelines };
     }
     if (!isProbe) {
       results.push(...skipAll(PROBE_ONLY, NOT_PROBE), await compressionWithoutProbe(ctx));
       const affinity = await affinityCheck(ctx, false, lost);
       results.push(...(await statusChecks(ctx, false)), ...(await corsChecks(ctx)), affinity);
       if (affinity.status === 'fail') onlyAffinity();
-      return { checks: results, instances };
+      return { checks: results, instances, timelines: ctx.timelines };
     }
     const s = ctx.session;
     ctx.call = (name, args, o = {}) => peer.callTool(s, name, args, o);
@@ -221,10 +223,10 @@ async function examine(
           ),
         );
       results.push(...(await statusChecks(ctx, true)), ...(await corsChecks(ctx)));
-      return { checks: results, instances };
+      return { checks: results, instances, timelines: ctx.timelines };
     }
     results.push(...(await probeChecks(ctx, lost, affinity)));
-    return { checks: results, instances };
+    return { checks: results, instances, timelines: ctx.timelines };
   } finally {
     await closeSessions(ctx);
   }
