@@ -23,6 +23,7 @@ declare const document: {
 
 const TOKEN = 'admin-ui-token-4f1c9e0b7a2d';
 const ENV_SECRET = 'stdio-env-secret-93b1d';
+const CREDENTIAL = 'Bearer upstream-credential-7d2e40';
 const CHROMIUM = '/usr/bin/chromium';
 const STDIO = join(import.meta.dirname, '..', 'fixtures', 'stdio-server.ts');
 
@@ -50,6 +51,7 @@ describe('admin page (/ui)', () => {
       routes: [
         { path: '/a', upstream: [up.url, dead], healthCheck: { interval: '100ms', timeout: '200ms', unhealthyThreshold: 1 } },
         { path: '/b', upstream: other.url },
+        { path: '/fed', servers: { crm: { upstream: other.url, upstreamCredential: { value: CREDENTIAL } } } } as never,
         {
           path: '/tools',
           upstream: { stdio: { command: process.execPath, args: [STDIO], env: { API_KEY: ENV_SECRET } } } as never,
@@ -109,6 +111,25 @@ describe('admin page (/ui)', () => {
     await reader.cancel();
   });
 
+  it('holds at most 8 event streams at once: the 9th is 503 with Retry-After, and a closed one frees its place', async () => {
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    const open = await Promise.all(Array.from({ length: 8 }, () => fetch(`${admin}/ui/events`, { headers: auth })));
+    try {
+      assert.deepEqual(open.map((r) => r.status), Array(8).fill(200));
+      const ninth = await fetch(`${admin}/ui/events`, { headers: auth });
+      assert.equal(ninth.status, 503);
+      assert.equal(ninth.headers.get('retry-after'), '5');
+      await ninth.body?.cancel();
+      await open.pop()!.body!.cancel();
+      await new Promise((r) => setTimeout(r, 100));
+      const again = await fetch(`${admin}/ui/events`, { headers: auth });
+      assert.equal(again.status, 200);
+      open.push(again);
+    } finally {
+      for (const r of open) await r.body?.cancel().catch(() => undefined);
+    }
+  });
+
   it('shows routes, kinds, replicas, processes and registrations, and no secret from the config', async () => {
     const r = await fetch(`${admin}/ui/state`, { headers: { authorization: `Bearer ${TOKEN}` } });
     const raw = await r.text();
@@ -127,7 +148,8 @@ describe('admin page (/ui)', () => {
       s.registrations.map((g) => [g.tenant, g.name]),
       [['acme', 'crm']],
     );
-    for (const secret of [TOKEN, sessionKey, ENV_SECRET]) assert.ok(!raw.includes(secret), `a secret leaked: ${secret.slice(0, 6)}…`);
+    assert.equal(kinds['/fed'], 'federated');
+    for (const secret of [TOKEN, sessionKey, ENV_SECRET, CREDENTIAL, 'upstream-credential-7d2e40']) assert.ok(!raw.includes(secret), `a secret leaked: ${secret.slice(0, 6)}…`);
     assert.equal(s.config.admin.token, '••••••');
     assert.deepEqual(s.config.sessions.keys, ['••••••']);
   });
@@ -217,6 +239,11 @@ describe('admin page (/ui)', () => {
       const shot = join(process.env['SLUICE_SCREENSHOTS'] ?? dir, 'admin-ui.png');
       await page.screenshot({ path: shot, fullPage: true });
       t.diagnostic(`screenshot: ${shot}`);
+      // On a phone the page does not scroll sideways: wide tables scroll inside their own box.
+      await page.setViewport({ width: 390, height: 844, isMobile: true, deviceScaleFactor: 2 });
+      await new Promise((r) => setTimeout(r, 300));
+      assert.ok(await page.evaluate(() => (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } }).document.documentElement.scrollWidth <= 390));
+      await page.screenshot({ path: join(process.env['SLUICE_SCREENSHOTS'] ?? dir, 'admin-ui-phone.png') });
       for (const u of requested) assert.ok(u.startsWith(`${admin}/ui`) || u.startsWith('data:'), `the page requested ${u}`);
       assert.ok(requested.some((u) => u.endsWith('/ui/events')), 'the live stream');
     } finally {
