@@ -193,7 +193,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
         if (path === '/ui' || path?.startsWith('/ui/')) {
           const first = [...running.values()].find((r) => r.socket);
           if (!first?.socket) return send(503, { error: { code: 'unavailable', message: 'no worker is running' } });
-          return streamFromWorker(req, res, first.socket.replace(/\.sock$/, '.admin.sock'));
+          return void (await handToWorker(req, res, first.socket.replace(/\.sock$/, '.admin.sock')));
         }
         if (!token || !tokenMatches(req.headers.authorization, token))
           return send(token ? 401 : 404, { error: { code: token ? 'unauthorized' : 'not_found' } });
@@ -247,7 +247,10 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
 
 const MAX_ADMIN_BODY = 1024 * 1024;
 
-/** An admin request, as it came, to a worker's admin socket; true when it changed something (2xx, not GET). */
+/**
+ * An admin request, as it came, to a worker's admin socket; true when it changed something (2xx,
+ * not GET). The answer is streamed back as it comes (the admin page's event stream lives for hours).
+ */
 async function handToWorker(req: IncomingMessage, res: ServerResponse, socket: string): Promise<boolean> {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -257,36 +260,6 @@ async function handToWorker(req: IncomingMessage, res: ServerResponse, socket: s
       res.writeHead(413, { 'content-type': 'application/json' }).end('{"error":{"code":"too_large"}}');
       return false;
     }
-    chunks.push(c);
-  }
-  const headers: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(req.headers))
-    if (v !== undefined && !['connection', 'keep-alive', 'transfer-encoding', 'content-length'].includes(k))
-      headers[k] = v;
-  const agent = new Agent({ connect: { socketPath: socket } });
-  try {
-    const answer = await request(`http://sluice-worker${req.url ?? '/'}`, {
-      method: (req.method ?? 'GET') as never,
-      headers,
-      body: chunks.length ? Buffer.concat(chunks) : null,
-      dispatcher: agent,
-    });
-    const body = Buffer.from(await answer.body.arrayBuffer());
-    const out: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(answer.headers)) if (v !== undefined && k !== 'connection') out[k] = v;
-    res.writeHead(answer.statusCode, out).end(body);
-    return req.method !== 'GET' && req.method !== 'HEAD' && answer.statusCode >= 200 && answer.statusCode < 300;
-  } finally {
-    await agent.close();
-  }
-}
-
-/** An admin page request to a worker's admin socket, its answer streamed back (the page's event stream). */
-async function streamFromWorker(req: IncomingMessage, res: ServerResponse, socket: string): Promise<void> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req as AsyncIterable<Buffer>) {
-    if ((size += c.length) > MAX_ADMIN_BODY) return void res.writeHead(413).end();
     chunks.push(c);
   }
   const headers: Record<string, string | string[]> = {};
@@ -310,9 +283,12 @@ async function streamFromWorker(req: IncomingMessage, res: ServerResponse, socke
     res.flushHeaders();
     for await (const c of answer.body) res.write(c);
     res.end();
-  } catch {
-    if (!res.headersSent) res.writeHead(502).end();
-    else res.destroy();
+    return req.method !== 'GET' && req.method !== 'HEAD' && answer.statusCode >= 200 && answer.statusCode < 300;
+  } catch (err) {
+    if (gone.signal.aborted) return false;
+    if (!res.headersSent) throw err;
+    res.destroy();
+    return false;
   } finally {
     await agent.close().catch(() => undefined);
   }

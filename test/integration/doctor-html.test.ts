@@ -3,28 +3,19 @@
 // headless Chromium: the timeline shows the held events and the cut there and not here, the
 // fixes are the chosen platform's, and the page loads nothing at all.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startProbe, type Probe } from '../../src/probe/probe-server.ts';
 import { startFront } from '../fixtures/front-proxy.ts';
+import { runProgram } from '../helpers.ts';
 
 const BIN = new URL('../../bin/sluice.js', import.meta.url).pathname;
 const CHROMIUM = '/usr/bin/chromium';
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => (child.kill('SIGKILL'), reject(new Error(`doctor ran too long: ${stderr}`))), 90_000);
-    child.once('exit', (code) => (clearTimeout(timer), resolve({ code, stdout, stderr })));
-  });
-}
+/** The CLI as a user runs it, without blocking this process (the probe answers from it). */
+const cli = (args: string[]) => runProgram(process.execPath, [BIN, ...args], { env: { ...process.env, NO_COLOR: '1' }, timeout: 90_000 });
 
 interface Seen {
   held: string | null;
@@ -46,7 +37,7 @@ describe('sluice doctor --html', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function report(name: string, edit: (c: string) => string): Promise<{ file: string; code: number | null }> {
+  async function report(name: string, edit: (c: string) => string): Promise<{ file: string; code: number }> {
     const front = await startFront('nginx', [probe], edit);
     try {
       const file = join(dir, `${name}.html`);
