@@ -21,6 +21,8 @@ const COOKIE_TTL_S = 12 * 3600;
 const MAX_WATCHERS = 8;
 const TICK_MS = 1000;
 const LOGIN_BODY = 4096;
+/** Wrong tokens typed into the form, over all callers, before it answers 429 for a minute. */
+const LOGIN_FAILURES_PER_MINUTE = 20;
 const LOGIN_BODIES = new BodyBudget(16 * LOGIN_BODY);
 
 // Everything the page loads comes from here: no other origin, no inline script.
@@ -51,6 +53,8 @@ export interface AdminUiDeps {
 export class AdminUi {
   private readonly d: AdminUiDeps;
   private readonly watchers = new Set<ServerResponse>();
+  /** Times (ms) of the recent failed sign-ins. */
+  private failures: number[] = [];
   private timer: NodeJS.Timeout | undefined;
 
   constructor(d: AdminUiDeps) {
@@ -91,6 +95,10 @@ export class AdminUi {
       send(res, 200, 'application/json', JSON.stringify(await this.d.snapshot()));
       return true;
     }
+    if (path === '/ui/events' && req.method === 'HEAD') {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' }).end();
+      return true;
+    }
     if (path === '/ui/events') return (this.watch(res), true);
     const a = ASSETS[path];
     if (!a) send(res, 404, 'text/plain; charset=utf-8', 'no such page\n');
@@ -114,6 +122,16 @@ export class AdminUi {
   }
 
   private async login(req: IncomingMessage, res: ServerResponse, secure: boolean): Promise<void> {
+    const now = Date.now();
+    this.failures = this.failures.filter((t) => now - t < 60_000);
+    if (this.failures.length >= LOGIN_FAILURES_PER_MINUTE) {
+      req.resume();
+      const wait = Math.ceil((60_000 - (now - (this.failures[0] ?? now))) / 1000);
+      send(res, 429, 'text/plain; charset=utf-8', 'too many wrong tokens; try again later\n', {
+        'retry-after': String(Math.max(1, wait)),
+      });
+      return;
+    }
     let sent = '';
     try {
       const body = await readBody(req, {
@@ -128,6 +146,7 @@ export class AdminUi {
       return;
     }
     if (!this.d.token || !tokenMatches(`Bearer ${sent}`, this.d.token)) {
+      this.failures.push(now);
       this.d.log.warn(
         { security: 'admin-auth-failed', path: '/ui/login', peer: req.socket.remoteAddress },
         'admin page: wrong token',

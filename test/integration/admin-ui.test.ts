@@ -111,6 +111,26 @@ describe('admin page (/ui)', () => {
     await reader.cancel();
   });
 
+  it('answers 429 after 20 wrong tokens in a minute at the sign-in form, for the right one too', async () => {
+    const { AdminUi } = await import('../../src/proxy/admin-ui.ts');
+    const { createServer } = await import('node:http');
+    const ui = new AdminUi({ token: TOKEN, host: '127.0.0.1', log: { warn: () => undefined }, snapshot: async () => ({}) as never });
+    const server = createServer((req, res) => void ui.handle((req.url ?? '').split('?')[0]!, req, res, false));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    try {
+      const post = (token: string) => fetch(`${base}/ui/login`, { method: 'POST', body: new URLSearchParams({ token }), redirect: 'manual' });
+      for (let i = 0; i < 20; i++) assert.equal((await post(`wrong-${i}`)).status, 401);
+      const limited = await post(TOKEN);
+      assert.equal(limited.status, 429);
+      assert.ok(Number(limited.headers.get('retry-after')) >= 1);
+      assert.equal((await fetch(`${base}/ui/events`, { method: 'HEAD', headers: { authorization: `Bearer ${TOKEN}` } })).status, 200);
+    } finally {
+      ui.close();
+      server.close();
+    }
+  });
+
   it('holds at most 8 event streams at once: the 9th is 503 with Retry-After, and a closed one frees its place', async () => {
     const auth = { authorization: `Bearer ${TOKEN}` };
     const open = await Promise.all(Array.from({ length: 8 }, () => fetch(`${admin}/ui/events`, { headers: auth })));
