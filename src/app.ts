@@ -10,7 +10,7 @@ import { ConfigError } from './config/load.ts';
 import type { Config, RouteConfig } from './config/schema.ts';
 import { registeredPath, registeredRoute, Registry } from './routing/registry.ts';
 import { systemResolver } from './transport/guarded-connect.ts';
-import { startAdminServer } from './proxy/admin-server.ts';
+import { adminRefused, startAdminServer } from './proxy/admin-server.ts';
 import { AdminUi } from './proxy/admin-ui.ts';
 import { adminSnapshot } from './proxy/admin-view.ts';
 import type { Connector, Resolver } from './transport/guarded-connect.ts';
@@ -373,6 +373,7 @@ class RunningGateway implements Gateway {
               token,
               host: config.admin.listen.host,
               log: ctx.log,
+              refused: (req, reason, status) => adminRefused(this.ctx, req, reason, status),
               snapshot: () =>
                 adminSnapshot(
                   this.ctx,

@@ -4,7 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { PLATFORMS } from '../doctor/fixes.ts';
-import { renderHtml, type Platform } from '../doctor/report-html.ts';
+import { renderFatalHtml, renderHtml, type Platform } from '../doctor/report-html.ts';
 import { DoctorFatal, runDoctor } from '../doctor/run-doctor.ts';
 import { failed, renderJson, renderMarkdown, renderTerminal } from '../doctor/report.ts';
 
@@ -87,6 +87,13 @@ export async function runDoctorCommand(args: string[], usage: (message: string) 
   } catch (err) {
     if (err instanceof DoctorFatal) {
       process.stderr.write(`sluice doctor: ${err.message}\n`);
+      if (values.html !== undefined) {
+        try {
+          writeFileSync(values.html, renderFatalHtml(positionals[0]!, err.message));
+        } catch {
+          // The one line above already says what went wrong; a page that cannot be written adds nothing.
+        }
+      }
       process.exitCode = 3;
       return;
     }

@@ -148,3 +148,15 @@ ${beats}
 </svg>
 <figcaption>Idle (<code>idle-survival</code>): ${esc(summary)}${t.heartbeatsMs.length ? `; ${t.heartbeatsMs.length} heartbeat(s) seen` : ''}.</figcaption></figure>`;
 }
+
+/** The page for a URL the doctor could not examine at all (exit 3): what it tried and why it stopped. */
+export function renderFatalHtml(target: string, message: string): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<title>sluice doctor: ${esc(target)}</title><style>${CSS}</style></head>
+<body><header><h1>sluice doctor</h1><p class="meta"><strong>${esc(target)}</strong> could not be examined.</p></header>
+<main><div class="fix" role="alert"><dl><dt>Why</dt><dd>${esc(message)}</dd></dl></div>
+<p>No check ran. Fix what stops the doctor reaching an MCP server at this URL and run it again.</p></main></body></html>
+`;
+}

@@ -61,6 +61,20 @@ const fail = (
   headers?: Record<string, string>,
 ) => send(res, status, { error: { code, message, ...extra } }, headers);
 
+/** A refusal of the admin listener itself, for the admin page's list (beside the public listeners' ones). */
+export function adminRefused(ctx: GatewayContext, req: IncomingMessage, reason: string, status: number): void {
+  ctx.metrics?.live.refused({
+    at: new Date().toISOString(),
+    route: 'admin listener',
+    reason,
+    code: status === 401 ? 'unauthorized' : 'forbidden',
+    status,
+    method: `${req.method ?? ''} ${(req.url ?? '').split('?')[0]}`,
+    rpcMethod: undefined,
+    client: req.socket.remoteAddress ?? 'unknown',
+  });
+}
+
 /** Whether the Authorization header carries `token` (compared in constant time). */
 export function tokenMatches(header: string | undefined, token: string): boolean {
   const sent = bearerToken(header);
@@ -101,6 +115,7 @@ async function handle(d: AdminDeps, req: IncomingMessage, res: ServerResponse): 
       { security: 'admin-auth-failed', method: req.method, peer: req.socket.remoteAddress },
       'admin API: missing or wrong token',
     );
+    adminRefused(ctx, req, 'admin-auth-failed', 401);
     return fail(
       res,
       401,
@@ -215,6 +230,7 @@ export async function startAdminServer(
   const server = createServer((req, res) => {
     if (!hostAllowed(policy, req.headers.host) || !originAllowed(policy, req.headers.origin, req.headers.host, [])) {
       d.ctx.log.warn({ security: 'admin-host-origin-rejected' }, 'admin request refused: Host or Origin not allowed');
+      adminRefused(d.ctx, req, 'admin-host-origin-rejected', 403);
       return fail(res, 403, 'forbidden', 'Host or Origin not allowed');
     }
     handle(d, req, res).catch((err: unknown) => {

@@ -48,6 +48,8 @@ export interface AdminUiDeps {
   host: string;
   snapshot: () => Promise<AdminSnapshot>;
   log: { warn(o: object, msg: string): void };
+  /** A refused sign-in or page request, for the page's own refusal list. */
+  refused?: (req: IncomingMessage, reason: string, status: number) => void;
 }
 
 export class AdminUi {
@@ -88,6 +90,9 @@ export class AdminUi {
         { security: 'admin-auth-failed', path, peer: req.socket.remoteAddress },
         'admin page: missing or wrong token',
       );
+      // A first visit (no credential at all) is shown the form; a wrong credential is a refusal.
+      if (req.headers.authorization !== undefined || cookieValue(req.headers.cookie, COOKIE) !== undefined)
+        this.d.refused?.(req, 'admin-auth-failed', 401);
       send(res, 401, 'text/html; charset=utf-8', loginPage(''), { 'www-authenticate': 'Bearer realm="sluice-admin"' });
       return true;
     }
@@ -151,6 +156,7 @@ export class AdminUi {
         { security: 'admin-auth-failed', path: '/ui/login', peer: req.socket.remoteAddress },
         'admin page: wrong token',
       );
+      this.d.refused?.(req, 'admin-auth-failed', 401);
       send(res, 401, 'text/html; charset=utf-8', loginPage(this.d.token ? 'That is not the admin token.' : ''));
       return;
     }

@@ -169,6 +169,11 @@ describe('admin page (/ui)', () => {
       [['acme', 'crm']],
     );
     assert.equal(kinds['/fed'], 'federated');
+    // The admin listener's own refusals are listed too (the wrong tokens of the first test).
+    const own = (JSON.parse(raw) as { refusals: { route: string; reason: string; status: number }[] }).refusals.filter(
+      (f) => f.route === 'admin listener',
+    );
+    assert.ok(own.length >= 10 && own.every((f) => f.reason === 'admin-auth-failed' && f.status === 401), JSON.stringify(own.slice(0, 2)));
     for (const secret of [TOKEN, sessionKey, ENV_SECRET, CREDENTIAL, 'upstream-credential-7d2e40']) assert.ok(!raw.includes(secret), `a secret leaked: ${secret.slice(0, 6)}…`);
     assert.equal(s.config.admin.token, '••••••');
     assert.deepEqual(s.config.sessions.keys, ['••••••']);

@@ -113,6 +113,16 @@ describe('sluice doctor --html', () => {
     }
   });
 
+  it('a URL that cannot be examined (exit 3) still gets a page that says why', async () => {
+    const file = join(dir, 'unreachable.html');
+    const r = await cli(['doctor', 'http://127.0.0.1:9/mcp', '--quick', '--html', file]);
+    assert.equal(r.code, 3);
+    const html = readFileSync(file, 'utf8');
+    assert.match(html, /could not be examined/);
+    assert.match(html, /cannot reach http:\/\/127\.0\.0\.1:9\/mcp/);
+    assert.doesNotMatch(html, /<script/i);
+  });
+
   it('refuses an unknown platform and --platform without --html (exit 2)', async () => {
     const a = await cli(['doctor', 'http://127.0.0.1:9/mcp', '--html', join(dir, 'x.html'), '--platform', 'iis']);
     assert.equal(a.code, 2);
