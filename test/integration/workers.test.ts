@@ -31,36 +31,60 @@ async function metric(adminPort: number, name: RegExp): Promise<number> {
   return body.split('\n').filter((l) => name.test(l)).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
 }
 
+/** A demo upstream and `sluice serve --workers 2` in front of it, on free ports; `rest` gives the config after `admin`. */
+interface Workers {
+  upstream: UpstreamKit;
+  sluice: SluiceProcess;
+  dir: string;
+  port: number;
+  adminPort: number;
+  stop(): Promise<void>;
+}
+
+async function startWorkers(admin: string, rest: (dir: string, upstream: UpstreamKit) => string[]): Promise<Workers> {
+  const upstream = await startDemoUpstream();
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-workers-test-'));
+  const port = await freePort();
+  const adminPort = await freePort();
+  const config = join(dir, 'sluice.yaml');
+  writeFileSync(
+    config,
+    [
+      `listen: [{ host: 127.0.0.1, port: ${port} }]`,
+      `admin: { listen: { host: 127.0.0.1, port: ${adminPort} }${admin} }`,
+      ...rest(dir, upstream),
+    ].join('\n'),
+  );
+  const sluice = await spawnSluice(['serve', '--config', config, '--workers', '2'], 'admin at');
+  return {
+    upstream,
+    sluice,
+    dir,
+    port,
+    adminPort,
+    stop: async () => {
+      await sluice.stop();
+      await upstream.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 describe('serve --workers 2', () => {
-  let upstream: UpstreamKit;
+  let w: Workers;
   let sluice: SluiceProcess;
-  let dir: string;
   let port: number;
   let adminPort: number;
   before(async () => {
-    upstream = await startDemoUpstream();
-    dir = mkdtempSync(join(tmpdir(), 'sluice-workers-test-'));
-    port = await freePort();
-    adminPort = await freePort();
-    const config = join(dir, 'sluice.yaml');
-    writeFileSync(
-      config,
-      [
-        `listen: [{ host: 127.0.0.1, port: ${port} }]`,
-        `admin: { listen: { host: 127.0.0.1, port: ${adminPort} } }`,
-        'timeouts: { heartbeat: 1s }',
-        'routes:',
-        `  - { path: /mcp, upstream: ${upstream.url} }`,
-        `  - { path: /local, upstream: { stdio: { command: ${process.execPath}, args: [${STDIO_SERVER}] } } }`,
-      ].join('\n'),
-    );
-    sluice = await spawnSluice(['serve', '--config', config, '--workers', '2'], 'admin at');
+    w = await startWorkers('', (_dir, up) => [
+      'timeouts: { heartbeat: 1s }',
+      'routes:',
+      `  - { path: /mcp, upstream: ${up.url} }`,
+      `  - { path: /local, upstream: { stdio: { command: ${process.execPath}, args: [${STDIO_SERVER}] } } }`,
+    ]);
+    ({ sluice, port, adminPort } = w);
   });
-  after(async () => {
-    await sluice?.stop();
-    await upstream?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => w?.stop());
 
   it('100 sessions through the shared port: every call answered, both workers serving, sessions crossing workers', async () => {
     const clients = await Promise.all(Array.from({ length: 100 }, () => client(`http://127.0.0.1:${port}/mcp`)));
@@ -136,35 +160,21 @@ describe('serve --workers 2', () => {
 });
 
 describe('serve --workers 2 with registrations', () => {
+  const token = 'workers-registrations-token-0123456789';
+  let w: Workers;
   let upstream: UpstreamKit;
   let sluice: SluiceProcess;
-  let dir: string;
   let port: number;
   let adminPort: number;
-  const token = 'workers-registrations-token-0123456789';
   before(async () => {
-    upstream = await startDemoUpstream();
-    dir = mkdtempSync(join(tmpdir(), 'sluice-workers-reg-'));
-    port = await freePort();
-    adminPort = await freePort();
-    const config = join(dir, 'sluice.yaml');
-    writeFileSync(
-      config,
-      [
-        `listen: [{ host: 127.0.0.1, port: ${port} }]`,
-        `admin: { listen: { host: 127.0.0.1, port: ${adminPort} }, token: ${token} }`,
-        `registrations: { enabled: true, file: ${join(dir, 'registrations.json')}, egress: { allow: [127.0.0.1/32] } }`,
-        'routes:',
-        `  - { path: /mcp, upstream: ${upstream.url} }`,
-      ].join('\n'),
-    );
-    sluice = await spawnSluice(['serve', '--config', config, '--workers', '2'], 'admin at');
+    w = await startWorkers(`, token: ${token}`, (dir, up) => [
+      `registrations: { enabled: true, file: ${join(dir, 'registrations.json')}, egress: { allow: [127.0.0.1/32] } }`,
+      'routes:',
+      `  - { path: /mcp, upstream: ${up.url} }`,
+    ]);
+    ({ upstream, sluice, port, adminPort } = w);
   });
-  after(async () => {
-    await sluice?.stop();
-    await upstream?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => w?.stop());
 
   it('a registration made through the primary is served by both workers, and its removal by neither', async () => {
     const admin = `http://127.0.0.1:${adminPort}/admin/tenants/acme/upstreams`;
