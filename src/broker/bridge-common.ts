@@ -28,15 +28,25 @@ export interface BridgeMetrics {
   bridgeSessions(route: string, n: number): void;
 }
 
+/** The key prefix of a caller who showed nothing: its key is new for each request (see callerKey). */
+export const ANONYMOUS = 'anon:';
+
 /**
- * The caller a pooled upstream session belongs to: the authenticated principal, or on a route that
- * authenticates nobody, the credential the client sent (hashed), so two bearers never share.
+ * The caller upstream state belongs to (the one owner rule of every broker): the authenticated
+ * principal, or on a route that authenticates nobody, the credential the client sent (hashed), so
+ * two bearers never share. A caller who shows neither is nobody twice: each request gets a key of
+ * its own, so its upstream session serves it alone (a 2025 session it minted is owned by its
+ * token, the session itself; a parked round by its sealed requestState).
  */
 export function callerKey(ex: BrokerExchange): string {
   if (ex.principal) return `p:${ex.principal.key}`;
   const auth = ex.req.headers.authorization;
-  return auth ? `a:${createHash('sha256').update(auth).digest('base64url').slice(0, 22)}` : 'anonymous';
+  return auth
+    ? `a:${createHash('sha256').update(auth).digest('base64url').slice(0, 22)}`
+    : `${ANONYMOUS}${randomUUID()}`;
 }
+
+export const isAnonymous = (key: string): boolean => key.startsWith(ANONYMOUS);
 
 /** Accepts any result: the bridge passes what the upstream answered; the caller's SDK validates it. */
 const ANY = {

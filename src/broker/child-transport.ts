@@ -4,17 +4,26 @@
 import type { JSONRPCMessage, Transport } from '@modelcontextprotocol/client';
 import type { StdioConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { ProcessSlots } from './process-slots.ts';
 import { StdioChild } from './stdio-child.ts';
+
+export interface ChildTransportOptions {
+  log: Logger;
+  maxLine: number;
+  /** The server's process count: a slot is taken before the spawn (or start fails) and given back once reaped. */
+  slots: ProcessSlots;
+  caller: string | undefined;
+}
 
 export class ChildTransport implements Transport {
   onclose?: () => void;
   onerror?: (error: Error) => void;
   onmessage?: <T extends JSONRPCMessage>(message: T) => void;
   private readonly cfg: StdioConfig;
-  private readonly opts: { log: Logger; maxLine: number; exited?: () => void };
+  private readonly opts: ChildTransportOptions;
   private child: StdioChild | undefined;
 
-  constructor(cfg: StdioConfig, opts: { log: Logger; maxLine: number; exited?: () => void }) {
+  constructor(cfg: StdioConfig, opts: ChildTransportOptions) {
     this.cfg = cfg;
     this.opts = opts;
   }
@@ -29,13 +38,14 @@ export class ChildTransport implements Transport {
   }
 
   async start(): Promise<void> {
+    const slot = this.opts.slots.take(this.opts.caller);
     this.child = new StdioChild(this.cfg, {
       log: this.opts.log,
       maxLine: this.opts.maxLine,
+      slot,
       events: {
         message: (m) => this.onmessage?.(m as JSONRPCMessage),
         exit: (_cause, detail) => {
-          this.opts.exited?.();
           if (_cause !== 'stopped') this.onerror?.(new Error(`the stdio server is gone: ${detail}`));
           this.onclose?.();
         },

@@ -35,7 +35,12 @@ export interface FederatedMember {
   /** Its era and capabilities once found (undefined before, or while it cannot be asked). */
   readonly known: Discovery | undefined;
   /** How a session's link reaches it, with the credential that session's client gets there. */
-  target(credential: { header: string; value: string } | undefined, authorization: string | undefined): LinkTarget;
+  target(
+    credential: { header: string; value: string } | undefined,
+    authorization: string | undefined,
+    /** The session's caller (bridge-common callerKey): a stdio server's processes count against its share. */
+    caller?: string,
+  ): LinkTarget;
 }
 
 export interface FederationShared {
@@ -103,7 +108,7 @@ export class FederatedSession implements FrontSession {
     });
     for (const m of fed.ns.members) {
       const link = new MemberLink(
-        m.target(credentials.get(m.name), authorization),
+        m.target(credentials.get(m.name), authorization, principal),
         identity,
         {
           request: (method, params, signal) => this.ask(m, method, params, signal),

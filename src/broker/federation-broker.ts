@@ -13,6 +13,7 @@ import type { ToolPolicy } from '../security/tool-policy.ts';
 import type { Member, Route } from '../routing/route-table.ts';
 import { hasEnvelope, type BridgeDeps } from './bridge-broker.ts';
 import { callerKey } from './bridge-common.ts';
+import { perCallerShare, ProcessSlots } from './process-slots.ts';
 import { FederatedSession, type FederatedMember, type FederationShared } from './federated-session.ts';
 import { Namespace } from './federation-names.ts';
 import { routeRequest } from './federation-rewrite.ts';
@@ -52,8 +53,8 @@ class RouteMember implements FederatedMember {
   readonly prefix: string;
   known: Discovery | undefined;
   member: Member;
-  /** Processes of a stdio server running now, over every session. */
-  processes = 0;
+  /** A stdio server's processes over every session (and its era probe), running or stopping. */
+  readonly slots: ProcessSlots | undefined;
   private finding: Promise<Discovery> | undefined;
   private readonly agent: Agent | undefined;
   private readonly fetch: FetchLike | undefined;
@@ -66,6 +67,10 @@ class RouteMember implements FederatedMember {
     this.member = member;
     this.deps = deps;
     this.log = log;
+    const stdio = member.config.stdio;
+    this.slots = stdio
+      ? new ProcessSlots(stdio.maxProcesses, perCallerShare(stdio), `federated server "${member.name}"`)
+      : undefined;
     if (!member.config.stdio) {
       const agent = new Agent({
         connect: deps.connector(member.route.policy, member.route.tls),
@@ -80,31 +85,26 @@ class RouteMember implements FederatedMember {
     return this.member.config.stdio ? 'stdio' : 'http';
   }
 
-  target(credential: { header: string; value: string } | undefined, authorization: string | undefined): LinkTarget {
+  target(
+    credential: { header: string; value: string } | undefined,
+    authorization: string | undefined,
+    caller?: string,
+  ): LinkTarget {
     const headers: Record<string, string> = {};
     if (credential) headers[credential.header] = credential.value;
     else if (authorization) headers['authorization'] = authorization;
     return {
       name: this.name,
       discover: () => this.discover(headers),
-      endpoint: () => this.endpoint(headers),
+      endpoint: () => this.endpoint(headers, caller),
     };
   }
 
-  private endpoint(headers: Record<string, string>): UpstreamEndpoint {
+  private endpoint(headers: Record<string, string>, caller?: string): UpstreamEndpoint {
     const stdio = this.member.config.stdio;
-    if (stdio) {
-      // Every session of the route runs its own process of this server: bounded by its maxProcesses.
-      if (this.processes >= stdio.maxProcesses)
-        throw new Error(`${stdio.maxProcesses} processes of this stdio server are running (its maxProcesses)`);
-      this.processes++;
-      let counted = true;
-      const exited = (): void => {
-        if (counted) this.processes--;
-        counted = false;
-      };
-      return { kind: 'stdio', cfg: stdio, log: this.log, maxLine: this.deps.maxLine, exited };
-    }
+    // Every session of the route runs its own process of this server: bounded by its maxProcesses.
+    if (stdio && this.slots)
+      return { kind: 'stdio', cfg: stdio, log: this.log, maxLine: this.deps.maxLine, slots: this.slots, caller };
     const replica = this.member.route.pool.pick(Date.now());
     if (!replica) throw new Error('no healthy replica');
     return { kind: 'http', url: replica.url.href, fetch: this.fetch as FetchLike, headers: () => headers };
@@ -135,7 +135,7 @@ class RouteMember implements FederatedMember {
       era: this.known?.era,
       upstreamServer: this.known?.serverInfo.name,
       replicas: this.member.route.pool.replicas.map((r) => ({ id: r.id, state: r.state(now) })),
-      ...(this.kind === 'stdio' ? { processes: this.processes } : {}),
+      ...(this.slots ? { processes: this.slots.running } : {}),
     };
   }
 

@@ -13,7 +13,7 @@ import { H } from '../core/mcp.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { KeyRing } from '../session/key-ring.ts';
 import { seal } from '../session/token.ts';
-import { callerKey, PROCESS } from './bridge-common.ts';
+import { callerKey, isAnonymous, PROCESS } from './bridge-common.ts';
 import { isInitialize, webRequest, writeWebResponse, type BrokerExchange } from './web-exchange.ts';
 
 /** What every 2025 client session has; a front's own session type adds what it serves with. */
@@ -110,7 +110,8 @@ export class FrontSessions<S extends FrontSession> {
 
   private session(id: string, pk: string): S {
     const s = this.live.get(id);
-    if (!s || s.over || s.principal !== pk)
+    // An anonymous caller's session is owned by its token (the session itself); a principal's by that principal.
+    if (!s || s.over || (isAnonymous(s.principal) ? !isAnonymous(pk) : s.principal !== pk))
       throw new SluiceError('SLUICE_ERR_SESSION_NOT_FOUND', 'no such session on this route (it ended, or never was)');
     return s;
   }

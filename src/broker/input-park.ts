@@ -7,6 +7,7 @@
 // the upstream call cancelled (notifications/cancelled) and the upstream's questions answered with
 // an error.
 import { randomUUID } from 'node:crypto';
+import { isAnonymous } from './bridge-common.ts';
 
 export interface Ask {
   readonly key: string;
@@ -151,10 +152,14 @@ export class Parking {
     this.calls.set(call.id, call);
   }
 
-  /** The call `id` for its own principal's next round (another principal's retry leaves it parked). */
+  /**
+   * The call `id` for its own principal's next round (another principal's retry leaves it parked).
+   * An anonymous call (key `anon:…`, new each request) is taken by any anonymous caller holding its
+   * sealed id: the requestState is its only owner.
+   */
   take(id: string, principal: string): ParkedCall | undefined {
     const c = this.calls.get(id);
-    if (!c || c.principal !== principal) return undefined;
+    if (!c || (isAnonymous(c.principal) ? !isAnonymous(principal) : c.principal !== principal)) return undefined;
     this.calls.delete(id);
     return c;
   }

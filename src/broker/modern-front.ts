@@ -25,6 +25,7 @@ import { connectUpstream, type CallerIdentity, type Discovery, type UpstreamEndp
 import {
   callerKey,
   forwardCall,
+  isAnonymous,
   isSessionGone,
   PROCESS,
   type BridgeLimits,
@@ -83,7 +84,7 @@ export class ModernFront {
     this.log = deps.log.child({ route, bridge: '2026-07-28→2025' });
     const l = deps.limits;
     this.pool = new SessionPool(
-      { perCaller: l.sessionsPerCaller, total: l.maxSessions, idleMs: l.sessionIdle },
+      { perCaller: l.sessionsPerCaller, total: l.maxSessions, idleMs: l.sessionIdle, disposable: isAnonymous },
       (key, s, how) => this.openSession(key, s, how),
     );
     this.parking = new Parking(l.maxPending, l.inputTimeout);
@@ -111,6 +112,13 @@ export class ModernFront {
       caller.active--;
       caller.lastUsed = Date.now();
       done.abort();
+      // An anonymous caller is new at each request: its handler serves this one only (closed
+      // a moment later, once what the request set going upstream, a cancellation, is out).
+      if (isAnonymous(pk))
+        setTimeout(() => {
+          this.callers.delete(pk);
+          void caller.handler.close();
+        }, 500).unref();
     });
     const listen = listenFilter(parsed);
     if (listen) await this.subscribe(pk, caller, listen, done.signal, this.endpointFor(ex));
@@ -299,7 +307,7 @@ export class ModernFront {
         route: this.route,
         replica: PROCESS,
         value: park.id,
-        principal: hashPrincipal(park.principal),
+        principal: isAnonymous(park.principal) ? undefined : hashPrincipal(park.principal),
         issuedAt: Math.floor(Date.now() / 1000),
       });
       const inputRequests = Object.fromEntries(
@@ -313,7 +321,8 @@ export class ModernFront {
   }
 
   private async resume(pk: string, state: string, ctx: Ctx): Promise<unknown> {
-    const claims = open(this.deps.sessions(), 'request-state', state, hashPrincipal(pk));
+    // An anonymous round is owned by its sealed requestState alone (sealed with no principal).
+    const claims = open(this.deps.sessions(), 'request-state', state, isAnonymous(pk) ? undefined : hashPrincipal(pk));
     const mine = claims && claims.route === this.route && claims.replica === PROCESS;
     const park = mine ? this.parking.take(claims.value, pk) : undefined;
     if (!park) throw new ProtocolError(-32602, 'Invalid or expired requestState', { reason: 'invalid_request_state' });
@@ -330,14 +339,17 @@ export class ModernFront {
     ep: UpstreamEndpoint,
   ): Promise<void> {
     const uris = (filter.resourceSubscriptions ?? []).filter((u): u is string => typeof u === 'string');
-    if (uris.length === 0 || !this.found.capabilities['resources']) return;
+    const subscribing = uris.length > 0 && this.found.capabilities['resources'] !== undefined;
+    // An anonymous caller has no upstream session but the ones its requests hold: its listen
+    // stream holds one of its own while open, so it hears the server's changes.
+    if (!subscribing && !isAnonymous(pk)) return;
     const key = `${pk}\n${JSON.stringify({ name: 'sluice-listen', version: '1' })}\n{}`;
     const s = await this.leaseFor(
       key,
       { who: { info: { name: 'sluice-listen', version: '1' }, capabilities: {} }, ep },
       false,
     );
-    for (const uri of uris) {
+    for (const uri of subscribing ? uris : []) {
       const n = caller.uris.get(uri) ?? 0;
       caller.uris.set(uri, n + 1);
       if (n === 0)
@@ -348,7 +360,7 @@ export class ModernFront {
     signal.addEventListener(
       'abort',
       () => {
-        for (const uri of uris) {
+        for (const uri of subscribing ? uris : []) {
           const n = (caller.uris.get(uri) ?? 1) - 1;
           if (n > 0) caller.uris.set(uri, n);
           else {

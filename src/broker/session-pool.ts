@@ -8,6 +8,9 @@
 import type { Client } from '@modelcontextprotocol/client';
 import { ProtocolError } from '@modelcontextprotocol/server';
 
+/** How long an idle disposable session lingers before it is closed (its last messages flushed). */
+const DISPOSE_GRACE_MS = 500;
+
 export interface PooledSession {
   readonly key: string;
   readonly client: Client;
@@ -32,6 +35,8 @@ export interface PoolLimits {
   total: number;
   /** A session with nothing in flight is closed after this long (ms). */
   idleMs: number;
+  /** Keys whose sessions serve one lease and are then closed (an anonymous caller's: never lent again). */
+  disposable?: (key: string) => boolean;
 }
 
 /** Opens a new session for `key`; `how` is what the lease that needs it passed (the caller's identity and endpoint). */
@@ -79,6 +84,10 @@ export class SessionPool<H> {
     else s.shared = Math.max(0, s.shared - 1);
     if (exclusive && s.exclusive === 0) s.owner = undefined;
     s.lastUsed = Date.now();
+    // A disposable session is closed once idle, a moment later: a cancellation the SDK client is
+    // still sending for its call (notifications/cancelled) gets out before the session goes.
+    if (s.exclusive + s.shared === 0 && this.limits.disposable?.(s.key))
+      setTimeout(() => s.exclusive + s.shared === 0 && this.discard(s), DISPOSE_GRACE_MS).unref();
   }
 
   /** The upstream no longer knows the session (404): it is dropped; the next lease makes a new one. */

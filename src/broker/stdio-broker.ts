@@ -12,7 +12,8 @@ import { SluiceError } from '../core/errors.ts';
 import { H } from '../core/mcp.ts';
 import type { Logger } from '../observability/logger.ts';
 import { seal } from '../session/token.ts';
-import { PROCESS } from './bridge-common.ts';
+import { callerKey, PROCESS } from './bridge-common.ts';
+import { perCallerShare, ProcessSlots } from './process-slots.ts';
 import type { KeyRing } from '../session/key-ring.ts';
 import { EventBuffer } from '../core/event-buffer.ts';
 import { isInitialize, parsedBody, webRequest, writeWebResponse, type BrokerExchange } from './web-exchange.ts';
@@ -53,6 +54,8 @@ export class StdioBroker {
   /** Children of ended sessions still being stopped: shutdown waits for them too. */
   private readonly stopping = new Set<StdioSession['child']>();
   private readonly sweeper: NodeJS.Timeout;
+  /** Every child of this route, whatever it serves, counted until reaped (maxProcesses). */
+  private readonly slots: ProcessSlots;
   private closed = false;
   /** For 2026-07-28 clients: what the stdio server is (found once), and the front that bridges them. */
   private found: Promise<Discovery> | undefined;
@@ -66,17 +69,18 @@ export class StdioBroker {
     this.bridge = route.bridge ?? 'auto';
     this.deps = deps;
     this.log = deps.log.child({ route: route.path, broker: 'stdio' });
+    this.slots = new ProcessSlots(this.cfg.maxProcesses, perCallerShare(this.cfg), `route ${route.path}`);
     this.sweeper = setInterval(this.sweep, Math.max(250, Math.min(this.cfg.idleTimeout / 4, 5000)));
     this.sweeper.unref();
   }
 
-  /** Sessions (children) running now. */
+  /** Children alive now: sessions', the bridge's pooled ones, the era probe's, and those still stopping. */
   get running(): number {
-    return this.live.size;
+    return this.slots.running;
   }
 
   processes(): { running: number; max: number } {
-    return { running: this.live.size, max: this.cfg.maxProcesses };
+    return { running: this.slots.running, max: this.cfg.maxProcesses };
   }
 
   /** The same command and settings: a reload keeps this broker and its sessions. */
@@ -119,18 +123,20 @@ export class StdioBroker {
   }
 
   private async bridged(ex: BrokerExchange): Promise<void> {
-    this.found ??= discoverUpstream(this.endpoint, this.deps.bridging().discoverTimeout);
+    this.found ??= discoverUpstream(this.endpoint(undefined), this.deps.bridging().discoverTimeout);
     let found: Discovery;
     try {
       found = await this.found;
     } catch (err) {
       this.found = undefined;
+      // No slot for the probe (maxProcesses): the capacity refusal as it is, a 503 to retry.
+      if (err instanceof SluiceError) throw err;
       throw new SluiceError(
         'SLUICE_ERR_UPSTREAM_UNAVAILABLE',
         `the stdio server did not answer initialize: ${(err as Error).message}`,
       );
     }
-    this.modern ??= new ModernFront(this.path, () => this.endpoint, found, {
+    this.modern ??= new ModernFront(this.path, (e) => this.endpoint(callerKey(e)), found, {
       log: this.deps.log,
       sessions: this.deps.sessions,
       keepAliveMs: this.deps.keepAliveMs,
@@ -145,8 +151,9 @@ export class StdioBroker {
     await this.modern.handle(ex, parsed);
   }
 
-  private get endpoint(): UpstreamEndpoint {
-    return { kind: 'stdio', cfg: this.cfg, log: this.log, maxLine: this.deps.maxLine };
+  /** The stdio server as the bridge reaches it: a child counted for `caller` in the route's one process count. */
+  private endpoint(caller: string | undefined): UpstreamEndpoint {
+    return { kind: 'stdio', cfg: this.cfg, log: this.log, maxLine: this.deps.maxLine, slots: this.slots, caller };
   }
 
   private async openSse(ex: BrokerExchange): Promise<void> {
@@ -208,14 +215,7 @@ export class StdioBroker {
     transport?: (s: StdioSession) => SSEServerTransport,
     sseId?: () => string,
   ): Promise<StdioSession> {
-    if (this.live.size >= this.cfg.maxProcesses)
-      throw new SluiceError(
-        'SLUICE_ERR_NO_HEALTHY_UPSTREAM',
-        `route ${this.path}: ${this.cfg.maxProcesses} processes running (maxProcesses)`,
-        {
-          headers: { 'retry-after': '1' },
-        },
-      );
+    const slot = this.slots.take(callerKey(ex));
     const token = seal(this.deps.sessions(), {
       kind: 'session',
       route: this.path,
@@ -231,6 +231,7 @@ export class StdioBroker {
         principal: ex.principal?.key,
         log: this.log,
         maxLine: this.deps.maxLine,
+        slot,
         onEnd: (end) => this.ended(session, end),
       },
       transport ?? this.streamable(token),

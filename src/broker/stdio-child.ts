@@ -10,6 +10,7 @@ import { isJsonRpcMessage } from '../core/mcp.ts';
 import type { Logger } from '../observability/logger.ts';
 import { detectSecrets } from '../observability/redact.ts';
 import { capString } from '../observability/safe-text.ts';
+import type { Slot } from './process-slots.ts';
 
 /** A line as a log record carries it: capped, and credentials in it replaced (the payload log's detectors). */
 const logged = (line: string, max: number): string => detectSecrets(capString(line, max));
@@ -46,9 +47,12 @@ export class StdioChild {
   private stopping: ExitCause | undefined;
   private stopReason = '';
   private killTimer: NodeJS.Timeout | undefined;
+  /** Its place in the server's process count, held until the process is reaped. */
+  private readonly slot: Slot | undefined;
 
-  constructor(cfg: StdioConfig, opts: { log: Logger; maxLine: number; events: ChildEvents }) {
+  constructor(cfg: StdioConfig, opts: { log: Logger; maxLine: number; events: ChildEvents; slot?: Slot | undefined }) {
     this.events = opts.events;
+    this.slot = opts.slot;
     this.log = opts.log;
     this.maxLine = opts.maxLine;
     this.maxLinesPerSecond = cfg.maxLinesPerSecond;
@@ -139,6 +143,7 @@ export class StdioChild {
         // no group left
       }
     }
+    this.slot?.release();
     this.events.exit(cause, detail);
     this.markGone();
   }

@@ -9,6 +9,7 @@
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/server';
 import type { StdioConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { Slot } from './process-slots.ts';
 import { StdioChild, type ExitCause } from './stdio-child.ts';
 
 type Msg = Record<string, unknown>;
@@ -30,6 +31,8 @@ export interface StdioSessionOptions {
   principal: string | undefined;
   log: Logger;
   maxLine: number;
+  /** Its child's place in the route's process count (released once the child is reaped). */
+  slot: Slot;
   /** Called once, when the session is over for any reason (its child is stopping or gone). */
   onEnd(end: SessionEnd): void;
 }
@@ -65,6 +68,7 @@ export class StdioSession {
     this.child = new StdioChild(cfg, {
       log: opts.log,
       maxLine: opts.maxLine,
+      slot: opts.slot,
       events: {
         message: (m) => this.fromChild(m),
         exit: (cause, detail) => this.end({ cause, detail }),

@@ -8,6 +8,7 @@ import type { Transport } from '@modelcontextprotocol/client';
 import type { StdioConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import { ChildTransport } from './child-transport.ts';
+import type { ProcessSlots } from './process-slots.ts';
 import { cameStandalone, markingStandalone } from './standalone-stream.ts';
 
 export type FetchLike = (url: string | URL, init?: RequestInit) => Promise<Response>;
@@ -32,7 +33,8 @@ export interface Discovery {
 
 export type UpstreamEndpoint =
   | { kind: 'http'; url: string; fetch: FetchLike; headers: () => Record<string, string> }
-  | { kind: 'stdio'; cfg: StdioConfig; log: Logger; maxLine: number; exited?: () => void }
+  /** A stdio child, counted in `slots` (its server's maxProcesses) for `caller` from spawn until reaped. */
+  | { kind: 'stdio'; cfg: StdioConfig; log: Logger; maxLine: number; slots: ProcessSlots; caller: string | undefined }
   /** A server inside this process (a federated session served to a 2026-07-28 caller). */
   | { kind: 'memory'; open: () => Transport };
 
@@ -58,11 +60,7 @@ const ASKS = [
 
 function transportFor(ep: UpstreamEndpoint, era: UpstreamEra): Transport {
   if (ep.kind === 'stdio')
-    return new ChildTransport(ep.cfg, {
-      log: ep.log,
-      maxLine: ep.maxLine,
-      ...(ep.exited ? { exited: ep.exited } : {}),
-    });
+    return new ChildTransport(ep.cfg, { log: ep.log, maxLine: ep.maxLine, slots: ep.slots, caller: ep.caller });
   if (ep.kind === 'memory') return ep.open();
   const url = new URL(ep.url);
   const requestInit = { headers: ep.headers() };

@@ -155,6 +155,12 @@ export const stdioSchema = z.strictObject({
   cwd: z.string().min(1).optional(),
   /** Children running at once on this route; over it a new session gets 503 with Retry-After. Default 50. */
   maxProcesses: z.number().int().positive().default(50),
+  /**
+   * Processes one caller (an authenticated principal, or a credential on a route that checks none)
+   * may hold of maxProcesses, so one client cannot take every slot. Anonymous callers are each new
+   * at every request and bounded by maxProcesses alone. Default: half of maxProcesses, rounded up.
+   */
+  maxProcessesPerCaller: z.number().int().positive().optional(),
   /** A session with no request and no open stream for this long ends (its child is stopped). Default 10m. */
   idleTimeout: duration.default(600_000),
   /** Between SIGTERM to the child's process group and SIGKILL. Default 5s. */

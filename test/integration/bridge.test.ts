@@ -106,8 +106,12 @@ describe('bridge: a 2026-07-28 client reaches a 2025-only server (bridge: auto)'
     let changed = 0;
     client.setNotificationHandler('notifications/tools/list_changed', () => void changed++);
     const sub = await client.listen({ toolsListChanged: true });
-    for (const s of upstream.sessions.values()) void s.server.sendToolListChanged();
-    await waitFor(() => changed > 0, 5000, 'list_changed on the listen stream');
+    // The listen stream's own upstream session (an anonymous caller holds one while it listens)
+    // opens its GET stream a moment after; a change told before that is lost upstream, so tell again.
+    const tell = setInterval(() => {
+      for (const s of upstream.sessions.values()) void s.server.sendToolListChanged();
+    }, 100);
+    await waitFor(() => changed > 0, 5000, 'list_changed on the listen stream').finally(() => clearInterval(tell));
     await sub.close();
     await client.close();
   });
@@ -428,7 +432,8 @@ describe('bridge: cancellation, expiry and bounds (2026-07-28 client, 2025 serve
   });
 
   it('an upstream that forgot its sessions (restarted) is met with a new session, and the caller sees no error', async () => {
-    const client = await modernClient(`${sluice.base}/mcp`, 'survivor');
+    // An identified caller: its pooled upstream session outlives a call (an anonymous caller's does not).
+    const client = await modernClient(`${sluice.base}/mcp`, 'survivor', { authorization: 'Bearer survivor' });
     assert.ok((await client.listTools()).tools.some((t) => t.name === 'slow'));
     const port = upstream.port;
     await upstream.close();
