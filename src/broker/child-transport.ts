@@ -55,6 +55,9 @@ export class ChildTransport implements Transport {
   }
 
   async send(message: JSONRPCMessage): Promise<void> {
+    // A child that stopped reading makes the caller wait (then fail), never Sluice's memory grow.
+    if (this.child && !this.child.hasRoom && !(await this.child.room(this.cfg.stdinWait)))
+      throw new Error(`the stdio server has not read its input for ${this.cfg.stdinWait} ms (stdio.stdinWait)`);
     if (!this.child?.send(message)) throw new Error('the stdio server is gone');
   }
 

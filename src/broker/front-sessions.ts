@@ -143,7 +143,7 @@ export class FrontSessions<S extends FrontSession> {
     const max = this.limits().maxSessions;
     if (this.live.size >= max)
       throw new SluiceError(
-        'SLUICE_ERR_NO_HEALTHY_UPSTREAM',
+        'SLUICE_ERR_BROKER_FULL',
         `route ${this.route}: ${max} sessions open (${this.what.limit})`,
         {
           headers: { 'retry-after': '1' },

@@ -136,7 +136,7 @@ export class ModernFront {
       if (this.callers.size >= this.deps.limits.maxSessions) this.forgetIdleCaller();
       if (this.callers.size >= this.deps.limits.maxSessions)
         throw new SluiceError(
-          'SLUICE_ERR_NO_HEALTHY_UPSTREAM',
+          'SLUICE_ERR_BROKER_FULL',
           `the bridge serves ${this.deps.limits.maxSessions} callers, all busy (bridge.maxSessions)`,
           { headers: { 'retry-after': '1' } },
         );

@@ -44,14 +44,14 @@ export class ProcessSlots {
   take(caller: string | undefined): Slot {
     if (this.taken >= this.max)
       throw new SluiceError(
-        'SLUICE_ERR_NO_HEALTHY_UPSTREAM',
+        'SLUICE_ERR_BROKER_FULL',
         `${this.what}: ${this.max} processes running or stopping (maxProcesses)`,
         { headers: { 'retry-after': '1' } },
       );
     const counted = caller !== undefined && !isAnonymous(caller) ? caller : undefined;
     if (counted !== undefined && (this.byCaller.get(counted) ?? 0) >= this.share)
       throw new SluiceError(
-        'SLUICE_ERR_NO_HEALTHY_UPSTREAM',
+        'SLUICE_ERR_BROKER_FULL',
         `${this.what}: this caller holds ${this.share} processes, its share (maxProcessesPerCaller)`,
         { headers: { 'retry-after': '1' } },
       );

@@ -193,7 +193,9 @@ export class StdioBroker {
       throw new SluiceError('SLUICE_ERR_SESSION_NOT_FOUND', 'no such HTTP+SSE session on this route');
     ex.brokerUpstream = `stdio:${this.cfg.command}#${session.child.pid ?? '?'}`;
     session.lastActivity = Date.now();
-    await (session.transport as SSEServerTransport).handlePostMessage(ex.req, ex.res, parsed);
+    await session.whenChildReads(this.cfg.stdinWait, () =>
+      (session.transport as SSEServerTransport).handlePostMessage(ex.req, ex.res, parsed),
+    );
   }
 
   /** A Streamable HTTP session: the SDK v2 server transport, with this session's token and event buffer. */
@@ -283,9 +285,11 @@ export class StdioBroker {
       session.lastActivity = Date.now();
       done.abort();
     });
-    const answer = await (session.transport as WebStandardStreamableHTTPServerTransport).handleRequest(
-      webRequest(req, done.signal),
-      parsed === undefined ? {} : { parsedBody: parsed },
+    const answer = await session.whenChildReads(this.cfg.stdinWait, () =>
+      (session.transport as WebStandardStreamableHTTPServerTransport).handleRequest(
+        webRequest(req, done.signal),
+        parsed === undefined ? {} : { parsedBody: parsed },
+      ),
     );
     // The child could not be started: the client hears why, not an initialize that never answers.
     if (!session.child.running && answer.status < 300 && req.method === 'POST' && isInitialize(parsed)) {

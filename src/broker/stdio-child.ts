@@ -24,6 +24,8 @@ export interface ChildEvents {
 }
 
 const KEPT_ENV = ['PATH', 'HOME', 'LANG'];
+/** Bytes queued for a child's stdin beyond which senders wait for it to read (backpressure). */
+export const STDIN_HIGH_WATER = 1024 * 1024;
 const STDERR_LINE = 4096;
 
 export class StdioChild {
@@ -104,6 +106,35 @@ export class StdioChild {
     if (this.exited || !this.proc.stdin?.writable) return false;
     this.proc.stdin.write(`${JSON.stringify(msg)}\n`);
     return true;
+  }
+
+  /** Whether its stdin holds less than STDIN_HIGH_WATER unread bytes (a sender may go on at once). */
+  get hasRoom(): boolean {
+    return (this.proc.stdin?.writableLength ?? 0) < STDIN_HIGH_WATER;
+  }
+
+  /**
+   * Resolves true once the child has read its stdin down below STDIN_HIGH_WATER, false when it has
+   * not within `waitMs` or is gone: a child that stops reading makes its senders wait, never
+   * Sluice's memory grow.
+   */
+  room(waitMs: number): Promise<boolean> {
+    const stdin = this.proc.stdin;
+    if (this.exited || !stdin?.writable) return Promise.resolve(false);
+    if (this.hasRoom) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ok: boolean): void => {
+        clearTimeout(timer);
+        stdin.off('drain', drained);
+        stdin.off('close', gone);
+        resolve(ok);
+      };
+      const drained = (): void => (this.hasRoom ? done(true) : undefined);
+      const gone = (): void => done(false);
+      const timer = setTimeout(() => done(false), waitMs);
+      stdin.on('drain', drained);
+      stdin.once('close', gone);
+    });
   }
 
   /** Stop the child and its group: SIGTERM, then SIGKILL after the grace period. */

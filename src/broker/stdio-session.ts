@@ -8,6 +8,7 @@
 // flight (the newest, when several are), and everything else (list changes) to the GET stream.
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/server';
 import type { StdioConfig } from '../config/schema.ts';
+import { SluiceError } from '../core/errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Slot } from './process-slots.ts';
 import { StdioChild, type ExitCause } from './stdio-child.ts';
@@ -48,6 +49,9 @@ export class StdioSession {
   active = 0;
   lastActivity = Date.now();
   private ended = false;
+  /** A sender is handing the child a message while it is slow to read (whenChildReads); the others wait in turn. */
+  private sending = false;
+  private readonly turns: (() => void)[] = [];
   /** Why it ended, in plain words (set when it does). */
   endDetail = '';
   private readonly opts: StdioSessionOptions;
@@ -78,6 +82,42 @@ export class StdioSession {
 
   get over(): boolean {
     return this.ended;
+  }
+
+  /**
+   * Runs `deliver` (which hands the client's message to the child) once the child's stdin has
+   * room. Behind a child that stopped reading, senders wait their turn one at a time, `waitMs` at
+   * most from their arrival, then get 503: Sluice never queues what the child does not read.
+   */
+  async whenChildReads<T>(waitMs: number, deliver: () => Promise<T>): Promise<T> {
+    if (!this.sending && this.child.hasRoom) return deliver();
+    const deadline = Date.now() + waitMs;
+    const busy = (): SluiceError =>
+      new SluiceError('SLUICE_ERR_UPSTREAM_BUSY', `it has not read its input for ${waitMs} ms (stdio.stdinWait)`, {
+        headers: { 'retry-after': '1' },
+      });
+    if (this.sending) {
+      const turn = await new Promise<boolean>((resolve) => {
+        const wake = (): void => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+        const timer = setTimeout(() => {
+          this.turns.splice(this.turns.indexOf(wake), 1);
+          resolve(false);
+        }, waitMs);
+        this.turns.push(wake);
+      });
+      if (!turn) throw busy();
+    } else this.sending = true;
+    try {
+      if (!(await this.child.room(Math.max(0, deadline - Date.now())))) throw busy();
+      return await deliver();
+    } finally {
+      const next = this.turns.shift();
+      if (next) next();
+      else this.sending = false;
+    }
   }
 
   /**

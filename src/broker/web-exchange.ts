@@ -13,6 +13,8 @@ export interface BrokerExchange {
   readonly routeRest: string;
   readonly query: string;
   body: Buffer | undefined;
+  /** The JSON-RPC body as the classify stage parsed it (undefined: no body). */
+  readonly message?: unknown;
   readonly principal: { readonly key: string } | undefined;
   responseSessionId: string | undefined;
   /** What served it, for the access log: the child's command and pid. */
@@ -77,7 +79,8 @@ export function writeJson(ex: BrokerExchange, status: number, body: unknown): vo
   ex.res.writeHead(status, { 'content-type': 'application/json' }).end(text);
 }
 
-/** The request body as JSON (the classify stage has checked it parses), or undefined for none. */
+/** The request body as JSON, as the classify stage parsed it (never parsed twice), or undefined for none. */
 export function parsedBody(ex: BrokerExchange): unknown {
+  if (ex.message !== undefined) return ex.message;
   return ex.body && ex.body.length > 0 ? (JSON.parse(ex.body.toString('utf8')) as unknown) : undefined;
 }

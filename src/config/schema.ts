@@ -163,6 +163,11 @@ export const stdioSchema = z.strictObject({
   maxProcessesPerCaller: z.number().int().positive().optional(),
   /** A session with no request and no open stream for this long ends (its child is stopped). Default 10m. */
   idleTimeout: duration.default(600_000),
+  /**
+   * How long a client's POST waits for a child that does not read its stdin (over 1 MiB unread)
+   * before it is answered 503 SLUICE_ERR_UPSTREAM_BUSY. Default 10s.
+   */
+  stdinWait: duration.default(10_000),
   /** Between SIGTERM to the child's process group and SIGKILL. Default 5s. */
   killGrace: duration.default(5_000),
   /** stdout and stderr lines a child may write per second before it counts as flooding and is stopped. Default 2000. */

@@ -69,6 +69,17 @@ export const ERRORS = {
   SLUICE_ERR_UPSTREAM_PROTOCOL: { status: 502, rpcCode: -32603, message: 'Upstream sent an invalid response' },
   SLUICE_ERR_UPSTREAM_TIMEOUT: { status: 504, rpcCode: -32603, message: 'Upstream timed out' },
   SLUICE_ERR_NO_HEALTHY_UPSTREAM: { status: 503, rpcCode: -32603, message: 'No healthy upstream replica' },
+  /** A broker route's own bound (maxProcesses, its per-caller share, bridging.maxSessions) is reached. */
+  SLUICE_ERR_BROKER_FULL: {
+    status: 503,
+    rpcCode: -32603,
+    message: 'No room for another upstream process or session on this route',
+  },
+  SLUICE_ERR_UPSTREAM_BUSY: {
+    status: 503,
+    rpcCode: -32603,
+    message: 'Upstream busy: the stdio server is not reading its input',
+  },
   SLUICE_ERR_OVERLOADED: { status: 503, rpcCode: -32603, message: 'Gateway overloaded: too many requests in flight' },
   SLUICE_ERR_SHUTTING_DOWN: { status: 503, rpcCode: -32603, message: 'Gateway is shutting down' },
   SLUICE_ERR_INTERNAL: { status: 500, rpcCode: -32603, message: 'Internal gateway error' },

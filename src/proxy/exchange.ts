@@ -57,6 +57,8 @@ export interface Exchange {
   upstreamCredential: { header: string; value: string } | undefined;
   /** The messages of a JSON-RPC batch (policy checks each). */
   batch: unknown[] | undefined;
+  /** On a broker route: the body as classify parsed it, so the broker never parses it again. */
+  message: unknown;
   /** A broker route took the exchange over: no relay stage runs after it. */
   handedOff: boolean;
   /** On a broker route: what served the exchange (a stdio child: command#pid), for the access log. */
@@ -143,6 +145,7 @@ export function newExchange(
     principal: undefined,
     upstreamCredential: undefined,
     batch: undefined,
+    message: undefined,
     handedOff: false,
     brokerUpstream: undefined,
     federatedServer: undefined,

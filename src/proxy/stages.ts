@@ -160,6 +160,8 @@ export const classify: Stage<RoutedExchange> = (ex) => {
   const rpc = summarize(json);
   if (!rpc) throw new SluiceError('SLUICE_ERR_INVALID_JSONRPC');
   ex.rpc = rpc;
+  // A broker speaks MCP itself: it gets the parsed message (the relay forwards bytes and keeps none).
+  if (ex.route.broker) ex.message = json;
   ex.era = stateless ? 'stateless' : findSessionParam(ex.query) ? 'http+sse' : 'sessionful';
   if (Array.isArray(json)) {
     ex.batch = json;

@@ -264,15 +264,17 @@ describe('federation: three servers of different kinds behind one route', () => 
   });
 
   it("a session's stdio server process ends with the session (the process table, not Sluice's counters)", async () => {
-    const before = fsChildren().length;
+    // By PID: children of earlier tests' anonymous 2026-07-28 requests may still be stopping.
+    const before = new Set(fsChildren());
     const transport = new StreamableHTTPClientTransport(new URL(`${sluice.base}/team`));
     const extra = new Client({ name: 'short-lived', version: '1' });
     await extra.connect(transport, { prior: { kind: 'legacy' } } as never);
     assert.equal(text(await extra.callTool({ name: 'files__read_text_file', arguments: { path: join(dir, 'hello.txt') } })), 'hello from the filesystem server');
-    assert.equal(fsChildren().length, before + 1);
+    const mine = fsChildren().filter((pid) => !before.has(pid));
+    assert.equal(mine.length, 1);
     await transport.terminateSession();
     await extra.close();
-    await waitFor(() => fsChildren().length === before, 10_000, 'the stdio child stopped');
+    await waitFor(() => !fsChildren().includes(mine[0]!), 10_000, 'the stdio child stopped');
   });
 });
 

@@ -3,12 +3,25 @@
 // or are slow to stop, silent calls. Real peers: the official SDK v2 client (2026-07-28) and v1
 // client (2025), a stdio server on the SDK v1 (test/fixtures/hostile-stdio-server.ts).
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as TransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { childrenOf } from '../../fixtures/process-table.ts';
-import { JSON_HEADERS, rpc, send, sleep, startTestGateway, waitFor, type TestGateway } from '../../helpers.ts';
+import {
+  JSON_HEADERS,
+  rpc,
+  send,
+  sleep,
+  spawnSluice,
+  startTestGateway,
+  waitFor,
+  type SluiceProcess,
+  type TestGateway,
+} from '../../helpers.ts';
 
 const HOSTILE = new URL('../../fixtures/hostile-stdio-server.ts', import.meta.url).pathname;
 const hostile = (extra: string[] = [], more: Record<string, unknown> = {}) =>
@@ -135,5 +148,84 @@ describe('broker: maxProcesses counts every live child of the route', () => {
     assert.match(refused, /maxProcesses|HTTP 503/);
     assert.equal(childrenOf(process.pid).length, 5);
     await Promise.all(held.map((c) => c.close()));
+  });
+});
+
+/** A 2025 session opened by hand: its token and the headers later requests carry. */
+async function rawSession(base: string): Promise<Record<string, string>> {
+  const r = await send(`${base}/mcp`, { method: 'POST', headers: JSON_HEADERS, body: INIT });
+  assert.equal(r.status, 200, r.body.toString());
+  const sid = r.headers['mcp-session-id'] as string;
+  const headers = { ...JSON_HEADERS, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' };
+  await send(`${base}/mcp`, { method: 'POST', headers, body: '{"jsonrpc":"2.0","method":"notifications/initialized"}' });
+  return headers;
+}
+
+/** A process's resident memory in MiB, from /proc. */
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? 0) / 1024;
+}
+
+describe('broker: a child that stops reading stdin', () => {
+  let sluice: SluiceProcess;
+  let base: string;
+  before(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-deaf-'));
+    const cfg = join(dir, 'sluice.yaml');
+    writeFileSync(
+      cfg,
+      `listen: [{ host: 127.0.0.1, port: 0 }]\nroutes:\n  - path: /mcp\n    upstream:\n      stdio: { command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(HOSTILE)}], stdinWait: 100ms }\n`,
+    );
+    sluice = await spawnSluice(['serve', '--config', cfg], '/mcp -> stdio');
+    base = /(http:\/\/127\.0\.0\.1:\d+)\/mcp/.exec(sluice.stderr())![1]!;
+  });
+  after(async () => {
+    assert.equal(await sluice.stop(), 0);
+  });
+
+  it("50 notifications of 4 MiB: the POSTs wait, then 503; Sluice's memory stays within 64 MiB of its baseline", async () => {
+    const headers = await rawSession(base);
+    const deaf = await send(`${base}/mcp`, {
+      method: 'POST',
+      headers,
+      body: rpc('tools/call', { name: 'stop_reading', arguments: {} }, 2),
+    });
+    assert.equal(deaf.status, 200);
+    await sleep(100);
+    const body = Buffer.from(
+      JSON.stringify({ jsonrpc: '2.0', method: 'notifications/pad', params: { pad: 'x'.repeat(4 * 1024 * 1024 - 1024) } }),
+    );
+    const pid = sluice.child.pid!;
+    const statuses: number[] = [];
+    let sent = 0;
+    let peak = 0;
+    const post = (upTo: number): Promise<unknown> =>
+      Promise.all(
+        Array.from({ length: 3 }, async () => {
+          while (sent < upTo) {
+            sent++;
+            const r = await send(`${base}/mcp`, { method: 'POST', headers, body });
+            statuses.push(r.status);
+            peak = Math.max(peak, rssMiB(pid));
+          }
+        }),
+      );
+    // The baseline is taken once Sluice has handled 4 MiB bodies (V8 keeps ~100 MiB of heap room
+    // for such traffic whatever the upstream does); then 100 more must not add what the child
+    // does not read (before the fix each one stayed queued: 4 MiB more per message).
+    const fresh = rssMiB(pid);
+    await post(50);
+    const baseline = rssMiB(pid);
+    peak = baseline;
+    await post(150);
+    const busy = await send(`${base}/mcp`, { method: 'POST', headers, body });
+    assert.match(busy.body.toString(), /SLUICE_ERR_UPSTREAM_BUSY|not reading its input/);
+    await sleep(500);
+    const settled = rssMiB(pid);
+    console.log(`deaf child: fresh ${fresh.toFixed(0)} MiB, after 50 x 4 MiB ${baseline.toFixed(0)}, peak over 100 more ${peak.toFixed(0)}, settled ${settled.toFixed(0)}; ${statuses.filter((s) => s === 202).length} x 202, ${statuses.filter((s) => s === 503).length} x 503`);
+    assert.ok(statuses.includes(503), `some were refused: ${statuses.join(',')}`);
+    assert.ok(statuses.every((s) => s === 202 || s === 503), statuses.join(','));
+    assert.ok(peak - baseline < 64, `RSS grew ${(peak - baseline).toFixed(1)} MiB (at most 64)`);
   });
 });
