@@ -27,7 +27,7 @@ import { UpstreamClient } from './transport/upstream-client.ts';
 import { BodyBudget } from './transport/read-body.ts';
 import { GatewayMetrics, type ReplicaHealth } from './observability/metrics.ts';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { routeLabel, type GatewayContext, type GatewayRoute } from './proxy/context.ts';
+import { federationStates, routeLabel, type GatewayContext, type GatewayRoute } from './proxy/context.ts';
 import { handleRequest } from './proxy/pipeline.ts';
 import { BrokerSet } from './broker/broker-set.ts';
 import { Peers } from './broker/peers.ts';
@@ -195,7 +195,7 @@ function gatewayRoutes(
   return compiled.map((r) => ({
     ...r,
     guard: guards.get(r.path),
-    broker: byPath.get(r.path) as GatewayRoute['broker'],
+    broker: byPath.get(r.path),
   }));
 }
 
@@ -333,7 +333,7 @@ class RunningGateway implements Gateway {
   }
 
   brokerStates(): Record<string, unknown>[] {
-    return this.ctx.routes.flatMap((r) => (r.broker?.state ? [r.broker.state()] : []));
+    return federationStates(this.ctx.routes);
   }
 
   /**
@@ -505,7 +505,7 @@ class RunningGateway implements Gateway {
     }
     for (const a of ctx.active) a.stop(retryHint);
     // Broker sessions end with their children (process groups stopped, reaped) before Sluice exits.
-    await this.brokers.close();
+    await this.brokers.close('shutdown', Date.now() + Math.max(1000, deadline - Date.now()));
     await this.peers?.close();
     for (const s of servers) s.closeAll();
     await closed;

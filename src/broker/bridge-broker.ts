@@ -18,6 +18,7 @@ import type { BridgeMetrics } from './bridge-common.ts';
 import { LegacyFront } from './legacy-front.ts';
 import { ModernFront, type FrontDeps } from './modern-front.ts';
 import { discoverUpstream, type Discovery, type FetchLike, type UpstreamEndpoint } from './upstream-link.ts';
+import type { BrokerCloseReason, BrokerState, RouteBroker } from '../core/route-broker.ts';
 import { parsedBody, type BrokerExchange } from './web-exchange.ts';
 
 export interface BridgeDeps {
@@ -41,7 +42,8 @@ interface Fronts {
   legacy?: LegacyFront;
 }
 
-export class BridgeBroker {
+export class BridgeBroker implements RouteBroker<BridgeExchange> {
+  readonly kind = 'bridge';
   readonly path: string;
   private route: Route;
   private readonly deps: BridgeDeps;
@@ -64,16 +66,17 @@ export class BridgeBroker {
     this.fetch = (url, init) => undiciFetch(url, { ...(init as object), dispatcher: agent } as never) as never;
   }
 
-  sameAs(route: Route): boolean {
-    return (
+  /** The same upstreams: a reload keeps this broker (it reads the new route: its pool carries the same replicas). */
+  keep(route: Route): boolean {
+    const same =
       JSON.stringify([route.config.upstream, route.config.egress, route.config.tls]) ===
-      JSON.stringify([this.route.config.upstream, this.route.config.egress, this.route.config.tls])
-    );
+      JSON.stringify([this.route.config.upstream, this.route.config.egress, this.route.config.tls]);
+    if (same) this.route = route;
+    return same;
   }
 
-  /** A reload kept this broker: it reads the new route (its pool carries the same replicas). */
-  update(route: Route): void {
-    this.route = route;
+  state(): BrokerState {
+    return { kind: 'bridge', route: this.path, sessions: this.sessions };
   }
 
   /** Whether `ex` names a session one of this process's legacy fronts holds. */
@@ -168,7 +171,7 @@ export class BridgeBroker {
     return p;
   }
 
-  async close(): Promise<void> {
+  async close(_reason: BrokerCloseReason, _deadline: number): Promise<void> {
     this.closed = true;
     await Promise.all([...this.fronts.values()].flatMap((f) => [f.modern?.close(), f.legacy?.close()]));
     this.fronts.clear();

@@ -19,6 +19,8 @@ export interface BridgeLimits {
   maxPending: number;
   /** How long a parked call waits for its caller's next round (ms). */
   inputTimeout: number;
+  /** How long a parked call keeps its upstream session against other callers' need (ms). */
+  inputHold: number;
 }
 
 export type BridgeDirection = 'modern-to-legacy' | 'legacy-to-modern';

@@ -2,13 +2,12 @@
 // settings stay the same keeps its broker and its sessions, and so does a bridging route whose
 // upstreams stay the same, and a federated route whose servers stay the same; one removed or
 // changed has its sessions ended (children stopped) and a new broker takes the route.
+import type { BrokerCloseReason, BrokerKind, RouteBroker } from '../core/route-broker.ts';
 import type { Route } from '../routing/route-table.ts';
 import { BridgeBroker } from './bridge-broker.ts';
 import { FederationBroker, type FederationDeps } from './federation-broker.ts';
-import type { OwningBroker, Peers } from './peers.ts';
+import type { Peers } from './peers.ts';
 import { StdioBroker, type BrokerDeps } from './stdio-broker.ts';
-
-export type Broker = StdioBroker | BridgeBroker | FederationBroker;
 
 export type BrokerSetDeps = BrokerDeps &
   FederationDeps & {
@@ -16,48 +15,48 @@ export type BrokerSetDeps = BrokerDeps &
     peers?: Peers | undefined;
   };
 
+/** A broker as the set keeps it: the contract, and whether a reloaded route keeps it (reading the new route). */
+interface KeptBroker extends RouteBroker {
+  keep(route: Route): boolean;
+}
+
+/** The kinds of broker route, first match wins: which routes each serves, and how one is made. */
+const KINDS: readonly {
+  kind: BrokerKind;
+  serves(r: Route): boolean;
+  make(r: Route, deps: BrokerSetDeps): KeptBroker;
+}[] = [
+  { kind: 'federation', serves: (r) => r.members.length > 0, make: (r, deps) => new FederationBroker(r, deps) },
+  { kind: 'stdio', serves: (r) => r.config.stdio !== undefined, make: (r, deps) => new StdioBroker(r.config, deps) },
+  { kind: 'bridge', serves: (r) => r.config.bridge === 'auto', make: (r, deps) => new BridgeBroker(r, deps) },
+];
+
 export class BrokerSet {
   private readonly deps: BrokerSetDeps;
-  private byPath = new Map<string, Broker>();
+  private byPath = new Map<string, KeptBroker>();
 
   constructor(deps: BrokerSetDeps) {
     this.deps = deps;
   }
 
   /** The brokers for `routes` (by path), reusing those whose settings did not change. */
-  sync(routes: readonly Route[]): ReadonlyMap<string, OwningBroker<never>> {
-    const next = new Map<string, Broker>();
+  sync(routes: readonly Route[]): ReadonlyMap<string, RouteBroker> {
+    const next = new Map<string, KeptBroker>();
     for (const r of routes) {
+      const kind = KINDS.find((k) => k.serves(r));
+      if (!kind) continue;
       const old = this.byPath.get(r.path);
-      if (r.members.length > 0) {
-        if (old instanceof FederationBroker && old.sameAs(r)) {
-          old.update(r);
-          next.set(r.path, old);
-        } else next.set(r.path, new FederationBroker(r, this.deps));
-      } else if (r.config.stdio) {
-        next.set(
-          r.path,
-          old instanceof StdioBroker && old.sameAs(r.config) ? old : new StdioBroker(r.config, this.deps),
-        );
-      } else if (r.config.bridge === 'auto') {
-        if (old instanceof BridgeBroker && old.sameAs(r)) {
-          old.update(r);
-          next.set(r.path, old);
-        } else next.set(r.path, new BridgeBroker(r, this.deps));
-      }
+      next.set(r.path, old && old.kind === kind.kind && old.keep(r) ? old : kind.make(r, this.deps));
     }
-    for (const [path, b] of this.byPath)
-      if (next.get(path) !== b) void (b instanceof StdioBroker ? b.close('route-removed') : b.close());
+    const removedBy = Date.now() + 30_000;
+    for (const [path, b] of this.byPath) if (next.get(path) !== b) void b.close('route-removed', removedBy);
     this.byPath = next;
     const peers = this.deps.peers;
-    if (!peers) return next as ReadonlyMap<string, OwningBroker<never>>;
-    return new Map([...next].map(([path, b]) => [path, peers.wrap(b as OwningBroker<never>)]));
+    return new Map([...next].map(([path, b]) => [path, peers ? peers.wrap(b) : b]));
   }
 
-  /** Ends every broker session; resolves when their children are gone. */
-  async close(): Promise<void> {
-    await Promise.all(
-      [...this.byPath.values()].map((b) => (b instanceof StdioBroker ? b.close('shutdown') : b.close())),
-    );
+  /** Ends every broker session by `deadline`; resolves when their children are gone. */
+  async close(reason: BrokerCloseReason, deadline: number): Promise<void> {
+    await Promise.all([...this.byPath.values()].map((b) => b.close(reason, deadline)));
   }
 }

@@ -12,6 +12,7 @@ import type { Principal } from '../security/principal.ts';
 import type { ToolPolicy } from '../security/tool-policy.ts';
 import type { Member, Route } from '../routing/route-table.ts';
 import { hasEnvelope, type BridgeDeps } from './bridge-broker.ts';
+import type { BrokerCloseReason, BrokerState, RouteBroker } from '../core/route-broker.ts';
 import { callerKey } from './bridge-common.ts';
 import { perCallerShare, ProcessSlots } from './process-slots.ts';
 import { FederatedSession, type FederatedMember, type FederationShared } from './federated-session.ts';
@@ -144,7 +145,8 @@ class RouteMember implements FederatedMember {
   }
 }
 
-export class FederationBroker {
+export class FederationBroker implements RouteBroker<FederationExchange> {
+  readonly kind = 'federation';
   readonly path: string;
   private route: Route;
   private readonly deps: FederationDeps;
@@ -192,18 +194,16 @@ export class FederationBroker {
     );
   }
 
-  /** The same servers, the same settings: a reload keeps the broker and its sessions. */
-  sameAs(route: Route): boolean {
+  /** The same servers, the same settings: a reload keeps the broker and its sessions (reading the new route). */
+  keep(route: Route): boolean {
     const key = (r: Route) => JSON.stringify([r.config.servers, r.config.separator, r.config.egress, r.config.tls]);
-    return key(route) === key(this.route);
-  }
-
-  update(route: Route): void {
+    if (key(route) !== key(this.route)) return false;
     this.route = route;
     for (const m of this.members) {
       const next = route.members.find((x) => x.name === m.name);
       if (next) m.member = next;
     }
+    return true;
   }
 
   /** Whether `ex` names one of this process's federated sessions. */
@@ -347,8 +347,9 @@ export class FederationBroker {
   }
 
   /** Each server's state, for the admin API: what it is, its replicas, and how the sessions' links to it stand. */
-  state(): Record<string, unknown> {
+  state(): BrokerState {
     return {
+      kind: 'federation',
       route: this.path,
       sessions: this.fronts.size + this.detached.size,
       servers: this.members.map((m) => {
@@ -365,7 +366,7 @@ export class FederationBroker {
     };
   }
 
-  async close(): Promise<void> {
+  async close(_reason: BrokerCloseReason, _deadline: number): Promise<void> {
     this.fronts.close();
     await this.modern?.close();
     for (const s of this.detached) s.close();

@@ -8,6 +8,7 @@
 // an error.
 import { randomUUID } from 'node:crypto';
 import { isAnonymous } from './bridge-common.ts';
+import type { PooledSession } from './session-pool.ts';
 
 export interface Ask {
   readonly key: string;
@@ -32,6 +33,10 @@ export class ParkedCall {
   private wake: (() => void) | undefined;
   private n = 0;
   expires = 0;
+  /** When its current wait for the caller began (Parking.keep). */
+  parkedAt = 0;
+  /** The upstream session the call runs on (given back to other callers if it waits too long). */
+  session: PooledSession | undefined;
   /** Told when a round of the caller starts (its context) and ends (undefined). */
   onRound: ((ctx: never) => void) | undefined;
 
@@ -76,6 +81,8 @@ export class ParkedCall {
   /** The caller's answers, by the keys its round was given; returns the keys it left unanswered. */
   answer(responses: Record<string, unknown> | undefined): string[] {
     for (const [k, v] of Object.entries(responses ?? {})) this.asked.get(k)?.answer(v);
+    // What the retry left unanswered is asked again at once (its round must not wait on the call).
+    if (this.asked.size > 0) this.fresh = [...this.asked.values()];
     return [...this.asked.keys()];
   }
 
@@ -148,8 +155,24 @@ export class Parking {
 
   /** Keep `call` for its caller's next round (the clock restarts each round). */
   keep(call: ParkedCall): void {
-    call.expires = Date.now() + this.waitMs;
+    call.parkedAt = Date.now();
+    call.expires = call.parkedAt + this.waitMs;
     this.calls.set(call.id, call);
+  }
+
+  /**
+   * The call that has waited longest for its caller, if it has waited at least `holdMs`: taken out
+   * of the parking and cancelled, so its session can serve another caller (undefined: none yet).
+   */
+  reclaim(holdMs: number): ParkedCall | undefined {
+    const now = Date.now();
+    let oldest: ParkedCall | undefined;
+    for (const c of this.calls.values())
+      if (now - c.parkedAt >= holdMs && (!oldest || c.parkedAt < oldest.parkedAt)) oldest = c;
+    if (!oldest) return undefined;
+    this.calls.delete(oldest.id);
+    oldest.cancel(`another caller needed its upstream session after ${holdMs} ms waiting (bridge.inputHold)`);
+    return oldest;
   }
 
   /**

@@ -88,6 +88,16 @@ export class ModernFront {
       (key, s, how) => this.openSession(key, s, how),
     );
     this.parking = new Parking(l.maxPending, l.inputTimeout);
+    this.pool.reclaim = async () => {
+      const park = this.parking.reclaim(l.inputHold);
+      if (!park) return false;
+      this.log.info(
+        { heldMs: l.inputHold },
+        'a call waiting for its caller gave its upstream session to another caller',
+      );
+      if (park.session && !park.session.closed) await this.pool.discardAndWait(park.session);
+      return true;
+    };
   }
 
   get sessions(): number {
@@ -207,6 +217,7 @@ export class ModernFront {
     // On a session of its own, so the upstream's requests during it are this call's.
     const run = this.withSession(key, { who, ep }, true, (s) => {
       s.owner = owner;
+      park.session = s;
       return forwardCall(s.client, req, { signal: park.abort.signal, onprogress });
     });
     park.run(run);

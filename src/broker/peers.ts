@@ -13,14 +13,7 @@ import { hopByHopNames } from '../security/hop-by-hop.ts';
 import type { KeyRing } from '../session/key-ring.ts';
 import { open } from '../session/token.ts';
 import { PROCESS } from './bridge-common.ts';
-import type { BrokerExchange } from './web-exchange.ts';
-
-/** A route's broker as the pipeline calls it, and whether it holds the session a request names. */
-export interface OwningBroker<E extends BrokerExchange> {
-  handle(ex: E): Promise<void> | undefined;
-  owns?(ex: E): boolean;
-  state?(): Record<string, unknown>;
-}
+import type { BrokerExchange, RouteBroker } from '../core/route-broker.ts';
 
 const SDK_SSE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -46,21 +39,26 @@ export class Peers {
       }
   }
 
-  /** `broker`, handing a request of another worker's session to that worker. */
-  wrap<E extends BrokerExchange>(broker: OwningBroker<E>): OwningBroker<E> {
+  /**
+   * `broker`, handing a request of another worker's session to that worker: a RouteBroker
+   * around a RouteBroker, as an undici interceptor wraps a dispatcher.
+   */
+  wrap(broker: RouteBroker): RouteBroker {
     return {
+      kind: broker.kind,
       handle: (ex) => {
         const to = this.elsewhere(ex, broker);
         return to.length > 0 ? this.relay(ex, to) : broker.handle(ex);
       },
-      ...(broker.owns ? { owns: (ex: E) => broker.owns!(ex) } : {}),
-      ...(broker.state ? { state: () => broker.state!() } : {}),
+      owns: (ex) => broker.owns(ex),
+      state: () => broker.state(),
+      close: (reason, deadline) => broker.close(reason, deadline),
     };
   }
 
   /** The sockets to try for a session this worker does not hold ([]: serve it here). */
-  private elsewhere<E extends BrokerExchange>(ex: E, broker: OwningBroker<E>): string[] {
-    if (this.byProcess.size === 0 || this.internal.has(ex.req.socket) || !broker.owns || broker.owns(ex)) return [];
+  private elsewhere(ex: BrokerExchange, broker: RouteBroker): string[] {
+    if (this.byProcess.size === 0 || this.internal.has(ex.req.socket) || broker.owns(ex)) return [];
     const raw = ex.req.headers[H.sessionId];
     const token = Array.isArray(raw) ? raw[0] : raw;
     if (token !== undefined) {

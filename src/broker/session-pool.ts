@@ -42,7 +42,12 @@ export interface PoolLimits {
 /** Opens a new session for `key`; `how` is what the lease that needs it passed (the caller's identity and endpoint). */
 export type Opener<H> = (key: string, session: PooledSession, how: H) => Promise<Client>;
 
+/** Frees a session held by a call waiting on its caller (true: one was freed and has closed). */
+export type Reclaimer = () => Promise<boolean>;
+
 export class SessionPool<H> {
+  /** Set by the owner: gives back a session an abandoned input_required round holds. */
+  reclaim: Reclaimer | undefined;
   private readonly byKey = new Map<string, PooledSession[]>();
   private readonly opening = new Map<string, number>();
   private readonly limits: PoolLimits;
@@ -120,6 +125,13 @@ export class SessionPool<H> {
 
   private readonly stopping = new Set<Promise<void>>();
 
+  /** Discards `s` and resolves once its transport is gone (a stdio child reaped: its process slot free). */
+  async discardAndWait(s: PooledSession): Promise<void> {
+    const gone = (s.client as Client | undefined)?.transport as { gone?: Promise<void> } | undefined;
+    this.discard(s);
+    await gone?.gone;
+  }
+
   /** Every session of `key` (notifications fan out to them; listen subscribes on one). */
   sessionsOf(key: string): readonly PooledSession[] {
     return this.byKey.get(key) ?? [];
@@ -127,6 +139,8 @@ export class SessionPool<H> {
 
   private async create(key: string, how: H): Promise<PooledSession> {
     if (this.count + this.openingTotal() >= this.limits.total) this.evictIdle();
+    // Every session in use: one held past its hold by a call its caller abandoned is taken back.
+    while (this.count + this.openingTotal() >= this.limits.total && this.reclaim && (await this.reclaim()));
     if (this.count + this.openingTotal() >= this.limits.total)
       throw new ProtocolError(
         -32603,

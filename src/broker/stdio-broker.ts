@@ -5,9 +5,11 @@
 // its child exiting, shutdown, the route reloaded away) stops its child's process group and is
 // forgotten, so its next request gets 404 and the client starts again.
 import { randomUUID } from 'node:crypto';
-import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/server';
+import { WebStandardStreamableHTTPServerTransport, type RequestId } from '@modelcontextprotocol/server';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import type { RouteConfig, StdioConfig } from '../config/schema.ts';
+import type { BrokerCloseReason, BrokerState, RouteBroker } from '../core/route-broker.ts';
+import type { Route } from '../routing/route-table.ts';
 import { SluiceError } from '../core/errors.ts';
 import { H } from '../core/mcp.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -42,7 +44,8 @@ export interface BrokerMetrics extends BridgeMetrics {
   childrenRunning(route: string, n: number): void;
 }
 
-export class StdioBroker {
+export class StdioBroker implements RouteBroker {
+  readonly kind = 'stdio';
   readonly path: string;
   /** The public prefix ('' for the root route): HTTP+SSE endpoints are named below it. */
   private readonly prefix: string;
@@ -83,9 +86,14 @@ export class StdioBroker {
     return { running: this.slots.running, max: this.cfg.maxProcesses };
   }
 
+  state(): BrokerState {
+    return { kind: 'stdio', route: this.path, sessions: this.live.size, processes: this.processes() };
+  }
+
   /** The same command and settings: a reload keeps this broker and its sessions. */
-  sameAs(route: RouteConfig): boolean {
-    return JSON.stringify(route.stdio) === JSON.stringify(this.cfg) && (route.bridge ?? 'auto') === this.bridge;
+  keep(route: Route): boolean {
+    const r = route.config;
+    return JSON.stringify(r.stdio) === JSON.stringify(this.cfg) && (r.bridge ?? 'auto') === this.bridge;
   }
 
   handle(ex: BrokerExchange): Promise<void> {
@@ -280,7 +288,17 @@ export class StdioBroker {
     session.active++;
     session.lastActivity = Date.now();
     const done = new AbortController();
+    // At the exchange's deadline the child stops the call; the hand-off answers 504 when nothing was sent yet.
+    const id = (parsed as { id?: unknown; method?: unknown } | undefined)?.id;
+    const expiry =
+      ex.deadline !== undefined && isRequest(parsed)
+        ? setTimeout(
+            () => session.expire(id as RequestId, res.writableEnded || !res.headersSent),
+            ex.deadline - Date.now(),
+          )
+        : undefined;
     res.once('close', () => {
+      clearTimeout(expiry);
       session.active--;
       session.lastActivity = Date.now();
       done.abort();
@@ -312,7 +330,8 @@ export class StdioBroker {
   };
 
   /** Ends every session (shutdown, or the route reloaded away); resolves when the children are gone. */
-  async close(cause: SessionEnd['cause'] = 'shutdown'): Promise<void> {
+  async close(reason: BrokerCloseReason, _deadline: number): Promise<void> {
+    const cause: SessionEnd['cause'] = reason;
     this.closed = true;
     clearInterval(this.sweeper);
     await this.modern?.close();
@@ -321,4 +340,10 @@ export class StdioBroker {
     // Each child is SIGKILLed at killGrace at the latest; its exit (reaped) follows.
     await Promise.all([...this.stopping].map((c) => c.gone));
   }
+}
+
+/** A JSON-RPC request (a method and an id): it has an answer that can be late. */
+function isRequest(m: unknown): boolean {
+  const r = m as { id?: unknown; method?: unknown } | undefined;
+  return typeof r?.method === 'string' && (typeof r.id === 'string' || typeof r.id === 'number');
 }

@@ -143,6 +143,27 @@ export class StdioSession {
     this.opts.onEnd(end);
   }
 
+  /**
+   * The client's request `id` reached its deadline (timeouts.request): the child is told to stop
+   * (notifications/cancelled) and, when the answer's stream is already open, the client gets the
+   * gateway's error on it. Before any byte the hand-off answers 504 itself (`answered`).
+   */
+  expire(id: RequestId, answered: boolean): void {
+    if (!this.inFlight.delete(key(id))) return;
+    this.child.send({
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId: id, reason: 'the gateway request time limit was reached (timeouts.request)' },
+    });
+    if (answered) return;
+    const e = new SluiceError('SLUICE_ERR_UPSTREAM_TIMEOUT', 'request time limit reached (timeouts.request)');
+    void this.transport
+      .send({ jsonrpc: '2.0', id, error: { code: e.rpcCode, message: e.message, data: { sluice: e.code } } } as never, {
+        relatedRequestId: id,
+      })
+      .catch(() => undefined);
+  }
+
   private fromClient(m: Msg): void {
     this.lastActivity = Date.now();
     const id = m['id'];

@@ -1,33 +1,12 @@
 // The broker's side of an HTTP exchange: what it needs of the proxy's Exchange (nothing here
 // imports proxy/), and the two conversions between Node's request/response and the web-standard
 // Request/Response the SDK's server transports speak.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import type { BrokerExchange } from '../core/route-broker.ts';
 
-/** What the broker needs of an exchange (the proxy's Exchange satisfies it; nothing here imports proxy/). */
-export interface BrokerExchange {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
-  /** The request path below the route prefix, and the query ('?…' or ''). */
-  readonly routeRest: string;
-  readonly query: string;
-  body: Buffer | undefined;
-  /** The JSON-RPC body as the classify stage parsed it (undefined: no body). */
-  readonly message?: unknown;
-  readonly principal: { readonly key: string } | undefined;
-  responseSessionId: string | undefined;
-  /** What served it, for the access log: the child's command and pid. */
-  brokerUpstream: string | undefined;
-  /** Response body bytes sent (the access log's bytesOut). */
-  bytesOut: number;
-  /** The client's era, as the classify stage found it (stateless: a 2026-07-28 request). */
-  readonly era?: 'http+sse' | 'sessionful' | 'stateless' | undefined;
-  /** Set when the broker takes the exchange: no relay stage runs after it. */
-  handedOff: boolean;
-  /** The route's own credential for the upstream, in place of the client's token. */
-  readonly upstreamCredential?: { header: string; value: string } | undefined;
-}
+export type { BrokerExchange } from '../core/route-broker.ts';
 
 export function isInitialize(body: unknown): boolean {
   return (
@@ -51,24 +30,38 @@ export function webRequest(req: IncomingMessage, signal: AbortSignal): Request {
   });
 }
 
+/**
+ * Sends an SDK transport's answer. A POST's head waits for the first byte of its body, as the
+ * relay's JSON head does: a call the upstream never starts answering is still the gateway's to
+ * answer (504 at its deadline, from the hand-off), not a stream that is open and silent. An
+ * answer that comes after the gateway has answered (a timeout, shutdown) is dropped.
+ */
 export function writeWebResponse(ex: BrokerExchange, answer: Response): void {
   const { res } = ex;
-  if (res.destroyed) {
+  if (res.destroyed || res.headersSent || res.writableEnded) {
     void answer.body?.cancel();
     return;
   }
   const headers: Record<string, string> = {};
   answer.headers.forEach((v, k) => (headers[k] = v));
-  res.writeHead(answer.status, headers);
   if (!answer.body) {
-    res.end();
+    res.writeHead(answer.status, headers).end();
     return;
   }
-  res.flushHeaders();
   const body = Readable.fromWeb(answer.body as WebReadableStream);
-  body.on('data', (chunk: Buffer) => (ex.bytesOut += chunk.length));
+  const head = (): void => {
+    res.writeHead(answer.status, headers);
+    res.flushHeaders();
+  };
+  if (ex.req.method !== 'POST') head();
+  body.on('data', (chunk: Buffer) => {
+    if (res.writableEnded || res.destroyed) return void body.destroy();
+    if (!res.headersSent) head();
+    ex.bytesOut += chunk.length;
+  });
   res.once('close', () => body.destroy());
   body.once('error', () => res.destroy());
+  body.once('end', () => res.headersSent || head());
   body.pipe(res);
 }
 

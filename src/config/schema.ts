@@ -819,6 +819,13 @@ export const bridgingSchema = z.strictObject({
   maxPending: z.number().int().min(1).max(100_000).default(1000),
   /** How long such a call waits for the caller's next round; then it is cancelled upstream. Default 2m. */
   inputTimeout: duration.default(120_000),
+  /**
+   * How long a call waiting for its caller's next round keeps its upstream session (on a stdio
+   * route, its process) against other callers: after it, a new caller that finds every session in
+   * use takes the session of the longest-waiting one, which is cancelled upstream (its
+   * requestState then answers -32602). Abandoned rounds never lock others out. Default 10s.
+   */
+  inputHold: duration.default(10_000),
   /** How long finding an upstream's era may take. Default 10s. */
   discoverTimeout: duration.default(10_000),
 });

@@ -20,7 +20,7 @@ import { registeredPath, registeredRoute, type Registry } from '../routing/regis
 import { checkUpstream, type Resolver } from '../transport/guarded-connect.ts';
 import { BodyBudget, readBody } from '../transport/read-body.ts';
 import type { AdminUi } from './admin-ui.ts';
-import type { GatewayContext } from './context.ts';
+import { federationStates, type GatewayContext } from './context.ts';
 
 const PATH = /^\/admin\/tenants\/([a-z0-9][a-z0-9-]{0,62})\/upstreams(?:\/([a-z0-9][a-z0-9-]{0,62}))?$/;
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -126,7 +126,7 @@ async function handle(d: AdminDeps, req: IncomingMessage, res: ServerResponse): 
     );
   }
   if (path === '/admin/federation' && req.method === 'GET')
-    return send(res, 200, { routes: ctx.routes.flatMap((r) => (r.broker?.state ? [r.broker.state()] : [])) });
+    return send(res, 200, { routes: federationStates(ctx.routes) });
   const m = PATH.exec((req.url ?? '').split('?')[0] as string);
   if (!m) return fail(res, 404, 'not_found', 'no such admin resource');
   if (!registry)

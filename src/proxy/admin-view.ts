@@ -87,7 +87,7 @@ export async function adminSnapshot(
     const series = metrics?.live.series(label, now) ?? [];
     const last = series[series.length - 2]; // the last complete second
     const kind = routeKind(ctx, r);
-    const processes = r.broker?.processes?.();
+    const processes = r.broker?.state().processes;
     return {
       path: r.path,
       kind,

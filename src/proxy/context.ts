@@ -11,26 +11,16 @@ import type { UpstreamClient } from '../transport/upstream-client.ts';
 import type { BodyBudget } from '../transport/read-body.ts';
 import type { BucketStore } from '../security/token-bucket.ts';
 import type { RouteGuard } from './route-guard.ts';
-import type { Exchange } from './exchange.ts';
-
-/**
- * A route whose MCP Sluice terminates itself (src/broker/, built by the composition root): the
- * pipeline runs its front stages and hands the exchange over, and never imports the broker.
- */
-export interface RouteBroker {
-  /** Serves `ex` (setting `ex.handedOff`), or leaves it to the relay (undefined, or a promise settling untaken). */
-  handle(ex: Exchange): Promise<void> | undefined;
-  /** A federated route's servers and how they stand (the admin API's /admin/federation). */
-  state?(): Record<string, unknown>;
-  /** A stdio route's child processes: running now, and the bound (the admin page). */
-  processes?(): { running: number; max: number };
-}
+import type { RouteBroker } from '../core/route-broker.ts';
 
 /** A route as the gateway runs it: the route table's entry and what it enforces about callers. */
 export interface GatewayRoute extends Route {
   /** Authentication, policy and rate limits; undefined for a route that checks nothing. */
   readonly guard: RouteGuard | undefined;
-  /** Set for a broker route (a stdio upstream) and a bridging one (`bridge: auto`); undefined for a relay route. */
+  /**
+   * Set for a broker route (a stdio upstream, a federated route) and a bridging one (`bridge: auto`);
+   * undefined for a relay route. The pipeline hands it exchanges and never imports src/broker/.
+   */
   readonly broker?: RouteBroker | undefined;
 }
 
@@ -79,4 +69,12 @@ export function routeLabel(ctx: GatewayContext, path: string | undefined): strin
   if (path === undefined) return undefined;
   for (const r of ctx.config.routes) if (r.path === path) return path;
   return `${ctx.config.registrations.pathPrefix}/*`;
+}
+
+/** The federated routes' servers and how they stand: the admin API's /admin/federation. */
+export function federationStates(routes: readonly GatewayRoute[]): Record<string, unknown>[] {
+  return routes.flatMap((r) => {
+    const s = r.broker?.state();
+    return s?.kind === 'federation' ? [{ route: s.route, sessions: s.sessions, servers: s.servers }] : [];
+  });
 }

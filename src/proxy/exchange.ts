@@ -61,6 +61,10 @@ export interface Exchange {
   message: unknown;
   /** A broker route took the exchange over: no relay stage runs after it. */
   handedOff: boolean;
+  /** Counted against limits.concurrency (once, by the relay's admit or the broker hand-off). */
+  admitted: boolean;
+  /** On a broker route, a POST: when it must be over (epoch ms, timeouts.request). */
+  deadline: number | undefined;
   /** On a broker route: what served the exchange (a stdio child: command#pid), for the access log. */
   brokerUpstream: string | undefined;
   /** On a federated route: the server the request went to, for the access log. */
@@ -147,6 +151,8 @@ export function newExchange(
     batch: undefined,
     message: undefined,
     handedOff: false,
+    admitted: false,
+    deadline: undefined,
     brokerUpstream: undefined,
     federatedServer: undefined,
     serverCredential: undefined,

@@ -11,6 +11,7 @@ import {
   type Stage,
 } from './exchange.ts';
 import { forwardWith } from './forward.ts';
+import { handOff } from './broker-handoff.ts';
 import { observeStart } from './exchange-observers.ts';
 import { respondError } from './respond-error.ts';
 import { arrived, closesConnection } from './connection-order.ts';
@@ -56,14 +57,6 @@ export const RESPONSE_STAGES: readonly ResponseStage[] = [
   sealSseEndpoint,
   tapPayloads,
 ];
-
-/**
- * hand off: a broker route (a stdio upstream, or a client whose era the upstream does not speak
- * on a bridging route) is served by its broker once the front stages have passed; the relay
- * stages after this one never run for what it takes (it sets handedOff). What it leaves (a
- * bridging route's same-era client) goes on down the relay.
- */
-const handOff: Stage<RoutedExchange> = (ex) => ex.route.broker?.handle(ex);
 
 /**
  * Stages after selectRoute may rely on the route (it throws when none matches), stages after

@@ -12,7 +12,7 @@ import { nestsDeeperThan } from '../security/json-depth.ts';
 import { findSessionParam } from '../session/query-session.ts';
 import { readBody } from '../transport/read-body.ts';
 import type { Replica } from '../routing/replica-pool.ts';
-import type { DispatchedExchange, ResponseStage, RoutedExchange, Stage } from './exchange.ts';
+import type { DispatchedExchange, Exchange, ResponseStage, RoutedExchange, Stage } from './exchange.ts';
 import { logRequestPayload, logsPayloads } from './payload-log.ts';
 import { behindClose } from './connection-order.ts';
 
@@ -183,7 +183,12 @@ export const classify: Stage<RoutedExchange> = (ex) => {
  * without bound. Counted here, once the body is read, so that slow uploads (bounded by the body
  * deadline and memory budget instead) cannot fill the cap and starve requests that are ready.
  */
-export const admit: Stage<DispatchedExchange> = (ex) => {
+export const admit: Stage<DispatchedExchange> = (ex) => admitExchange(ex);
+
+/** The admission rule itself, for the relay (admit) and the broker hand-off alike; once per exchange. */
+export function admitExchange(ex: Exchange): void {
+  if (ex.admitted) return;
+  ex.admitted = true;
   const { ctx, res, req } = ex;
   // Its answer would queue behind one that closes the connection: it can never be delivered, so
   // it must not run. (The error answer queued here is dropped with the connection.)
@@ -194,7 +199,7 @@ export const admit: Stage<DispatchedExchange> = (ex) => {
   const cap = ctx.config.limits.concurrency;
   if (cap > 0 && ctx.inFlight > cap)
     throw new SluiceError('SLUICE_ERR_OVERLOADED', `${cap} in flight`, { headers: { 'retry-after': '1' } });
-};
+}
 
 /** select replica: new sessions and stateless requests are balanced; none available is a quick 503. */
 export const selectReplica: Stage<RoutedExchange> = (ex) => {

@@ -478,6 +478,7 @@ describe('bridge: config', () => {
       sessionIdle: 300_000,
       maxPending: 1000,
       inputTimeout: 120_000,
+      inputHold: 10_000,
       discoverTimeout: 10_000,
     });
   });

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as TransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { childrenOf } from '../../fixtures/process-table.ts';
+import { alive, childrenOf } from '../../fixtures/process-table.ts';
 import {
   JSON_HEADERS,
   rpc,
@@ -152,12 +152,12 @@ describe('broker: maxProcesses counts every live child of the route', () => {
 });
 
 /** A 2025 session opened by hand: its token and the headers later requests carry. */
-async function rawSession(base: string): Promise<Record<string, string>> {
-  const r = await send(`${base}/mcp`, { method: 'POST', headers: JSON_HEADERS, body: INIT });
+async function rawSession(base: string, path = '/mcp'): Promise<Record<string, string>> {
+  const r = await send(`${base}${path}`, { method: 'POST', headers: JSON_HEADERS, body: INIT });
   assert.equal(r.status, 200, r.body.toString());
   const sid = r.headers['mcp-session-id'] as string;
   const headers = { ...JSON_HEADERS, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' };
-  await send(`${base}/mcp`, { method: 'POST', headers, body: '{"jsonrpc":"2.0","method":"notifications/initialized"}' });
+  await send(`${base}${path}`, { method: 'POST', headers, body: '{"jsonrpc":"2.0","method":"notifications/initialized"}' });
   return headers;
 }
 
@@ -227,5 +227,142 @@ describe('broker: a child that stops reading stdin', () => {
     assert.ok(statuses.includes(503), `some were refused: ${statuses.join(',')}`);
     assert.ok(statuses.every((s) => s === 202 || s === 503), statuses.join(','));
     assert.ok(peak - baseline < 64, `RSS grew ${(peak - baseline).toFixed(1)} MiB (at most 64)`);
+  });
+});
+
+describe("broker: the relay's admission and deadlines on broker routes", () => {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await startTestGateway({
+      limits: { concurrency: 5 },
+      timeouts: { request: '1s' },
+      routes: [
+        { path: '/mcp', upstream: hostile() },
+        { path: '/fed', servers: { h: { upstream: hostile() } } } as never,
+      ],
+    } as never);
+  });
+  after(() => gw.close());
+
+  for (const path of ['/mcp', '/fed']) {
+    it(`limits.concurrency 5 on ${path === '/mcp' ? 'a stdio' : 'a federated'} route: 40 calls at once, 5 served, 35 refused 503`, async () => {
+      const headers = await rawSession(gw.base, path);
+      const tool = path === '/fed' ? 'h__slow' : 'slow';
+      const answers = await Promise.all(
+        Array.from({ length: 40 }, (_, i) =>
+          send(`${gw.base}${path}`, {
+            method: 'POST',
+            headers,
+            body: rpc('tools/call', { name: tool, arguments: { ms: 400 } }, 100 + i),
+          }),
+        ),
+      );
+      const ok = answers.filter((a) => a.status === 200).length;
+      const refused = answers.filter((a) => a.status === 503);
+      assert.equal(ok, 5, answers.map((a) => a.status).join(','));
+      assert.equal(refused.length, 35);
+      assert.match(refused[0]!.body.toString(), /SLUICE_ERR_OVERLOADED/);
+    });
+  }
+
+  it('a silent stdio call ends at timeouts.request with 504, and the session goes on', async () => {
+    const headers = await rawSession(gw.base);
+    const started = Date.now();
+    const r = await send(`${gw.base}/mcp`, {
+      method: 'POST',
+      headers,
+      body: rpc('tools/call', { name: 'silent', arguments: {} }, 7),
+    });
+    const took = Date.now() - started;
+    assert.equal(r.status, 504, r.body.toString());
+    assert.match(r.body.toString(), /SLUICE_ERR_UPSTREAM_TIMEOUT/);
+    assert.ok(took >= 950 && took < 3000, `answered after ${took} ms`);
+    const after = await send(`${gw.base}/mcp`, {
+      method: 'POST',
+      headers,
+      body: rpc('tools/call', { name: 'pid', arguments: {} }, 8),
+    });
+    assert.equal(after.status, 200);
+    assert.match(after.body.toString(), /"result"/);
+  });
+});
+
+describe('broker: shutdown drains broker exchanges', () => {
+  it('a slow stdio call in flight at SIGTERM completes within shutdown.drain; Sluice exits 0 and leaves no child', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-drain-'));
+    const cfg = join(dir, 'sluice.yaml');
+    writeFileSync(
+      cfg,
+      `listen: [{ host: 127.0.0.1, port: 0 }]\nshutdown: { drain: 5s }\nroutes:\n  - path: /mcp\n    upstream:\n      stdio: { command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(HOSTILE)}] }\n`,
+    );
+    const sluice = await spawnSluice(['serve', '--config', cfg], '/mcp -> stdio');
+    const base = /(http:\/\/127\.0\.0\.1:\d+)\/mcp/.exec(sluice.stderr())![1]!;
+    const headers = await rawSession(base);
+    const children = childrenOf(sluice.child.pid!).map((c) => c.pid);
+    assert.equal(children.length, 1);
+    const call = send(`${base}/mcp`, {
+      method: 'POST',
+      headers,
+      body: rpc('tools/call', { name: 'slow', arguments: { ms: 1500 } }, 3),
+    });
+    await sleep(300);
+    const stopped = Date.now();
+    const code = sluice.stop();
+    const answer = await call;
+    assert.equal(answer.status, 200);
+    assert.match(answer.body.toString(), /slept 1500/);
+    assert.equal(await code, 0);
+    assert.ok(Date.now() - stopped < 5000, 'within shutdown.drain');
+    assert.deepEqual(children.filter(alive), [], 'the child is gone');
+  });
+});
+
+describe('broker: abandoned input_required rounds', () => {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await startTestGateway({
+      routes: [{ path: '/mcp', upstream: hostile([], { maxProcesses: 3 }) }],
+      bridging: { inputHold: '300ms', inputTimeout: '60s' },
+    } as never);
+  });
+  after(() => gw.close());
+
+  const envelope = {
+    'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+    'io.modelcontextprotocol/clientCapabilities': { elicitation: {} },
+    'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
+  };
+  const call = (name: string, id: number) =>
+    send(`${gw.base}/mcp`, {
+      method: 'POST',
+      headers: { ...JSON_HEADERS, 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': name },
+      body: rpc('tools/call', { name, arguments: {}, _meta: envelope }, id),
+    });
+
+  it('rounds their clients never retried hold every process only for bridging.inputHold; then a new caller is served', async () => {
+    const parked = await Promise.all([1, 2, 3].map((i) => call('ask', i)));
+    for (const p of parked) assert.match(p.body.toString(), /input_required/);
+    await sleep(400);
+    const started = Date.now();
+    const fresh = await call('pid', 9);
+    assert.equal(fresh.status, 200, fresh.body.toString());
+    assert.match(fresh.body.toString(), /"result"/);
+    assert.doesNotMatch(fresh.body.toString(), /in use|maxProcesses/);
+    assert.ok(Date.now() - started < 5000);
+    // Their clients come back without answers: the round whose session was taken is refused in the
+    // spec's words; the others are asked again at once.
+    const late = await Promise.all(
+      parked.map((p, i) => {
+        const state = (JSON.parse(p.body.toString()) as { result: { requestState: string } }).result.requestState;
+        return send(`${gw.base}/mcp`, {
+          method: 'POST',
+          headers: { ...JSON_HEADERS, 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'ask' },
+          body: rpc('tools/call', { name: 'ask', arguments: {}, _meta: envelope, requestState: state, inputResponses: {} }, 20 + i),
+        });
+      }),
+    );
+    const bodies = late.map((r) => r.body.toString());
+    assert.equal(bodies.filter((b) => /-32602/.test(b)).length, 1, bodies.join('\n'));
+    assert.equal(bodies.filter((b) => /input_required/.test(b)).length, 2, bodies.join('\n'));
   });
 });
