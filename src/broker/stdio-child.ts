@@ -3,13 +3,15 @@
 // is not a JSON-RPC message is logged and dropped, never passed on; stderr becomes log lines. A
 // line over the size limit, or more lines a second than allowed, gets it stopped. Stopping is the
 // whole group: SIGTERM, then SIGKILL after the grace period, so grandchildren that hold its pipes
-// go too; the child is reaped by Node's own waitpid.
+// go too, and on Linux so do descendants that left the group (setsid; descendants.ts); the child
+// is reaped by Node's own waitpid.
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { StdioConfig } from '../config/schema.ts';
 import { isJsonRpcMessage } from '../core/mcp.ts';
 import type { Logger } from '../observability/logger.ts';
 import { detectSecrets } from '../observability/redact.ts';
 import { capString } from '../observability/safe-text.ts';
+import { watchEscapes, type EscapeWatch } from './descendants.ts';
 import type { Slot } from './process-slots.ts';
 
 /** A line as a log record carries it: capped, and credentials in it replaced (the payload log's detectors). */
@@ -49,6 +51,8 @@ export class StdioChild {
   private stopping: ExitCause | undefined;
   private stopReason = '';
   private killTimer: NodeJS.Timeout | undefined;
+  /** Its descendants that left its process group (setsid): killed with it. */
+  private readonly escapes: EscapeWatch;
   /** Its place in the server's process count, held until the process is reaped. */
   private readonly slot: Slot | undefined;
 
@@ -72,6 +76,7 @@ export class StdioChild {
       windowsHide: true,
     });
     this.pid = this.proc.pid;
+    this.escapes = watchEscapes(this.proc.pid);
     this.ready = new Promise<void>((resolve, reject) => {
       this.proc.once('spawn', resolve);
       this.proc.once('error', reject);
@@ -142,6 +147,7 @@ export class StdioChild {
     if (this.exited || this.stopping) return;
     this.stopping = cause;
     this.stopReason = reason;
+    this.escapes.look();
     this.proc.stdin?.end();
     this.signal('SIGTERM');
     this.killTimer = setTimeout(() => this.signal('SIGKILL'), this.killGrace);
@@ -174,6 +180,7 @@ export class StdioChild {
         // no group left
       }
     }
+    this.escapes.killAll();
     this.slot?.release();
     this.events.exit(cause, detail);
     this.markGone();

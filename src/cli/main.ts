@@ -73,9 +73,17 @@ export function sseHint(publicUrl: string, upstream: string | undefined): string
   );
 }
 
-/** SIGHUP re-reads the config file; a bad file is logged and the running config kept. */
-function reloadOnHangup(gw: Gateway, file: string): void {
+/**
+ * SIGHUP re-reads the config file; a bad file is logged and the running config kept. In the quick
+ * form (no file) there is nothing to re-read: the signal is logged and nothing else happens (its
+ * default action would end Sluice and every session it keeps).
+ */
+function reloadOnHangup(gw: Gateway, file: string | undefined): void {
   process.on('SIGHUP', () => {
+    if (file === undefined) {
+      gw.ctx.log.info('SIGHUP: nothing to reload (started without --config); sessions go on');
+      return;
+    }
     loadConfigFile(file)
       .then((next) => gw.reload(next))
       .catch((err: unknown) =>
@@ -185,14 +193,14 @@ async function serve(argv: string[]): Promise<void> {
     const gw = await startGateway(config, log, { worker: { id: Number(id), socketPath: socket } });
     serveAsWorker(gw);
     handleSignals(gw);
-    if (values.config) reloadOnHangup(gw, values.config);
+    reloadOnHangup(gw, values.config);
     announceWorker(gw, PROCESS, socket);
     return;
   }
   const log = createLogger(config.logging.level);
   const gw = await startGateway(config, log);
   handleSignals(gw);
-  if (values.config) reloadOnHangup(gw, values.config);
+  reloadOnHangup(gw, values.config);
   printListening(gw, config);
 }
 

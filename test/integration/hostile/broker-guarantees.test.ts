@@ -366,3 +366,54 @@ describe('broker: abandoned input_required rounds', () => {
     assert.equal(bodies.filter((b) => /input_required/.test(b)).length, 2, bodies.join('\n'));
   });
 });
+
+/** Alive and not a zombie (a killed orphan waits for PID 1 to reap it). */
+function running(pid: number): boolean {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return s.slice(s.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+describe('broker: processes that cannot escape', () => {
+  it("a grandchild that calls setsid dies with its session (DELETE) and with Sluice's shutdown", async () => {
+    const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: hostile([], { killGrace: '500ms' }) }] });
+    const grandchildren: number[] = [];
+    for (const end of ['delete', 'shutdown']) {
+      const headers = await rawSession(gw.base);
+      const r = await send(`${gw.base}/mcp`, {
+        method: 'POST',
+        headers,
+        body: rpc('tools/call', { name: 'escape', arguments: {} }, 4),
+      });
+      const pid = Number(/"text":"(\d+)"/.exec(r.body.toString())?.[1]);
+      assert.ok(pid > 0 && running(pid), r.body.toString());
+      grandchildren.push(pid);
+      if (end === 'delete') {
+        await send(`${gw.base}/mcp`, { method: 'DELETE', headers });
+        await waitFor(() => !running(pid), 5000, 'the setsid grandchild to die with its session');
+      }
+    }
+    await gw.close();
+    assert.deepEqual(grandchildren.filter(running), [], 'no escaped grandchild outlives Sluice');
+  });
+
+  it('SIGHUP in the quick form keeps Sluice and its sessions', async () => {
+    const sluice = await spawnSluice(
+      ['serve', '--listen', '127.0.0.1:0', '--stdio', '--', process.execPath, HOSTILE],
+      '/mcp',
+    );
+    const base = /(http:\/\/127\.0\.0\.1:\d+)\/mcp/.exec(sluice.stderr())![1]!;
+    const headers = await rawSession(base);
+    const [child] = childrenOf(sluice.child.pid!).map((c) => c.pid);
+    sluice.child.kill('SIGHUP');
+    await sleep(300);
+    assert.equal(sluice.child.exitCode, null, 'Sluice still runs');
+    assert.ok(child !== undefined && running(child), 'the session child lives');
+    const r = await send(`${base}/mcp`, { method: 'POST', headers, body: rpc('tools/call', { name: 'pid', arguments: {} }, 5) });
+    assert.equal(r.status, 200);
+    assert.equal(await sluice.stop(), 0);
+  });
+});
