@@ -23,6 +23,16 @@ import { Agent, request } from 'undici';
 import { tokenMatches } from './proxy/admin-server.ts';
 import { hostAllowed, listenerPolicy, originAllowed } from './security/host-origin.ts';
 import { newKeyText } from './session/key-ring.ts';
+import { childLifecycle } from './broker/stdio-child.ts';
+
+/**
+ * The restart budget: a worker that dies is started again at once (after a second when it died
+ * within 10 s of its start), however many die together; more than RESTART_BUDGET restarts within
+ * RESTART_WINDOW_MS means something is wrong that restarting will not fix, and the primary stops
+ * the rest and exits 1, so that its supervisor (systemd, Kubernetes) sees the failure.
+ */
+export const RESTART_BUDGET = 10;
+export const RESTART_WINDOW_MS = 60_000;
 
 type Msg = { type: string; id?: number; [k: string]: unknown };
 
@@ -48,6 +58,9 @@ export function serveAsWorker(gw: Gateway): void {
         gw.ctx.log.error({ err: err.message }, 'could not read the registrations another worker changed'),
       );
   });
+  // The primary kills these children's groups should this worker be killed outright (-9).
+  childLifecycle.spawned = (pid) => process.send?.({ type: 'sluice:child', pid, alive: true });
+  childLifecycle.reaped = (pid) => process.send?.({ type: 'sluice:child', pid, alive: false });
   // The primary gone (killed): nothing restarts or drains this worker any more.
   process.on('disconnect', () => void gw.shutdown().then(() => process.exit(0)));
 }
@@ -61,6 +74,8 @@ interface Running {
   worker: Worker;
   id: number;
   startedAt: number;
+  /** Its stdio children (each the leader of its process group), as it reported them. */
+  children: Set<number>;
   process?: string;
   socket?: string;
 }
@@ -87,6 +102,8 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
   const metrics = new PrimaryMetrics(running);
   let stopping = false;
   let restarts = 0;
+  /** When each recent restart happened (the restart budget's window). */
+  const recent: number[] = [];
   let nextAsk = 1;
   const asks = new Map<number, (m: Msg) => void>();
 
@@ -108,7 +125,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
     const worker = cluster.fork({ ...env, SLUICE_WORKER_ID: String(id) });
     wholeLines(worker.process.stdout, stdout);
     wholeLines(worker.process.stderr, (text) => process.stderr.write(text));
-    const r: Running = { worker, id, startedAt: Date.now() };
+    const r: Running = { worker, id, startedAt: Date.now(), children: new Set() };
     running.set(id, r);
     worker.on('message', (m: Msg) => {
       if (m.type === 'sluice:up') {
@@ -120,20 +137,40 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
           announced = true;
           opts.listening(m['addresses'] as AddressInfo[], admin?.address() as AddressInfo | undefined);
         }
+      } else if (m.type === 'sluice:child' && typeof m['pid'] === 'number') {
+        if (m['alive']) r.children.add(m['pid']);
+        else r.children.delete(m['pid']);
       } else if (m.id !== undefined) asks.get(m.id)?.(m);
     });
     worker.on('exit', (code, signal) => {
       running.delete(id);
       if (r.socket) rmSync(r.socket, { force: true });
       if (r.socket) rmSync(r.socket.replace(/\.sock$/, '.admin.sock'), { force: true });
+      // What a worker killed outright left running: its children's process groups.
+      if (r.children.size > 0) {
+        for (const pid of r.children) killGroup(pid);
+        log.warn({ worker: id, children: r.children.size }, 'stopped the stdio children the worker left');
+      }
       broadcast();
       if (stopping) return;
       restarts++;
       metrics.restarted(id);
-      // A worker that dies at once is not restarted in a tight loop.
-      const wait = Date.now() - r.startedAt < 10_000 ? 1_000 : 0;
+      const now = Date.now();
+      recent.push(now);
+      while (recent.length > 0 && (recent[0] as number) < now - RESTART_WINDOW_MS) recent.shift();
+      if (recent.length > RESTART_BUDGET) {
+        log.error(
+          { worker: id, code, signal, restarts: recent.length, withinMs: RESTART_WINDOW_MS },
+          'workers keep dying; giving up (restart budget spent)',
+        );
+        stop('restart budget spent', 1);
+        return;
+      }
+      // A worker that dies at once is not restarted in a tight loop. The timer holds the primary
+      // open: with every worker gone at once nothing else would, and it would exit 0.
+      const wait = now - r.startedAt < 10_000 ? 1_000 : 0;
       log.error({ worker: id, code, signal, restartInMs: wait }, 'worker exited; starting a new one');
-      setTimeout(() => !stopping && fork(id), wait).unref();
+      setTimeout(() => !stopping && fork(id), wait);
     });
   };
 
@@ -222,7 +259,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
   process.on('SIGHUP', () => {
     for (const r of running.values()) r.worker.process.kill('SIGHUP');
   });
-  const stop = (sig: string): void => {
+  function stop(sig: string, exitCode = 0): void {
     if (stopping) return;
     stopping = true;
     log.info({ signal: sig, workers: running.size }, 'shutting down the workers');
@@ -236,16 +273,26 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
       rmSync(dir, { recursive: true, force: true });
       log.info({ restarts }, 'all workers stopped');
       log.flush?.();
-      process.exit(0);
+      process.exit(exitCode);
     };
     if (running.size === 0) done();
     else cluster.on('exit', () => running.size === 0 && done());
-  };
+  }
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
 const MAX_ADMIN_BODY = 1024 * 1024;
+
+/** SIGKILL to a process group a dead worker's child led (and to the leader, should the group be gone). */
+function killGroup(pid: number): void {
+  for (const target of [-pid, pid])
+    try {
+      process.kill(target, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+}
 
 /**
  * An admin request, as it came, to a worker's admin socket; true when it changed something (2xx,

@@ -19,6 +19,13 @@ const logged = (line: string, max: number): string => detectSecrets(capString(li
 
 export type ExitCause = 'stopped' | 'exited' | 'crashed' | 'spawn-failed' | 'flooded' | 'oversized-line';
 
+/**
+ * Told of every child this process spawns (the leader of its own process group) and of its reaping.
+ * A worker tells its primary, which kills the groups of a worker that was killed outright (-9)
+ * and so could not stop its children itself.
+ */
+export const childLifecycle: { spawned?(pid: number): void; reaped?(pid: number): void } = {};
+
 export interface ChildEvents {
   message(msg: Record<string, unknown>): void;
   /** The child is gone (once): how, and in plain words why. */
@@ -77,6 +84,7 @@ export class StdioChild {
     });
     this.pid = this.proc.pid;
     this.escapes = watchEscapes(this.proc.pid);
+    if (this.pid !== undefined) childLifecycle.spawned?.(this.pid);
     this.ready = new Promise<void>((resolve, reject) => {
       this.proc.once('spawn', resolve);
       this.proc.once('error', reject);
@@ -181,6 +189,7 @@ export class StdioChild {
       }
     }
     this.escapes.killAll();
+    if (this.proc.pid !== undefined) childLifecycle.reaped?.(this.proc.pid);
     this.slot?.release();
     this.events.exit(cause, detail);
     this.markGone();

@@ -12,6 +12,7 @@ import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as TransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { alive, childrenOf } from '../../fixtures/process-table.ts';
 import {
+  freePort,
   JSON_HEADERS,
   rpc,
   send,
@@ -415,5 +416,42 @@ describe('broker: processes that cannot escape', () => {
     const r = await send(`${base}/mcp`, { method: 'POST', headers, body: rpc('tools/call', { name: 'pid', arguments: {} }, 5) });
     assert.equal(r.status, 200);
     assert.equal(await sluice.stop(), 0);
+  });
+});
+
+describe('broker: workers that die', () => {
+  it('kill -9 of a worker leaves no child; all workers killed at once are restarted; SIGTERM leaves none', async () => {
+    // A port of its own: workers started again listen anew (port 0 would give them another one).
+    const port = await freePort();
+    const sluice = await spawnSluice(
+      ['serve', '--listen', `127.0.0.1:${port}`, '--workers', '2', '--stdio', '--', process.execPath, HOSTILE],
+      '/mcp',
+    );
+    after(() => sluice.child.exitCode === null && sluice.child.kill('SIGKILL'));
+    const base = `http://127.0.0.1:${port}`;
+    const primary = sluice.child.pid!;
+    const workers = (): number[] => childrenOf(primary).map((c) => c.pid);
+    await waitFor(() => workers().length === 2, 10_000, 'two workers');
+    for (let i = 0; i < 6; i++) await rawSession(base);
+    const byWorker = new Map(workers().map((w) => [w, childrenOf(w).map((c) => c.pid)]));
+    const [victim, holding] = [...byWorker].sort((a, b) => b[1].length - a[1].length)[0]!;
+    assert.ok(holding.length > 0, 'the worker killed holds sessions');
+    process.kill(victim, 'SIGKILL');
+    await waitFor(() => holding.every((p) => !running(p)), 5000, "the killed worker's children to be stopped");
+    await waitFor(() => workers().length === 2, 10_000, 'the worker replaced');
+    // Every worker at once: the primary restarts them rather than exit 0 with nothing running.
+    for (const w of workers()) process.kill(w, 'SIGKILL');
+    await sleep(300);
+    assert.equal(sluice.child.exitCode, null, 'the primary still runs');
+    await waitFor(() => workers().length === 2, 10_000, 'both workers restarted');
+    let serving = 0;
+    for (let i = 0; i < 50 && serving !== 200; i++) {
+      serving = (await send(`${base}/mcp`, { method: 'POST', headers: JSON_HEADERS, body: INIT }).catch(() => undefined))?.status ?? 0;
+      if (serving !== 200) await sleep(200);
+    }
+    assert.equal(serving, 200, 'serving again');
+    const left = [...workers()].flatMap((w) => childrenOf(w).map((c) => c.pid));
+    assert.equal(await sluice.stop(), 0);
+    assert.deepEqual(left.filter(running), [], 'SIGTERM leaves no child');
   });
 });
