@@ -7,7 +7,13 @@
 import { ProtocolError, type Client } from '@modelcontextprotocol/client';
 import type { Logger } from '../observability/logger.ts';
 import { forwardCall, isSessionGone } from './bridge-common.ts';
-import { connectUpstream, type CallerIdentity, type Discovery, type UpstreamEndpoint } from './upstream-link.ts';
+import {
+  connectUpstream,
+  endUpstream,
+  type CallerIdentity,
+  type Discovery,
+  type UpstreamEndpoint,
+} from './upstream-link.ts';
 
 export type LinkState = 'connecting' | 'up' | 'down' | 'closed';
 
@@ -236,6 +242,6 @@ export class MemberLink {
     this.listening = undefined;
     const c = this.client;
     this.client = undefined;
-    return c ? c.close().catch(() => undefined) : Promise.resolve();
+    return c ? endUpstream(c) : Promise.resolve();
   }
 }

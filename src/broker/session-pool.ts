@@ -7,6 +7,7 @@
 // all; idle sessions are closed; a session the upstream forgot (404) is replaced.
 import type { Client } from '@modelcontextprotocol/client';
 import { ProtocolError } from '@modelcontextprotocol/server';
+import { endUpstream } from './upstream-link.ts';
 
 /** How long an idle disposable session lingers before it is closed (its last messages flushed). */
 const DISPOSE_GRACE_MS = 500;
@@ -116,7 +117,9 @@ export class SessionPool<H> {
     // A session whose connect failed has no client yet: nothing to close.
     if (!client) return;
     const gone = (client.transport as { gone?: Promise<void> } | undefined)?.gone;
-    void client.close().catch(() => undefined);
+    const ended = endUpstream(client);
+    this.stopping.add(ended);
+    void ended.then(() => this.stopping.delete(ended));
     if (gone) {
       this.stopping.add(gone);
       void gone.then(() => this.stopping.delete(gone));

@@ -141,7 +141,7 @@ export async function discoverUpstream(ep: UpstreamEndpoint, timeoutMs: number):
         discover: modern ? client.getDiscoverResult() : undefined,
       };
     } finally {
-      await client.close().catch(() => undefined);
+      await endUpstream(client);
       // The probe's own stdio child is reaped before the answer is used.
       if (transport instanceof ChildTransport) await transport.gone;
     }
@@ -156,4 +156,24 @@ export async function discoverUpstream(ep: UpstreamEndpoint, timeoutMs: number):
       throw err;
     }
   }
+}
+
+/** How long ending an upstream session (its DELETE) may take before the client is closed anyway. */
+const END_SESSION_MS = 2000;
+
+/**
+ * Ends `client`'s upstream session as a polite client does (DELETE with its Mcp-Session-Id, on a
+ * sessionful HTTP upstream), then closes it: a server is never left holding sessions Sluice let go.
+ */
+export async function endUpstream(client: Client): Promise<void> {
+  const t = client.transport as { sessionId?: string; terminateSession?: () => Promise<void> } | undefined;
+  if (t?.sessionId && t.terminateSession) {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      t.terminateSession().catch(() => undefined),
+      new Promise<void>((r) => (timer = setTimeout(r, END_SESSION_MS))),
+    ]);
+    clearTimeout(timer);
+  }
+  await client.close().catch(() => undefined);
 }

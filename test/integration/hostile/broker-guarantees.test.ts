@@ -10,6 +10,8 @@ import { after, before, describe, it } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as TransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { startUpstreamKit, type UpstreamKit } from '../../../src/demo/upstream-kit.ts';
+import { registerConformanceV1, registerConformanceV2 } from '../../fixtures/conformance-surface.ts';
 import { alive, childrenOf } from '../../fixtures/process-table.ts';
 import {
   freePort,
@@ -453,5 +455,59 @@ describe('broker: workers that die', () => {
     const left = [...workers()].flatMap((w) => childrenOf(w).map((c) => c.pid));
     assert.equal(await sluice.stop(), 0);
     assert.deepEqual(left.filter(running), [], 'SIGTERM leaves no child');
+  });
+});
+
+describe('broker: upstream sessions are ended (DELETE) when Sluice lets them go', () => {
+  let upstream: UpstreamKit;
+  let gw: TestGateway;
+  before(async () => {
+    upstream = await startUpstreamKit({
+      name: 'legacy-only',
+      registerV1: registerConformanceV1,
+      registerV2: registerConformanceV2,
+      eras: 'legacy',
+    });
+    gw = await startTestGateway({
+      routes: [
+        { path: '/bridge', upstream: upstream.url, bridge: 'auto' },
+        { path: '/fed', servers: { one: { upstream: upstream.url } } } as never,
+      ],
+    });
+  });
+  after(async () => {
+    await gw.close();
+    await upstream.close();
+  });
+
+  it('anonymous 2026-07-28 callers of a bridged route leave no upstream session', async () => {
+    await Promise.all(
+      Array.from({ length: 10 }, async () => {
+        const c = await modernClient(`${gw.base}/bridge`);
+        await c.callTool({ name: 'test_simple_text', arguments: {} });
+        await c.close();
+      }),
+    );
+    await waitFor(() => upstream.sessions.size === 0, 5000, `the upstream sessions ended (${upstream.sessions.size} left)`);
+  });
+
+  it("a federated session's DELETE ends its upstream session; a credentialed caller's pooled session ends with Sluice", async () => {
+    const fed = await legacyClient(`${gw.base}/fed`);
+    await fed.callTool({ name: 'one__test_simple_text', arguments: {} });
+    const pooled = new Client(
+      { name: 'pooled', version: '1' },
+      { versionNegotiation: { mode: { pin: '2026-07-28' } } },
+    );
+    await pooled.connect(
+      new StreamableHTTPClientTransport(new URL(`${gw.base}/bridge`), { requestInit: { headers: { authorization: 'Bearer kept' } } }),
+    );
+    await pooled.callTool({ name: 'test_simple_text', arguments: {} });
+    assert.ok(upstream.sessions.size >= 2, `open upstream sessions: ${upstream.sessions.size}`);
+    await (fed.transport as TransportV1).terminateSession();
+    await fed.close();
+    await waitFor(() => upstream.sessions.size === 1, 5000, 'the federated upstream session ended');
+    await pooled.close();
+    await gw.close();
+    assert.equal(upstream.sessions.size, 0, 'Sluice ended the pooled session as it stopped');
   });
 });
