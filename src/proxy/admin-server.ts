@@ -139,9 +139,11 @@ async function handle(d: AdminDeps, req: IncomingMessage, res: ServerResponse): 
     });
   }
   if (req.method === 'DELETE' && name) {
-    if (!(await registry.remove(tenant, name)))
-      return fail(res, 404, 'not_found', `no upstream "${name}" for tenant "${tenant}"`);
+    const saved = registry.remove(tenant, name);
+    if (!saved) return fail(res, 404, 'not_found', `no upstream "${name}" for tenant "${tenant}"`);
+    // The route stops now, not once the file is written.
     d.onChange();
+    await saved;
     ctx.log.info({ tenant, name }, 'registered upstream removed');
     return send(res, 204);
   }
@@ -207,8 +209,14 @@ async function register(
   } catch {
     return fail(res, 400, 'bad_request', '"url" must be an http(s) base URL without query or fragment');
   }
-  await registry.add(entry);
+  // The checks above ran before awaits; the registry checks again as it adds, in one step.
+  const added = registry.add(entry, ctx.config.registrations.maxPerTenant);
+  if ('refused' in added)
+    return added.refused === 'exists'
+      ? fail(res, 409, 'exists', `tenant "${tenant}" already has an upstream "${name}"`)
+      : fail(res, 409, 'limit', `at most ${ctx.config.registrations.maxPerTenant} upstreams per tenant`);
   d.onChange();
+  await added.saved;
   ctx.log.info({ tenant, name }, 'upstream registered');
   return send(res, 201, { ...entry, route: path });
 }

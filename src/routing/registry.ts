@@ -76,17 +76,24 @@ export class Registry {
     return this.entries.find((e) => e.tenant === tenant && e.name === name);
   }
 
-  async add(r: Registration): Promise<void> {
+  /**
+   * Adds `r` unless its tenant already has that name or `maxPerTenant` entries: the checks and the
+   * change are one synchronous step (no await between them), so concurrent registrations can
+   * neither duplicate a name nor pass the limit. The entry is live at once; the promise is its write.
+   */
+  add(r: Registration, maxPerTenant: number): { refused: 'exists' | 'limit' } | { saved: Promise<void> } {
+    if (this.find(r.tenant, r.name)) return { refused: 'exists' };
+    if (this.list(r.tenant).length >= maxPerTenant) return { refused: 'limit' };
     this.entries.push(r);
-    await this.save();
+    return { saved: this.save() };
   }
 
-  async remove(tenant: string, name: string): Promise<boolean> {
+  /** Removes an entry at once (its route stops with the next rebuild); the promise is its write (undefined: none). */
+  remove(tenant: string, name: string): Promise<void> | undefined {
     const i = this.entries.findIndex((e) => e.tenant === tenant && e.name === name);
-    if (i === -1) return false;
+    if (i === -1) return undefined;
     this.entries.splice(i, 1);
-    await this.save();
-    return true;
+    return this.save();
   }
 
   /** Writes are serialized; each writes the whole current list. */

@@ -148,4 +148,30 @@ describe('user-registered upstreams', () => {
       await gw.close();
     }
   });
+
+  it('concurrent registrations: no duplicate name, the per-tenant limit holds, a DELETE stops the route at once', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'sluice-reg-')), 'reg.json');
+    // A resolver that takes a moment: every request's checks have run before any adds.
+    const slow = async (): Promise<string[]> => new Promise((r) => setTimeout(() => r(['127.0.0.1']), 20));
+    const up = await startDemoUpstream();
+    const gw = await startTestGateway({ ...config(file), registrations: { ...config(file).registrations, maxPerTenant: 20 } } as never, { resolver: slow });
+    try {
+      const url = `http://svc.test:${up.port}/mcp`;
+      const same = await Promise.all(Array.from({ length: 30 }, () => admin(gw, 'POST', '/admin/tenants/acme/upstreams', { name: 'one', url })));
+      assert.equal(same.filter((r) => r.status === 201).length, 1, same.map((r) => r.status).join(','));
+      assert.equal(same.filter((r) => r.status === 409).length, 29);
+      const many = await Promise.all(Array.from({ length: 36 }, (_, i) => admin(gw, 'POST', '/admin/tenants/acme/upstreams', { name: `s${i}`, url })));
+      assert.equal(many.filter((r) => r.status === 201).length, 19, 'one slot was taken by "one"');
+      const list = (await admin(gw, 'GET', '/admin/tenants/acme/upstreams')).json as { upstreams: unknown[] };
+      assert.equal(list.upstreams.length, 20);
+      assert.equal((JSON.parse(readFileSync(file, 'utf8')) as { upstreams: unknown[] }).upstreams.length, 20);
+      const del = admin(gw, 'DELETE', '/admin/tenants/acme/upstreams/one');
+      assert.equal((await del).status, 204);
+      const after = await send(`${gw.base}/u/acme/one`, { method: 'POST', headers: JSON_HEADERS, body: rpc('ping') });
+      assert.equal(after.status, 404);
+    } finally {
+      await gw.close();
+      await up.close();
+    }
+  });
 });
