@@ -2,7 +2,7 @@
 // and hands over requests pipelined behind such an answer all the same (it resumes an unread
 // body to discard it, and parses on); their answers can never be delivered, so they must not run
 // upstream.
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
 // Kept on the objects themselves under symbols: a WeakMap entry per request cost an ephemeron
 // per request for the collector to trace.
@@ -37,4 +37,20 @@ export function behindClose(req: IncomingMessage): boolean {
   const c = (req.socket as Numbered)[CLOSER];
   const n = (req as { [ORDER]?: number })[ORDER];
   return c !== undefined && n !== undefined && n > c;
+}
+
+/**
+ * An HTTP/1.0 request that asked to keep the connection: whether it may depends on its answer (an
+ * unsized one, such as an event stream, ends the connection, as HTTP/1.0 has no chunking). Until
+ * its answer is done, what is pipelined behind it counts as behind a closing answer; once the
+ * answer is done and the connection kept, the mark is lifted.
+ */
+export function mayCloseConnection(req: IncomingMessage, res: ServerResponse): void {
+  closesConnection(req);
+  const n = (req as { [ORDER]?: number })[ORDER];
+  res.once('finish', () => {
+    const socket = req.socket as Numbered;
+    if ((res as ServerResponse & { shouldKeepAlive?: boolean }).shouldKeepAlive && socket[CLOSER] === n)
+      delete socket[CLOSER];
+  });
 }

@@ -14,7 +14,7 @@ import { forwardWith } from './forward.ts';
 import { handOff } from './broker-handoff.ts';
 import { observeStart } from './exchange-observers.ts';
 import { respondError } from './respond-error.ts';
-import { arrived, closesConnection } from './connection-order.ts';
+import { arrived, closesConnection, mayCloseConnection } from './connection-order.ts';
 import {
   authenticate,
   authorize,
@@ -99,12 +99,10 @@ export function handleRequest(
   if (req.httpVersionMajor === 1) {
     arrived(req);
     const connection = req.headers.connection;
-    if (
-      req.httpVersionMinor === 0
-        ? !/keep-alive/i.test(connection ?? '')
-        : connection !== undefined && /close/i.test(connection)
-    )
-      closesConnection(req);
+    if (req.httpVersionMinor === 0) {
+      if (/keep-alive/i.test(connection ?? '')) mayCloseConnection(req, res);
+      else closesConnection(req);
+    } else if (connection !== undefined && /close/i.test(connection)) closesConnection(req);
   }
   const ex = newExchange(ctx, req, res, listener);
   const rate = ctx.config.logging.sample;

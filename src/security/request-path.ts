@@ -26,7 +26,8 @@ const PLAIN = /^[^%\\#.\x00-\x20\x7f]*$/;
  * Normalise an origin-form path. Refused: encoded `/` or `\` (an upstream that decodes before
  * splitting sees other segments than the route table did), a raw `\` (WHATWG URL parsers treat it
  * as `/`), double-encoded dots and separators (`%252e`, for upstreams that decode twice), bad
- * escapes, control characters, and a `..` that climbs above the root.
+ * escapes, control characters, a `..` that climbs above the root, and a dot segment behind a path
+ * parameter (`..;x`, which servers that strip `;` parameters read as `..`).
  */
 export function normalizePath(raw: string): PathVerdict {
   if (!raw.startsWith('/')) return { ok: false, reason: 'path must start with /' };
@@ -61,6 +62,11 @@ export function normalizePath(raw: string): PathVerdict {
   for (let i = 0; i < segments.length; i++) {
     const s = segments[i] as string;
     const last = i === segments.length - 1;
+    // `..;x` is `..` to servers that strip path parameters (Tomcat, Spring, Jetty): a dot segment
+    // the route table would not see. Refused, whatever follows the `;` (raw or %3B).
+    const param = s.search(/;|%3B/i);
+    if (param !== -1 && /^\.{1,2}$/.test(s.slice(0, param)))
+      return { ok: false, reason: 'a path parameter (;) hides a dot segment' };
     if (s === '.') {
       if (last) out.push('');
       continue;

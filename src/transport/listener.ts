@@ -3,6 +3,7 @@
 // its connections. What a request does once it has arrived is the caller's `handler`.
 import { chmodSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { onClientError } from './client-error.ts';
 import type { Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Config, ListenerConfig } from '../config/schema.ts';
@@ -75,6 +76,7 @@ export async function openListener(
     if (config.limits.connections > 0) plain.maxConnections = config.limits.connections;
     // Node hands CONNECT to a 'connect' listener and closes the socket silently without one.
     plain.on('connect', refuseConnect);
+    plain.on('clientError', onClientError);
     server = {
       server: plain,
       closeIdle: () => plain.closeIdleConnections(),

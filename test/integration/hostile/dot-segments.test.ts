@@ -50,6 +50,11 @@ describe('dot segments and encoded separators (issue 15.1)', () => {
     '/public/..',
     'http://127.0.0.1/public/../admin-mcp',
     '/admin/../public',
+    // Path parameters: servers that strip `;…` (Tomcat, Spring, Jetty) read these as `..` (issue 31).
+    '/public/..;/admin-mcp',
+    '/public/%2e%2e;x=1/admin-mcp',
+    '/public/..%3b/admin-mcp',
+    '/public/.;x/..;/admin-mcp',
   ];
 
   it('refuses every spelling with 400 before any upstream request, and logs it as a security event', async () => {

@@ -18,10 +18,11 @@ describe('pipelining behind a closing answer (issue 15.9)', () => {
     const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: `${up.url}/mcp` }], limits: { body: '1KiB' } });
     try {
       const canary = rpc('tools/call', { name: 'canary_pipelined' }, 2);
-      // 1: the client asks for the connection to close after the first answer (Node refuses
-      // what follows with its own 400).
+      // 1: the client asks for the connection to close after the first answer: what follows is
+      // ignored (never parsed into a request), and the first answer is delivered.
       const a = await rawExchange(gw.port, post(gw.port, rpc('tools/list'), 'Connection: close\r\n') + post(gw.port, canary));
-      assert.ok((a.match(/HTTP\/1\.1 /g) ?? []).length <= 1, 'at most one answer on the wire');
+      assert.match(a, /^HTTP\/1\.1 200 /);
+      assert.equal((a.match(/HTTP\/1\.1 /g) ?? []).length, 1, 'one answer on the wire');
       // 2: the first request's own answer closes the connection (413 for a declared length past
       // the limit, its body sent anyway): Node discards that body and parses the next request.
       const b = await rawExchange(gw.port, post(gw.port, JSON.stringify({ pad: 'x'.repeat(2000) })) + post(gw.port, canary));
@@ -35,7 +36,42 @@ describe('pipelining behind a closing answer (issue 15.9)', () => {
       assert.ok(!up.requests.some((r) => r.body.toString().includes('canary_pipelined')), JSON.stringify(up.requests.map((r) => r.body.toString())));
       const fine = await send(`${gw.base}/mcp`, { method: 'POST', headers: JSON_HEADERS, body: rpc('tools/list') });
       assert.equal(fine.status, 200);
-      assert.equal(up.requests.length, 1, 'only the ordinary request ran');
+      assert.equal(up.requests.length, 2, 'only the closing request (answered) and the ordinary one ran');
+    } finally {
+      await gw.close();
+      await up.close();
+    }
+  });
+});
+
+describe('pipelining behind HTTP/1.0 and Connection: close (issue 31)', () => {
+  it('what follows never runs upstream, and the first answer still reaches the client', async () => {
+    // An unsized answer (an event stream): to an HTTP/1.0 client it ends the connection.
+    const up = await startFakeUpstream(async (_req, res) => {
+      await sleep(50);
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end('event: message\ndata: {"jsonrpc":"2.0","id":1,"result":{}}\n\n');
+    });
+    const gw = await startTestGateway({ routes: [{ path: '/mcp', upstream: `${up.url}/mcp` }] });
+    const call = (name: string) => rpc('tools/call', { name }, 2);
+    const as10 = (text: string) => text.replace(' HTTP/1.1\r\n', ' HTTP/1.0\r\n');
+    try {
+      const sequences = [
+        as10(post(gw.port, call('first'), 'Connection: keep-alive\r\n')) + post(gw.port, call('canary')),
+        as10(post(gw.port, call('first'))) + as10(post(gw.port, call('canary'))) + post(gw.port, call('canary')),
+        post(gw.port, call('first'), 'Connection: close\r\n') + post(gw.port, call('canary')) + post(gw.port, call('canary')),
+      ];
+      for (const [i, bytes] of sequences.entries()) {
+        const wire = await rawExchange(gw.port, bytes);
+        assert.match(wire, /^HTTP\/1\.1 200 /, `sequence ${i}: the first answer is delivered`);
+        assert.equal((wire.match(/HTTP\/1\.1 /g) ?? []).length, 1, `sequence ${i}: one answer`);
+      }
+      await sleep(200);
+      const ran = up.requests.map((r) => /"name":"([^"]+)"/.exec(r.body.toString())?.[1]);
+      assert.deepEqual(ran, ['first', 'first', 'first'], 'no canary ran upstream');
+      // A 1.0 keep-alive request answered with a size keeps its connection: the next one runs.
+      const sized = await send(`${gw.base}/mcp`, { method: 'POST', headers: JSON_HEADERS, body: rpc('tools/list') });
+      assert.equal(sized.status, 200);
     } finally {
       await gw.close();
       await up.close();
