@@ -55,6 +55,14 @@ export default tseslint.config(
   layer('probe', ['config', 'observability', 'security', 'session', 'routing', 'transport', 'proxy', 'cli', 'doctor', 'generate', 'broker']),
   layer('generate', ['observability', 'security', 'session', 'routing', 'transport', 'proxy', 'cli', 'demo', 'doctor', 'probe', 'broker']),
   {
+    // The broker speaks to the SDKs through their own types: no `as never` to silence them
+    // (test/unit/broker/import-graph.test.ts checks it too, with the import circles type imports make).
+    files: ['src/broker/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': ['error', { selector: 'TSAsExpression > TSNeverKeyword', message: 'no `as never` in src/broker: use the SDK\'s types (issue 31)' }],
+    },
+  },
+  {
     files: ['src/index.ts'],
     rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['./cli/*'], message: 'the library entry must not import src/cli (see docs/architecture.md §5)' }] }] },
   },

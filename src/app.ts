@@ -1,6 +1,7 @@
 // The composition root: builds the running gateway from a config (listeners, routes and their
 // guards, the upstream client, admin listener, health checks), and reloads and shuts it down.
 // Requests go through src/proxy/pipeline.ts; this file only wires.
+import { Agent } from 'undici';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 import { checkAuthSecrets } from './config/checks.ts';
@@ -229,7 +230,15 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     bridging: () => ctx.config.bridging,
     federation: () => ctx.config.federation,
     federationMetrics: () => ctx.metrics,
-    connector: (policy, tls) => client.connectorFor(policy, tls),
+    // The gateway's timeouts on every SDK client the brokers open upstream (undici's 300 s
+    // defaults otherwise): connect (in the connector), response headers, stream idle (0: off).
+    upstreamAgent: (policy, tls) =>
+      new Agent({
+        connect: client.connectorFor(policy, tls),
+        keepAliveTimeout: 4_000,
+        headersTimeout: config.timeouts.responseHeaders,
+        bodyTimeout: config.timeouts.streamIdle,
+      }),
   });
   const ctx: GatewayContext = {
     sessions: sessionKeyRing(config, log),

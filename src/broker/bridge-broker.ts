@@ -4,11 +4,10 @@
 // relay stages untouched (byte-exact, no extra cost once the era is known); one of the other era
 // is served by a front of its own era: a 2026-07-28 client of a 2025 server by the ModernFront,
 // a 2025 client (sessionful or HTTP+SSE) of a 2026-07-28-only server by the LegacyFront.
-import { Agent, fetch as undiciFetch } from 'undici';
+import type { Agent } from 'undici';
 import type { Route } from '../routing/route-table.ts';
 import type { Replica } from '../routing/replica-pool.ts';
 import type { BridgingConfig } from '../config/schema.ts';
-import type { Connector } from '../transport/guarded-connect.ts';
 import type { AddressPolicy } from '../security/address-policy.ts';
 import type { UpstreamTls } from '../core/upstream-tls.ts';
 import { H } from '../core/mcp.ts';
@@ -17,7 +16,13 @@ import type { KeyRing } from '../session/key-ring.ts';
 import type { BridgeMetrics } from './bridge-common.ts';
 import { LegacyFront } from './legacy-front.ts';
 import { ModernFront, type FrontDeps } from './modern-front.ts';
-import { discoverUpstream, type Discovery, type FetchLike, type UpstreamEndpoint } from './upstream-link.ts';
+import {
+  discoverUpstream,
+  guardedFetch,
+  type Discovery,
+  type FetchLike,
+  type UpstreamEndpoint,
+} from './upstream-link.ts';
 import type { BrokerCloseReason, BrokerState, RouteBroker } from '../core/route-broker.ts';
 import { parsedBody, type BrokerExchange } from './web-exchange.ts';
 
@@ -27,8 +32,11 @@ export interface BridgeDeps {
   keepAliveMs: number;
   bridging: () => BridgingConfig;
   metrics: () => BridgeMetrics | undefined;
-  /** The guarded connector for the route's address policy and TLS (every upstream connect is judged). */
-  connector: (policy: AddressPolicy, tls: UpstreamTls | undefined) => Connector;
+  /**
+   * An Agent on the guarded connector for the route's address policy and TLS (every upstream
+   * connect is judged), with the gateway's timeouts (connect, responseHeaders, streamIdle).
+   */
+  upstreamAgent: (policy: AddressPolicy, tls: UpstreamTls | undefined) => Agent;
 }
 
 /** What the bridge needs of the proxy's exchange beyond the broker's: the client's era and the replica. */
@@ -61,9 +69,8 @@ export class BridgeBroker implements RouteBroker<BridgeExchange> {
     this.route = route;
     this.deps = deps;
     this.log = deps.log.child({ route: route.path, broker: 'bridge' });
-    this.agent = new Agent({ connect: deps.connector(route.policy, route.tls), keepAliveTimeout: 4_000 });
-    const agent = this.agent;
-    this.fetch = (url, init) => undiciFetch(url, { ...(init as object), dispatcher: agent } as never) as never;
+    this.agent = deps.upstreamAgent(route.policy, route.tls);
+    this.fetch = guardedFetch(this.agent);
   }
 
   /** The same upstreams: a reload keeps this broker (it reads the new route: its pool carries the same replicas). */

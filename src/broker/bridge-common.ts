@@ -2,7 +2,7 @@
 // request is forwarded on an SDK client (results passed through as the upstream gave them), how an
 // upstream that forgot a session shows, the limits, and the metrics they report.
 import { createHash, randomUUID } from 'node:crypto';
-import type { Client } from '@modelcontextprotocol/client';
+import type { Client, ProgressCallback, RequestOptions, StandardSchemaV1 } from '@modelcontextprotocol/client';
 import type { BrokerExchange } from './web-exchange.ts';
 
 /** This process, as sealed into the broker's tokens (a broker session lives in one process). */
@@ -51,13 +51,13 @@ export function callerKey(ex: BrokerExchange): string {
 export const isAnonymous = (key: string): boolean => key.startsWith(ANONYMOUS);
 
 /** Accepts any result: the bridge passes what the upstream answered; the caller's SDK validates it. */
-const ANY = {
-  '~standard': { version: 1 as const, vendor: 'sluice', validate: (value: unknown) => ({ value }) },
+export const ANY_RESULT: StandardSchemaV1<unknown> = {
+  '~standard': { version: 1, vendor: 'sluice', validate: (value: unknown) => ({ value }) },
 };
 
 export interface ForwardOptions {
   signal: AbortSignal;
-  onprogress?: ((p: Record<string, unknown>) => void) | undefined;
+  onprogress?: ProgressCallback | undefined;
   /** Use the SDK's callTool (a modern upstream: it mirrors x-mcp-header arguments into Mcp-Param-* headers). */
   typedCall?: boolean;
 }
@@ -69,14 +69,15 @@ export async function forwardCall(
   opts: ForwardOptions,
 ): Promise<unknown> {
   const params = withoutProgressToken(req.params);
-  const options = {
+  const options: RequestOptions = {
     signal: opts.signal,
     // The caller's own deadline governs; the SDK's 60 s default would cut long tool calls.
     timeout: 24 * 3600_000,
-    ...(opts.onprogress ? { onprogress: opts.onprogress as never, resetTimeoutOnProgress: true } : {}),
+    ...(opts.onprogress ? { onprogress: opts.onprogress, resetTimeoutOnProgress: true } : {}),
   };
-  if (opts.typedCall && req.method === 'tools/call') return client.callTool(params as never, options);
-  return client.request({ method: req.method, ...(params ? { params } : {}) } as never, ANY as never, options);
+  if (opts.typedCall && req.method === 'tools/call' && typeof params?.['name'] === 'string')
+    return client.callTool({ ...params, name: params['name'] }, options);
+  return client.request({ method: req.method, ...(params ? { params } : {}) }, ANY_RESULT, options);
 }
 
 function withoutProgressToken(params: Record<string, unknown> | undefined): Record<string, unknown> | undefined {

@@ -6,11 +6,17 @@
 // server to the client (sampling, elicitation, roots) ride the stream of a call in flight to that
 // server when there is one, and their answers go back to the asking server; ids and progress
 // tokens are the SDK's own on each side, so they never collide.
-import { ProtocolError, type Server } from '@modelcontextprotocol/server';
+import {
+  ProtocolError,
+  type JSONRPCRequest,
+  type Result,
+  type Server,
+  type ServerContext,
+} from '@modelcontextprotocol/server';
 import type { Principal } from '../security/principal.ts';
 import type { ToolPolicy } from '../security/tool-policy.ts';
 import type { Logger } from '../observability/logger.ts';
-import { relayProgress } from './bridge-common.ts';
+import { ANY_RESULT, relayProgress } from './bridge-common.ts';
 import type { FrontSession } from './front-sessions.ts';
 import { decodeCursor, encodeCursor, type Namespace, type SpanCursor } from './federation-names.ts';
 import { clientNotification, clientResult, LISTS, routeRequest } from './federation-rewrite.ts';
@@ -18,15 +24,10 @@ import { MemberLink, type LinkTarget, type LinkTimes } from './member-link.ts';
 import type { CallerIdentity, Discovery } from './upstream-link.ts';
 
 type Obj = Record<string, unknown>;
-export type Ctx = {
-  mcpReq: {
-    _meta?: Obj;
-    signal: AbortSignal;
-    send: (r: { method: string; params?: Obj }, o?: { signal?: AbortSignal }) => Promise<unknown>;
-    notify: (n: { method: string; params?: Obj }) => Promise<void>;
-  };
-};
-export type Req = { method: string; params?: Obj };
+/** A request's context as the SDK's server gives it to a handler. */
+export type Ctx = ServerContext;
+/** A client request as the SDK's fallback handler gets it. */
+export type Req = JSONRPCRequest;
 
 /** A server of the route as every session sees it (federation-broker.ts). */
 export interface FederatedMember {
@@ -69,8 +70,6 @@ const FAMILY: Readonly<Record<string, string>> = {
   'resources/templates/list': 'resources',
   'tasks/list': 'tasks',
 };
-
-const ANY = { '~standard': { version: 1 as const, vendor: 'sluice', validate: (value: unknown) => ({ value }) } };
 
 interface InFlight {
   member: string;
@@ -121,7 +120,7 @@ export class FederatedSession implements FrontSession {
       this.links.set(m.name, link);
     }
     server.removeRequestHandler('logging/setLevel');
-    server.fallbackRequestHandler = ((req: Req, ctx: Ctx) => this.dispatch(req, ctx)) as never;
+    server.fallbackRequestHandler = (req, ctx) => this.dispatch(req, ctx) as Promise<Result>;
     // Every server is connected once the client is: list changes and subscriptions need the link.
     server.oninitialized = () => {
       for (const link of this.links.values()) void link.ready().catch(() => undefined);
@@ -239,8 +238,8 @@ export class FederatedSession implements FrontSession {
   private ask(m: FederatedMember, method: string, params: Obj | undefined, signal: AbortSignal): Promise<unknown> {
     const via = this.carrier(m);
     const req = { method, ...(params ? { params } : {}) };
-    if (via) return via.mcpReq.send(req, { signal });
-    return this.server.request(req as never, ANY as never, { signal }) as Promise<unknown>;
+    if (via) return via.mcpReq.send(req, ANY_RESULT, { signal });
+    return this.server.request(req, ANY_RESULT, { signal });
   }
 
   private carrier(m: FederatedMember): Ctx | undefined {
@@ -258,7 +257,7 @@ export class FederatedSession implements FrontSession {
     const p = clientNotification(this.fed.ns, m, method, params);
     const n = { method, ...(p ? { params: p } : {}) };
     const via = method === 'notifications/message' ? this.carrier(m) : undefined;
-    const sent = via ? via.mcpReq.notify(n) : this.server.notification(n as never);
+    const sent = via ? via.mcpReq.notify(n) : this.server.notification(n);
     void sent.catch(() => undefined);
   }
 
@@ -270,7 +269,7 @@ export class FederatedSession implements FrontSession {
 
   private changed(method: string): void {
     const n = CHANGED[method];
-    if (n) void this.server.notification({ method: n } as never).catch(() => undefined);
+    if (n) void this.server.notification({ method: n }).catch(() => undefined);
   }
 
   close(): void {

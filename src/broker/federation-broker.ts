@@ -4,8 +4,8 @@
 // on the guarded connector per server) and credential. Each server's era is found once (as the
 // bridge does), so a server of either era, or a stdio server, can be a member. What the client
 // sees: merged capabilities, prefixed names (federation-names.ts), and only what its policy lets it use.
-import { Server } from '@modelcontextprotocol/server';
-import { Agent, fetch as undiciFetch } from 'undici';
+import { Server, type ServerCapabilities } from '@modelcontextprotocol/server';
+import type { Agent } from 'undici';
 import type { FederationConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Principal } from '../security/principal.ts';
@@ -22,7 +22,13 @@ import { FrontSessions } from './front-sessions.ts';
 import { ModernFront } from './modern-front.ts';
 import { SessionPipe } from './session-pipe.ts';
 import type { LinkTarget } from './member-link.ts';
-import { discoverUpstream, type Discovery, type FetchLike, type UpstreamEndpoint } from './upstream-link.ts';
+import {
+  discoverUpstream,
+  guardedFetch,
+  type Discovery,
+  type FetchLike,
+  type UpstreamEndpoint,
+} from './upstream-link.ts';
 import { parsedBody, type BrokerExchange } from './web-exchange.ts';
 
 export interface FederationMetrics {
@@ -73,12 +79,8 @@ class RouteMember implements FederatedMember {
       ? new ProcessSlots(stdio.maxProcesses, perCallerShare(stdio), `federated server "${member.name}"`)
       : undefined;
     if (!member.config.stdio) {
-      const agent = new Agent({
-        connect: deps.connector(member.route.policy, member.route.tls),
-        keepAliveTimeout: 4_000,
-      });
-      this.agent = agent;
-      this.fetch = (url, init) => undiciFetch(url, { ...(init as object), dispatcher: agent } as never) as never;
+      this.agent = deps.upstreamAgent(member.route.policy, member.route.tls);
+      this.fetch = guardedFetch(this.agent);
     }
   }
 
@@ -294,7 +296,7 @@ export class FederationBroker implements RouteBroker<FederationExchange> {
     const authorization = ex.upstreamCredential ? undefined : ex.req.headers.authorization;
     await this.findAll(credentials, authorization);
     const server = new Server(this.serverInfo(), {
-      capabilities: this.capabilities() as never,
+      capabilities: this.capabilities() as ServerCapabilities,
       instructions: this.instructions(),
     });
     return new FederatedSession(server, pk, ex.principal, shared, credentials, authorization);

@@ -5,7 +5,7 @@
 // keeps them: who owns which session, the bound on their number, the idle sweep and the ends.
 import { randomUUID } from 'node:crypto';
 import type { Server } from '@modelcontextprotocol/server';
-import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/server';
+import { WebStandardStreamableHTTPServerTransport, type Transport } from '@modelcontextprotocol/server';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { SluiceError } from '../core/errors.ts';
 import { EventBuffer } from '../core/event-buffer.ts';
@@ -174,7 +174,8 @@ export class FrontSessions<S extends FrontSession> {
       s.active--;
       this.end(s, 'the client closed its HTTP+SSE stream');
     });
-    await s.server.connect(sse as never);
+    // The SDK v1 HTTP+SSE transport (v2 has none) speaks the same Transport interface.
+    await s.server.connect(sse as unknown as Transport);
   }
 
   private async serve(s: S, ex: BrokerExchange, parsed: unknown): Promise<void> {

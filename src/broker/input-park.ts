@@ -7,6 +7,7 @@
 // the upstream call cancelled (notifications/cancelled) and the upstream's questions answered with
 // an error.
 import { randomUUID } from 'node:crypto';
+import type { ServerContext } from '@modelcontextprotocol/server';
 import { isAnonymous } from './bridge-common.ts';
 import type { PooledSession } from './session-pool.ts';
 
@@ -38,7 +39,7 @@ export class ParkedCall {
   /** The upstream session the call runs on (given back to other callers if it waits too long). */
   session: PooledSession | undefined;
   /** Told when a round of the caller starts (its context) and ends (undefined). */
-  onRound: ((ctx: never) => void) | undefined;
+  onRound: ((ctx: ServerContext | undefined) => void) | undefined;
 
   /** The caller's request, as its first round sent it. */
   readonly request: { method: string; params?: Record<string, unknown> };
@@ -120,6 +121,7 @@ export class ParkedCall {
   cancel(reason: string): void {
     const err = new Error(reason);
     for (const a of [...this.asked.values()]) a.fail(err);
+    this.fresh = [];
     this.abort.abort(err);
     this.settle({ kind: 'failed', error: err });
   }

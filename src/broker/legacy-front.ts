@@ -8,24 +8,24 @@
 // multi-round-trip driver). The caller's GET stream hears an upstream subscriptions/listen, which
 // also carries what resources/subscribe asked for.
 import { InMemoryResponseCacheStore, type Client } from '@modelcontextprotocol/client';
-import { LOG_LEVEL_META_KEY, Server } from '@modelcontextprotocol/server';
+import {
+  LOG_LEVEL_META_KEY,
+  Server,
+  type JSONRPCRequest,
+  type Result,
+  type ServerCapabilities,
+  type ServerContext,
+} from '@modelcontextprotocol/server';
 import { SluiceError } from '../core/errors.ts';
 import type { Logger } from '../observability/logger.ts';
-import { forwardCall, relayProgress } from './bridge-common.ts';
+import { ANY_RESULT, forwardCall, relayProgress } from './bridge-common.ts';
 import { FrontSessions, type FrontSession } from './front-sessions.ts';
 import type { FrontDeps } from './modern-front.ts';
 import { connectUpstream, type Discovery, type UpstreamEndpoint } from './upstream-link.ts';
 import type { BrokerExchange } from './web-exchange.ts';
 
-type Ctx = {
-  mcpReq: {
-    _meta?: Record<string, unknown>;
-    signal: AbortSignal;
-    send: (r: { method: string; params?: Record<string, unknown> }, o?: { signal?: AbortSignal }) => Promise<unknown>;
-    notify: (n: { method: string; params?: Record<string, unknown> }) => Promise<void>;
-  };
-};
-type Req = { method: string; params?: Record<string, unknown> };
+type Ctx = ServerContext;
+type Req = JSONRPCRequest;
 
 class BridgedSession implements FrontSession {
   readonly server: Server;
@@ -97,20 +97,20 @@ export class LegacyFront {
     // 2025 clients subscribe with resources/subscribe; the bridge carries it on the upstream listen.
     if (caps['resources']) caps['resources'] = { ...(caps['resources'] as object), subscribe: true };
     const server = new Server(f.serverInfo, {
-      capabilities: caps as never,
+      capabilities: caps as ServerCapabilities,
       ...(f.instructions ? { instructions: f.instructions } : {}),
     });
     // The SDK's own setLevel keeps the level to itself; the bridge's sends it upstream per request.
     server.removeRequestHandler('logging/setLevel');
     const s = new BridgedSession(server, pk, ep);
-    server.fallbackRequestHandler = ((req: Req, ctx: Ctx) => this.forward(s, req, ctx)) as never;
+    server.fallbackRequestHandler = (req, ctx) => this.forward(s, req, ctx) as Promise<Result>;
     server.oninitialized = () => void this.relisten(s);
     return s;
   }
 
   /** A client for one of the caller's requests, speaking for it (its initialize's info and capabilities). */
   private connect(s: BridgedSession, ctx: Ctx | undefined): Promise<Client> {
-    const info = (s.server.getClientVersion() ?? { name: 'unknown-client', version: '0' }) as never;
+    const info = s.server.getClientVersion() ?? { name: 'unknown-client', version: '0' };
     const capabilities = (s.server.getClientCapabilities() ?? {}) as Record<string, unknown>;
     return connectUpstream(
       s.ep,
@@ -120,13 +120,12 @@ export class LegacyFront {
         // The upstream's input_required questions, asked of the caller on its call's stream.
         request: (method, params, signal) =>
           ctx
-            ? ctx.mcpReq.send({ method, ...(params ? { params } : {}) }, { signal })
+            ? ctx.mcpReq.send({ method, ...(params ? { params } : {}) }, ANY_RESULT, { signal })
             : Promise.reject(new Error('no call to ask on')),
         notification: (method, params) => {
           if (ctx && method === 'notifications/message')
             void ctx.mcpReq.notify({ method, ...(params ? { params } : {}) });
-          else if (!ctx)
-            void s.server.notification({ method, ...(params ? { params } : {}) } as never).catch(() => undefined);
+          else if (!ctx) void s.server.notification({ method, ...(params ? { params } : {}) }).catch(() => undefined);
         },
       },
       { responseCacheStore: s.cache },
@@ -207,5 +206,5 @@ function withLogLevel(req: Req, level: string | undefined): Req {
     ...((params['_meta'] as Record<string, unknown> | undefined) ?? {}),
     [LOG_LEVEL_META_KEY]: level,
   };
-  return { method: req.method, params };
+  return { ...req, params };
 }

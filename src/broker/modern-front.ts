@@ -12,7 +12,12 @@ import {
   inputRequired,
   ProtocolError,
   Server,
+  type InputRequests,
+  type JSONRPCRequest,
   type McpHttpHandler,
+  type Result,
+  type ServerCapabilities,
+  type ServerContext,
 } from '@modelcontextprotocol/server';
 import type { Logger } from '../observability/logger.ts';
 import type { KeyRing } from '../session/key-ring.ts';
@@ -33,20 +38,8 @@ import {
 } from './bridge-common.ts';
 import { webRequest, writeJson, writeWebResponse, type BrokerExchange } from './web-exchange.ts';
 
-type Ctx = {
-  mcpReq: {
-    id: string | number;
-    method: string;
-    _meta?: Record<string, unknown>;
-    envelope?: unknown;
-    inputResponses?: Record<string, unknown>;
-    requestState: () => unknown;
-    signal: AbortSignal;
-    notify: (n: { method: string; params?: Record<string, unknown> }) => Promise<void>;
-  };
-  http?: { authInfo?: { extra?: { endpoint?: UpstreamEndpoint } } };
-};
-type Req = { method: string; params?: Record<string, unknown> };
+type Ctx = ServerContext;
+type Req = JSONRPCRequest;
 
 export interface FrontDeps {
   log: Logger;
@@ -176,10 +169,10 @@ export class ModernFront {
   private serverFor(pk: string): Server {
     const f = this.found;
     const server = new Server(f.serverInfo, {
-      capabilities: f.capabilities as never,
+      capabilities: f.capabilities as ServerCapabilities,
       ...(f.instructions ? { instructions: f.instructions } : {}),
     });
-    server.fallbackRequestHandler = ((req: Req, ctx: Ctx) => this.forward(pk, req, ctx)) as never;
+    server.fallbackRequestHandler = (req, ctx) => this.forward(pk, req, ctx) as Promise<Result>;
     return server;
   }
 
@@ -196,7 +189,7 @@ export class ModernFront {
     const state = ctx.mcpReq.requestState();
     if (typeof state === 'string') return this.resume(pk, state, ctx);
     const who = this.identity(ctx);
-    const ep = ctx.http?.authInfo?.extra?.endpoint;
+    const ep = ctx.http?.authInfo?.extra?.['endpoint'] as UpstreamEndpoint | undefined;
     if (!ep) throw new ProtocolError(-32603, 'bridge: no upstream for this request');
     const key = `${pk}\n${JSON.stringify(who.info)}\n${JSON.stringify(who.capabilities)}`;
     const interactive = INTERACTIVE.has(req.method);
@@ -221,7 +214,7 @@ export class ModernFront {
       return forwardCall(s.client, req, { signal: park.abort.signal, onprogress });
     });
     park.run(run);
-    park.onRound = ((c: Ctx | undefined) => (round = c)) as never;
+    park.onRound = (c) => (round = c);
     return this.round(park, ctx);
   }
 
@@ -301,7 +294,7 @@ export class ModernFront {
 
   /** One round of a parked call for the caller: its result, or input_required with what the upstream asked. */
   private async round(park: ParkedCall, ctx: Ctx): Promise<unknown> {
-    park.onRound?.(ctx as never);
+    park.onRound?.(ctx);
     const left = (): void => park.cancel('the client closed its stream');
     ctx.mcpReq.signal.addEventListener('abort', left, { once: true });
     try {
@@ -324,10 +317,10 @@ export class ModernFront {
       const inputRequests = Object.fromEntries(
         park.pending().map((a) => [a.key, { method: a.method, params: a.params ?? {} }]),
       );
-      return inputRequired({ inputRequests: inputRequests as never, requestState });
+      return inputRequired({ inputRequests: inputRequests as InputRequests, requestState });
     } finally {
       ctx.mcpReq.signal.removeEventListener('abort', left);
-      park.onRound?.(undefined as never);
+      park.onRound?.(undefined);
     }
   }
 

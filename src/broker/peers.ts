@@ -6,7 +6,7 @@
 // session id names no process: the other workers are asked in turn until one has it. A request
 // that arrived on a private socket is never handed on again.
 import type { Socket } from 'node:net';
-import { Agent, request } from 'undici';
+import { Agent, request, type Dispatcher } from 'undici';
 import { SluiceError } from '../core/errors.ts';
 import { H } from '../core/mcp.ts';
 import { hopByHopNames } from '../security/hop-by-hop.ts';
@@ -87,7 +87,7 @@ export class Peers {
     ex.res.once('close', () => gone.abort());
     for (const [i, socket] of sockets.entries()) {
       const answer = await request(`http://sluice-worker${ex.req.url ?? '/'}`, {
-        method: (ex.req.method ?? 'GET') as never,
+        method: (ex.req.method ?? 'GET') as Dispatcher.HttpMethod,
         headers,
         body: ex.body && ex.body.length > 0 ? ex.body : null,
         dispatcher: this.agent(socket),

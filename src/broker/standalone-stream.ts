@@ -5,7 +5,7 @@
 // as its own and ask its 2026-07-28 caller for it. The fetch the SDK's transport is given marks
 // each request that arrives on the GET stream in its `_meta`, and the handler reads the mark off.
 import { createParser } from 'eventsource-parser';
-import type { FetchLike } from './upstream-link.ts';
+import type { FetchLike } from '@modelcontextprotocol/client';
 
 const MARK = 'io.sluice/standalone-stream';
 

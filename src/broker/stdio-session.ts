@@ -22,8 +22,8 @@ export interface SessionEnd {
 
 /** The client's side of a session: what the SDK server transports (v2 Streamable HTTP, v1 HTTP+SSE) have in common. */
 export interface ClientSide {
-  onmessage?: ((message: never) => void) | undefined;
-  send(message: never, options?: { relatedRequestId?: RequestId }): Promise<void>;
+  onmessage?: ((message: JSONRPCMessage) => void) | undefined;
+  send(message: JSONRPCMessage, options?: { relatedRequestId?: RequestId }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -68,7 +68,7 @@ export class StdioSession {
     this.token = opts.token;
     this.principal = opts.principal;
     this.transport = transport(this);
-    this.transport.onmessage = ((m: unknown) => this.fromClient(m as Msg)) as never;
+    this.transport.onmessage = (m) => this.fromClient(m as Msg);
     this.child = new StdioChild(cfg, {
       log: opts.log,
       maxLine: opts.maxLine,
@@ -135,9 +135,12 @@ export class StdioSession {
     const message = `the stdio server ${end.cause === 'spawn-failed' ? 'could not be started' : 'is gone'}: ${end.detail}`;
     void Promise.allSettled(
       waiting.map((id) =>
-        this.transport.send({ jsonrpc: '2.0', id, error: { code: -32603, message } } as never, {
-          relatedRequestId: id,
-        }),
+        this.transport.send(
+          { jsonrpc: '2.0', id, error: { code: -32603, message } },
+          {
+            relatedRequestId: id,
+          },
+        ),
       ),
     ).then(() => this.transport.close().catch(() => undefined));
     this.opts.onEnd(end);
@@ -158,9 +161,12 @@ export class StdioSession {
     if (answered) return;
     const e = new SluiceError('SLUICE_ERR_UPSTREAM_TIMEOUT', 'request time limit reached (timeouts.request)');
     void this.transport
-      .send({ jsonrpc: '2.0', id, error: { code: e.rpcCode, message: e.message, data: { sluice: e.code } } } as never, {
-        relatedRequestId: id,
-      })
+      .send(
+        { jsonrpc: '2.0', id, error: { code: e.rpcCode, message: e.message, data: { sluice: e.code } } },
+        {
+          relatedRequestId: id,
+        },
+      )
       .catch(() => undefined);
   }
 
@@ -205,7 +211,8 @@ export class StdioSession {
   }
 
   private async send(m: Msg, related: RequestId | undefined): Promise<void> {
-    const msg = m as unknown as JSONRPCMessage as never;
+    // The child's line passed isJsonRpcMessage (stdio-child.ts): it is a JSON-RPC message.
+    const msg = m as unknown as JSONRPCMessage;
     try {
       await this.transport.send(msg, related === undefined ? undefined : { relatedRequestId: related });
     } catch (err) {

@@ -4,14 +4,33 @@
 // then HTTP+SSE), and a client connected in that era that speaks for one downstream caller (its
 // client info and capabilities, so the upstream asks only for what that caller can answer).
 import { Client, SSEClientTransport, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import type { Transport } from '@modelcontextprotocol/client';
+import type {
+  ClientCapabilities,
+  DiscoverResult,
+  FetchLike,
+  InMemoryResponseCacheStore,
+  ResultTypeMap,
+  SSEClientTransportOptions,
+  Transport,
+} from '@modelcontextprotocol/client';
+import { fetch as undiciFetch, type Dispatcher, type RequestInit as UndiciInit } from 'undici';
 import type { StdioConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import { ChildTransport } from './child-transport.ts';
 import type { ProcessSlots } from './process-slots.ts';
 import { cameStandalone, markingStandalone } from './standalone-stream.ts';
 
-export type FetchLike = (url: string | URL, init?: RequestInit) => Promise<Response>;
+export type { FetchLike };
+
+/**
+ * The one fetch every SDK client Sluice opens upstream over HTTP uses: undici's, on `agent` (the
+ * route's guarded connector, the gateway's timeouts). undici's Response is the WHATWG one the SDK
+ * reads; only their type declarations differ.
+ */
+export function guardedFetch(agent: Dispatcher): FetchLike {
+  return (url, init) =>
+    undiciFetch(url, { ...(init as UndiciInit), dispatcher: agent }) as unknown as Promise<Response>;
+}
 
 /** Client info and capabilities of the caller a connection speaks for. */
 export interface CallerIdentity {
@@ -66,7 +85,9 @@ function transportFor(ep: UpstreamEndpoint, era: UpstreamEra): Transport {
   const requestInit = { headers: ep.headers() };
   if (era === 'http+sse') {
     const sse = url.pathname.endsWith('/sse') ? url : new URL(`${url.pathname.replace(/\/+$/, '')}/sse`, url);
-    return new SSEClientTransport(sse, { fetch: ep.fetch, requestInit, eventSourceInit: { fetch: ep.fetch } } as never);
+    // The event stream's GET goes through the same guarded fetch (eventsource's own fetch type).
+    const eventSourceInit = { fetch: ep.fetch } as SSEClientTransportOptions['eventSourceInit'];
+    return new SSEClientTransport(sse, { fetch: ep.fetch, requestInit, eventSourceInit });
   }
   return new StreamableHTTPClientTransport(url, { fetch: markingStandalone(ep.fetch), requestInit });
 }
@@ -77,11 +98,11 @@ export async function connectUpstream(
   found: Discovery,
   who: CallerIdentity,
   handlers: UpstreamHandlers,
-  extra: { responseCacheStore?: unknown; signal?: AbortSignal } = {},
+  extra: { responseCacheStore?: InMemoryResponseCacheStore; signal?: AbortSignal } = {},
 ): Promise<Client> {
   const client = new Client(who.info, {
-    capabilities: who.capabilities as never,
-    ...(extra.responseCacheStore ? { responseCacheStore: extra.responseCacheStore as never } : {}),
+    capabilities: who.capabilities as ClientCapabilities,
+    ...(extra.responseCacheStore ? { responseCacheStore: extra.responseCacheStore } : {}),
     // The bridge forwards what the upstream sends; the caller's own SDK validates it.
     enforceStrictCapabilities: false,
     ...(found.era === 'modern' ? { versionNegotiation: { mode: { pin: '2026-07-28' } } } : {}),
@@ -89,10 +110,14 @@ export async function connectUpstream(
   for (const [cap, method] of ASKS) {
     if (who.capabilities[cap] === undefined || !handlers.request) continue;
     const ask = handlers.request;
-    client.setRequestHandler(method, ((
-      req: { params?: Record<string, unknown> },
-      ctx: { mcpReq: { signal: AbortSignal } },
-    ) => ask(method, req.params, ctx.mcpReq.signal, !cameStandalone(req.params))) as never);
+    // The caller's answer passes as it came (its own SDK validated it when it made it).
+    client.setRequestHandler(
+      method,
+      (req, ctx) =>
+        ask(method, req.params, ctx.mcpReq.signal, !cameStandalone(req.params)) as Promise<
+          ResultTypeMap[typeof method]
+        >,
+    );
   }
   if (handlers.notification) {
     const hear = handlers.notification;
@@ -102,7 +127,7 @@ export async function connectUpstream(
   client.onerror = () => undefined;
   const prior =
     found.era === 'modern'
-      ? { kind: 'modern' as const, discover: found.discover as never }
+      ? { kind: 'modern' as const, discover: found.discover as DiscoverResult }
       : { kind: 'legacy' as const };
   try {
     await client.connect(transportFor(ep, found.era), { prior, ...(extra.signal ? { signal: extra.signal } : {}) });
