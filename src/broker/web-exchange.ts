@@ -54,15 +54,36 @@ export function writeWebResponse(ex: BrokerExchange, answer: Response): void {
     res.flushHeaders();
   };
   if (ex.req.method !== 'POST') head();
+  // Written as it comes, never paused: the SDK's stream queues whatever it is given, so pausing
+  // it would only move an unread backlog into the SDK. A client that leaves more than the
+  // slow-client buffer unread, or stays behind for the stall time, is cut (as on the relay).
+  const caps = ex.slowClient;
+  let stall: NodeJS.Timeout | undefined;
+  const cut = (): void => {
+    caps?.cut(res.writableLength);
+    res.destroy();
+  };
   body.on('data', (chunk: Buffer) => {
     if (res.writableEnded || res.destroyed) return void body.destroy();
     if (!res.headersSent) head();
     ex.bytesOut += chunk.length;
+    const flowing = res.write(chunk);
+    if (caps && res.writableLength > caps.buffer) return cut();
+    if (!flowing && caps && caps.stallMs > 0 && !stall) stall = setTimeout(cut, caps.stallMs);
   });
-  res.once('close', () => body.destroy());
+  res.on('drain', () => {
+    clearTimeout(stall);
+    stall = undefined;
+  });
+  res.once('close', () => {
+    clearTimeout(stall);
+    body.destroy();
+  });
   body.once('error', () => res.destroy());
-  body.once('end', () => res.headersSent || head());
-  body.pipe(res);
+  body.once('end', () => {
+    if (!res.headersSent) head();
+    res.end();
+  });
 }
 
 /** A small JSON answer of the broker's own. */

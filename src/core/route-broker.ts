@@ -32,6 +32,12 @@ export interface BrokerExchange {
    * a broker that answers on a stream of its own ends the call there with a JSON-RPC error.
    */
   deadline?: number | undefined;
+  /**
+   * The slow-client caps of the relay's streams (limits.sseClientBuffer, sseClientStall), set by
+   * the hand-off: a broker's answer stream that leaves more than `buffer` bytes unread, or stays
+   * behind for `stallMs` (0: never), is cut, and `cut` is told (the access log's slow-client).
+   */
+  slowClient?: { readonly buffer: number; readonly stallMs: number; cut(buffered: number): void } | undefined;
 }
 
 /** The kinds of broker route; a table in broker-set.ts builds each (no instanceof chains). */

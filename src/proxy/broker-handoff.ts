@@ -57,6 +57,15 @@ function watched(ex: RoutedExchange): { release(): void } {
     replicaGone: () => undefined,
   };
   ctx.active.add(drainable);
+  const { sseClientBuffer, sseClientStall } = ctx.config.limits;
+  ex.slowClient = {
+    buffer: sseClientBuffer,
+    stallMs: sseClientStall,
+    cut: (buffered) => {
+      ex.outcome = 'slow-client';
+      ctx.log.warn({ route: ex.route.path, buffered, cap: sseClientBuffer }, 'slow SSE client: stream closed');
+    },
+  };
   const timers: NodeJS.Timeout[] = [];
   const { request: limit, responseHeaders } = ctx.config.timeouts;
   if (request && limit > 0) {

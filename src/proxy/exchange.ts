@@ -65,6 +65,8 @@ export interface Exchange {
   admitted: boolean;
   /** On a broker route, a POST: when it must be over (epoch ms, timeouts.request). */
   deadline: number | undefined;
+  /** On a broker route: its streams' slow-client caps (limits.sseClientBuffer, sseClientStall). */
+  slowClient: { readonly buffer: number; readonly stallMs: number; cut(buffered: number): void } | undefined;
   /** On a broker route: what served the exchange (a stdio child: command#pid), for the access log. */
   brokerUpstream: string | undefined;
   /** On a federated route: the server the request went to, for the access log. */
@@ -153,6 +155,7 @@ export function newExchange(
     handedOff: false,
     admitted: false,
     deadline: undefined,
+    slowClient: undefined,
     brokerUpstream: undefined,
     federatedServer: undefined,
     serverCredential: undefined,

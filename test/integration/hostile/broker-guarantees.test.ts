@@ -4,6 +4,7 @@
 // client (2025), a stdio server on the SDK v1 (test/fixtures/hostile-stdio-server.ts).
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -14,6 +15,7 @@ import { startUpstreamKit, type UpstreamKit } from '../../../src/demo/upstream-k
 import { registerConformanceV1, registerConformanceV2 } from '../../fixtures/conformance-surface.ts';
 import { alive, childrenOf } from '../../fixtures/process-table.ts';
 import {
+  accessLines,
   freePort,
   JSON_HEADERS,
   rpc,
@@ -510,5 +512,39 @@ describe('broker: upstream sessions are ended (DELETE) when Sluice lets them go'
     await pooled.close();
     await gw.close();
     assert.equal(upstream.sessions.size, 0, 'Sluice ended the pooled session as it stopped');
+  });
+});
+
+describe('broker: a client that stops reading its stream', () => {
+  it('is cut at limits.sseClientBuffer / sseClientStall, as on the relay; others go on', async () => {
+    const gw = await startTestGateway({
+      limits: { sseClientBuffer: '256KiB', sseClientStall: '1s' },
+      routes: [{ path: '/mcp', upstream: hostile() }],
+    });
+    try {
+      const headers = await rawSession(gw.base);
+      const body = rpc('tools/call', { name: 'flood', arguments: { count: 400, size: 50_000 }, _meta: { progressToken: 't' } }, 9);
+      const head = [
+        `POST /mcp HTTP/1.1`,
+        `Host: 127.0.0.1:${gw.port}`,
+        ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+        `Content-Length: ${Buffer.byteLength(body)}`,
+        '',
+        '',
+      ].join('\r\n');
+      const socket = connect(gw.port, '127.0.0.1');
+      socket.write(head + body);
+      // Reads the answer's head, then nothing more.
+      await new Promise<void>((resolve) => socket.once('data', () => resolve()));
+      socket.pause();
+      await waitFor(() => gw.logs.some((l) => l['msg'] === 'slow SSE client: stream closed'), 10_000, 'the slow client cut');
+      await waitFor(() => accessLines(gw.logs).some((l) => l['outcome'] === 'slow-client'), 5000, 'the access line');
+      socket.destroy();
+      // The session itself goes on for its next request.
+      const r = await send(`${gw.base}/mcp`, { method: 'POST', headers, body: rpc('tools/call', { name: 'pid', arguments: {} }, 10) });
+      assert.equal(r.status, 200);
+    } finally {
+      await gw.close();
+    }
   });
 });
