@@ -17,7 +17,7 @@ import type { Principal } from '../security/principal.ts';
 import type { ToolPolicy } from '../security/tool-policy.ts';
 import type { Logger } from '../observability/logger.ts';
 import { ANY_RESULT, relayProgress } from './bridge-common.ts';
-import type { FrontSession } from './front-sessions.ts';
+import type { ClientSession } from './client-sessions.ts';
 import { decodeCursor, encodeCursor, type Namespace, type SpanCursor } from './federation-names.ts';
 import { clientNotification, clientResult, LISTS, routeRequest } from './federation-rewrite.ts';
 import { MemberLink, type LinkTarget, type LinkTimes } from './member-link.ts';
@@ -76,10 +76,10 @@ interface InFlight {
   ctx: Ctx;
 }
 
-export class FederatedSession implements FrontSession {
+export class FederatedSession implements ClientSession {
   readonly server: Server;
   readonly principal: string;
-  transport: FrontSession['transport'];
+  transport: ClientSession['transport'];
   active = 0;
   lastActivity = Date.now();
   over = false;

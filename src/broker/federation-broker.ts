@@ -1,5 +1,5 @@
 // A federated route (`servers:`): several MCP servers behind one URL, served as one. Sluice is
-// the server its 2025-era clients see (front-sessions.ts, a FederatedSession each) and a client of
+// the server its 2025-era clients see (client-sessions.ts, a FederatedSession each) and a client of
 // every server, each reached with its own settings: replicas, TLS, address policy (an undici Agent
 // on the guarded connector per server) and credential. Each server's era is found once (as the
 // bridge does), so a server of either era, or a stdio server, can be a member. What the client
@@ -18,7 +18,7 @@ import { perCallerShare, ProcessSlots } from './process-slots.ts';
 import { FederatedSession, type FederatedMember, type FederationShared } from './federated-session.ts';
 import { Namespace } from './federation-names.ts';
 import { routeRequest } from './federation-rewrite.ts';
-import { FrontSessions } from './front-sessions.ts';
+import { ClientSessions } from './client-sessions.ts';
 import { ModernFront } from './modern-front.ts';
 import { SessionPipe } from './session-pipe.ts';
 import type { LinkTarget } from './member-link.ts';
@@ -155,7 +155,7 @@ export class FederationBroker implements RouteBroker<FederationExchange> {
   private readonly log: Logger;
   private readonly members: RouteMember[];
   private readonly ns: Namespace<RouteMember>;
-  private readonly fronts: FrontSessions<FederatedSession>;
+  private readonly fronts: ClientSessions<FederatedSession>;
   private policy: ToolPolicy | undefined;
   private readonly shared: FederationShared;
   /** The modern front for 2026-07-28 callers, made at the first one. */
@@ -179,7 +179,7 @@ export class FederationBroker implements RouteBroker<FederationExchange> {
       listTimedOut: (server, method) => deps.federationMetrics()?.federatedListTimeout(this.path, server, method),
       requested: (server) => deps.federationMetrics()?.federatedRequest(this.path, server),
     });
-    this.fronts = new FrontSessions(
+    this.fronts = new ClientSessions(
       route.path,
       {
         sessions: deps.sessions,

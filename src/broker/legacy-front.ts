@@ -19,7 +19,7 @@ import {
 import { SluiceError } from '../core/errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import { ANY_RESULT, forwardCall, relayProgress } from './bridge-common.ts';
-import { FrontSessions, type FrontSession } from './front-sessions.ts';
+import { ClientSessions, type ClientSession } from './client-sessions.ts';
 import type { FrontDeps } from './modern-front.ts';
 import { connectUpstream, type Discovery, type UpstreamEndpoint } from './upstream-link.ts';
 import type { BrokerExchange } from './web-exchange.ts';
@@ -27,9 +27,9 @@ import type { BrokerExchange } from './web-exchange.ts';
 type Ctx = ServerContext;
 type Req = JSONRPCRequest;
 
-class BridgedSession implements FrontSession {
+class BridgedSession implements ClientSession {
   readonly server: Server;
-  transport: FrontSession['transport'];
+  transport: ClientSession['transport'];
   readonly principal: string;
   readonly cache = new InMemoryResponseCacheStore();
   /** Resource URIs the caller subscribed to: they ride the upstream listen. */
@@ -57,7 +57,7 @@ export class LegacyFront {
   private readonly found: Discovery;
   private readonly deps: FrontDeps;
   private readonly log: Logger;
-  private readonly live: FrontSessions<BridgedSession>;
+  private readonly live: ClientSessions<BridgedSession>;
 
   constructor(route: string, endpointFor: (ex: BrokerExchange) => UpstreamEndpoint, found: Discovery, deps: FrontDeps) {
     this.route = route;
@@ -65,7 +65,7 @@ export class LegacyFront {
     this.found = found;
     this.deps = deps;
     this.log = deps.log.child({ route, bridge: '2025→2026-07-28' });
-    this.live = new FrontSessions(
+    this.live = new ClientSessions(
       route,
       { sessions: deps.sessions, keepAliveMs: deps.keepAliveMs, limits: () => deps.limits, log: this.log },
       {

@@ -1,29 +1,27 @@
 // A stdio route's broker: the sessions of one route, each with its child, and the HTTP exchanges
 // the pipeline hands it once the shared front stages (head, route, Host/Origin, CORS, auth, body,
-// classification, policy) have passed. A new session (an initialize) spawns a child, within
-// maxProcesses; a known one is served by its own transport; a session that ends (DELETE, idle,
-// its child exiting, shutdown, the route reloaded away) stops its child's process group and is
-// forgotten, so its next request gets 404 and the client starts again.
-import { randomUUID } from 'node:crypto';
-import { WebStandardStreamableHTTPServerTransport, type RequestId } from '@modelcontextprotocol/server';
-import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
+// classification, policy) have passed. Its 2025-era client sessions are kept by the one keeper of
+// client sessions (client-sessions.ts: tokens, owner rule, bound, idle sweep, 400/404); what is
+// stdio's own is here: a new session spawns a child within the route's process count
+// (process-slots.ts), a request reaches the child when it reads (stdin backpressure) and ends at
+// its deadline, and a session that ends (DELETE, idle, its child exiting, shutdown, the route
+// reloaded away) stops its child's process group, so its next request gets 404 and the client
+// starts again. 2026-07-28 clients are bridged onto pooled sessions (modern-front.ts).
+import type { RequestId } from '@modelcontextprotocol/server';
 import type { RouteConfig, StdioConfig } from '../config/schema.ts';
-import type { BrokerCloseReason, BrokerState, RouteBroker } from '../core/route-broker.ts';
-import type { Route } from '../routing/route-table.ts';
-import { SluiceError } from '../core/errors.ts';
-import { H } from '../core/mcp.ts';
-import type { Logger } from '../observability/logger.ts';
-import { seal } from '../session/token.ts';
-import { callerKey, PROCESS } from './bridge-common.ts';
-import { perCallerShare, ProcessSlots } from './process-slots.ts';
-import type { KeyRing } from '../session/key-ring.ts';
-import { EventBuffer } from '../core/event-buffer.ts';
-import { isInitialize, parsedBody, webRequest, writeWebResponse, type BrokerExchange } from './web-exchange.ts';
-import { StdioSession, type SessionEnd } from './stdio-session.ts';
-import type { BridgeMetrics } from './bridge-common.ts';
-import { ModernFront } from './modern-front.ts';
-import { discoverUpstream, type Discovery, type UpstreamEndpoint } from './upstream-link.ts';
 import type { BridgingConfig } from '../config/schema.ts';
+import type { BrokerCloseReason, BrokerState, RouteBroker } from '../core/route-broker.ts';
+import { SluiceError } from '../core/errors.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Route } from '../routing/route-table.ts';
+import type { KeyRing } from '../session/key-ring.ts';
+import { callerKey, type BridgeMetrics } from './bridge-common.ts';
+import { ClientSessions, type SessionEndCause } from './client-sessions.ts';
+import { ModernFront } from './modern-front.ts';
+import { perCallerShare, ProcessSlots } from './process-slots.ts';
+import { StdioSession, type SessionEnd } from './stdio-session.ts';
+import { discoverUpstream, type Discovery, type UpstreamEndpoint } from './upstream-link.ts';
+import { isInitialize, parsedBody, type BrokerExchange } from './web-exchange.ts';
 
 export type { BrokerExchange };
 
@@ -44,19 +42,18 @@ export interface BrokerMetrics extends BridgeMetrics {
   childrenRunning(route: string, n: number): void;
 }
 
+const WARN_CAUSES = new Set(['crashed', 'spawn-failed', 'flooded', 'oversized-line']);
+
 export class StdioBroker implements RouteBroker {
   readonly kind = 'stdio';
   readonly path: string;
-  /** The public prefix ('' for the root route): HTTP+SSE endpoints are named below it. */
-  private readonly prefix: string;
   private cfg: StdioConfig;
   private readonly bridge: 'auto' | 'off';
   private readonly deps: BrokerDeps;
   private readonly log: Logger;
-  private readonly live = new Map<string, StdioSession>();
+  private readonly sessions: ClientSessions<StdioSession>;
   /** Children of ended sessions still being stopped: shutdown waits for them too. */
   private readonly stopping = new Set<StdioSession['child']>();
-  private readonly sweeper: NodeJS.Timeout;
   /** Every child of this route, whatever it serves, counted until reaped (maxProcesses). */
   private readonly slots: ProcessSlots;
   private closed = false;
@@ -67,14 +64,44 @@ export class StdioBroker implements RouteBroker {
   constructor(route: RouteConfig, deps: BrokerDeps) {
     if (!route.stdio) throw new Error(`route ${route.path} has no stdio upstream`);
     this.path = route.path;
-    this.prefix = route.path === '/' ? '' : route.path.replace(/\/+$/, '');
     this.cfg = route.stdio;
     this.bridge = route.bridge ?? 'auto';
     this.deps = deps;
     this.log = deps.log.child({ route: route.path, broker: 'stdio' });
     this.slots = new ProcessSlots(this.cfg.maxProcesses, perCallerShare(this.cfg), `route ${route.path}`);
-    this.sweeper = setInterval(this.sweep, Math.max(250, Math.min(this.cfg.idleTimeout / 4, 5000)));
-    this.sweeper.unref();
+    const cfg = this.cfg;
+    this.sessions = new ClientSessions(
+      route.path,
+      {
+        sessions: deps.sessions,
+        keepAliveMs: deps.keepAliveMs,
+        // The process count is the real bound (taken in create); the keeper's is the same number.
+        limits: () => ({ maxSessions: cfg.maxProcesses, sessionIdle: cfg.idleTimeout }),
+        log: this.log,
+      },
+      {
+        create: (pk, ex) => this.open(pk, ex),
+        attach: (s, transport) => s.attach(transport),
+        served: (s, ex) => {
+          ex.brokerUpstream = `stdio:${cfg.command}#${s.child.pid ?? '?'}`;
+          s.lastActivity = Date.now();
+        },
+        deliver: (s, ex, parsed, run) => this.deliver(s, ex, parsed, run),
+        check: (s, ex, parsed, answer) => {
+          // The child could not be started: the client hears why, not an initialize that never answers.
+          if (!s.child.running && answer.status < 300 && ex.req.method === 'POST' && isInitialize(parsed)) {
+            void answer.body?.cancel();
+            throw new SluiceError(
+              'SLUICE_ERR_UPSTREAM_UNAVAILABLE',
+              `the stdio server could not be started (${cfg.command})`,
+            );
+          }
+        },
+        ended: (s, why, cause) => s.end({ cause: cause === 'closed' ? 'stopped' : cause, detail: why }),
+        count: () => undefined,
+      },
+      { serves: 'from a stdio server', limit: 'maxProcesses' },
+    );
   }
 
   /** Children alive now: sessions', the bridge's pooled ones, the era probe's, and those still stopping. */
@@ -87,7 +114,7 @@ export class StdioBroker implements RouteBroker {
   }
 
   state(): BrokerState {
-    return { kind: 'stdio', route: this.path, sessions: this.live.size, processes: this.processes() };
+    return { kind: 'stdio', route: this.path, sessions: this.sessions.size, processes: this.processes() };
   }
 
   /** The same command and settings: a reload keeps this broker and its sessions. */
@@ -96,38 +123,75 @@ export class StdioBroker implements RouteBroker {
     return JSON.stringify(r.stdio) === JSON.stringify(this.cfg) && (r.bridge ?? 'auto') === this.bridge;
   }
 
-  handle(ex: BrokerExchange): Promise<void> {
-    ex.handedOff = true;
-    return this.serveExchange(ex);
+  /** Whether `ex` names one of this process's sessions (its token or HTTP+SSE id). */
+  owns(ex: BrokerExchange): boolean {
+    return this.sessions.owns(ex);
   }
 
-  private async serveExchange(ex: BrokerExchange): Promise<void> {
-    if (this.closed) throw new SluiceError('SLUICE_ERR_SHUTTING_DOWN');
+  handle(ex: BrokerExchange): Promise<void> {
+    ex.handedOff = true;
+    if (this.closed) return Promise.reject(new SluiceError('SLUICE_ERR_SHUTTING_DOWN'));
     // 2026-07-28 clients are stateless: bridged onto pooled stdio sessions (modern-front.ts).
     if (ex.era === 'stateless' && this.bridge !== 'off') return this.bridged(ex);
-    const raw = ex.req.headers[H.sessionId];
-    const token = Array.isArray(raw) ? raw[0] : raw;
-    const parsed = parsedBody(ex);
-    // HTTP+SSE (2024-11-05): GET <route>/sse opens a session and its stream; its POSTs go to
-    // <route>/messages?sessionId=… (the endpoint event names it).
-    if (token === undefined && ex.req.method === 'GET' && ex.routeRest === '/sse') return this.openSse(ex);
-    const sseId = ex.routeRest === '/messages' ? new URLSearchParams(ex.query).get('sessionId') : null;
-    if (token === undefined && ex.req.method === 'POST' && sseId !== null) return this.postSse(ex, sseId, parsed);
-    let session: StdioSession | undefined;
-    if (token !== undefined) {
-      session = this.live.get(token);
-      if (!session || session.over || session.principal !== ex.principal?.key)
-        throw new SluiceError('SLUICE_ERR_SESSION_NOT_FOUND', 'no such session on this route (it ended, or never was)');
-    } else if (ex.req.method === 'POST' && isInitialize(parsed)) {
-      session = await this.open(ex);
-    } else {
+    return this.sessions.handle(ex, parsedBody(ex));
+  }
+
+  /** A new session: its child spawned within the route's process count, running before the session is. */
+  private async open(pk: string, ex: BrokerExchange): Promise<StdioSession> {
+    const slot = this.slots.take(callerKey(ex));
+    const session: StdioSession = new StdioSession(this.cfg, {
+      principal: pk,
+      log: this.log,
+      maxLine: this.deps.maxLine,
+      slot,
+      onEnd: (end) => this.ended(session, end),
+    });
+    this.deps.metrics()?.childSpawned(this.path);
+    this.deps.metrics()?.childrenRunning(this.path, this.slots.running);
+    try {
+      await session.child.ready;
+    } catch {
+      // ended() has logged the cause; the client hears it in plain words.
       throw new SluiceError(
-        'SLUICE_ERR_BAD_REQUEST',
-        'a stdio route serves sessions: start with initialize (no Mcp-Session-Id), then send its Mcp-Session-Id',
+        'SLUICE_ERR_UPSTREAM_UNAVAILABLE',
+        `the stdio server could not be started: ${session.endDetail}`,
       );
     }
-    ex.brokerUpstream = `stdio:${this.cfg.command}#${session.child.pid ?? '?'}`;
-    await this.serve(session, ex, parsed);
+    this.log.info({ pid: session.child.pid, command: this.cfg.command }, 'stdio session started');
+    return session;
+  }
+
+  /** A request reaches the child when it reads its stdin, and its call ends at the exchange's deadline. */
+  private async deliver<T>(s: StdioSession, ex: BrokerExchange, parsed: unknown, run: () => Promise<T>): Promise<T> {
+    const { res } = ex;
+    // At the exchange's deadline the child stops the call; the hand-off answers 504 when nothing was sent yet.
+    const id = (parsed as { id?: unknown } | undefined)?.id;
+    if (ex.deadline !== undefined && isRequest(parsed)) {
+      const expiry = setTimeout(
+        () => s.expire(id as RequestId, res.writableEnded || !res.headersSent),
+        ex.deadline - Date.now(),
+      );
+      res.once('close', () => clearTimeout(expiry));
+    }
+    return s.whenChildReads(this.cfg.stdinWait, run);
+  }
+
+  /** The session is over for any reason: the keeper forgets it, the child is counted while it stops. */
+  private ended(session: StdioSession, end: SessionEnd): void {
+    const keeperCause: SessionEndCause =
+      end.cause === 'deleted' || end.cause === 'idle' || end.cause === 'shutdown' || end.cause === 'route-removed'
+        ? end.cause
+        : 'closed';
+    this.sessions.end(session, end.detail, keeperCause);
+    const child = session.child;
+    if (child.running) {
+      this.stopping.add(child);
+      void child.gone.then(() => this.stopping.delete(child));
+    }
+    this.deps.metrics()?.childExited(this.path, end.cause);
+    this.deps.metrics()?.childrenRunning(this.path, this.slots.running);
+    const level = WARN_CAUSES.has(end.cause) ? 'warn' : 'info';
+    this.log[level]({ pid: session.child.pid, cause: end.cause, detail: end.detail }, 'stdio session ended');
   }
 
   private async bridged(ex: BrokerExchange): Promise<void> {
@@ -155,8 +219,7 @@ export class StdioBroker implements RouteBroker {
       metrics: this.deps.metrics,
     });
     ex.brokerUpstream = `stdio:${this.cfg.command} (bridged 2026-07-28→2025)`;
-    const parsed = parsedBody(ex);
-    await this.modern.handle(ex, parsed);
+    await this.modern.handle(ex, parsedBody(ex));
   }
 
   /** The stdio server as the bridge reaches it: a child counted for `caller` in the route's one process count. */
@@ -164,179 +227,11 @@ export class StdioBroker implements RouteBroker {
     return { kind: 'stdio', cfg: this.cfg, log: this.log, maxLine: this.deps.maxLine, slots: this.slots, caller };
   }
 
-  private async openSse(ex: BrokerExchange): Promise<void> {
-    const { res } = ex;
-    const endpoint = `${this.prefix}/messages`;
-    let sse: SSEServerTransport | undefined;
-    const session = await this.open(
-      ex,
-      (s) => {
-        sse = new SSEServerTransport(endpoint, res);
-        sse.onclose = () => s.end({ cause: 'deleted', detail: 'the client closed its HTTP+SSE stream' });
-        return sse;
-      },
-      () => (sse as SSEServerTransport).sessionId,
-    );
-    ex.brokerUpstream = `stdio:${this.cfg.command}#${session.child.pid ?? '?'}`;
-    session.active++;
-    res.once('close', () => {
-      session.active--;
-      session.end({ cause: 'deleted', detail: 'the client closed its HTTP+SSE stream' });
-    });
-    await (sse as SSEServerTransport).start();
-  }
-
-  /** Whether `ex` names one of this process's sessions (its token or HTTP+SSE id). */
-  owns(ex: BrokerExchange): boolean {
-    const raw = ex.req.headers[H.sessionId];
-    const token = Array.isArray(raw) ? raw[0] : raw;
-    if (token !== undefined) return this.live.has(token);
-    const sse = ex.routeRest === '/messages' ? new URLSearchParams(ex.query).get('sessionId') : null;
-    return sse !== null && this.live.has(sse);
-  }
-
-  private async postSse(ex: BrokerExchange, id: string, parsed: unknown): Promise<void> {
-    const session = this.live.get(id);
-    if (!session || session.over || session.principal !== ex.principal?.key)
-      throw new SluiceError('SLUICE_ERR_SESSION_NOT_FOUND', 'no such HTTP+SSE session on this route');
-    ex.brokerUpstream = `stdio:${this.cfg.command}#${session.child.pid ?? '?'}`;
-    session.lastActivity = Date.now();
-    await session.whenChildReads(this.cfg.stdinWait, () =>
-      (session.transport as SSEServerTransport).handlePostMessage(ex.req, ex.res, parsed),
-    );
-  }
-
-  /** A Streamable HTTP session: the SDK v2 server transport, with this session's token and event buffer. */
-  private streamable(token: string): (s: StdioSession) => WebStandardStreamableHTTPServerTransport {
-    return (s) => {
-      const t = new WebStandardStreamableHTTPServerTransport({
-        sessionIdGenerator: () => token,
-        eventStore: new EventBuffer(),
-        keepAliveMs: this.deps.keepAliveMs,
-        onsessionclosed: () => s.end({ cause: 'deleted', detail: 'the client ended the session (DELETE)' }),
-      });
-      t.onerror = (err) => this.log.debug({ err: err.message }, 'broker transport');
-      return t;
-    };
-  }
-
-  private async open(
-    ex: BrokerExchange,
-    transport?: (s: StdioSession) => SSEServerTransport,
-    sseId?: () => string,
-  ): Promise<StdioSession> {
-    const slot = this.slots.take(callerKey(ex));
-    const token = seal(this.deps.sessions(), {
-      kind: 'session',
-      route: this.path,
-      replica: PROCESS,
-      value: randomUUID(),
-      principal: undefined,
-      issuedAt: Math.floor(Date.now() / 1000),
-    });
-    const session: StdioSession = new StdioSession(
-      this.cfg,
-      {
-        token,
-        principal: ex.principal?.key,
-        log: this.log,
-        maxLine: this.deps.maxLine,
-        slot,
-        onEnd: (end) => this.ended(session, end),
-      },
-      transport ?? this.streamable(token),
-    );
-    // An HTTP+SSE session is found by the transport's own sessionId (the POST URL's query).
-    this.live.set(sseId ? sseId() : token, session);
-    this.deps.metrics()?.childSpawned(this.path);
-    this.deps.metrics()?.childrenRunning(this.path, this.live.size);
-    try {
-      await session.child.ready;
-    } catch {
-      // ended() has logged the cause; the client hears it in plain words.
-      throw new SluiceError(
-        'SLUICE_ERR_UPSTREAM_UNAVAILABLE',
-        `the stdio server could not be started: ${session.endDetail}`,
-      );
-    }
-    this.log.info({ pid: session.child.pid, command: this.cfg.command }, 'stdio session started');
-    if (!transport) await (session.transport as WebStandardStreamableHTTPServerTransport).start();
-    return session;
-  }
-
-  private ended(session: StdioSession, end: SessionEnd): void {
-    for (const [k, v] of this.live) if (v === session) this.live.delete(k);
-    const child = session.child;
-    if (child.running) {
-      this.stopping.add(child);
-      void child.gone.then(() => this.stopping.delete(child));
-    }
-    this.deps.metrics()?.childExited(this.path, end.cause);
-    this.deps.metrics()?.childrenRunning(this.path, this.live.size);
-    const level =
-      end.cause === 'crashed' ||
-      end.cause === 'spawn-failed' ||
-      end.cause === 'flooded' ||
-      end.cause === 'oversized-line'
-        ? 'warn'
-        : 'info';
-    this.log[level]({ pid: session.child.pid, cause: end.cause, detail: end.detail }, 'stdio session ended');
-  }
-
-  private async serve(session: StdioSession, ex: BrokerExchange, parsed: unknown): Promise<void> {
-    const { req, res } = ex;
-    session.active++;
-    session.lastActivity = Date.now();
-    const done = new AbortController();
-    // At the exchange's deadline the child stops the call; the hand-off answers 504 when nothing was sent yet.
-    const id = (parsed as { id?: unknown; method?: unknown } | undefined)?.id;
-    const expiry =
-      ex.deadline !== undefined && isRequest(parsed)
-        ? setTimeout(
-            () => session.expire(id as RequestId, res.writableEnded || !res.headersSent),
-            ex.deadline - Date.now(),
-          )
-        : undefined;
-    res.once('close', () => {
-      clearTimeout(expiry);
-      session.active--;
-      session.lastActivity = Date.now();
-      done.abort();
-    });
-    const answer = await session.whenChildReads(this.cfg.stdinWait, () =>
-      (session.transport as WebStandardStreamableHTTPServerTransport).handleRequest(
-        webRequest(req, done.signal),
-        parsed === undefined ? {} : { parsedBody: parsed },
-      ),
-    );
-    // The child could not be started: the client hears why, not an initialize that never answers.
-    if (!session.child.running && answer.status < 300 && req.method === 'POST' && isInitialize(parsed)) {
-      void answer.body?.cancel();
-      throw new SluiceError(
-        'SLUICE_ERR_UPSTREAM_UNAVAILABLE',
-        `the stdio server could not be started (${this.cfg.command})`,
-      );
-    }
-    const sid = answer.headers.get(H.sessionId);
-    if (sid) ex.responseSessionId = sid;
-    writeWebResponse(ex, answer);
-  }
-
-  private readonly sweep = (): void => {
-    const now = Date.now();
-    for (const s of this.live.values())
-      if (s.active === 0 && now - s.lastActivity >= this.cfg.idleTimeout)
-        s.end({ cause: 'idle', detail: `no request and no open stream for ${this.cfg.idleTimeout} ms (idleTimeout)` });
-  };
-
   /** Ends every session (shutdown, or the route reloaded away); resolves when the children are gone. */
   async close(reason: BrokerCloseReason, _deadline: number): Promise<void> {
-    const cause: SessionEnd['cause'] = reason;
     this.closed = true;
-    clearInterval(this.sweeper);
     await this.modern?.close();
-    for (const s of [...this.live.values()])
-      s.end({ cause, detail: cause === 'shutdown' ? 'Sluice is stopping' : 'the route was removed' });
+    this.sessions.close(reason);
     // Each child is SIGKILLed at killGrace at the latest; its exit (reaped) follows.
     await Promise.all([...this.stopping].map((c) => c.gone));
   }

@@ -6,10 +6,12 @@
 // an answer goes where its request came from (the transport knows), a progress notification to
 // the request that named its token, a request or log line the child sends mid-call to the call in
 // flight (the newest, when several are), and everything else (list changes) to the GET stream.
-import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/server';
+import type { JSONRPCMessage, RequestId, WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/server';
+import type { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import type { StdioConfig } from '../config/schema.ts';
 import { SluiceError } from '../core/errors.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { ClientSession } from './client-sessions.ts';
 import type { Slot } from './process-slots.ts';
 import { StdioChild, type ExitCause } from './stdio-child.ts';
 
@@ -28,8 +30,8 @@ export interface ClientSide {
 }
 
 export interface StdioSessionOptions {
-  token: string;
-  principal: string | undefined;
+  /** The caller it belongs to (bridge-common callerKey). */
+  principal: string;
   log: Logger;
   maxLine: number;
   /** Its child's place in the route's process count (released once the child is reaped). */
@@ -40,10 +42,14 @@ export interface StdioSessionOptions {
 
 const key = (id: unknown): string => (typeof id === 'number' ? `n${id}` : `s${String(id)}`);
 
-export class StdioSession {
-  readonly token: string;
-  readonly principal: string | undefined;
-  readonly transport: ClientSide;
+export class StdioSession implements ClientSession {
+  readonly principal: string;
+  /** The SDK server transport the keeper (client-sessions.ts) made for it. */
+  transport: WebStandardStreamableHTTPServerTransport | SSEServerTransport | undefined;
+  /** Set by the keeper once the session is over for it. */
+  over = false;
+  /** The client's side, once attached: what the child's messages are sent on. */
+  private client: ClientSide | undefined;
   readonly child: StdioChild;
   /** HTTP exchanges of this session in progress (POSTs answering, GET streams open). */
   active = 0;
@@ -62,13 +68,10 @@ export class StdioSession {
   /** Requests the child sent the client, and the client request they were sent with. */
   private readonly childRequests = new Map<string, RequestId | undefined>();
 
-  /** `transport`: the client's side, built for this session (it may call `end` as the session's own). */
-  constructor(cfg: StdioConfig, opts: StdioSessionOptions, transport: (session: StdioSession) => ClientSide) {
+  /** Spawns the child; the client's side is attached once the keeper has made it (`attach`). */
+  constructor(cfg: StdioConfig, opts: StdioSessionOptions) {
     this.opts = opts;
-    this.token = opts.token;
     this.principal = opts.principal;
-    this.transport = transport(this);
-    this.transport.onmessage = (m) => this.fromClient(m as Msg);
     this.child = new StdioChild(cfg, {
       log: opts.log,
       maxLine: opts.maxLine,
@@ -80,8 +83,11 @@ export class StdioSession {
     });
   }
 
-  get over(): boolean {
-    return this.ended;
+  /** The client's side: what it sends goes to the child, what the child sends goes out on it. */
+  async attach(client: ClientSide & { start(): Promise<void> }): Promise<void> {
+    this.client = client;
+    client.onmessage = (m) => this.fromClient(m as Msg);
+    await client.start();
   }
 
   /**
@@ -135,14 +141,14 @@ export class StdioSession {
     const message = `the stdio server ${end.cause === 'spawn-failed' ? 'could not be started' : 'is gone'}: ${end.detail}`;
     void Promise.allSettled(
       waiting.map((id) =>
-        this.transport.send(
+        this.client?.send(
           { jsonrpc: '2.0', id, error: { code: -32603, message } },
           {
             relatedRequestId: id,
           },
         ),
       ),
-    ).then(() => this.transport.close().catch(() => undefined));
+    ).then(() => this.client?.close().catch(() => undefined));
     this.opts.onEnd(end);
   }
 
@@ -160,12 +166,10 @@ export class StdioSession {
     });
     if (answered) return;
     const e = new SluiceError('SLUICE_ERR_UPSTREAM_TIMEOUT', 'request time limit reached (timeouts.request)');
-    void this.transport
-      .send(
+    this.client
+      ?.send(
         { jsonrpc: '2.0', id, error: { code: e.rpcCode, message: e.message, data: { sluice: e.code } } },
-        {
-          relatedRequestId: id,
-        },
+        { relatedRequestId: id },
       )
       .catch(() => undefined);
   }
@@ -214,12 +218,12 @@ export class StdioSession {
     // The child's line passed isJsonRpcMessage (stdio-child.ts): it is a JSON-RPC message.
     const msg = m as unknown as JSONRPCMessage;
     try {
-      await this.transport.send(msg, related === undefined ? undefined : { relatedRequestId: related });
+      await this.client?.send(msg, related === undefined ? undefined : { relatedRequestId: related });
     } catch (err) {
       // The request's stream is gone (the client left it): the GET stream, if any, still hears it.
       if (related === undefined) return this.opts.log.debug({ err: (err as Error).message }, 'broker: not delivered');
-      await this.transport
-        .send(msg)
+      await this.client
+        ?.send(msg)
         .catch((e: unknown) => this.opts.log.debug({ err: (e as Error).message }, 'broker: not delivered'));
     }
   }
