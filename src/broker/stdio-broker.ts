@@ -227,13 +227,22 @@ export class StdioBroker implements RouteBroker {
     return { kind: 'stdio', cfg: this.cfg, log: this.log, maxLine: this.deps.maxLine, slots: this.slots, caller };
   }
 
-  /** Ends every session (shutdown, or the route reloaded away); resolves when the children are gone. */
-  async close(reason: BrokerCloseReason, _deadline: number): Promise<void> {
+  /**
+   * Ends every session (shutdown, or the route reloaded away); resolves when the children are gone.
+   * Each child has killGrace after its SIGTERM, but none beyond `deadline` (shutdown.drain): then
+   * the groups still there are SIGKILLed, so Sluice stops within its drain window.
+   */
+  async close(reason: BrokerCloseReason, deadline: number): Promise<void> {
     this.closed = true;
-    await this.modern?.close();
     this.sessions.close(reason);
-    // Each child is SIGKILLed at killGrace at the latest; its exit (reaped) follows.
-    await Promise.all([...this.stopping].map((c) => c.gone));
+    const bridged = this.modern?.close();
+    const children = [...this.stopping];
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now()))));
+    await Promise.race([Promise.all(children.map((c) => c.gone)), late]);
+    clearTimeout(timer);
+    for (const c of children) c.killNow();
+    await Promise.all([...children.map((c) => c.gone), bridged]);
   }
 }
 

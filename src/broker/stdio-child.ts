@@ -162,6 +162,11 @@ export class StdioChild {
     this.killTimer.unref();
   }
 
+  /** The grace is over (Sluice's drain deadline): SIGKILL to the group now. */
+  killNow(): void {
+    if (!this.exited) this.signal('SIGKILL');
+  }
+
   private signal(sig: NodeJS.Signals): void {
     const pid = this.proc.pid;
     if (pid === undefined) return;

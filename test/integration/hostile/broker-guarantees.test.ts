@@ -293,6 +293,26 @@ describe("broker: the relay's admission and deadlines on broker routes", () => {
 });
 
 describe('broker: shutdown drains broker exchanges', () => {
+  it('children deaf to SIGTERM with a long killGrace are killed within shutdown.drain', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-deaf-term-'));
+    const cfg = join(dir, 'sluice.yaml');
+    writeFileSync(
+      cfg,
+      `listen: [{ host: 127.0.0.1, port: 0 }]\nshutdown: { drain: 1s }\nroutes:\n  - path: /mcp\n    upstream:\n      stdio: { command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(HOSTILE)}, --ignore-term], killGrace: 30s }\n`,
+    );
+    const sluice = await spawnSluice(['serve', '--config', cfg], '/mcp -> stdio');
+    const base = /(http:\/\/127\.0\.0\.1:\d+)\/mcp/.exec(sluice.stderr())![1]!;
+    await rawSession(base);
+    await rawSession(base);
+    const children = childrenOf(sluice.child.pid!).map((c) => c.pid);
+    assert.equal(children.length, 2);
+    const stopped = Date.now();
+    assert.equal(await sluice.stop(), 0);
+    const took = Date.now() - stopped;
+    assert.ok(took < 5000, `Sluice stopped after ${took} ms (drain 1 s; killGrace 30 s not waited for)`);
+    assert.deepEqual(children.filter(alive), []);
+  });
+
   it('a slow stdio call in flight at SIGTERM completes within shutdown.drain; Sluice exits 0 and leaves no child', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-drain-'));
     const cfg = join(dir, 'sluice.yaml');
