@@ -23,6 +23,7 @@ import {
   type FetchLike,
   type UpstreamEndpoint,
 } from './upstream-link.ts';
+import { EraCache } from './era-cache.ts';
 import type { BrokerCloseReason, BrokerState, RouteBroker } from '../core/route-broker.ts';
 import { parsedBody, type BrokerExchange } from './web-exchange.ts';
 
@@ -59,8 +60,7 @@ export class BridgeBroker implements RouteBroker<BridgeExchange> {
   private readonly agent: Agent;
   private readonly fetch: FetchLike;
   /** Each replica's era, found once (a failed probe is forgotten, so the next request asks again). */
-  private readonly eras = new Map<string, Promise<Discovery>>();
-  private readonly known = new Map<string, Discovery>();
+  private readonly eras = new EraCache();
   private readonly fronts = new Map<string, Fronts>();
   private closed = false;
 
@@ -114,7 +114,7 @@ export class BridgeBroker implements RouteBroker<BridgeExchange> {
     const replica = ex.replica ?? this.route.pool.pick(Date.now());
     if (!replica) return undefined;
     ex.replica = replica;
-    const found = this.known.get(replica.id);
+    const found = this.eras.get(replica.id);
     if (found) return this.bridges(found, modern) ? this.serve(ex, replica, found, modern) : undefined;
     return this.discover(replica).then(
       (f) => (this.bridges(f, modern) ? this.serve(ex, replica, f, modern) : undefined),
@@ -160,22 +160,16 @@ export class BridgeBroker implements RouteBroker<BridgeExchange> {
   }
 
   private discover(replica: Replica): Promise<Discovery> {
-    let p = this.eras.get(replica.id);
-    if (!p) {
-      p = discoverUpstream(this.endpoint(replica), this.deps.bridging().discoverTimeout);
-      this.eras.set(replica.id, p);
-      p.then(
-        (f) => {
-          this.known.set(replica.id, f);
-          this.log.info({ replica: replica.id, era: f.era, server: f.serverInfo.name }, 'upstream era found');
-        },
-        (err: Error) => {
-          this.eras.delete(replica.id);
-          this.log.warn({ replica: replica.id, err: err.message }, 'could not find the upstream era; relaying');
-        },
-      );
-    }
-    return p;
+    return this.eras.find(
+      replica.id,
+      () => discoverUpstream(this.endpoint(replica), this.deps.bridging().discoverTimeout),
+      {
+        found: (f) =>
+          this.log.info({ replica: replica.id, era: f.era, server: f.serverInfo.name }, 'upstream era found'),
+        failed: (err) =>
+          this.log.warn({ replica: replica.id, err: err.message }, 'could not find the upstream era; relaying'),
+      },
+    );
   }
 
   async close(_reason: BrokerCloseReason, _deadline: number): Promise<void> {

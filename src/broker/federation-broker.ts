@@ -29,6 +29,7 @@ import {
   type FetchLike,
   type UpstreamEndpoint,
 } from './upstream-link.ts';
+import { EraCache } from './era-cache.ts';
 import { parsedBody, type BrokerExchange } from './web-exchange.ts';
 
 export interface FederationMetrics {
@@ -58,11 +59,14 @@ export interface FederationExchange extends BrokerExchange {
 class RouteMember implements FederatedMember {
   readonly name: string;
   readonly prefix: string;
-  known: Discovery | undefined;
+  /** Its era and capabilities once found (undefined before, or while it cannot be asked). */
+  get known(): Discovery | undefined {
+    return this.eras.get(this.name);
+  }
+  private readonly eras = new EraCache();
   member: Member;
   /** A stdio server's processes over every session (and its era probe), running or stopping. */
   readonly slots: ProcessSlots | undefined;
-  private finding: Promise<Discovery> | undefined;
   private readonly agent: Agent | undefined;
   private readonly fetch: FetchLike | undefined;
   private readonly deps: FederationDeps;
@@ -114,19 +118,11 @@ class RouteMember implements FederatedMember {
   }
 
   private discover(headers: Record<string, string>): Promise<Discovery> {
-    if (this.known) return Promise.resolve(this.known);
-    if (!this.finding) {
-      const found = (async () => discoverUpstream(this.endpoint(headers), this.deps.bridging().discoverTimeout))();
-      this.finding = found;
-      found.then(
-        (f) => {
-          this.known = f;
-          this.log.info({ era: f.era, upstream: f.serverInfo.name }, 'federated server found');
-        },
-        () => (this.finding = undefined),
-      );
-    }
-    return this.finding;
+    return this.eras.find(
+      this.name,
+      async () => discoverUpstream(this.endpoint(headers), this.deps.bridging().discoverTimeout),
+      { found: (f) => this.log.info({ era: f.era, upstream: f.serverInfo.name }, 'federated server found') },
+    );
   }
 
   state(): Record<string, unknown> {

@@ -20,6 +20,7 @@ import { ClientSessions, type SessionEndCause } from './client-sessions.ts';
 import { ModernFront } from './modern-front.ts';
 import { perCallerShare, ProcessSlots } from './process-slots.ts';
 import { StdioSession, type SessionEnd } from './stdio-session.ts';
+import { EraCache } from './era-cache.ts';
 import { discoverUpstream, type Discovery, type UpstreamEndpoint } from './upstream-link.ts';
 import { isInitialize, parsedBody, type BrokerExchange } from './web-exchange.ts';
 
@@ -58,7 +59,7 @@ export class StdioBroker implements RouteBroker {
   private readonly slots: ProcessSlots;
   private closed = false;
   /** For 2026-07-28 clients: what the stdio server is (found once), and the front that bridges them. */
-  private found: Promise<Discovery> | undefined;
+  private readonly eras = new EraCache<'server'>();
   private modern: ModernFront | undefined;
 
   constructor(route: RouteConfig, deps: BrokerDeps) {
@@ -195,12 +196,12 @@ export class StdioBroker implements RouteBroker {
   }
 
   private async bridged(ex: BrokerExchange): Promise<void> {
-    this.found ??= discoverUpstream(this.endpoint(undefined), this.deps.bridging().discoverTimeout);
     let found: Discovery;
     try {
-      found = await this.found;
+      found = await this.eras.find('server', () =>
+        discoverUpstream(this.endpoint(undefined), this.deps.bridging().discoverTimeout),
+      );
     } catch (err) {
-      this.found = undefined;
       // No slot for the probe (maxProcesses): the capacity refusal as it is, a 503 to retry.
       if (err instanceof SluiceError) throw err;
       throw new SluiceError(
