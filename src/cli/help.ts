@@ -69,3 +69,30 @@ connections. Several Sluice processes given the same SLUICE_SESSION_KEYS route e
 sessions: no shared store, no sticky load balancer needed in front.
 Config reference: docs/config.md
 `;
+
+/**
+ * One command's help: its usage lines and its paragraph of HELP (undefined for an unknown
+ * command). `sluice serve --help` answers this instead of refusing the option.
+ */
+export function commandHelp(command: string): string | undefined {
+  const lines = HELP.split('\n');
+  const usage: string[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] as string;
+    if (!line.startsWith(`  sluice ${command} `) && line !== `  sluice ${command}`) continue;
+    usage.push(line);
+    // A usage line continues on lines indented past `  sluice `.
+    while (/^ {9,}\S/.test(lines[i + 1] ?? '')) usage.push(lines[++i] as string);
+  }
+  const start = lines.findIndex((l, i) => i > lines.indexOf('Commands:') && new RegExp(`^  ${command}(\\s|$)`).test(l));
+  if (usage.length === 0 || start === -1) return undefined;
+  const about = [lines[start] as string];
+  for (let i = start + 1; i < lines.length && /^ {3,}\S/.test(lines[i] as string); i++) about.push(lines[i] as string);
+  return `Usage:\n${usage.join('\n')}\n\n${about.join('\n')}\n\nAll commands: sluice --help\n`;
+}
+
+/** Whether ARGS ask for help (`--help` or `-h` before any `--`: what follows `--` is a stdio server's own). */
+export function asksHelp(args: readonly string[]): boolean {
+  const end = args.indexOf('--');
+  return (end === -1 ? args : args.slice(0, end)).some((a) => a === '--help' || a === '-h');
+}

@@ -14,7 +14,7 @@ import { checkAuthSecrets } from '../config/checks.ts';
 import { checkRouteUrls } from '../routing/route-checks.ts';
 import { KeyRingError } from '../session/key-ring.ts';
 import { TlsConfigError } from '../transport/tls-listener.ts';
-import { HELP } from './help.ts';
+import { asksHelp, commandHelp, HELP } from './help.ts';
 import { runCheckUpstream } from './check-upstream.ts';
 import { runConfig } from './config-gen.ts';
 import { runSessions } from './sessions.ts';
@@ -242,6 +242,12 @@ function onPath(command: string): boolean {
 
 export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
+  // `sluice COMMAND --help`: that command's help, whatever else is on the line.
+  const help = command !== undefined && asksHelp(rest) ? commandHelp(command) : undefined;
+  if (help) {
+    process.stdout.write(help);
+    return;
+  }
   try {
     switch (command) {
       case 'serve':

@@ -66,6 +66,27 @@ describe('sluice CLI', () => {
     assert.match(r.stdout, /sluice serve --upstream URL/);
   });
 
+  it('--help after any command prints that command\'s help and exits 0 (issue 35)', async () => {
+    for (const [command, usage] of [
+      ['serve', /sluice serve --stdio .*-- COMMAND/],
+      ['doctor', /sluice doctor URL/],
+      ['check-upstream', /sluice check-upstream URL/],
+      ['validate', /sluice validate sluice\.yaml/],
+    ] as const) {
+      for (const flag of command === 'serve' ? ['--help', '-h'] : ['--help']) {
+        const r = run(command, '--upstream', 'http://127.0.0.1:9/mcp', flag);
+        assert.equal(r.status, 0, `${command} ${flag}: ${r.stderr}`);
+        assert.match(r.stdout, usage);
+        assert.doesNotMatch(r.stdout, /sluice config nginx/, 'only that command');
+        assert.equal(r.stderr, '');
+      }
+    }
+    // After `--` the words are a stdio server's own: its --help is not Sluice's.
+    const { asksHelp } = await import('../../src/cli/help.ts');
+    assert.equal(asksHelp(['--stdio', '--', 'node', 'server.js', '--help']), false);
+    assert.equal(asksHelp(['--stdio', '-h', '--', 'node']), true);
+  });
+
   it('validate accepts a good file', () => {
     const r = run('validate', file('routes:\n  - path: /mcp\n    upstream: http://127.0.0.1:3000/mcp\ntimeouts:\n  heartbeat: 10s\n'));
     assert.equal(r.status, 0, r.stderr);
