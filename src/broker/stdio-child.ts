@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { StdioConfig } from '../config/schema.ts';
 import { isJsonRpcMessage } from '../core/mcp.ts';
 import type { Logger } from '../observability/logger.ts';
-import { detectSecrets } from '../observability/redact.ts';
+import { detectSecrets, lineRedactor } from '../observability/redact.ts';
 import { capString } from '../observability/safe-text.ts';
 import { watchEscapes, type EscapeWatch } from './descendants.ts';
 import type { Slot } from './process-slots.ts';
@@ -58,6 +58,8 @@ export class StdioChild {
   private stopping: ExitCause | undefined;
   private stopReason = '';
   private killTimer: NodeJS.Timeout | undefined;
+  /** Its stderr's redaction: a private key written over several lines is hidden whole. */
+  private readonly redactLine = lineRedactor();
   /** Its descendants that left its process group (setsid): killed with it. */
   private readonly escapes: EscapeWatch;
   /** Its place in the server's process count, held until the process is reaped. */
@@ -254,10 +256,11 @@ export class StdioChild {
       const line = this.err.slice(0, nl).replace(/\r$/, '');
       this.err = this.err.slice(nl + 1);
       if (this.flooding()) return this.stop('flooded', `more than ${this.maxLinesPerSecond} lines a second`);
-      if (line.trim() !== '') this.log.info({ pid: this.pid, stderr: logged(line, STDERR_LINE) }, 'stdio server');
+      if (line.trim() !== '')
+        this.log.info({ pid: this.pid, stderr: this.redactLine(capString(line, STDERR_LINE)) }, 'stdio server');
     }
     if (this.err.length > STDERR_LINE) {
-      this.log.info({ pid: this.pid, stderr: logged(this.err, STDERR_LINE) }, 'stdio server');
+      this.log.info({ pid: this.pid, stderr: this.redactLine(capString(this.err, STDERR_LINE)) }, 'stdio server');
       this.err = '';
     }
   };

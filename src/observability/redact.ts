@@ -60,8 +60,35 @@ const DETECTORS: [RegExp, string][] = [
   [/\b[rs]k_(?:live|test)_[A-Za-z0-9]{10,}/g, '[REDACTED:api-key]'],
   [/\bsk-[A-Za-z0-9_-]{16,}/g, '[REDACTED:api-key]'],
   [/\bAIza[0-9A-Za-z_-]{35}\b/g, '[REDACTED:api-key]'],
+  // An AWS secret access key (40 characters) after its name, in env, ini, JSON or YAML spelling.
+  [/(secret[_-]?access[_-]?key["']?\s*[=:]\s*["']?)[A-Za-z0-9/+]{40}/gi, '$1[REDACTED:aws-secret]'],
+  // A JSON member whose name says secret: "client_secret": "…", "api_key": "…", "password": "…".
+  [
+    /("[a-z0-9_-]*(?:secret|password|passwd|token|api[_-]?key|apikey|private[_-]?key|credential)[a-z0-9_-]*"\s*:\s*")(?:[^"\\]|\\.)*"/gi,
+    '$1[REDACTED:json-secret]"',
+  ],
   [/\b(password|passwd|pwd|secret|api[_-]?key|token)(\s*[=:]\s*)[^\s&,;"']+/gi, '$1$2[REDACTED:assignment]'],
 ];
+
+/**
+ * Redacts a stream of lines (a stdio child's stderr) where a secret may span several: every line
+ * of a PEM private key block, from its BEGIN line to its END line, is replaced, not only the
+ * first. One per stream.
+ */
+export function lineRedactor(): (line: string) => string {
+  let inKey = false;
+  return (line) => {
+    if (inKey) {
+      if (/-----END [A-Z0-9 ]*PRIVATE KEY-----/.test(line)) inKey = false;
+      return '[REDACTED:private-key]';
+    }
+    if (/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(line) && !/-----END [A-Z0-9 ]*PRIVATE KEY-----/.test(line)) {
+      inKey = true;
+      return '[REDACTED:private-key]';
+    }
+    return detectSecrets(line);
+  };
+}
 
 /** Replace what the detectors recognise in one string. */
 export function detectSecrets(s: string): string {

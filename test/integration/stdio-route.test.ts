@@ -267,6 +267,32 @@ describe('stdio session lifecycle (an SDK stdio server fixture)', () => {
     }
   });
 
+  it("a child's stderr reaches the log with its secrets hidden: a private key over several lines, an AWS secret key, JSON secrets (issue 35)", async () => {
+    const gw = await startTestGateway({ routes: [stdioRoute({ command: process.execPath, args: [FIXTURE] })] });
+    try {
+      const { client } = await connectV1(gw.base);
+      const secrets = ['MIIEvQIBADANBgkqhkiG9w0BAQEFAASC', 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', 'cl13nt-s3cr3t', 'k-abc-123'];
+      const text = [
+        'loading key',
+        '-----BEGIN PRIVATE KEY-----',
+        secrets[0],
+        'BKcwggSjAgEAAoIBAQC7',
+        '-----END PRIVATE KEY-----',
+        `AWS_SECRET_ACCESS_KEY=${secrets[1]}`,
+        `{"client_id":"app","client_secret":"${secrets[2]}","api_key":"${secrets[3]}"}`,
+        'key loaded',
+      ].join('\n');
+      await client.callTool({ name: 'stderr', arguments: { text } });
+      await waitFor(() => gw.logs.some((l) => l['stderr'] === 'key loaded'), 5000, 'the last stderr line');
+      const raw = gw.rawLog();
+      for (const secret of secrets) assert.ok(!raw.includes(secret), `${secret} reached the log`);
+      assert.ok(gw.logs.some((l) => l['stderr'] === 'loading key'), 'ordinary lines are kept');
+      await client.close();
+    } finally {
+      await gw.close();
+    }
+  });
+
   it('an idle session ends and its child with it', async () => {
     const gw = await startTestGateway({
       routes: [stdioRoute({ command: process.execPath, args: [FIXTURE], idleTimeout: '400ms' })],

@@ -2,7 +2,7 @@
 // truncation — and ordinary values left readable.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { detectSecrets, Redactor, type RedactionRules } from '../../../src/observability/redact.ts';
+import { detectSecrets, lineRedactor, Redactor, type RedactionRules } from '../../../src/observability/redact.ts';
 
 const rules = (r: Partial<RedactionRules> = {}): RedactionRules => ({ fields: [], paths: [], hashFields: [], hashPaths: [], detectors: true, maxString: 256, maxArray: 20, ...r });
 const KEY = Buffer.from('k'.repeat(32));
@@ -47,9 +47,21 @@ describe('redactor', () => {
       ['password=hunter2&user=bob', 'password=[REDACTED:assignment]&user=bob'],
       ['-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY----- done', '[REDACTED:private-key] done'],
       ['The weather in Lyon is 21°C; see https://example.com/a?b=c', 'The weather in Lyon is 21°C; see https://example.com/a?b=c'],
+      // Issue 35: an AWS secret access key after its name; JSON members whose name says secret.
+      ['aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', 'aws_secret_access_key = [REDACTED:aws-secret]'],
+      ['AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY rest', 'AWS_SECRET_ACCESS_KEY=[REDACTED:aws-secret] rest'],
+      ['{"SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}', '{"SecretAccessKey": "[REDACTED:json-secret]"}'],
+      ['{"client_id":"app","client_secret":"s3cr3t value \\" quoted"}', '{"client_id":"app","client_secret":"[REDACTED:json-secret]"}'],
+      ['config {"api_key": "k-123", "region": "eu"}', 'config {"api_key": "[REDACTED:json-secret]", "region": "eu"}'],
     ];
     for (const [input, want] of cases) assert.equal(detectSecrets(input), want, input);
     assert.equal(new Redactor(rules({ detectors: false }), KEY).redact('Bearer abcdefghijkl'), 'Bearer abcdefghijkl');
+  });
+
+  it('a private key written over several lines (a stdio server\'s stderr) is hidden line by line, whole', () => {
+    const redact = lineRedactor();
+    const lines = ['starting', '-----BEGIN PRIVATE KEY-----', 'MIIEvQIBADANBgkqhkiG9w0BAQEFAASC', 'BKcwggSjAgEAAoIBAQC7', '-----END PRIVATE KEY-----', 'ready'];
+    assert.deepEqual(lines.map(redact), ['starting', '[REDACTED:private-key]', '[REDACTED:private-key]', '[REDACTED:private-key]', '[REDACTED:private-key]', 'ready']);
   });
 
   it('cuts long strings and arrays, noting the original size, and stops at depth 32', () => {
