@@ -81,6 +81,7 @@ export class ModernFront {
       (key, s, how) => this.openSession(key, s, how),
     );
     this.parking = new Parking(l.maxPending, l.inputTimeout);
+    this.pool.counted = (n) => this.deps.metrics()?.bridgeSessions(this.route, n);
     this.pool.reclaim = async () => {
       const park = this.parking.reclaim(l.inputHold);
       if (!park) return false;
@@ -267,7 +268,6 @@ export class ModernFront {
       notification: (method, params) => this.heard(pk, s, method, params),
       closed: () => this.pool.discard(s),
     });
-    this.deps.metrics()?.bridgeSessions(this.route, this.pool.size + 1);
     return client;
   }
 

@@ -49,6 +49,8 @@ export type Reclaimer = () => Promise<boolean>;
 export class SessionPool<H> {
   /** Set by the owner: gives back a session an abandoned input_required round holds. */
   reclaim: Reclaimer | undefined;
+  /** Told the number of sessions whenever it changes, down as well as up (the bridge's gauge). */
+  counted: ((n: number) => void) | undefined;
   private readonly byKey = new Map<string, PooledSession[]>();
   private readonly opening = new Map<string, number>();
   private readonly limits: PoolLimits;
@@ -103,6 +105,7 @@ export class SessionPool<H> {
     // Still opening (its connect failed): it was never counted or listed.
     if (!(s.client as Client | undefined)) return;
     this.count--;
+    this.counted?.(this.count);
     const list = this.byKey.get(s.key);
     if (list) {
       const rest = list.filter((x) => x !== s);
@@ -167,6 +170,7 @@ export class SessionPool<H> {
       else this.opening.delete(key);
     }
     this.count++;
+    this.counted?.(this.count);
     const list = this.byKey.get(key);
     if (list) list.push(s);
     else this.byKey.set(key, [s]);
@@ -197,6 +201,7 @@ export class SessionPool<H> {
     const all = [...this.byKey.values()].flat();
     this.byKey.clear();
     this.count = 0;
+    this.counted?.(0);
     for (const s of all) {
       s.closed = true;
       this.stop(s.client);

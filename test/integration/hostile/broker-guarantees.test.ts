@@ -568,3 +568,37 @@ describe('broker: a client that stops reading its stream', () => {
     }
   });
 });
+
+describe('broker: the bridge sessions gauge goes down as well as up (issue 35)', () => {
+  it('sluice_bridge_sessions counts the pooled upstream sessions that are open now', async () => {
+    const upstream = await startUpstreamKit({ name: 'legacy-only', registerV1: registerConformanceV1, registerV2: registerConformanceV2, eras: 'legacy' });
+    const gw = await startTestGateway({
+      admin: { listen: { host: '127.0.0.1', port: 0 } },
+      routes: [{ path: '/bridge', upstream: upstream.url, bridge: 'auto' }],
+    });
+    const gauge = async (): Promise<number> => {
+      const text = (await send(`http://127.0.0.1:${gw.gw.adminAddress!.port}/metrics`)).body.toString();
+      return Number(/^sluice_bridge_sessions\{route="\/bridge"\} (\d+)/m.exec(text)?.[1] ?? 0);
+    };
+    try {
+      const held = new Client({ name: 'held', version: '1' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
+      await held.connect(new StreamableHTTPClientTransport(new URL(`${gw.base}/bridge`), { requestInit: { headers: { authorization: 'Bearer held' } } }));
+      await held.callTool({ name: 'test_simple_text', arguments: {} });
+      assert.ok((await gauge()) >= 1);
+      const anon = await modernClient(`${gw.base}/bridge`);
+      await anon.callTool({ name: 'test_simple_text', arguments: {} });
+      await anon.close();
+      await held.close();
+      // The anonymous caller's session is ended 0.5 s after its request; the credentialed one stays pooled.
+      let n = await gauge();
+      for (let i = 0; i < 50 && n !== 1; i++) {
+        await sleep(100);
+        n = await gauge();
+      }
+      assert.equal(n, 1, 'back down to the one pooled session');
+    } finally {
+      await gw.close();
+      await upstream.close();
+    }
+  });
+});
