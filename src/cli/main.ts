@@ -6,6 +6,7 @@ import { delimiter, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile, quickConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
+import { maskedArgs } from '../config/masked.ts';
 import { createLogger } from '../observability/logger.ts';
 import { startGateway, type Gateway } from '../app.ts';
 import { announceWorker, runPrimary, serveAsWorker, workerCount } from '../workers.ts';
@@ -37,7 +38,7 @@ export function printListening(gw: Pick<Gateway, 'addresses' | 'adminAddress'>, 
     for (const r of config.routes) {
       const pub = `${scheme}://${host}:${a.port}${r.path}`;
       const to = r.stdio
-        ? `stdio: ${[r.stdio.command, ...r.stdio.args].join(' ')}`
+        ? `stdio: ${[r.stdio.command, ...maskedArgs(r.stdio.args)].join(' ')}`
         : r.servers
           ? `federation: ${Object.keys(r.servers).join(', ')}`
           : r.upstream.map((u) => u.url).join(', ');

@@ -428,10 +428,13 @@ describe('broker: processes that cannot escape', () => {
 
   it('SIGHUP in the quick form keeps Sluice and its sessions', async () => {
     const sluice = await spawnSluice(
-      ['serve', '--listen', '127.0.0.1:0', '--stdio', '--', process.execPath, HOSTILE],
+      ['serve', '--listen', '127.0.0.1:0', '--stdio', '--', process.execPath, HOSTILE, '--api-key', 'topsecret-1234'],
       '/mcp',
     );
     const base = /(http:\/\/127\.0\.0\.1:\d+)\/mcp/.exec(sluice.stderr())![1]!;
+    // The start banner names the server, never a secret flag's value (issue 35).
+    assert.match(sluice.stderr(), /--api-key ••••••/);
+    assert.ok(!sluice.stderr().includes('topsecret-1234'));
     const headers = await rawSession(base);
     const [child] = childrenOf(sluice.child.pid!).map((c) => c.pid);
     sluice.child.kill('SIGHUP');
