@@ -66,6 +66,16 @@ describe('sluice CLI', () => {
     assert.match(r.stdout, /sluice serve --upstream URL/);
   });
 
+  it("npx sluice in the checkout prints no npm warning, even on a system Node older than the project's (issue 35)", () => {
+    const root = new URL('../..', import.meta.url).pathname;
+    // The PATH a user's shell has: npm scripts put the project's Node 24 first; a user's has the system's.
+    const path = (process.env['PATH'] ?? '').split(':').filter((d) => !d.includes('node_modules')).join(':');
+    const r = spawnSync('npx', ['sluice', '--version'], { cwd: root, encoding: 'utf8', env: { ...process.env, PATH: path } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^\d+\.\d+\.\d+/);
+    assert.doesNotMatch(r.stderr, /npm warn/i);
+  });
+
   it('--help after any command prints that command\'s help and exits 0 (issue 35)', async () => {
     for (const [command, usage] of [
       ['serve', /sluice serve --stdio .*-- COMMAND/],
