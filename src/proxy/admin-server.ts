@@ -110,7 +110,20 @@ async function handle(d: AdminDeps, req: IncomingMessage, res: ServerResponse): 
     }
   }
   if (!d.token) return fail(res, 404, 'not_found', 'no such admin resource (the registration API needs admin.token)');
+  const wait = d.ui?.guesses.wait('bearer', req.socket.remoteAddress) ?? 0;
+  if (wait > 0)
+    return fail(
+      res,
+      429,
+      'too_many_guesses',
+      'too many wrong tokens from this address; try again later',
+      {},
+      {
+        'retry-after': String(wait),
+      },
+    );
   if (!tokenMatches(req.headers.authorization, d.token)) {
+    d.ui?.guesses.failed('bearer', req.socket.remoteAddress);
     ctx.log.warn(
       { security: 'admin-auth-failed', method: req.method, peer: req.socket.remoteAddress },
       'admin API: missing or wrong token',

@@ -15,14 +15,13 @@ import { isIP } from 'node:net';
 import { BodyBudget, readBody } from '../transport/read-body.ts';
 import { tokenMatches } from './admin-server.ts';
 import type { AdminSnapshot } from './admin-view.ts';
+import { GuessThrottle } from './admin-throttle.ts';
 
 const COOKIE = 'sluice_admin_ui';
 const COOKIE_TTL_S = 12 * 3600;
 const MAX_WATCHERS = 8;
 const TICK_MS = 1000;
 const LOGIN_BODY = 4096;
-/** Wrong tokens typed into the form, over all callers, before it answers 429 for a minute. */
-const LOGIN_FAILURES_PER_MINUTE = 20;
 const LOGIN_BODIES = new BodyBudget(16 * LOGIN_BODY);
 
 // Everything the page loads comes from here: no other origin, no inline script.
@@ -55,8 +54,8 @@ export interface AdminUiDeps {
 export class AdminUi {
   private readonly d: AdminUiDeps;
   private readonly watchers = new Set<ServerResponse>();
-  /** Times (ms) of the recent failed sign-ins. */
-  private failures: number[] = [];
+  /** Wrong tokens per client and scheme (the form here; bearer headers here and in the admin API). */
+  readonly guesses = new GuessThrottle();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(d: AdminUiDeps) {
@@ -84,8 +83,18 @@ export class AdminUi {
       send(res, 405, 'text/plain; charset=utf-8', 'GET only\n', { allow: 'GET' });
       return true;
     }
+    const peer = req.socket.remoteAddress;
+    const bearer = req.headers.authorization !== undefined;
+    const wait = bearer ? this.guesses.wait('bearer', peer) : 0;
+    if (wait > 0) {
+      send(res, 429, 'text/plain; charset=utf-8', 'too many wrong tokens from this address; try again later\n', {
+        'retry-after': String(wait),
+      });
+      return true;
+    }
     // The stylesheet is the login form's too, and holds nothing about the gateway.
     if (!this.allowed(req) && path !== '/ui/ui.css') {
+      if (bearer) this.guesses.failed('bearer', peer);
       this.d.log.warn(
         { security: 'admin-auth-failed', path, peer: req.socket.remoteAddress },
         'admin page: missing or wrong token',
@@ -127,13 +136,12 @@ export class AdminUi {
   }
 
   private async login(req: IncomingMessage, res: ServerResponse, secure: boolean): Promise<void> {
-    const now = Date.now();
-    this.failures = this.failures.filter((t) => now - t < 60_000);
-    if (this.failures.length >= LOGIN_FAILURES_PER_MINUTE) {
+    const peer = req.socket.remoteAddress;
+    const wait = this.guesses.wait('form', peer);
+    if (wait > 0) {
       req.resume();
-      const wait = Math.ceil((60_000 - (now - (this.failures[0] ?? now))) / 1000);
-      send(res, 429, 'text/plain; charset=utf-8', 'too many wrong tokens; try again later\n', {
-        'retry-after': String(Math.max(1, wait)),
+      send(res, 429, 'text/plain; charset=utf-8', 'too many wrong tokens from this address; try again later\n', {
+        'retry-after': String(wait),
       });
       return;
     }
@@ -151,7 +159,7 @@ export class AdminUi {
       return;
     }
     if (!this.d.token || !tokenMatches(`Bearer ${sent}`, this.d.token)) {
-      this.failures.push(now);
+      this.guesses.failed('form', peer);
       this.d.log.warn(
         { security: 'admin-auth-failed', path: '/ui/login', peer: req.socket.remoteAddress },
         'admin page: wrong token',

@@ -111,7 +111,7 @@ describe('admin page (/ui)', () => {
     await reader.cancel();
   });
 
-  it('answers 429 after 20 wrong tokens in a minute at the sign-in form, for the right one too', async () => {
+  it('answers 429 after 20 wrong tokens in a minute from one address, by form or by bearer, for the right one too; other addresses sign in', async () => {
     const { AdminUi } = await import('../../src/proxy/admin-ui.ts');
     const { createServer } = await import('node:http');
     const ui = new AdminUi({ token: TOKEN, host: '127.0.0.1', log: { warn: () => undefined }, snapshot: async () => ({}) as never });
@@ -125,6 +125,23 @@ describe('admin page (/ui)', () => {
       assert.equal(limited.status, 429);
       assert.ok(Number(limited.headers.get('retry-after')) >= 1);
       assert.equal((await fetch(`${base}/ui/events`, { method: 'HEAD', headers: { authorization: `Bearer ${TOKEN}` } })).status, 200);
+      // Per client address (issue 35): the real admin elsewhere still signs in.
+      const { request } = await import('node:http');
+      const from2 = (path: string, opts: { method: string; headers?: Record<string, string>; body?: string }) =>
+        new Promise<number>((resolve, reject) => {
+          const r = request(`${base}${path}`, { ...opts, localAddress: '127.0.0.2' }, (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          });
+          r.once('error', reject);
+          r.end(opts.body);
+        });
+      assert.equal(await from2('/ui/login', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${TOKEN}` }), 303);
+      // Bearer guesses are counted too (they were never throttled): 20 wrong, then 429, the right one included.
+      const head = (token: string) => fetch(`${base}/ui/events`, { method: 'HEAD', headers: { authorization: `Bearer ${token}` } });
+      for (let i = 0; i < 20; i++) assert.equal((await head(`wrong-bearer-${i}`)).status, 401);
+      assert.equal((await head(TOKEN)).status, 429);
+      assert.equal(await from2('/ui/events', { method: 'HEAD', headers: { authorization: `Bearer ${TOKEN}` } }), 200);
     } finally {
       ui.close();
       server.close();
