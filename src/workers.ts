@@ -21,6 +21,7 @@ import type { Gateway } from './app.ts';
 import { accessWriter, type Logger } from './observability/logger.ts';
 import { Agent, request } from 'undici';
 import { tokenMatches } from './proxy/admin-server.ts';
+import { GuessThrottle } from './proxy/admin-throttle.ts';
 import { hostAllowed, listenerPolicy, originAllowed } from './security/host-origin.ts';
 import { newKeyText } from './session/key-ring.ts';
 import { childLifecycle } from './broker/stdio-child.ts';
@@ -198,6 +199,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
   if (config.admin.listen) {
     const token = config.admin.token || process.env['SLUICE_ADMIN_TOKEN'] || '';
     const aggregator = new AggregatorRegistry();
+    const guesses = new GuessThrottle();
     const policy = listenerPolicy(config.admin.listen);
     admin = createServer((req, res) => {
       const send = (status: number, body: unknown): void => {
@@ -232,8 +234,16 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
           if (!first?.socket) return send(503, { error: { code: 'unavailable', message: 'no worker is running' } });
           return void (await handToWorker(req, res, first.socket.replace(/\.sock$/, '.admin.sock')));
         }
-        if (!token || !tokenMatches(req.headers.authorization, token))
+        // Guesses at the token are throttled per address, as a single process's admin listener does.
+        const wait = guesses.wait('bearer', req.socket.remoteAddress);
+        if (wait > 0) {
+          res.setHeader('retry-after', String(wait));
+          return send(429, { error: { code: 'too_many_guesses', message: 'too many wrong tokens from this address' } });
+        }
+        if (!token || !tokenMatches(req.headers.authorization, token)) {
+          if (token) guesses.failed('bearer', req.socket.remoteAddress);
           return send(token ? 401 : 404, { error: { code: token ? 'unauthorized' : 'not_found' } });
+        }
         if (path === '/admin/federation') {
           const answers = await askAll('sluice:federation?');
           return send(200, { workers: answers.map((a) => ({ worker: a['worker'], routes: a['routes'] })) });

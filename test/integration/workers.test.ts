@@ -183,6 +183,20 @@ describe('serve --workers 2 with registrations', () => {
     assert.equal(made.status, 201, await made.text());
     assert.equal((await fetch(admin, { headers: { authorization: `Bearer ${token}` } })).status, 200);
     assert.equal((await fetch(admin, { method: 'POST', body: '{}' })).status, 401);
+    // Token guesses from one address are throttled by the primary too; other addresses go on (issue 35).
+    const { request } = await import('node:http');
+    const from2 = (auth: string) =>
+      new Promise<number>((resolve, reject) => {
+        const r = request(admin, { headers: { authorization: auth }, localAddress: '127.0.0.2' }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        r.once('error', reject);
+        r.end();
+      });
+    for (let i = 0; i < 20; i++) assert.equal(await from2(`Bearer wrong-${i}`), 401);
+    assert.equal(await from2(`Bearer ${token}`), 429);
+    assert.equal((await fetch(admin, { headers: { authorization: `Bearer ${token}` } })).status, 200);
     await sleep(300);
     const c = await client(`http://127.0.0.1:${port}/u/acme/demo`);
     assert.equal(text(await c.callTool({ name: 'echo', arguments: { message: 'registered' } })), 'registered');
