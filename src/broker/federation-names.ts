@@ -33,9 +33,18 @@ export class Namespace<M extends Naming> {
 
   /** The server and its own name for a name the client sent; undefined when no server owns it. */
   ownerOfName(name: string): { member: M; own: string } | undefined {
+    // The longest prefix wins (config validation refuses prefixes where one begins another; this
+    // keeps a config loaded some other way from routing a name to the wrong server).
+    let best: M | undefined;
     for (const m of this.members)
-      if (m.prefix !== '' && name.startsWith(m.prefix + this.sep) && name.length > m.prefix.length + this.sep.length)
-        return { member: m, own: name.slice(m.prefix.length + this.sep.length) };
+      if (
+        m.prefix !== '' &&
+        name.startsWith(m.prefix + this.sep) &&
+        name.length > m.prefix.length + this.sep.length &&
+        (!best || m.prefix.length > best.prefix.length)
+      )
+        best = m;
+    if (best) return { member: best, own: name.slice(best.prefix.length + this.sep.length) };
     return this.bare ? { member: this.bare, own: name } : undefined;
   }
 

@@ -538,6 +538,19 @@ function federationChecks(
       });
     owner.set(prefix.toLowerCase(), name);
   }
+  // `a` and `a-` with separator `--`: "a---x" starts with both "a--" and "a---", so a name of one
+  // would be routed to the other. Refused whenever one server's prefix+separator begins another's.
+  const heads = names
+    .map((name) => ({ name, head: `${r.servers?.[name]?.prefix ?? name}${sep}`.toLowerCase() }))
+    .filter((h) => h.head !== sep.toLowerCase());
+  for (const a of heads)
+    for (const b of heads)
+      if (a !== b && a.head !== b.head && b.head.startsWith(a.head))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['servers', b.name, 'prefix'],
+          message: `server "${b.name}"'s names begin with "${b.head}", which begins with server "${a.name}"'s "${a.head}": a name of one would be read as the other's (choose prefixes where neither plus the separator begins the other)`,
+        });
 }
 
 export const routeSchema = z.preprocess(

@@ -530,6 +530,16 @@ describe('federation: config', () => {
     );
     assert.throws(() => parseConfig({ routes: [{ path: '/t', servers: { a: { upstream: 'http://127.0.0.1:1/' } }, upstream: 'http://127.0.0.1:1/' }] }), /`upstream` or `servers`, not both/);
     assert.throws(() => parseConfig({ routes: [{ path: '/t', servers: { a: { upstream: 'http://127.0.0.1:1/', prefix: 'a__b' } } }] }), /contains the separator/);
+    // `a` and `a-` with separator `--`: "a---whoami" begins with both "a--" and "a---" (issue 32, item 11).
+    assert.throws(
+      () => parseConfig({ routes: [{ path: '/t', separator: '--', servers: { a: { upstream: 'http://127.0.0.1:1/' }, 'a-': { upstream: 'http://127.0.0.1:2/' } } }] }),
+      /server "a-"'s names begin with "a---", which begins with server "a"'s "a--"/,
+    );
+    assert.throws(
+      () => parseConfig({ routes: [{ path: '/t', separator: '_', servers: { x: { upstream: 'http://127.0.0.1:1/', prefix: 'gh' }, y: { upstream: 'http://127.0.0.1:2/', prefix: 'gh_x' } } }] }),
+      /begins with server "x"'s "gh_"/,
+    );
+    parseConfig({ routes: [{ path: '/t', separator: '--', servers: { ab: { upstream: 'http://127.0.0.1:1/' }, a: { upstream: 'http://127.0.0.1:2/' } } }] });
     // A loaded config is fed back in on reload: a federated route's output parses again, the same.
     const loaded = parseConfig({ routes: [{ path: '/team', servers: { web: { upstream: ['http://127.0.0.1:1/mcp', 'http://127.0.0.1:2/mcp'], prefix: 'w' }, files: { upstream: { stdio: { command: 'node', args: ['x'] } } } } }] });
     assert.deepEqual(parseConfig(loaded).routes, loaded.routes);

@@ -20,6 +20,14 @@ describe('federation names', () => {
     assert.deepEqual(ns.ownerOfUri('git+ssh://host/repo'), { member: bare, own: 'git+ssh://host/repo' }, 'a scheme with + stays with the bare server');
   });
 
+  it('a name both prefixes could claim goes to the longer one (a config loaded without validation stays right)', () => {
+    const a = { name: 'a', prefix: 'a' };
+    const aDash = { name: 'a-', prefix: 'a-' };
+    const overlapping = new Namespace([a, aDash], '--');
+    assert.deepEqual(overlapping.ownerOfName('a---whoami'), { member: aDash, own: 'whoami' });
+    assert.deepEqual(overlapping.ownerOfName('a--whoami'), { member: a, own: 'whoami' });
+  });
+
   it('the bare server owns what no prefix claims, and its names that read as another server’s are hidden', () => {
     assert.deepEqual(ns.ownerOfName('echo'), { member: bare, own: 'echo' });
     assert.equal(ns.shadowed(bare, 'github__x', 'name'), true);
