@@ -3,6 +3,7 @@
 // upstream that forgot a session shows, the limits, and the metrics they report.
 import { createHash, randomUUID } from 'node:crypto';
 import type { Client, ProgressCallback, RequestOptions, StandardSchemaV1 } from '@modelcontextprotocol/client';
+import { SERVER_INFO_META_KEY } from '@modelcontextprotocol/client';
 import type { BrokerExchange } from './web-exchange.ts';
 
 /** This process, as sealed into the broker's tokens (a broker session lives in one process). */
@@ -115,4 +116,37 @@ export function relayProgress(
             )),
     sent: () => told,
   };
+}
+
+/** What only a 2026-07-28 result has: a 2025 client of a 2026-07-28 server never sees it. */
+const MODERN_ONLY = ['resultType', 'ttlMs', 'cacheScope'] as const;
+
+/** A 2026-07-28 server's result as a 2025 server would have written it (its cache hints and serverInfo stamp gone). */
+export function legacyResult(result: unknown): unknown {
+  if (typeof result !== 'object' || result === null || Array.isArray(result)) return result;
+  const r = result as Record<string, unknown>;
+  const meta = r['_meta'] as Record<string, unknown> | undefined;
+  const stamped = typeof meta === 'object' && meta !== null && SERVER_INFO_META_KEY in meta;
+  if (!stamped && !MODERN_ONLY.some((k) => k in r)) return result;
+  const out = { ...r };
+  for (const k of MODERN_ONLY) delete out[k];
+  if (stamped) {
+    const { [SERVER_INFO_META_KEY]: _stamp, ...rest } = meta;
+    if (Object.keys(rest).length) out['_meta'] = rest;
+    else delete out['_meta'];
+  }
+  return out;
+}
+
+const SEVERITY = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
+
+/**
+ * Whether a 2026-07-28 request asked to hear a log message of this level: it names its threshold
+ * in its envelope (`io.modelcontextprotocol/logLevel`) and hears nothing it did not ask for.
+ */
+export function logWanted(threshold: unknown, params: Record<string, unknown> | undefined): boolean {
+  if (typeof threshold !== 'string') return false;
+  const at = SEVERITY.indexOf(threshold);
+  const level = SEVERITY.indexOf(String(params?.['level']));
+  return at >= 0 && level >= at;
 }

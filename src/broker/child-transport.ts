@@ -6,6 +6,7 @@ import type { StdioConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ProcessSlots } from './process-slots.ts';
 import { StdioChild } from './stdio-child.ts';
+import { inOrder } from './in-order.ts';
 
 export interface ChildTransportOptions {
   log: Logger;
@@ -39,12 +40,13 @@ export class ChildTransport implements Transport {
 
   async start(): Promise<void> {
     const slot = this.opts.slots.take(this.opts.caller);
+    const deliver = inOrder((m) => this.onmessage?.(m));
     this.child = new StdioChild(this.cfg, {
       log: this.opts.log,
       maxLine: this.opts.maxLine,
       slot,
       events: {
-        message: (m) => this.onmessage?.(m as JSONRPCMessage),
+        message: (m) => deliver(m as JSONRPCMessage),
         exit: (_cause, detail) => {
           if (_cause !== 'stopped') this.onerror?.(new Error(`the stdio server is gone: ${detail}`));
           this.onclose?.();

@@ -2,10 +2,16 @@
 // to each server (member-link.ts). A request that names its target (a tool, prompt, resource or
 // task) goes to that server in its own names and the answer comes back in the client's; a list is
 // asked of every server at once and merged, answering after `federation.listTimeout` with the
-// servers that answered (a late one's entries come back with a list_changed). Requests from a
-// server to the client (sampling, elicitation, roots) ride the stream of a call in flight to that
-// server when there is one, and their answers go back to the asking server; ids and progress
-// tokens are the SDK's own on each side, so they never collide.
+// servers that answered. A server that was too slow is not waited for again: it is asked in the
+// background, its last first page (kept until it announces a change, at most `federation.listCache`)
+// stands in for it, and its entries come back with a list_changed, so one slow server costs one
+// wait. Every upstream request ends with the client's request or at its deadline. Merged cursors
+// are sealed to the session and caller. Requests from a server to the client (sampling,
+// elicitation, roots) ride the stream of a call in flight to that same server, else the client's
+// GET stream (a 2026-07-28 caller has none: refused); their answers go back to the asking server;
+// ids and progress tokens are the SDK's own on each side, so they never collide. List changes are
+// told at most once per kind per window (notice-coalescer.ts).
+import { randomUUID } from 'node:crypto';
 import {
   ProtocolError,
   type JSONRPCRequest,
@@ -16,11 +22,21 @@ import {
 import type { Principal } from '../security/principal.ts';
 import type { ToolPolicy } from '../security/tool-policy.ts';
 import type { Logger } from '../observability/logger.ts';
-import { ANY_RESULT, relayProgress } from './bridge-common.ts';
+import type { KeyRing } from '../session/key-ring.ts';
+import { hashPrincipal } from '../session/token.ts';
+import { ANY_RESULT, isAnonymous, relayProgress } from './bridge-common.ts';
 import type { ClientSession } from './client-sessions.ts';
-import { decodeCursor, encodeCursor, type Namespace, type SpanCursor } from './federation-names.ts';
+import {
+  MEMBER_CURSOR,
+  openCursor,
+  sealCursor,
+  type CursorBinding,
+  type Namespace,
+  type SpanCursor,
+} from './federation-names.ts';
 import { clientNotification, clientResult, LISTS, routeRequest } from './federation-rewrite.ts';
 import { MemberLink, type LinkTarget, type LinkTimes } from './member-link.ts';
+import { Coalescer } from './notice-coalescer.ts';
 import type { CallerIdentity, Discovery } from './upstream-link.ts';
 
 type Obj = Record<string, unknown>;
@@ -48,11 +64,13 @@ export interface FederationShared {
   readonly route: string;
   readonly ns: Namespace<FederatedMember>;
   readonly log: Logger;
-  times(): LinkTimes & { listTimeout: number };
+  times(): LinkTimes & { listTimeout: number; listCache: number };
   /** The route's policy now (a reload may change it); undefined: everything may be listed. */
   policy(): ToolPolicy | undefined;
   listTimedOut(server: string, method: string): void;
   requested(server: string): void;
+  /** The session key ring: merged cursors are sealed with it. */
+  ring(): KeyRing;
 }
 
 const CHANGED: Readonly<Record<string, string>> = {
@@ -60,6 +78,13 @@ const CHANGED: Readonly<Record<string, string>> = {
   'prompts/list': 'notifications/prompts/list_changed',
   'resources/list': 'notifications/resources/list_changed',
   'resources/templates/list': 'notifications/resources/list_changed',
+};
+
+/** The lists a server's list_changed makes stale. */
+const STALE: Readonly<Record<string, readonly string[]>> = {
+  'notifications/tools/list_changed': ['tools/list'],
+  'notifications/prompts/list_changed': ['prompts/list'],
+  'notifications/resources/list_changed': ['resources/list', 'resources/templates/list'],
 };
 
 /** Which capability a list belongs to (a server without it is not asked). */
@@ -71,9 +96,25 @@ const FAMILY: Readonly<Record<string, string>> = {
   'tasks/list': 'tasks',
 };
 
+/** A list asked in the background (a slow server's) may take at least this many list timeouts. */
+const BACKGROUND_WAITS = 4;
+
 interface InFlight {
   member: string;
   ctx: Ctx;
+}
+
+/** One server's part of a merged list: its page (in the client's names), or why there is none. */
+interface Part {
+  page?: Obj;
+  error?: Error;
+}
+
+export interface SessionOptions {
+  /** A 2026-07-28 caller's session (pooled by the modern front): no GET stream, cursors bound to the caller alone. */
+  pooled: boolean;
+  /** Servers not found within the list timeout when the session opened: its first list does not wait for them. */
+  slow?: readonly string[];
 }
 
 export class FederatedSession implements ClientSession {
@@ -88,6 +129,16 @@ export class FederatedSession implements ClientSession {
   readonly links = new Map<string, MemberLink>();
   private readonly fed: FederationShared;
   private readonly inFlight = new Set<InFlight>();
+  private readonly pooled: boolean;
+  private readonly cursors: CursorBinding;
+  private readonly notices = new Coalescer();
+  /** Each server's first page of each list, in the client's names, until it announces a change. */
+  private readonly kept = new Map<string, { page: Obj; at: number }>();
+  /** Lists a server did not answer in time: not waited for until it answers one. */
+  private readonly slow = new Set<string>();
+  /** Lists being asked in the background (one at a time per server and list). */
+  private readonly refreshing = new Set<string>();
+  private readonly ended = new AbortController();
 
   constructor(
     server: Server,
@@ -96,11 +147,20 @@ export class FederatedSession implements ClientSession {
     fed: FederationShared,
     credentials: ReadonlyMap<string, { header: string; value: string } | undefined>,
     authorization: string | undefined,
+    opts: SessionOptions,
   ) {
     this.server = server;
     this.principal = principal;
     this.who = who;
     this.fed = fed;
+    this.pooled = opts.pooled;
+    this.cursors = {
+      ring: fed.ring,
+      route: fed.route,
+      session: opts.pooled ? 'pooled' : randomUUID(),
+      caller: isAnonymous(principal) ? undefined : hashPrincipal(principal),
+    };
+    for (const name of opts.slow ?? []) for (const method of Object.keys(LISTS)) this.slow.add(`${name} ${method}`);
     const identity = (): CallerIdentity => ({
       info: (server.getClientVersion() ?? { name: 'unknown-client', version: '0' }) as CallerIdentity['info'],
       capabilities: (server.getClientCapabilities() ?? {}) as Obj,
@@ -156,71 +216,130 @@ export class FederatedSession implements ClientSession {
   /** A merged list: every server asked at once (or those the cursor names), answered within the list timeout. */
   private async list(method: string, params: Obj | undefined, ctx: Ctx): Promise<unknown> {
     const spec = LISTS[method] as { key: string; field: string; kind: 'name' | 'uri' };
-    const span = decodeCursor(params?.['cursor']);
+    const members = this.fed.ns.members;
+    const span = openCursor(
+      this.cursors,
+      params?.['cursor'],
+      members.map((m) => m.name),
+    );
     const asks: [FederatedMember, string | undefined][] = span
-      ? span.map(([name, c]) => {
-          const m = this.fed.ns.members.find((x) => x.name === name);
-          if (!m) throw new ProtocolError(-32602, 'Invalid cursor');
-          return [m, c];
-        })
-      : this.fed.ns.members.filter((m) => offers(m, method)).map((m) => [m, undefined]);
-    const timeout = this.fed.times().listTimeout;
-    const pages = await Promise.all(asks.map(([m, c]) => this.page(m, method, c, ctx, timeout)));
+      ? span.map(([name, c]) => [members.find((x) => x.name === name) as FederatedMember, c])
+      : members.filter((m) => offers(m, method)).map((m) => [m, undefined]);
+    const parts = await Promise.all(asks.map(([m, c]) => this.part(m, method, c, ctx)));
+    const failed = parts.find((p) => p.error)?.error;
+    if (failed && !parts.some((p) => p.page)) throw failed;
     const items: unknown[] = [];
     const rest: SpanCursor = [];
-    pages.forEach((page, i) => {
+    parts.forEach(({ page }, i) => {
       const m = (asks[i] as [FederatedMember, unknown])[0];
       if (!page) return;
-      const mapped = clientResult(this.fed.ns, m, method, page) as Obj;
-      for (const e of (mapped[spec.key] as unknown[] | undefined) ?? []) {
+      for (const e of (page[spec.key] as unknown[] | undefined) ?? []) {
         const name = (e as Obj | undefined)?.[spec.field];
         if (typeof name === 'string' && this.fed.ns.shadowed(m, name, spec.kind)) continue;
         items.push(e);
       }
-      if (typeof page['nextCursor'] === 'string') rest.push([m.name, page['nextCursor']]);
+      const more = page['nextCursor'];
+      if (typeof more !== 'string') return;
+      if (Buffer.byteLength(more) <= MEMBER_CURSOR) rest.push([m.name, more]);
+      else
+        this.fed.log.warn(
+          { server: m.name, method, bytes: Buffer.byteLength(more) },
+          `federated list: the server's cursor is longer than ${MEMBER_CURSOR} bytes; its further pages are not offered`,
+        );
     });
-    const next = encodeCursor(rest);
+    const next = sealCursor(this.cursors, rest);
     const merged: Obj = { [spec.key]: items, ...(next ? { nextCursor: next } : {}) };
     return this.fed.policy()?.filterResult(merged, this.who) ?? merged;
   }
 
-  private page(
-    m: FederatedMember,
-    method: string,
-    cursor: string | undefined,
-    ctx: Ctx,
-    timeout: number,
-  ): Promise<Obj | undefined> {
+  /**
+   * One server's page, asked now and abandoned upstream when the client's request ends or the
+   * list timeout passes. A server that let the timeout pass is not waited for again until it
+   * answers: it is asked in the background (its entries follow with a list_changed) and its last
+   * page stands in for it meanwhile, while it is known to be current.
+   */
+  private async part(m: FederatedMember, method: string, cursor: string | undefined, ctx: Ctx): Promise<Part> {
     const link = this.links.get(m.name) as MemberLink;
+    const key = `${m.name} ${method}`;
+    const stand = (): Part => {
+      const kept = cursor === undefined ? this.keptPage(m, method, key) : undefined;
+      return kept ? { page: kept } : {};
+    };
+    if (cursor === undefined && this.slow.has(key)) {
+      this.refresh(m, method, key);
+      return stand();
+    }
     // A server known to be down is not waited for: its return is announced with a list_changed.
-    if (link.state === 'down') return Promise.resolve(undefined);
-    let late = false;
-    const asked = link
-      .request(method, cursor === undefined ? undefined : { cursor }, { signal: ctx.mcpReq.signal })
-      .then(
-        (r) => {
-          if (late && !this.over) this.changed(method);
-          return r as Obj;
-        },
-        (err: Error) => {
-          if (!ctx.mcpReq.signal.aborted)
-            this.fed.log.warn({ server: m.name, method, err: err.message }, 'federated list: a server failed');
-          return undefined;
-        },
-      );
-    let timer: NodeJS.Timeout | undefined;
-    const waited = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => {
-        late = true;
+    if (link.state === 'down') return {};
+    const timeout = this.fed.times().listTimeout;
+    const deadline = AbortSignal.timeout(timeout);
+    try {
+      const raw = await link.request(method, cursor === undefined ? undefined : { cursor }, {
+        signal: AbortSignal.any([ctx.mcpReq.signal, deadline, this.ended.signal]),
+      });
+      const page = clientResult(this.fed.ns, m, method, raw) as Obj;
+      if (cursor === undefined) this.keep(m, method, key, page);
+      return { page };
+    } catch (err) {
+      if (ctx.mcpReq.signal.aborted || this.over) return {};
+      if (deadline.aborted) {
         this.fed.listTimedOut(m.name, method);
         this.fed.log.warn(
           { server: m.name, method, timeoutMs: timeout },
-          'federated list answered without a slow server (federation.listTimeout)',
+          'federated list answered without a slow server (federation.listTimeout); it is asked in the background',
         );
-        resolve(undefined);
-      }, timeout);
-    });
-    return Promise.race([asked, waited]).finally(() => clearTimeout(timer));
+        if (cursor === undefined) {
+          this.slow.add(key);
+          this.refresh(m, method, key);
+        }
+        return stand();
+      }
+      this.fed.log.warn({ server: m.name, method, err: (err as Error).message }, 'federated list: a server failed');
+      return { error: err as Error };
+    }
+  }
+
+  /** A slow server's list, asked once at a time in the background; its answer is told with a list_changed. */
+  private refresh(m: FederatedMember, method: string, key: string): void {
+    const link = this.links.get(m.name) as MemberLink;
+    if (this.refreshing.has(key) || this.over || link.state === 'down') return;
+    this.refreshing.add(key);
+    // Given the time a server may take to start (federation.connectTimeout), at least a few list timeouts.
+    const t = this.fed.times();
+    const wait = Math.max(t.listTimeout * BACKGROUND_WAITS, t.connectTimeout);
+    link
+      .request(method, undefined, { signal: AbortSignal.any([AbortSignal.timeout(wait), this.ended.signal]) })
+      .then(
+        (raw) => {
+          if (this.over) return;
+          this.slow.delete(key);
+          this.keep(m, method, key, clientResult(this.fed.ns, m, method, raw) as Obj);
+          this.changed(method);
+        },
+        (err: Error) =>
+          this.fed.log.debug({ server: m.name, method, err: err.message }, 'federated list: still no answer'),
+      )
+      .finally(() => this.refreshing.delete(key));
+  }
+
+  /** A server's first page is kept while its list changes reach the session (it says when it is stale). */
+  private keep(m: FederatedMember, method: string, key: string, page: Obj): void {
+    if (this.fed.times().listCache > 0 && this.announcesChanges(m, method))
+      this.kept.set(key, { page, at: Date.now() });
+  }
+
+  private keptPage(m: FederatedMember, method: string, key: string): Obj | undefined {
+    const kept = this.kept.get(key);
+    if (!kept) return undefined;
+    if (Date.now() - kept.at < this.fed.times().listCache && this.announcesChanges(m, method)) return kept.page;
+    this.kept.delete(key);
+    return undefined;
+  }
+
+  private announcesChanges(m: FederatedMember, method: string): boolean {
+    const family = FAMILY[method];
+    const caps = family ? (m.known?.capabilities[family] as { listChanged?: unknown } | undefined) : undefined;
+    return caps?.listChanged === true && (this.links.get(m.name) as MemberLink).hearsChanges;
   }
 
   private async setLevel(params: Obj | undefined): Promise<unknown> {
@@ -234,45 +353,61 @@ export class FederatedSession implements ClientSession {
     return {};
   }
 
-  /** A server's request to the client: on the stream of a call in flight to that server, else of any, else on GET. */
+  /**
+   * A server's request to the client: on the stream of a call in flight to that server, else on
+   * the client's GET stream — never inside a call to another server (a password prompt from one
+   * server must not appear in a call to another). A 2026-07-28 caller is asked only during a call.
+   */
   private ask(m: FederatedMember, method: string, params: Obj | undefined, signal: AbortSignal): Promise<unknown> {
-    const via = this.carrier(m);
+    const via = this.ownCall(m);
     const req = { method, ...(params ? { params } : {}) };
     if (via) return via.mcpReq.send(req, ANY_RESULT, { signal });
+    if (this.pooled)
+      return Promise.reject(
+        new ProtocolError(
+          -32603,
+          `${method} outside a call cannot reach a 2026-07-28 client (it is asked only during a call to this server)`,
+        ),
+      );
     return this.server.request(req, ANY_RESULT, { signal });
   }
 
-  private carrier(m: FederatedMember): Ctx | undefined {
-    let any: Ctx | undefined;
+  private ownCall(m: FederatedMember): Ctx | undefined {
     let own: Ctx | undefined;
-    for (const f of this.inFlight) {
-      any = f.ctx;
-      if (f.member === m.name) own = f.ctx;
-    }
-    return own ?? any;
+    for (const f of this.inFlight) if (f.member === m.name) own = f.ctx;
+    return own;
   }
 
   private hear(m: FederatedMember, method: string, params: Obj | undefined): void {
     if (this.over) return;
+    const stale = STALE[method];
+    for (const list of stale ?? []) this.kept.delete(`${m.name} ${list}`);
     const p = clientNotification(this.fed.ns, m, method, params);
     const n = { method, ...(p ? { params: p } : {}) };
-    const via = method === 'notifications/message' ? this.carrier(m) : undefined;
-    const sent = via ? via.mcpReq.notify(n) : this.server.notification(n);
-    void sent.catch(() => undefined);
+    const tell = (): void => void this.server.notification(n).catch(() => undefined);
+    if (method === 'notifications/message') {
+      const via = this.ownCall(m);
+      void (via ? via.mcpReq.notify(n) : this.server.notification(n)).catch(() => undefined);
+    } else if (stale) this.notices.send(method, tell);
+    else if (method === 'notifications/resources/updated') this.notices.send(`${method} ${String(p?.['uri'])}`, tell);
+    else tell();
   }
 
   /** A server is back: every list it offers may have changed. */
   private announce(m: FederatedMember): void {
     if (this.over) return;
+    for (const key of [...this.kept.keys()]) if (key.startsWith(`${m.name} `)) this.kept.delete(key);
     for (const method of ['tools/list', 'prompts/list', 'resources/list']) if (offers(m, method)) this.changed(method);
   }
 
   private changed(method: string): void {
     const n = CHANGED[method];
-    if (n) void this.server.notification({ method: n }).catch(() => undefined);
+    if (n) this.notices.send(n, () => void this.server.notification({ method: n }).catch(() => undefined));
   }
 
   close(): void {
+    this.ended.abort();
+    this.notices.close();
     for (const link of this.links.values()) void link.close();
   }
 }

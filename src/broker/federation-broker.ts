@@ -30,6 +30,7 @@ import {
   type UpstreamEndpoint,
 } from './upstream-link.ts';
 import { EraCache } from './era-cache.ts';
+import { boundedLists } from './list-bound.ts';
 import { parsedBody, type BrokerExchange } from './web-exchange.ts';
 
 export interface FederationMetrics {
@@ -84,7 +85,12 @@ class RouteMember implements FederatedMember {
       : undefined;
     if (!member.config.stdio) {
       this.agent = deps.upstreamAgent(member.route.policy, member.route.tls);
-      this.fetch = guardedFetch(this.agent);
+      this.fetch = boundedLists(
+        guardedFetch(this.agent),
+        () => deps.federation().maxListBytes,
+        member.name,
+        (err) => log.warn({ server: member.name, err: err.message }, 'federated list refused'),
+      );
     }
   }
 
@@ -174,6 +180,7 @@ export class FederationBroker implements RouteBroker<FederationExchange> {
       policy: () => this.policy,
       listTimedOut: (server, method) => deps.federationMetrics()?.federatedListTimeout(this.path, server, method),
       requested: (server) => deps.federationMetrics()?.federatedRequest(this.path, server),
+      ring: deps.sessions,
     });
     this.fronts = new ClientSessions(
       route.path,
@@ -184,7 +191,7 @@ export class FederationBroker implements RouteBroker<FederationExchange> {
         log: this.log,
       },
       {
-        create: (pk, ex) => this.open(pk, ex as FederationExchange, shared),
+        create: (pk, ex) => this.open(pk, ex as FederationExchange, shared, false),
         ended: (s) => s.close(),
         count: (n) => deps.federationMetrics()?.federatedSessions(this.path, n),
       },
@@ -259,7 +266,7 @@ export class FederationBroker implements RouteBroker<FederationExchange> {
       kind: 'memory',
       open: () =>
         new SessionPipe(async () => {
-          const s = await this.open(callerKey(ex), ex, this.shared);
+          const s = await this.open(callerKey(ex), ex, this.shared, true);
           this.detached.add(s);
           s.server.onclose = () => {
             this.detached.delete(s);
@@ -281,7 +288,12 @@ export class FederationBroker implements RouteBroker<FederationExchange> {
     }
   }
 
-  private async open(pk: string, ex: FederationExchange, shared: FederationShared): Promise<FederatedSession> {
+  private async open(
+    pk: string,
+    ex: FederationExchange,
+    shared: FederationShared,
+    pooled: boolean,
+  ): Promise<FederatedSession> {
     const credentials = new Map<string, { header: string; value: string } | undefined>();
     await Promise.all(
       this.members.map(async (m) => {
@@ -290,27 +302,31 @@ export class FederationBroker implements RouteBroker<FederationExchange> {
       }),
     );
     const authorization = ex.upstreamCredential ? undefined : ex.req.headers.authorization;
-    await this.findAll(credentials, authorization);
+    const slow = await this.findAll(credentials, authorization);
     const server = new Server(this.serverInfo(), {
       capabilities: this.capabilities() as ServerCapabilities,
       instructions: this.instructions(),
     });
-    return new FederatedSession(server, pk, ex.principal, shared, credentials, authorization);
+    // A server not found in time was waited for once already: the session's first list does not wait again.
+    return new FederatedSession(server, pk, ex.principal, shared, credentials, authorization, { pooled, slow });
   }
 
   /**
    * The merged capabilities are what the servers found so far declare: those not yet found are
-   * asked now, for as long as a list may wait.
+   * asked now, for as long as a list may wait. Returns those still not found.
    */
   private async findAll(
     credentials: ReadonlyMap<string, { header: string; value: string } | undefined> | undefined,
     authorization: string | undefined,
-  ): Promise<void> {
+  ): Promise<string[]> {
     const wait = this.deps.federation().listTimeout;
+    const late = this.members.filter((m) => !m.known);
+    let timer: NodeJS.Timeout | undefined;
     await Promise.race([
-      Promise.allSettled(this.members.map((m) => m.target(credentials?.get(m.name), authorization).discover())),
-      new Promise((r) => setTimeout(r, wait).unref()),
-    ]);
+      Promise.allSettled(late.map((m) => m.target(credentials?.get(m.name), authorization).discover())),
+      new Promise((r) => (timer = setTimeout(r, wait))),
+    ]).finally(() => clearTimeout(timer));
+    return late.filter((m) => !m.known).map((m) => m.name);
   }
 
   private serverInfo(): { name: string; version: string; title: string } {

@@ -3,8 +3,10 @@
 // templates its prefix and a `+` (`github+repo://x`, still a URI: `+` is a scheme character), so
 // that every name the client sends back names its server and the server's own name. A server with
 // the empty prefix keeps its names; what of its names would read as another server's is hidden.
-// List cursors that span servers are encoded here too.
+// List cursors that span servers are sealed here too.
 import { ProtocolError } from '@modelcontextprotocol/server';
+import type { KeyRing } from '../session/key-ring.ts';
+import { open, seal } from '../session/token.ts';
 
 export interface Naming {
   readonly name: string;
@@ -85,22 +87,65 @@ export class Namespace<M extends Naming> {
 /** Where a merged list goes on: the servers that have more, each with its own cursor. */
 export type SpanCursor = [server: string, cursor: string][];
 
-export function encodeCursor(rest: SpanCursor): string | undefined {
-  return rest.length === 0 ? undefined : Buffer.from(JSON.stringify({ v: 1, rest })).toString('base64url');
+/** The longest cursor of one server a merged cursor carries (real servers' cursors are offsets and ids). */
+export const MEMBER_CURSOR = 2048;
+
+/** What a merged cursor is sealed to: the route, the session that received it, and its caller. */
+export interface CursorBinding {
+  readonly ring: () => KeyRing;
+  readonly route: string;
+  /** The session it was issued on (a 2026-07-28 caller's sessions are pooled: then its caller alone binds it). */
+  readonly session: string;
+  /** hashPrincipal of the caller; undefined for a caller who showed nothing. */
+  readonly caller: Buffer | undefined;
 }
 
-export function decodeCursor(cursor: unknown): SpanCursor | undefined {
+/**
+ * The merged cursor: sealed (the session key ring), so a client can neither forge one that names
+ * thousands of servers nor read a server's own cursor, and bound to the session and caller it
+ * was given to.
+ */
+export function sealCursor(b: CursorBinding, rest: SpanCursor): string | undefined {
+  if (rest.length === 0) return undefined;
+  return seal(b.ring(), {
+    kind: 'cursor',
+    route: b.route,
+    replica: b.session,
+    value: JSON.stringify(rest),
+    principal: b.caller,
+    issuedAt: Math.floor(Date.now() / 1000),
+  });
+}
+
+/**
+ * The servers and their own cursors a merged cursor names, each of `servers` at most once; -32602
+ * for anything Sluice did not issue to this session and caller, as a server answers a cursor it never issued.
+ */
+export function openCursor(b: CursorBinding, cursor: unknown, servers: readonly string[]): SpanCursor | undefined {
   if (cursor === undefined) return undefined;
-  try {
-    const v = JSON.parse(Buffer.from(String(cursor), 'base64url').toString('utf8')) as { v?: unknown; rest?: unknown };
-    if (
-      v.v === 1 &&
-      Array.isArray(v.rest) &&
-      v.rest.every((e) => Array.isArray(e) && e.length === 2 && e.every((x) => typeof x === 'string'))
-    )
-      return v.rest as SpanCursor;
-  } catch {
-    // fall through to the error a server gives for a cursor it never issued
+  const claims = typeof cursor === 'string' ? open(b.ring(), 'cursor', cursor, b.caller) : undefined;
+  if (claims && claims.route === b.route && claims.replica === b.session) {
+    try {
+      const rest = JSON.parse(claims.value) as unknown;
+      const seen = new Set<string>();
+      if (
+        Array.isArray(rest) &&
+        rest.length <= servers.length &&
+        rest.every(
+          (e) =>
+            Array.isArray(e) &&
+            e.length === 2 &&
+            typeof e[0] === 'string' &&
+            typeof e[1] === 'string' &&
+            servers.includes(e[0]) &&
+            !seen.has(e[0]) &&
+            seen.add(e[0]),
+        )
+      )
+        return rest as SpanCursor;
+    } catch {
+      // fall through
+    }
   }
   throw new ProtocolError(-32602, 'Invalid cursor');
 }

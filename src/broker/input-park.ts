@@ -40,6 +40,8 @@ export class ParkedCall {
   session: PooledSession | undefined;
   /** Told when a round of the caller starts (its context) and ends (undefined). */
   onRound: ((ctx: ServerContext | undefined) => void) | undefined;
+  /** Resolves once every progress notification heard so far is written (the result must follow them). */
+  progressSent: () => Promise<unknown> = () => Promise.resolve();
 
   /** The caller's request, as its first round sent it. */
   readonly request: { method: string; params?: Record<string, unknown> };

@@ -18,7 +18,7 @@ import {
 } from '@modelcontextprotocol/server';
 import { SluiceError } from '../core/errors.ts';
 import type { Logger } from '../observability/logger.ts';
-import { ANY_RESULT, forwardCall, relayProgress } from './bridge-common.ts';
+import { ANY_RESULT, forwardCall, legacyResult, relayProgress } from './bridge-common.ts';
 import { ClientSessions, type ClientSession } from './client-sessions.ts';
 import type { FrontDeps } from './modern-front.ts';
 import { connectUpstream, type Discovery, type UpstreamEndpoint } from './upstream-link.ts';
@@ -152,13 +152,15 @@ export class LegacyFront {
     const client = await this.connect(s, ctx);
     const progress = relayProgress(ctx.mcpReq._meta?.['progressToken'], (n) => ctx.mcpReq.notify(n));
     try {
-      const result = await forwardCall(client, withLogLevel(req, s.logLevel), {
+      // A 2025 session that never called setLevel hears every log message (the SDKs' default); a
+      // 2026-07-28 server sends only what the request's level asks for, so the bridge asks for all.
+      const result = await forwardCall(client, withLogLevel(req, s.logLevel ?? 'debug'), {
         signal: ctx.mcpReq.signal,
         typedCall: true,
         onprogress: progress.onprogress,
       });
       await progress.sent();
-      return result;
+      return legacyResult(result);
     } finally {
       void client.close().catch(() => undefined);
     }
@@ -199,8 +201,7 @@ export class LegacyFront {
   }
 }
 
-function withLogLevel(req: Req, level: string | undefined): Req {
-  if (level === undefined) return req;
+function withLogLevel(req: Req, level: string): Req {
   const params = { ...(req.params ?? {}) };
   params['_meta'] = {
     ...((params['_meta'] as Record<string, unknown> | undefined) ?? {}),

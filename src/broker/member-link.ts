@@ -4,9 +4,9 @@
 // session (404: the request never ran) is initialized again and the request sent once more; a
 // server that fails or is gone is marked down, its requests answer at once with an error naming
 // it, and it is tried again in the background, its return announced so lists are asked anew.
-import { ProtocolError, type Client } from '@modelcontextprotocol/client';
+import { LOG_LEVEL_META_KEY, ProtocolError, type Client } from '@modelcontextprotocol/client';
 import type { Logger } from '../observability/logger.ts';
-import { forwardCall, isSessionGone } from './bridge-common.ts';
+import { forwardCall, isSessionGone, legacyResult } from './bridge-common.ts';
 import {
   connectUpstream,
   endUpstream,
@@ -35,6 +35,8 @@ export interface LinkTarget {
 export interface LinkTimes {
   connectTimeout: number;
   retryAfter: number;
+  /** Notifications (progress aside) a second the server may send on this link before it is cut as unhealthy. */
+  notificationRate: number;
 }
 
 const MAX_RETRY = 30_000;
@@ -51,6 +53,10 @@ export class MemberLink {
   /** Resource URIs the session subscribed to on a 2026-07-28 server (they ride its listen). */
   private readonly uris = new Set<string>();
   private connecting: Promise<Client> | undefined;
+  /** The level the client's logging/setLevel asked for: a 2026-07-28 server gets it in each request's _meta. */
+  private logLevel: string | undefined;
+  /** Notifications heard in the current second (the rate bound). */
+  private heard = { second: 0, count: 0 };
   private retryTimer: NodeJS.Timeout | undefined;
   private backoff: number;
   private readonly target: LinkTarget;
@@ -72,6 +78,11 @@ export class MemberLink {
     return this.target.name;
   }
 
+  /** Whether the server's list changes reach this link now (a list of it may be kept until one does). */
+  get hearsChanges(): boolean {
+    return this.state === 'up' && (!this.modern || this.listening !== undefined);
+  }
+
   /** The connected client, connecting (once at a time) when there is none. */
   ready(): Promise<Client> {
     if (this.state === 'closed') return Promise.reject(this.unavailable('the session ended'));
@@ -90,7 +101,10 @@ export class MemberLink {
         this.who(),
         {
           request: (method, params, signal) => this.events.request(method, params, signal),
-          notification: (method, params) => this.events.notification(method, params),
+          notification: (method, params) => {
+            if (made.client && !this.withinRate(made.client, method)) return;
+            this.events.notification(method, params);
+          },
           closed: () => made.client && this.lost(made.client, 'the connection closed'),
         },
         { signal: AbortSignal.timeout(this.times.connectTimeout) },
@@ -129,16 +143,29 @@ export class MemberLink {
   ): Promise<unknown> {
     if (this.modern && (method === 'resources/subscribe' || method === 'resources/unsubscribe'))
       return this.subscription(method, params);
+    // 2026-07-28 has no logging/setLevel: the level rides each request's _meta instead.
+    if (this.modern && method === 'logging/setLevel') {
+      const level = params?.['level'];
+      if (typeof level !== 'string') throw new ProtocolError(-32602, 'params.level is required');
+      this.logLevel = level;
+      return {};
+    }
     for (let attempt = 0; ; attempt++) {
       const client = await this.ready();
       try {
         // A 2026-07-28 server's tool calls go through the SDK's callTool, which mirrors the
         // arguments its tools' x-mcp-header annotations name into Mcp-Param-* headers.
-        return await forwardCall(
+        if (!this.modern) return await forwardCall(client, { method, ...(params ? { params } : {}) }, opts);
+        // A 2025 client that never set a level hears every log message (the SDKs' default): a
+        // 2026-07-28 server is asked for all of them unless the client chose a level.
+        const meta = { ...((params?.['_meta'] as Record<string, unknown> | undefined) ?? {}) };
+        meta[LOG_LEVEL_META_KEY] = this.logLevel ?? 'debug';
+        const result = await forwardCall(
           client,
-          { method, ...(params ? { params } : {}) },
-          { ...opts, typedCall: this.modern },
+          { method, params: { ...(params ?? {}), _meta: meta } },
+          { ...opts, typedCall: true },
         );
+        return legacyResult(result);
       } catch (err) {
         if (opts.signal.aborted) throw err;
         if (isSessionGone(err) && attempt === 0) {
@@ -189,6 +216,24 @@ export class MemberLink {
     const client = await this.ready();
     if (this.found) await this.listen(client, this.found);
     return {};
+  }
+
+  /**
+   * A server that floods the link (a list_changed storm) is cut like a failing one: marked down,
+   * named in the log, and tried again later, so its storm costs a bounded amount of work.
+   */
+  private withinRate(client: Client, method: string): boolean {
+    if (method === 'notifications/progress') return true;
+    const second = Math.floor(Date.now() / 1000);
+    if (this.heard.second !== second) this.heard = { second, count: 0 };
+    if (++this.heard.count <= this.times.notificationRate) return true;
+    if (this.client === client) {
+      this.drop(client);
+      this.down(
+        `it sent more than ${this.times.notificationRate} notifications in a second (federation.notificationRate): cut as unhealthy`,
+      );
+    }
+    return false;
   }
 
   /** The server gone from under an open connection (a stdio child exited, a stream ended for good). */

@@ -10,6 +10,7 @@ import {
   CLIENT_INFO_META_KEY,
   createMcpHandler,
   inputRequired,
+  LOG_LEVEL_META_KEY,
   ProtocolError,
   Server,
   type InputRequests,
@@ -32,7 +33,9 @@ import {
   forwardCall,
   isAnonymous,
   isSessionGone,
+  logWanted,
   PROCESS,
+  relayProgress,
   type BridgeLimits,
   type BridgeMetrics,
 } from './bridge-common.ts';
@@ -200,14 +203,17 @@ export class ModernFront {
     const progressToken = ctx.mcpReq._meta?.['progressToken'];
     const owner = {
       ask: (m: string, p: Record<string, unknown> | undefined, signal: AbortSignal) => park.ask(m, p, signal),
-      hear: (m: string, p: Record<string, unknown> | undefined) =>
-        void round?.mcpReq.notify({ method: m, ...(p ? { params: p } : {}) }).catch(() => undefined),
+      hear: (m: string, p: Record<string, unknown> | undefined) => {
+        // The upstream's 2025 session logs everything (no setLevel); the caller hears what its round asked for.
+        const env = round?.mcpReq.envelope as Record<string, unknown> | undefined;
+        if (m === 'notifications/message' && !logWanted(env?.[LOG_LEVEL_META_KEY], p)) return;
+        void round?.mcpReq.notify({ method: m, ...(p ? { params: p } : {}) }).catch(() => undefined);
+      },
     };
-    const onprogress =
-      progressToken === undefined
-        ? undefined
-        : (p: Record<string, unknown>) =>
-            void round?.mcpReq.notify({ method: 'notifications/progress', params: { ...p, progressToken } });
+    // Each round's progress goes to that round's stream, in order, and before the call's result.
+    const progress = relayProgress(progressToken, (n) => round?.mcpReq.notify(n) ?? Promise.resolve());
+    const onprogress = progress.onprogress;
+    park.progressSent = progress.sent;
     // On a session of its own, so the upstream's requests during it are this call's.
     const run = this.withSession(key, { who, ep }, true, (s) => {
       s.owner = owner;
@@ -299,6 +305,7 @@ export class ModernFront {
     ctx.mcpReq.signal.addEventListener('abort', left, { once: true });
     try {
       const r = await park.next(ctx.mcpReq.signal);
+      if (r.kind !== 'asks') await park.progressSent();
       if (r.kind === 'done') return r.result;
       if (r.kind === 'failed') throw withRequestedUri(r.error, park.request);
       if (this.parking.full) {

@@ -3,6 +3,7 @@
 // 2026-07-28 server the caller sees) connects to it as to any 2025 upstream, so the federation is
 // written once, for the sessionful era, and served to both.
 import { InMemoryTransport, type JSONRPCMessage, type Server, type Transport } from '@modelcontextprotocol/server';
+import { inOrder } from './in-order.ts';
 
 export class SessionPipe implements Transport {
   onclose?: () => void;
@@ -18,7 +19,7 @@ export class SessionPipe implements Transport {
   async start(): Promise<void> {
     const server = await this.make();
     const [mine, theirs] = InMemoryTransport.createLinkedPair();
-    mine.onmessage = (m) => this.onmessage?.(m);
+    mine.onmessage = inOrder((m) => this.onmessage?.(m));
     mine.onclose = () => this.onclose?.();
     mine.onerror = (e) => this.onerror?.(e);
     this.inner = mine;

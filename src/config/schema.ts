@@ -848,13 +848,31 @@ export type BridgingConfig = z.output<typeof bridgingSchema>;
 export const federationSchema = z.strictObject({
   /**
    * A merged list (tools/list, …) answers after this long with the servers that answered; the
-   * others are logged, counted, and their entries come back with a list_changed. Default 5s.
+   * request to each other one is abandoned, logged and counted, and their entries come back with
+   * a list_changed once a background request gets them. Default 5s.
    */
   listTimeout: duration.default(5_000),
   /** How long connecting to one server (its initialize, or a stdio server's start) may take. Default 10s. */
   connectTimeout: duration.default(10_000),
   /** A server that failed is tried again after this long at the earliest (then doubling, to 30s). Default 1s. */
   retryAfter: duration.default(1_000),
+  /**
+   * A server that let `listTimeout` pass is asked in the background (for up to `connectTimeout`)
+   * and not waited for again until it answers; meanwhile its last first page stands in for it, for
+   * at most this long and only while the server announces its list changes (a list_changed drops
+   * it at once). 0: nothing stands in. Default 30s.
+   */
+  listCache: duration.default(30_000),
+  /**
+   * Notifications a second (progress aside) one server may send a session before the session's
+   * link to it is cut as unhealthy, named in the log, and tried again later. Default 200.
+   */
+  notificationRate: z.number().int().min(1).default(200),
+  /**
+   * The largest list answer (tools/list, …) one server may give; a larger one is refused with an
+   * error naming the server. Default 4MB.
+   */
+  maxListBytes: size.default(4 * 1024 * 1024),
 });
 export type FederationConfig = z.output<typeof federationSchema>;
 

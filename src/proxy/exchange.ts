@@ -7,7 +7,7 @@ import { findSessionParam } from '../session/query-session.ts';
 import type { Replica } from '../routing/replica-pool.ts';
 import type { HostOriginPolicy } from '../security/host-origin.ts';
 import type { BodyTransform } from '../transport/body-transform.ts';
-import type { SealedKind } from '../session/token.ts';
+import type { PinKind } from '../session/token.ts';
 import type { Principal } from '../security/principal.ts';
 import type { GatewayContext, GatewayRoute } from './context.ts';
 
@@ -29,7 +29,7 @@ export interface Exchange {
   /** The session's owner, or the replica picked for a new session / stateless request. */
   replica: Replica | undefined;
   /** The replica came from a sealed token (session, requestState, task id): it must go there or nowhere. */
-  pinned: SealedKind | undefined;
+  pinned: PinKind | undefined;
   /** The Mcp-Name the upstream gets in place of the client's (a task id opened from its token). */
   upstreamName: string | undefined;
   upstreamTarget: string | undefined;

@@ -8,7 +8,7 @@
 import { SluiceError } from '../core/errors.ts';
 import { mirroredNameField } from '../core/mcp.ts';
 import { encodeHeaderValue } from '../security/header-body-check.ts';
-import { open, seal, TokenError, type SealedKind } from '../session/token.ts';
+import { open, seal, TokenError, type PinKind } from '../session/token.ts';
 import {
   isJsonObject,
   JsonMessageRewriter,
@@ -39,7 +39,7 @@ export function sealsState(ex: RoutedExchange): boolean {
  */
 function carriedField(
   method: string,
-): { field: 'taskId' | 'requestState'; kind: Exclude<SealedKind, 'session'> } | undefined {
+): { field: 'taskId' | 'requestState'; kind: Exclude<PinKind, 'session'> } | undefined {
   if (mirroredNameField(method) === 'taskId') return { field: 'taskId', kind: 'task' };
   return method.startsWith('tasks/') ? undefined : { field: 'requestState', kind: 'request-state' };
 }
@@ -106,7 +106,7 @@ export function stateSealer(ex: DispatchedExchange, replica: Replica): (msg: Jso
 
   return (msg) => {
     const swaps: StringSwap[] = [];
-    const sealAs = (kind: Exclude<SealedKind, 'session'>, value: string): string => {
+    const sealAs = (kind: Exclude<PinKind, 'session'>, value: string): string => {
       let token: string;
       try {
         // Task ids seal deterministically: the one task comes back in many answers, and must read the same in each.

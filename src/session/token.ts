@@ -1,8 +1,8 @@
 // Sealed tokens: what Sluice hands to clients in place of an upstream's own handle to state kept on
 // one replica. Session ids (Mcp-Session-Id) and, on 2026-07-28 routes with several replicas, the
-// requestState of a multi-round call and Tasks-extension task ids. AES-256-GCM over {kind, route,
-// replica, upstream value, principal hash, issue time}, so any Sluice replica holding the key
-// routes it with no shared store, the upstream's value never reaches the client, a token replayed
+// requestState of a multi-round call and Tasks-extension task ids; federated list cursors.
+// AES-256-GCM over {kind, route, replica, upstream value, principal hash, issue time}, so any
+// Sluice replica holding the key routes it with no shared store, the upstream's value never reaches the client, a token replayed
 // under another principal does not open, and a token of one kind never opens as another.
 //
 // Wire form (base64url: visible ASCII as Mcp-Session-Id and Mcp-Name require):
@@ -21,10 +21,18 @@ const TAG = 16;
 const PRINCIPAL = 16;
 const MAX_SHORT = 255;
 
-export type SealedKind = 'session' | 'request-state' | 'task';
-const KIND_BITS: Record<SealedKind, number> = { session: 0, 'request-state': 1, task: 2 };
+export type SealedKind = 'session' | 'request-state' | 'task' | 'cursor';
+/** The kinds a relay route pins a request to a replica by (a cursor is a federated route's own). */
+export type PinKind = Exclude<SealedKind, 'cursor'>;
+const KIND_BITS: Record<SealedKind, number> = { session: 0, 'request-state': 1, task: 2, cursor: 3 };
 /** The longest upstream value each kind seals: a requestState may carry a round's answers. */
-export const MAX_VALUE: Record<SealedKind, number> = { session: 1024, 'request-state': 48 * 1024, task: 1024 };
+export const MAX_VALUE: Record<SealedKind, number> = {
+  session: 1024,
+  'request-state': 48 * 1024,
+  task: 1024,
+  // A federated list's cursor: each server's own cursor (at most MEMBER_CURSOR bytes each, federation-names.ts).
+  cursor: 64 * 1024,
+};
 const maxToken = (kind: SealedKind): number =>
   Math.ceil(((HEADER + NONCE + TAG + 5 + PRINCIPAL + 2 + 2 * MAX_SHORT + 2 + MAX_VALUE[kind]) * 4) / 3);
 
@@ -159,7 +167,7 @@ export function open(ring: KeyRing, kind: SealedKind, token: string, principal?:
   return claims;
 }
 
-const KINDS: readonly (SealedKind | undefined)[] = ['session', 'request-state', 'task', undefined];
+const KINDS: readonly (SealedKind | undefined)[] = ['session', 'request-state', 'task', 'cursor'];
 
 // Authenticated bytes can only be malformed through a bug or a foreign encoder; still never throw.
 function parsePlain(p: Buffer): SealedClaims | undefined {

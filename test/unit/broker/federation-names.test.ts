@@ -2,7 +2,10 @@
 // the server and own name every client-sent name resolves to (federation-names.ts, -rewrite.ts).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decodeCursor, encodeCursor, Namespace } from '../../../src/broker/federation-names.ts';
+import { randomBytes } from 'node:crypto';
+import { Namespace, openCursor, sealCursor, type CursorBinding } from '../../../src/broker/federation-names.ts';
+import { KeyRing } from '../../../src/session/key-ring.ts';
+import { hashPrincipal } from '../../../src/session/token.ts';
 import { clientNotification, clientResult, routeRequest } from '../../../src/broker/federation-rewrite.ts';
 
 const github = { name: 'github', prefix: 'github' };
@@ -38,12 +41,30 @@ describe('federation names', () => {
     assert.throws(() => noBare.requireUri('file:///x'), (e: { code?: number; data?: { uri?: string } }) => e.code === -32602 && e.data?.uri === 'file:///x');
   });
 
-  it('cursors carry each server’s own; one Sluice did not issue is -32602', () => {
-    const c = encodeCursor([['github', 'abc'], ['search', '{"p":2}']]);
-    assert.deepEqual(decodeCursor(c), [['github', 'abc'], ['search', '{"p":2}']]);
-    assert.equal(encodeCursor([]), undefined);
-    for (const bad of ['x', Buffer.from('{"v":2,"rest":[]}').toString('base64url'), 42])
-      assert.throws(() => decodeCursor(bad), (e: { code?: number }) => e.code === -32602);
+  it('cursors are sealed to the route, session and caller; forged, foreign or over-wide ones are -32602 (issue 32, item 8)', () => {
+    const ring = new KeyRing([randomBytes(32)]);
+    const servers = ['github', 'search'];
+    const b: CursorBinding = { ring: () => ring, route: '/team', session: 's1', caller: hashPrincipal('p:alice') };
+    const c = sealCursor(b, [['github', 'abc'], ['search', '{"p":2}']]);
+    assert.ok(c && !c.includes('abc'), 'a server’s own cursor is not readable in the merged one');
+    assert.deepEqual(openCursor(b, c, servers), [['github', 'abc'], ['search', '{"p":2}']]);
+    assert.equal(sealCursor(b, []), undefined);
+    assert.equal(openCursor(b, undefined, servers), undefined);
+    const invalid = (e: { code?: number }) => e.code === -32602;
+    // Another session, another caller, another route, another key: none opens it.
+    assert.throws(() => openCursor({ ...b, session: 's2' }, c, servers), invalid);
+    assert.throws(() => openCursor({ ...b, caller: hashPrincipal('p:mallory') }, c, servers), invalid);
+    assert.throws(() => openCursor({ ...b, caller: undefined }, c, servers), invalid);
+    assert.throws(() => openCursor({ ...b, route: '/other' }, c, servers), invalid);
+    assert.throws(() => openCursor({ ...b, ring: () => new KeyRing([randomBytes(32)]) }, c, servers), invalid);
+    // The old unsealed form, and 5,000 servers named in a cursor, are refused without asking anyone.
+    const forged = Buffer.from(JSON.stringify({ v: 1, rest: Array.from({ length: 5000 }, () => ['github', 'x']) })).toString('base64url');
+    assert.throws(() => openCursor(b, forged, servers), invalid);
+    const repeated = sealCursor(b, [['github', 'a'], ['github', 'b']]);
+    assert.throws(() => openCursor(b, repeated, servers), invalid, 'a server named twice');
+    const unknown = sealCursor(b, [['gone', 'a']]);
+    assert.throws(() => openCursor(b, unknown, servers), invalid, 'a server the route no longer has');
+    for (const bad of ['x', 42, 'A'.repeat(200_000)]) assert.throws(() => openCursor(b, bad, servers), invalid);
   });
 });
 
