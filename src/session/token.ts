@@ -2,8 +2,9 @@
 // one replica. Session ids (Mcp-Session-Id) and, on 2026-07-28 routes with several replicas, the
 // requestState of a multi-round call and Tasks-extension task ids; federated list cursors.
 // AES-256-GCM over {kind, route, replica, upstream value, principal hash, issue time}, so any
-// Sluice replica holding the key routes it with no shared store, the upstream's value never reaches the client, a token replayed
-// under another principal does not open, and a token of one kind never opens as another.
+// Sluice replica holding the key routes it with no shared store, the upstream's value never
+// reaches the client, a token replayed under another principal does not open, and a token of one
+// kind never opens as another.
 //
 // Wire form (base64url: visible ASCII as Mcp-Session-Id and Mcp-Name require):
 //   version (1) | key id (4) | nonce (12) | ciphertext | tag (16)
