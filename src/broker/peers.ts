@@ -2,7 +2,9 @@
 // session (a stdio child, a bridged or federated session: state that lives in one process) may
 // reach a worker that does not hold it. Each worker also listens on a private Unix socket; the
 // session token names the owning process (PROCESS), and the worker that got the request hands it,
-// as it came, to the owner's socket and passes the answer back, streams included. An HTTP+SSE
+// as it came, to the owner's socket and passes the answer back, streams included. A 2026-07-28
+// call's next round (its sealed requestState names the process holding the parked call) is handed
+// the same way. An HTTP+SSE
 // session id names no process: the other workers are asked in turn until one has it. A request
 // that arrived on a private socket is never handed on again.
 import type { Socket } from 'node:net';
@@ -11,8 +13,9 @@ import { SluiceError } from '../core/errors.ts';
 import { H } from '../core/mcp.ts';
 import { hopByHopNames } from '../security/hop-by-hop.ts';
 import type { KeyRing } from '../session/key-ring.ts';
-import { open } from '../session/token.ts';
-import { PROCESS } from './bridge-common.ts';
+import { hashPrincipal, open } from '../session/token.ts';
+import { callerKey, isAnonymous, PROCESS } from './bridge-common.ts';
+import { parsedBody } from './web-exchange.ts';
 import type { BrokerExchange, RouteBroker } from '../core/route-broker.ts';
 
 const SDK_SSE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -63,6 +66,14 @@ export class Peers {
     const token = Array.isArray(raw) ? raw[0] : raw;
     if (token !== undefined) {
       const claims = open(this.keys(), 'session', token);
+      const socket = claims ? this.byProcess.get(claims.replica) : undefined;
+      return socket ? [socket] : [];
+    }
+    // A 2026-07-28 call's next round names its parked call by the sealed requestState (which names the process).
+    const state = requestStateOf(ex);
+    if (state !== undefined) {
+      const pk = callerKey(ex);
+      const claims = open(this.keys(), 'request-state', state, isAnonymous(pk) ? undefined : hashPrincipal(pk));
       const socket = claims ? this.byProcess.get(claims.replica) : undefined;
       return socket ? [socket] : [];
     }
@@ -131,4 +142,15 @@ export class Peers {
     await Promise.all([...this.agents.values()].map((a) => a.destroy().catch(() => undefined)));
     this.agents.clear();
   }
+}
+
+function requestStateOf(ex: BrokerExchange): string | undefined {
+  let parsed: unknown;
+  try {
+    parsed = parsedBody(ex);
+  } catch {
+    return undefined;
+  }
+  const state = (parsed as { params?: { requestState?: unknown } } | undefined)?.params?.requestState;
+  return typeof state === 'string' ? state : undefined;
 }

@@ -9,10 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { Agent, fetch as undiciFetch } from 'undici';
 import type { UpstreamKit } from '../../src/demo/upstream-kit.ts';
 import { freePort, send, sleep, spawnSluice, startDemoUpstream, waitFor, type SluiceProcess } from '../helpers.ts';
 
 const STDIO_SERVER = new URL('../fixtures/stdio-server.ts', import.meta.url).pathname;
+const HOSTILE_STDIO = new URL('../fixtures/hostile-stdio-server.ts', import.meta.url).pathname;
 
 async function client(url: string): Promise<Client> {
   const c = new Client({ name: 'workers-test', version: '1' });
@@ -81,6 +83,7 @@ describe('serve --workers 2', () => {
       'routes:',
       `  - { path: /mcp, upstream: ${up.url} }`,
       `  - { path: /local, upstream: { stdio: { command: ${process.execPath}, args: [${STDIO_SERVER}] } } }`,
+      `  - { path: /ask, upstream: { stdio: { command: ${process.execPath}, args: [${HOSTILE_STDIO}] } } }`,
     ]);
     ({ sluice, port, adminPort } = w);
   });
@@ -110,6 +113,24 @@ describe('serve --workers 2', () => {
     const handed = lines(sluice).filter((l) => l['msg'] === 'access' && String(l['upstream']).startsWith('worker '));
     assert.ok(handed.length > 0, 'some requests were handed to the worker holding their session');
     assert.ok(lines(sluice).filter((l) => l['route'] === '/local' && l['status'] === 404).length === 0, 'no session was lost');
+  });
+
+  it("a 2026-07-28 client's input_required rounds complete whichever worker each round reaches (issue 32, item 1)", async () => {
+    // A connection per request, so the rounds of one call spread over both workers.
+    const spread = new Agent({ pipelining: 0 });
+    const c = new Client(
+      { name: 'rounds', version: '1' },
+      { capabilities: { elicitation: {} }, versionNegotiation: { mode: { pin: '2026-07-28' } } },
+    );
+    c.setRequestHandler('elicitation/create', async () => ({ action: 'accept', content: { name: 'ada' } }));
+    const fetchSpread = ((url: string, init: RequestInit) => undiciFetch(url, { ...(init as object), dispatcher: spread })) as unknown as typeof fetch;
+    await c.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/ask`), { fetch: fetchSpread }));
+    for (let i = 0; i < 6; i++) assert.equal(text(await c.callTool({ name: 'ask', arguments: {} })), 'answered {"name":"ada"}');
+    await c.close();
+    await spread.close();
+    const rounds = lines(sluice).filter((l) => l['msg'] === 'access' && l['route'] === '/ask' && l['rpcMethod'] === 'tools/call');
+    assert.ok(rounds.some((l) => String(l['upstream']).startsWith('worker ')), 'some round was handed to the worker holding its call');
+    assert.equal(rounds.filter((l) => l['status'] !== 200).length, 0);
   });
 
   it('/metrics sums requests over the workers and reports each worker; /readyz is ready when both are', async () => {
