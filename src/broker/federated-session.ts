@@ -136,8 +136,11 @@ export class FederatedSession implements ClientSession {
   private readonly kept = new Map<string, { page: Obj; at: number }>();
   /** Lists a server did not answer in time: not waited for until it answers one. */
   private readonly slow = new Set<string>();
-  /** Lists being asked in the background (one at a time per server and list). */
-  private readonly refreshing = new Set<string>();
+  /**
+   * Lists being asked in the background (one at a time per server and list), and whether the
+   * server announced a change of it meanwhile (told once, with the answer, not twice).
+   */
+  private readonly refreshing = new Map<string, { announced: boolean }>();
   private readonly ended = new AbortController();
 
   constructor(
@@ -303,7 +306,8 @@ export class FederatedSession implements ClientSession {
   private refresh(m: FederatedMember, method: string, key: string): void {
     const link = this.links.get(m.name) as MemberLink;
     if (this.refreshing.has(key) || this.over || link.state === 'down') return;
-    this.refreshing.add(key);
+    const pending = { announced: false };
+    this.refreshing.set(key, pending);
     // Given the time a server may take to start (federation.connectTimeout), at least a few list timeouts.
     const t = this.fed.times();
     const wait = Math.max(t.listTimeout * BACKGROUND_WAITS, t.connectTimeout);
@@ -316,8 +320,10 @@ export class FederatedSession implements ClientSession {
           this.keep(m, method, key, clientResult(this.fed.ns, m, method, raw) as Obj);
           this.changed(method);
         },
-        (err: Error) =>
-          this.fed.log.debug({ server: m.name, method, err: err.message }, 'federated list: still no answer'),
+        (err: Error) => {
+          this.fed.log.debug({ server: m.name, method, err: err.message }, 'federated list: still no answer');
+          if (pending.announced && !this.over) this.changed(method);
+        },
       )
       .finally(() => this.refreshing.delete(key));
   }
@@ -381,7 +387,14 @@ export class FederatedSession implements ClientSession {
   private hear(m: FederatedMember, method: string, params: Obj | undefined): void {
     if (this.over) return;
     const stale = STALE[method];
-    for (const list of stale ?? []) this.kept.delete(`${m.name} ${list}`);
+    let told = false;
+    for (const list of stale ?? []) {
+      this.kept.delete(`${m.name} ${list}`);
+      const pending = this.refreshing.get(`${m.name} ${list}`);
+      if (pending) told = pending.announced = true;
+    }
+    // A list being asked in the background is told with its answer.
+    if (told) return;
     const p = clientNotification(this.fed.ns, m, method, params);
     const n = { method, ...(p ? { params: p } : {}) };
     const tell = (): void => void this.server.notification(n).catch(() => undefined);

@@ -6,6 +6,9 @@
 // an answer goes where its request came from (the transport knows), a progress notification to
 // the request that named its token, a request or log line the child sends mid-call to the call in
 // flight (the newest, when several are), and everything else (list changes) to the GET stream.
+// A child that speaks before the client has opened its GET stream (server-filesystem asks
+// roots/list right after notifications/initialized) is heard once the stream opens: the SDK's
+// transport would drop what has no stream, where a client on stdio would have read it.
 import type { JSONRPCMessage, RequestId, WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/server';
 import type { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import type { StdioConfig } from '../config/schema.ts';
@@ -40,6 +43,9 @@ export interface StdioSessionOptions {
   onEnd(end: SessionEnd): void;
 }
 
+/** Messages kept for a GET stream not yet open (a server's first words; more is a client that never opens one). */
+const HELD_MAX = 64;
+
 const key = (id: unknown): string => (typeof id === 'number' ? `n${id}` : `s${String(id)}`);
 
 export class StdioSession implements ClientSession {
@@ -67,6 +73,10 @@ export class StdioSession implements ClientSession {
   private readonly progress = new Map<string, RequestId>();
   /** Requests the child sent the client, and the client request they were sent with. */
   private readonly childRequests = new Map<string, RequestId | undefined>();
+  /** Whether the client's GET stream is open (a Streamable HTTP client's; an HTTP+SSE one always has its stream). */
+  private standalone = false;
+  /** What the child sent outside any call before the GET stream opened, oldest first (at most HELD_MAX). */
+  private held: JSONRPCMessage[] = [];
 
   /** Spawns the child; the client's side is attached once the keeper has made it (`attach`). */
   constructor(cfg: StdioConfig, opts: StdioSessionOptions) {
@@ -208,15 +218,40 @@ export class StdioSession implements ClientSession {
     void this.send(m, related);
   }
 
+  /** An HTTP+SSE client: its one stream is open from the start. */
+  private isSse(): boolean {
+    return this.transport !== undefined && !('handleRequest' in this.transport);
+  }
+
   private newestInFlight(): RequestId | undefined {
     let last: RequestId | undefined;
     for (const id of this.inFlight.values()) last = id;
     return last;
   }
 
+  /** The client's GET stream opened: what waited for it goes out, in order. */
+  standaloneOpened(): void {
+    this.standalone = true;
+    const held = this.held;
+    this.held = [];
+    for (const msg of held)
+      void this.client
+        ?.send(msg)
+        .catch((e: unknown) => this.opts.log.debug({ err: (e as Error).message }, 'broker: not delivered'));
+  }
+
+  standaloneClosed(): void {
+    this.standalone = false;
+  }
+
   private async send(m: Msg, related: RequestId | undefined): Promise<void> {
     // The child's line passed isJsonRpcMessage (stdio-child.ts): it is a JSON-RPC message.
     const msg = m as unknown as JSONRPCMessage;
+    if (related === undefined && 'method' in msg && !this.standalone && !this.isSse()) {
+      if (this.held.length < HELD_MAX) this.held.push(msg);
+      else this.opts.log.warn({ held: HELD_MAX }, 'broker: the client has no GET stream open; a message was dropped');
+      return;
+    }
     try {
       await this.client?.send(msg, related === undefined ? undefined : { relatedRequestId: related });
     } catch (err) {
