@@ -109,12 +109,12 @@ describe('federation: a misbehaving member costs the others nothing (issue 32)',
     const pages = async (): Promise<number> => JSON.parse(text(await a.callTool({ name: 'pager__stats', arguments: {} }))).pages as number;
     const asked = await pages();
     const forged = Buffer.from(JSON.stringify({ v: 1, rest: Array.from({ length: 5000 }, (_, i) => ['pager', String(i)]) })).toString('base64url');
-    for (const [client, cursor] of [[a, forged], [b, first.nextCursor]] as const) {
+    for (const [client, cursor] of [[a, forged], [b, first.nextCursor as string]] as const) {
       const err = await client.listTools({ cursor }).then(() => undefined, (e: { code?: number }) => e);
       assert.equal(err?.code, -32602);
     }
     assert.equal(await pages(), asked, 'nobody was asked for a cursor Sluice did not give this session');
-    let cursor = first.nextCursor;
+    let cursor: string | undefined = first.nextCursor;
     for (let i = 0; i < 20 && cursor; i++) cursor = (await a.listTools({ cursor })).nextCursor;
     assert.ok(cursor, 'the member pages on');
     assert.equal(await pages(), asked + 20, 'one upstream request a page');
