@@ -85,12 +85,11 @@ class RouteMember implements FederatedMember {
       : undefined;
     if (!member.config.stdio) {
       this.agent = deps.upstreamAgent(member.route.policy, member.route.tls);
-      this.fetch = boundedLists(
-        guardedFetch(this.agent),
-        () => deps.federation().maxListBytes,
-        member.name,
-        (err) => log.warn({ server: member.name, err: err.message }, 'federated list refused'),
-      );
+      this.fetch = boundedLists(guardedFetch(this.agent), member.name, {
+        maxBytes: () => deps.federation().maxListBytes,
+        rememberMs: () => deps.federation().listCache,
+        refused: (err) => log.warn({ server: member.name, err }, 'federated list refused'),
+      });
     }
   }
 
