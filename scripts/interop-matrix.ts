@@ -1,4 +1,4 @@
-// `node scripts/interop-matrix.ts [--out FILE] [--json FILE] [--only ROUTE]`: the interop matrix of issue 32. Every route kind
+// `node scripts/interop-matrix.ts [--out FILE] [--json FILE] [--only ROUTE] [--conformance]`: the interop matrix of issue 32. Every route kind
 // (relay, stdio, bridge, federated, and stdio and bridge routes under `--workers 2`) × real peers
 // (the SDK conformance surface over HTTP in each era and over stdio, server-everything,
 // server-filesystem) × clients (SDK v1; SDK v2 in 2025 and in 2026-07-28) × operations (tools,
@@ -7,6 +7,8 @@
 // form, or the same program over stdio) and compares what the client sees. Prints cells
 // identical / total per route kind and every cell that differs. The suite runs the cells that
 // cover each code path (test/integration/era-exactness.test.ts and others); this runs them all.
+// --conformance also runs the official conformance suite through the --workers 2 routes (the suite
+// runs it through one process in test/integration/conformance.test.ts) and compares check by check.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -21,8 +23,11 @@ import { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema
 import { startUpstreamKit } from '../src/demo/upstream-kit.ts';
 import { registerConformanceV1, registerConformanceV2 } from '../test/fixtures/conformance-surface.ts';
 import { freePort, startTestGateway } from '../test/helpers.ts';
+import { passCount, regressions, runConformance } from '../test/conformance-harness.ts';
 
-const { values } = parseArgs({ options: { out: { type: 'string' }, json: { type: 'string' }, only: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { out: { type: 'string' }, json: { type: 'string' }, only: { type: 'string' }, conformance: { type: 'boolean' } },
+});
 const require = createRequire(import.meta.url);
 const EVERYTHING = require.resolve('@modelcontextprotocol/server-everything/dist/index.js');
 const FS = require.resolve('@modelcontextprotocol/server-filesystem/dist/index.js');
@@ -240,6 +245,7 @@ interface Cell {
   through: string;
 }
 const cells: Cell[] = [];
+const conformance: string[] = [];
 const clients: ClientKind[] = ['v1', 'v2-2025', 'v2-2026'];
 const base = (p: string): string => `${sluice.base}${p}`;
 const wbase = (p: string): string => `http://127.0.0.1:${wport}${p}`;
@@ -270,6 +276,22 @@ try {
         cells.push({ kind, route, client, op, direct: d, through: t });
         process.stderr.write(`${d === t ? 'same' : 'DIFF'} ${kind} ${route} ${client} ${op}\n`);
       }
+  if (values.conformance) {
+    const rows: [string, string, string][] = [
+      ['2025-11-25', dual.url, wbase('/stdio')],
+      ['2025-11-25', everythingUrl, wbase('/stdio-every')],
+      ['2026-07-28', base('/stdio-every'), wbase('/stdio-every')],
+      ['2026-07-28', base('/bridge-v1'), wbase('/bridge-v1')],
+      ['2025-11-25', dual.url, wbase('/fed')],
+    ];
+    for (const [req, direct, via] of rows) {
+      const d = await runConformance(direct, req);
+      const w = await runConformance(via, req);
+      const lost = regressions(d.checks, w.checks);
+      conformance.push(`- ${req}, ${via.replace(/^http:\/\/[^/]+/, '')} under --workers 2: ${passCount(w.checks)}/${w.checks.size} checks pass against ${passCount(d.checks)}/${d.checks.size} ${direct.startsWith(sluice.base) ? 'through one process' : 'directly'}${lost.length ? `; lost: ${lost.join(', ')}` : ', none lost'}`);
+      process.stderr.write(`${conformance.at(-1)}\n`);
+    }
+  }
 } finally {
   workers.kill('SIGTERM');
   await sluice.close();
@@ -288,6 +310,8 @@ const lines = [
   }),
   '',
   ...cells.filter((c) => c.direct !== c.through).map((c) => `- ${c.kind} ${c.route} ${c.client} ${c.op}: direct \`${c.direct.slice(0, 100)}\`, through \`${c.through.slice(0, 100)}\``),
+  '',
+  ...conformance,
   '',
 ];
 process.stdout.write(lines.join('\n'));
