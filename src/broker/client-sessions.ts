@@ -28,6 +28,9 @@ export interface ClientSession {
   active: number;
   lastActivity: number;
   over: boolean;
+  /** The client's GET (standalone) stream opened or closed: what waits for it may go out. */
+  standaloneOpened?(): void;
+  standaloneClosed?(): void;
 }
 
 /** Why a session ended: its client, idleness, Sluice, a reload, or what serves it. */
@@ -224,6 +227,10 @@ export class ClientSessions<S extends ClientSession> {
       t.handleRequest(webRequest(ex.req, done.signal), parsed === undefined ? {} : { parsedBody: parsed });
     const answer = await (this.hooks.deliver ? this.hooks.deliver(s, ex, parsed, run) : run());
     this.hooks.check?.(s, ex, parsed, answer);
+    if (ex.req.method === 'GET' && answer.status === 200) {
+      s.standaloneOpened?.();
+      ex.res.once('close', () => s.standaloneClosed?.());
+    }
     const sid = answer.headers.get(H.sessionId);
     if (sid) ex.responseSessionId = sid;
     writeWebResponse(ex, answer);

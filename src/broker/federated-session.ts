@@ -142,6 +142,9 @@ export class FederatedSession implements ClientSession {
    */
   private readonly refreshing = new Map<string, { announced: boolean }>();
   private readonly ended = new AbortController();
+  /** Whether the client's GET stream is open, and requests waiting for it to open. */
+  private standalone = false;
+  private readonly awaitingStream = new Set<() => void>();
 
   constructor(
     server: Server,
@@ -375,7 +378,38 @@ export class FederatedSession implements ClientSession {
           `${method} outside a call cannot reach a 2026-07-28 client (it is asked only during a call to this server)`,
         ),
       );
-    return this.server.request(req, ANY_RESULT, { signal });
+    // The SDK's transport drops what has no stream: a request waits (as long as the server lets
+    // it) for the client to open its GET stream.
+    return this.streamOpen(signal).then(() => this.server.request(req, ANY_RESULT, { signal }));
+  }
+
+  private streamOpen(signal: AbortSignal): Promise<void> {
+    // An HTTP+SSE client's one stream is open from the start.
+    if (this.standalone || (this.transport !== undefined && !('handleRequest' in this.transport)))
+      return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const opened = (): void => {
+        signal.removeEventListener('abort', gone);
+        resolve();
+      };
+      const gone = (): void => {
+        this.awaitingStream.delete(opened);
+        reject(signal.reason as Error);
+      };
+      this.awaitingStream.add(opened);
+      signal.addEventListener('abort', gone, { once: true });
+    });
+  }
+
+  standaloneOpened(): void {
+    this.standalone = true;
+    const waiting = [...this.awaitingStream];
+    this.awaitingStream.clear();
+    for (const go of waiting) go();
+  }
+
+  standaloneClosed(): void {
+    this.standalone = false;
   }
 
   private ownCall(m: FederatedMember): Ctx | undefined {

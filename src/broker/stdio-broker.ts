@@ -97,11 +97,6 @@ export class StdioBroker implements RouteBroker {
               `the stdio server could not be started (${cfg.command})`,
             );
           }
-          // The client's GET stream is open: what the child said outside any call meanwhile goes out on it.
-          if (ex.req.method === 'GET' && answer.status === 200) {
-            s.standaloneOpened();
-            ex.res.once('close', () => s.standaloneClosed());
-          }
         },
         ended: (s, why, cause) => s.end({ cause: cause === 'closed' ? 'stopped' : cause, detail: why }),
         count: () => undefined,

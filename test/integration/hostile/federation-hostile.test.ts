@@ -152,6 +152,35 @@ describe('federation: a misbehaving member costs the others nothing (issue 32)',
     assert.match(text(await v1.callTool({ name: 'asker__last_ask', arguments: {} })), /answered .*hunter2/);
     await v1.close();
 
+    // A 2025 client that opens its GET stream late still gets the question once it does (the SDK's transport would drop it).
+    const headers = { ...JSON_HEADERS, 'mcp-protocol-version': '2025-06-18' };
+    const init = await fetch(`${sluice.base}/asker`, {
+      method: 'POST',
+      headers,
+      body: rpc('initialize', { protocolVersion: '2025-06-18', capabilities: { elicitation: {} }, clientInfo: { name: 'late-get', version: '1' } }, 1),
+    });
+    const sid = init.headers.get('mcp-session-id') as string;
+    await init.text();
+    const session = { ...headers, 'mcp-session-id': sid };
+    await (await fetch(`${sluice.base}/asker`, { method: 'POST', headers: session, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })).text();
+    await (await fetch(`${sluice.base}/asker`, { method: 'POST', headers: session, body: rpc('tools/call', { name: 'asker__ask_later', arguments: { ms: 50 } }, 2) })).text();
+    await sleep(400);
+    const get = await fetch(`${sluice.base}/asker`, { headers: { accept: 'text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' } });
+    const reader = (get.body as ReadableStream<Uint8Array>).getReader();
+    let heard = '';
+    while (!heard.includes('elicitation/create')) heard += new TextDecoder().decode((await reader.read()).value);
+    const question = heard
+      .split('\n')
+      .filter((l) => l.startsWith('data: '))
+      .map((l) => JSON.parse(l.slice(6)) as { id?: number; method?: string })
+      .find((m) => m.method === 'elicitation/create');
+    const id = question?.id;
+    await (await fetch(`${sluice.base}/asker`, { method: 'POST', headers: session, body: JSON.stringify({ jsonrpc: '2.0', id, result: { action: 'accept', content: { pw: 'late' } } }) })).text();
+    await reader.cancel();
+    await sleep(100);
+    const last = await fetch(`${sluice.base}/asker`, { method: 'POST', headers: session, body: rpc('tools/call', { name: 'asker__last_ask', arguments: {} }, 3) });
+    assert.match(await last.text(), /answered .*late/);
+
     // 2026-07-28: no GET stream; asked outside its call, the member hears why.
     const modern = new Client({ name: 'm', version: '1' }, { capabilities: { elicitation: {} }, versionNegotiation: { mode: { pin: '2026-07-28' } } });
     let modernAsked = 0;

@@ -5,7 +5,7 @@
 // a session that ends answers the calls still waiting, in plain words.
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { describe, it } from 'node:test';
+import { afterEach, describe, it } from 'node:test';
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/server';
 import { buildConfig } from '../../../src/config/load.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
@@ -30,7 +30,16 @@ const stdio = buildConfig({ routes: [{ path: '/x', upstream: { stdio: { command:
   .routes[0]!.stdio!;
 const quiet = createLogger('error', new Writable({ write: (_c, _e, cb) => cb() }));
 
-function session(): { s: StdioSession; sent: { m: JSONRPCMessage; related: RequestId | undefined }[]; client: { onmessage?: (m: JSONRPCMessage) => void } } {
+/** Every session a test made: ended after it, pass or fail (a live child would keep the runner waiting). */
+const made: StdioSession[] = [];
+afterEach(async () => {
+  for (const s of made.splice(0)) {
+    s.end({ cause: 'deleted', detail: 'test over' });
+    await s.child.gone;
+  }
+});
+
+function session(getOpen = true): { s: StdioSession; sent: { m: JSONRPCMessage; related: RequestId | undefined }[]; client: { onmessage?: (m: JSONRPCMessage) => void } } {
   const sent: { m: JSONRPCMessage; related: RequestId | undefined }[] = [];
   const s = new StdioSession(stdio, { principal: 'anon:t', log: quiet, maxLine: 1 << 20, slot: new ProcessSlots(2, 2, 't').take(undefined), onEnd: () => undefined });
   const client = {
@@ -40,6 +49,8 @@ function session(): { s: StdioSession; sent: { m: JSONRPCMessage; related: Reque
     start: async () => undefined,
   };
   void s.attach(client);
+  made.push(s);
+  if (getOpen) s.standaloneOpened();
   return { s, sent, client };
 }
 
@@ -60,6 +71,19 @@ describe('StdioSession message routing', () => {
     assert.equal(by('notifications/message')?.related, 7);
     assert.equal(by('notifications/tools/list_changed')?.related, undefined);
     assert.deepEqual(by(undefined)?.m, { jsonrpc: '2.0', id: 7, result: { ok: true } });
+    s.end({ cause: 'deleted', detail: 'done' });
+    await s.child.gone;
+  });
+
+  it('what the child says outside any call before the GET stream opens is held, and sent when it opens (server-filesystem asks roots/list at once)', async () => {
+    const { s, sent, client } = session(false);
+    await s.child.ready;
+    client.onmessage?.({ jsonrpc: '2.0', id: 8, method: 'call', params: { answer: true, _meta: { progressToken: 'p8' } } } as JSONRPCMessage);
+    await waitFor(() => sent.length === 4);
+    assert.equal(sent.find((x) => (x.m as { method?: string }).method === 'notifications/tools/list_changed'), undefined, 'held');
+    s.standaloneOpened();
+    await waitFor(() => sent.length === 5);
+    assert.deepEqual(sent[4], { m: { jsonrpc: '2.0', method: 'notifications/tools/list_changed' }, related: undefined });
     s.end({ cause: 'deleted', detail: 'done' });
     await s.child.gone;
   });
