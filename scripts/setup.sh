@@ -5,13 +5,13 @@
 # also run the generated fronting configs in the tests; openssl makes the doctor test's
 # self-signed certificate; redis-server backs the shared rate-limit test; podman, buildah, runc and
 # debootstrap build and run the container image (test/integration/package), systemd-analyze
-# verifies the example unit; chromium (headless) drives the admin page and opens the doctor's
+# verifies the example unit; kubectl renders the Kubernetes manifests (kustomize); chromium (headless) drives the admin page and opens the doctor's
 # HTML report in the browser tests. Then the Node 22 that the package test installs the tarball with
 # (test/node22, pinned by its lockfile). A program still missing after this is an error, never a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # command name -> Debian package
-declare -A PACKAGES=([python3]=python3 [nginx]=nginx [haproxy]=haproxy [caddy]=caddy [wrk]=wrk [taskset]=util-linux [openssl]=openssl [redis-server]=redis-server [podman]=podman [buildah]=buildah [runc]=runc [debootstrap]=debootstrap [systemd-analyze]=systemd [chromium]=chromium)
+declare -A PACKAGES=([python3]=python3 [nginx]=nginx [haproxy]=haproxy [caddy]=caddy [wrk]=wrk [taskset]=util-linux [openssl]=openssl [redis-server]=redis-server [podman]=podman [buildah]=buildah [runc]=runc [debootstrap]=debootstrap [systemd-analyze]=systemd [chromium]=chromium [kubectl]=kubernetes-client)
 missing=()
 for cmd in "${!PACKAGES[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${PACKAGES[$cmd]}")

@@ -32,6 +32,8 @@ import { federationStates, routeLabel, type GatewayContext, type GatewayRoute } 
 import { handleRequest } from './proxy/pipeline.ts';
 import { BrokerSet } from './broker/broker-set.ts';
 import { Peers } from './broker/peers.ts';
+import { PEER_HEADER, peerSigned } from './broker/peer-auth.ts';
+import { advertise } from './broker/instance.ts';
 import { buildGuards, type GuardDeps, type RouteGuard } from './proxy/route-guard.ts';
 import { RedisBuckets } from './transport/redis-buckets.ts';
 
@@ -41,6 +43,8 @@ export interface Gateway {
   readonly addresses: AddressInfo[];
   /** The admin listener's address, when one is configured. */
   readonly adminAddress: AddressInfo | undefined;
+  /** The peer listener's address (`cluster:`), when one is configured. */
+  readonly peerAddress: AddressInfo | undefined;
   /**
    * Apply a new config: routes and replicas (draining, removal, health settings), timeouts,
    * limits, logging, keys. Replica state carries over; exchanges in flight keep running.
@@ -218,7 +222,15 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     : undefined;
   if (sharedBuckets && !(await sharedBuckets.ready(2_000)))
     log.warn({ failOpen: rl.failOpen }, 'rate-limit Redis not reachable at start; limits apply once it is');
-  const peers = deps.worker ? new Peers(() => ctx.sessions) : undefined;
+  // Broker state another process holds is handed to it: another worker's, or another instance's on a cluster.
+  const peers =
+    deps.worker || config.cluster
+      ? new Peers(
+          () => ctx.sessions,
+          log,
+          () => ctx.metrics,
+        )
+      : undefined;
   // Broker routes (stdio upstreams) read the key ring and limits of the running config.
   const brokers = new BrokerSet({
     peers,
@@ -251,6 +263,7 @@ export async function startGateway(config: Config, log: Logger, deps: GatewayDep
     trusted: trustList(config.trustedProxies),
     active: new Set(),
     draining: false,
+    peerConnections: new WeakSet(),
     inFlight: 0,
     bodies: new BodyBudget(config.limits.bodyMemory),
     metrics: config.admin.listen ? new GatewayMetrics(() => replicaHealth(ctx)) : undefined,
@@ -292,6 +305,8 @@ class RunningGateway implements Gateway {
   readonly ctx: GatewayContext;
   readonly addresses: AddressInfo[] = [];
   adminAddress: AddressInfo | undefined;
+  peerAddress: AddressInfo | undefined;
+  private peerServer: Listening | undefined;
   private readonly registry: Registry | undefined;
   private readonly brokers: BrokerSet;
   private readonly servers: Listening[] = [];
@@ -366,6 +381,30 @@ class RunningGateway implements Gateway {
         internal.server.on('connection', (socket: Socket) => peers.internal.add(socket));
         this.servers.push(internal);
       }
+      if (config.cluster && this.peers && first) {
+        const peers = this.peers;
+        const policy = listenerPolicy(first);
+        const peer = await openListener(
+          config.cluster.listen,
+          config,
+          (req, res) => {
+            // Only another instance of this cluster (it signs with the shared session keys) is served here.
+            if (!peerSigned(ctx.sessions, req.headers[PEER_HEADER], req.method ?? 'GET', req.url ?? '/')) {
+              res.writeHead(401, { 'content-type': 'text/plain' }).end('not a peer of this Sluice cluster\n');
+              return;
+            }
+            peers.fromPeer.add(req.socket);
+            ctx.peerConnections.add(req.socket);
+            handleRequest(ctx, req, res, policy);
+          },
+          ctx.log,
+        );
+        // Kept open through the drain (closed after it): peers hand in requests for sessions held here.
+        this.peerServer = peer;
+        const at = peer.server.address() as AddressInfo;
+        this.peerAddress = at;
+        advertise(config.cluster.advertise ?? `${at.address}:${at.port}`);
+      }
       if (config.admin.listen) {
         // A worker's admin handler listens beside its private socket: the primary hands it the
         // registration API (the primary answers health, readiness and metrics itself).
@@ -406,7 +445,7 @@ class RunningGateway implements Gateway {
       }
     } catch (err) {
       this.stopChecks();
-      for (const s of this.servers) {
+      for (const s of [...this.servers, ...(this.peerServer ? [this.peerServer] : [])]) {
         s.unwatch();
         s.server.close();
       }
@@ -513,6 +552,12 @@ class RunningGateway implements Gateway {
       await new Promise((r) => setTimeout(r, 50));
     }
     for (const a of ctx.active) a.stop(retryHint);
+    if (this.peerServer) {
+      const peer = this.peerServer;
+      peer.unwatch();
+      peer.server.close();
+      peer.closeAll();
+    }
     // Broker sessions end with their children (process groups stopped, reaped) before Sluice exits.
     await this.brokers.close('shutdown', Date.now() + Math.max(1000, deadline - Date.now()));
     await this.peers?.close();

@@ -60,10 +60,20 @@ export function serveAsWorker(gw: Gateway): void {
       );
   });
   // The primary kills these children's groups should this worker be killed outright (-9).
-  childLifecycle.spawned = (pid) => process.send?.({ type: 'sluice:child', pid, alive: true });
-  childLifecycle.reaped = (pid) => process.send?.({ type: 'sluice:child', pid, alive: false });
-  // The primary gone (killed): nothing restarts or drains this worker any more.
-  process.on('disconnect', () => void gw.shutdown().then(() => process.exit(0)));
+  // (Only while the primary is there: a send on a closed channel throws, and a child reaped during
+  // the shutdown below would then never be accounted for, leaving the shutdown hung.)
+  const tell = (m: Msg): void => void (process.connected && process.send?.(m));
+  childLifecycle.spawned = (pid) => tell({ type: 'sluice:child', pid, alive: true });
+  childLifecycle.reaped = (pid) => tell({ type: 'sluice:child', pid, alive: false });
+  // The primary gone (killed): nothing restarts or drains this worker any more. It drains and
+  // exits by itself, and never outlives its drain by long whatever hangs (a shared listener whose
+  // close the dead primary would have confirmed).
+  process.on('disconnect', () => {
+    const { drain } = gw.ctx.config.shutdown;
+    const hardStop = drain + Math.max(...gw.ctx.config.routes.map((r) => r.stdio?.killGrace ?? 0), 0) + 5_000;
+    setTimeout(() => process.exit(1), hardStop).unref();
+    void gw.shutdown().finally(() => process.exit(0));
+  });
 }
 
 /** The facts a worker reports once it listens: its process name and socket, and the addresses. */

@@ -242,8 +242,10 @@ export async function spawnUntil(program: string, args: string[], ready: string 
     stdout: () => out,
     stderr: () => err,
     stop: async () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      return child.exitCode ?? (await new Promise<number | null>((r) => child.once('exit', r)));
+      // Already gone (exited, or killed by a signal: then exitCode stays null): nothing to wait for.
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      child.kill('SIGTERM');
+      return await new Promise<number | null>((r) => child.once('exit', r));
     },
   };
 }

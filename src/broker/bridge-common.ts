@@ -6,8 +6,7 @@ import type { Client, ProgressCallback, RequestOptions, StandardSchemaV1 } from 
 import { SERVER_INFO_META_KEY } from '@modelcontextprotocol/client';
 import type { BrokerExchange } from './web-exchange.ts';
 
-/** This process, as sealed into the broker's tokens (a broker session lives in one process). */
-export const PROCESS = `sluice-${process.pid}-${randomUUID().slice(0, 8)}`;
+export { PROCESS } from './instance.ts';
 
 export interface BridgeLimits {
   /** Upstream sessions per caller (principal + declared client identity). */

@@ -15,7 +15,8 @@ import { H } from '../core/mcp.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { KeyRing } from '../session/key-ring.ts';
 import { seal } from '../session/token.ts';
-import { callerKey, isAnonymous, PROCESS } from './bridge-common.ts';
+import { callerKey, isAnonymous } from './bridge-common.ts';
+import { ownerTag } from './instance.ts';
 import { isInitialize, webRequest, writeWebResponse, type BrokerExchange } from './web-exchange.ts';
 
 /** What every 2025 client session has; a broker's own session type adds what it serves with. */
@@ -144,7 +145,7 @@ export class ClientSessions<S extends ClientSession> {
     const id = seal(this.keys(), {
       kind: 'session',
       route: this.route,
-      replica: PROCESS,
+      replica: ownerTag(),
       value: randomUUID(),
       principal: undefined,
       issuedAt: Math.floor(Date.now() / 1000),

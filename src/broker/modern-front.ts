@@ -25,6 +25,7 @@ import type { KeyRing } from '../session/key-ring.ts';
 import { hashPrincipal, open, seal } from '../session/token.ts';
 import { SluiceError } from '../core/errors.ts';
 import { ParkedCall, Parking } from './input-park.ts';
+import { isMine, ownerTag } from './instance.ts';
 import { INTERACTIVE, listenFilter, servesMethod, withRequestedUri, type ListenFilter } from './modern-methods.ts';
 import { SessionPool, type PooledSession } from './session-pool.ts';
 import { connectUpstream, type CallerIdentity, type Discovery, type UpstreamEndpoint } from './upstream-link.ts';
@@ -34,7 +35,6 @@ import {
   isAnonymous,
   isSessionGone,
   logWanted,
-  PROCESS,
   relayProgress,
   type BridgeLimits,
   type BridgeMetrics,
@@ -316,7 +316,7 @@ export class ModernFront {
       const requestState = seal(this.deps.sessions(), {
         kind: 'request-state',
         route: this.route,
-        replica: PROCESS,
+        replica: ownerTag(),
         value: park.id,
         principal: isAnonymous(park.principal) ? undefined : hashPrincipal(park.principal),
         issuedAt: Math.floor(Date.now() / 1000),
@@ -334,7 +334,7 @@ export class ModernFront {
   private async resume(pk: string, state: string, ctx: Ctx): Promise<unknown> {
     // An anonymous round is owned by its sealed requestState alone (sealed with no principal).
     const claims = open(this.deps.sessions(), 'request-state', state, isAnonymous(pk) ? undefined : hashPrincipal(pk));
-    const mine = claims && claims.route === this.route && claims.replica === PROCESS;
+    const mine = claims && claims.route === this.route && isMine(claims.replica);
     const park = mine ? this.parking.take(claims.value, pk) : undefined;
     if (!park) throw new ProtocolError(-32602, 'Invalid or expired requestState', { reason: 'invalid_request_state' });
     park.answer(ctx.mcpReq.inputResponses);

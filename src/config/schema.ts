@@ -876,6 +876,22 @@ export const federationSchema = z.strictObject({
 });
 export type FederationConfig = z.output<typeof federationSchema>;
 
+/**
+ * Several Sluice instances behind one balancer with no affinity (Kubernetes pods): each broker
+ * session, parked round and federated cursor is held by one instance, and a request for it that
+ * reaches another is handed to the holder over its peer listener.
+ */
+export const clusterSchema = z.strictObject({
+  /** The peer listener. Keep it off the public interface (a NetworkPolicy opens it between Sluice pods only). */
+  listen: listenerSchema,
+  /** host:port other instances reach this one's peer listener at, e.g. `${POD_IP}:7070`. Default: listen's. */
+  advertise: z
+    .string()
+    .regex(/^[A-Za-z0-9.:[\]-]+:\d{1,5}$/, 'must be host:port')
+    .optional(),
+});
+export type ClusterConfig = z.output<typeof clusterSchema>;
+
 export const configSchema = z
   .strictObject({
     /** Listeners. Default one on 127.0.0.1:8080. */
@@ -888,6 +904,8 @@ export const configSchema = z
      * available core). Default 1: one process, as measured best on small hosts.
      */
     workers: z.union([z.number().int().min(1).max(256), z.literal('auto')]).default(1),
+    /** Other Sluice instances to hand broker state to (see clusterSchema). Unset: this instance alone. */
+    cluster: clusterSchema.optional(),
     /** Routes: public path prefix -> upstream. At least one. */
     routes: z.array(routeSchema).min(1, 'at least one route is needed'),
     timeouts: timeoutsSchema.default(timeoutsSchema.parse({})),

@@ -91,6 +91,8 @@ export class GatewayMetrics {
   private readonly federatedTotal: Counter<'route' | 'server'>;
   private readonly federatedLate: Counter<'route' | 'server' | 'method'>;
   private readonly federatedSessionsNow: Gauge<'route'>;
+  private readonly handOffs: Counter<'to' | 'result'>;
+  private readonly handOffSeconds: Histogram<'to'>;
   private readonly spawned: Counter<'route'>;
   private readonly exited: Counter<'route' | 'cause'>;
   private readonly sessions = new Map<string, number>();
@@ -179,6 +181,19 @@ export class GatewayMetrics {
       name: 'sluice_federated_list_timeouts_total',
       help: 'Merged lists answered without a server that did not answer within federation.listTimeout, by route, server and method.',
       labelNames: ['route', 'server', 'method'],
+      registers,
+    });
+    this.handOffs = new Counter({
+      name: 'sluice_handoffs_total',
+      help: 'Requests for broker state another process holds, handed to it: to another worker or another instance (peer), relayed or with the owner gone.',
+      labelNames: ['to', 'result'],
+      registers,
+    });
+    this.handOffSeconds = new Histogram({
+      name: 'sluice_handoff_head_seconds',
+      help: "Time from handing a request to its owner to the owner's response head, by where it went.",
+      labelNames: ['to'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     });
     this.federatedSessionsNow = new Gauge({
@@ -273,6 +288,11 @@ export class GatewayMetrics {
 
   federatedListTimeout(route: string, server: string, method: string): void {
     this.federatedLate.inc({ route, server, method });
+  }
+
+  handOff(to: 'worker' | 'peer', result: 'relayed' | 'owner-gone', seconds: number): void {
+    this.handOffs.inc({ to, result });
+    if (result === 'relayed') this.handOffSeconds.observe({ to }, seconds);
   }
 
   federatedSessions(route: string, n: number): void {

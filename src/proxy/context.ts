@@ -1,5 +1,5 @@
 // Everything a request needs from the running gateway, built once at start-up.
-import type { BlockList } from 'node:net';
+import type { BlockList, Socket } from 'node:net';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
@@ -52,6 +52,8 @@ export interface GatewayContext {
   /** Does the replica accept a connection now (through the route's guard)? */
   readonly reachable: (route: Route, replica: Replica) => Promise<boolean>;
   draining: boolean;
+  /** Connections from another Sluice instance's hand-offs (the peer listener): served while draining. */
+  readonly peerConnections: WeakSet<Socket>;
   /** Exchanges in flight on the public listeners (limits.concurrency caps it). */
   inFlight: number;
   /** Memory held by request bodies (limits.bodyMemory). */

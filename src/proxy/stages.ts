@@ -27,7 +27,8 @@ export const checkHead: Stage = (ex) => {
     throw new SluiceError('SLUICE_ERR_BAD_REQUEST', `HTTP/${req.httpVersion} on an HTTP/1 connection`, {
       headers: { connection: 'close' },
     });
-  if (ctx.draining) {
+  // A draining instance still serves what other instances hand it for the sessions it holds.
+  if (ctx.draining && !ctx.peerConnections.has(req.socket)) {
     throw new SluiceError('SLUICE_ERR_SHUTTING_DOWN', undefined, {
       headers: { connection: 'close', 'retry-after': '1' },
     });
