@@ -4,13 +4,15 @@
 // session, a 2026-07-28 call's rounds and a federated session live on one instance; every request
 // for them that lands on another is handed to the owner over its peer listener.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import { newKeyText } from '../../src/session/key-ring.ts';
+import { parse, parseAllDocuments, stringify } from 'yaml';
+import { KeyRing, newKeyText } from '../../src/session/key-ring.ts';
+import { open } from '../../src/session/token.ts';
 import { alive, childrenOf } from '../fixtures/process-table.ts';
 import { freePort, JSON_HEADERS, rpc, sleep, spawnSluice, waitFor, type SluiceProcess } from '../helpers.ts';
 
@@ -61,22 +63,29 @@ describe('a cluster of three Sluice instances behind a round-robin balancer (iss
   let haproxy: ChildProcess;
   let front: string;
 
+  // Each instance runs the config of the rendered Kubernetes manifests (deploy/kubernetes/base),
+  // with this machine's addresses in place of the pod's and the test's routes, and the env the
+  // Deployment gives it (POD_IP, SLUICE_SESSION_KEYS, SLUICE_ADMIN_TOKEN).
+  const rendered = spawnSync('kubectl', ['kustomize', 'deploy/kubernetes/base'], { encoding: 'utf8' });
+  const configMap = parseAllDocuments(rendered.stdout).map((d) => d.toJS() as Record<string, any>).find((d) => d['kind'] === 'ConfigMap'); // eslint-disable-line @typescript-eslint/no-explicit-any
   const start = async (host: string): Promise<Instance> => {
     const port = await freePort();
     const peerPort = await freePort();
+    const adminPort = await freePort();
+    const config = parse(configMap?.['data']['sluice.yaml'] as string) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    assert.equal(config['cluster']['advertise'], '${POD_IP}:7070');
+    config['listen'] = [{ host, port, allowHosts: ['127.0.0.1'] }];
+    config['admin'] = { listen: { host, port: adminPort } };
+    config['cluster'] = { listen: { host, port: peerPort }, advertise: `\${POD_IP}:${peerPort}` };
+    config['shutdown'] = { drain: '2s' };
+    config['routes'] = [
+      { path: '/stdio', upstream: { stdio: { command: process.execPath, args: [HOSTILE] } } },
+      { path: '/fed', servers: { local: { upstream: { stdio: { command: process.execPath, args: [HOSTILE] } } } } },
+    ];
     const cfg = join(dir, `${host}.yaml`);
-    writeFileSync(
-      cfg,
-      [
-        `listen: [{ host: ${host}, port: ${port}, allowHosts: ['127.0.0.1'] }]`,
-        `cluster: { listen: { host: ${host}, port: ${peerPort} }, advertise: '${host}:${peerPort}' }`,
-        'shutdown: { drain: 1s }',
-        'routes:',
-        `  - { path: /stdio, upstream: { stdio: { command: ${process.execPath}, args: [${HOSTILE}] } } }`,
-        `  - { path: /fed, servers: { local: { upstream: { stdio: { command: ${process.execPath}, args: [${HOSTILE}] } } } } }`,
-      ].join('\n'),
-    );
-    const proc = await spawnSluice(['serve', '--config', cfg, '--workers', '2'], `${host}:${port}`, { ...process.env, SLUICE_SESSION_KEYS: keys });
+    writeFileSync(cfg, stringify(config));
+    const env = { ...process.env, POD_IP: host, SLUICE_SESSION_KEYS: keys, SLUICE_ADMIN_TOKEN: 'cluster-admin-token-0123456789' };
+    const proc = await spawnSluice(['serve', '--config', cfg], `${host}:${port}`, env);
     return { host, port, peerPort, proc };
   };
 
@@ -154,6 +163,24 @@ describe('a cluster of three Sluice instances behind a round-robin balancer (iss
     assert.equal(r.status, 401);
     const forged = await fetch(`http://${i.host}:${i.peerPort}/stdio`, { method: 'POST', headers: { ...JSON_HEADERS, 'x-sluice-peer': `${Math.floor(Date.now() / 1000)}.AAAA` }, body: rpc('initialize', {}) });
     assert.equal(forged.status, 401);
+  });
+
+  it('an instance stopped (SIGTERM) lets its sessions finish their calls within the drain', async () => {
+    const ring = KeyRing.parse(keys);
+    const owned = await legacy(`${front}/stdio`);
+    const owner = open(ring, 'session', owned.t.sessionId as string)?.replica ?? '';
+    const victim = instances.find((i) => owner.endsWith(`@${i.host}:${i.peerPort}`)) as Instance;
+    assert.ok(victim, owner);
+    const call = owned.c.callTool({ name: 'slow', arguments: { ms: 1200 } });
+    await sleep(300);
+    victim.proc.child.kill('SIGTERM');
+    assert.equal(text(await call), 'slept 1200');
+    await waitFor(() => victim.proc.child.exitCode !== null, 15_000, 'the stopped instance exited');
+    assert.equal(victim.proc.child.exitCode, 0);
+    await owned.c.close().catch(() => undefined);
+    instances.splice(instances.indexOf(victim), 1);
+    // The balancer's checks take it out (as a Service drops a pod that is gone).
+    await sleep(800);
   });
 
   it('an instance killed outright loses only its own sessions (404, and a new session works); the others go on; no child is left', async () => {
