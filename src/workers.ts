@@ -18,7 +18,7 @@ import type { Readable } from 'node:stream';
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import type { Config } from './config/schema.ts';
 import type { Gateway } from './app.ts';
-import { accessWriter, type Logger } from './observability/logger.ts';
+import { accessWriter, muteLog, type Logger } from './observability/logger.ts';
 import { Agent, request } from 'undici';
 import { tokenMatches } from './proxy/admin-server.ts';
 import { GuessThrottle } from './proxy/admin-throttle.ts';
@@ -68,7 +68,14 @@ export function serveAsWorker(gw: Gateway): void {
   // The primary gone (killed): nothing restarts or drains this worker any more. It drains and
   // exits by itself, and never outlives its drain by long whatever hangs (a shared listener whose
   // close the dead primary would have confirmed).
-  process.on('disconnect', () => {
+  // First, before Node's own cluster handler, which would exit at once on an unexpected
+  // disconnect: its stdio children (own process groups) would outlive it, and its exit would hang
+  // flushing the log to the primary's dead pipe.
+  process.prependListener('disconnect', () => {
+    if (cluster.worker) cluster.worker.exitedAfterDisconnect = true;
+    // Its log went to the primary (a silent fork): nobody reads it now.
+    muteLog(gw.ctx.log);
+    gw.ctx.access = undefined;
     const { drain } = gw.ctx.config.shutdown;
     const hardStop = drain + Math.max(...gw.ctx.config.routes.map((r) => r.stdio?.killGrace ?? 0), 0) + 5_000;
     setTimeout(() => process.exit(1), hardStop).unref();

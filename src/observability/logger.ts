@@ -40,3 +40,21 @@ export function accessWriter(log: Logger, worker?: number): ((line: string) => v
   const field = `{"worker":${worker},`;
   return (line) => void stream.write(field + line.slice(1));
 }
+
+/**
+ * Stop writing the log: its reader is gone (a worker whose primary, which relayed its lines, was
+ * killed). The destination's lines are dropped from now on and nothing is flushed at exit: a
+ * synchronous flush to a pipe whose reader is gone retries its EPIPE forever (sonic-boom's
+ * flushSync sleeps and retries on any error), which left orphaned workers hung with their stdio
+ * children alive.
+ */
+export function muteLog(log: Logger): void {
+  log.level = 'silent';
+  const stream = (log as unknown as Record<symbol, Record<string, unknown> | undefined>)[pino.symbols.streamSym];
+  if (!stream) return;
+  const drop = (): boolean => true;
+  stream['write'] = drop;
+  stream['flush'] = drop;
+  stream['flushSync'] = drop;
+  stream['end'] = drop;
+}

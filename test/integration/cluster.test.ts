@@ -78,10 +78,6 @@ describe('a cluster of three Sluice instances behind a round-robin balancer (iss
     config['admin'] = { listen: { host, port: adminPort } };
     config['cluster'] = { listen: { host, port: peerPort }, advertise: `\${POD_IP}:${peerPort}` };
     config['shutdown'] = { drain: '2s' };
-    // The instance this test kills outright logs errors only: orphaned workers logging to a pipe of
-    // this test's were seen to block at exit now and then (1 run in 3), leaving a stdio child; a
-    // finding under investigation (issue 33's note), not what this test is about.
-    if (host === '127.0.0.3') config['logging'] = { level: 'error', access: false };
     config['routes'] = [
       { path: '/stdio', upstream: { stdio: { command: process.execPath, args: [HOSTILE] } } },
       { path: '/fed', servers: { local: { upstream: { stdio: { command: process.execPath, args: [HOSTILE] } } } } },
