@@ -22,6 +22,7 @@ import { StreamableHTTPClientTransport as TransportV1 } from '@modelcontextproto
 import { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema, LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { startUpstreamKit } from '../src/demo/upstream-kit.ts';
 import { registerConformanceV1, registerConformanceV2 } from '../test/fixtures/conformance-surface.ts';
+import { EVERYTHING_ENTRY as EVERYTHING, startEverything } from '../test/fixtures/server-everything.ts';
 import { freePort, startTestGateway } from '../test/helpers.ts';
 import { passCount, regressions, runConformance } from '../test/conformance-harness.ts';
 
@@ -29,7 +30,6 @@ const { values } = parseArgs({
   options: { out: { type: 'string' }, json: { type: 'string' }, only: { type: 'string' }, conformance: { type: 'boolean' } },
 });
 const require = createRequire(import.meta.url);
-const EVERYTHING = require.resolve('@modelcontextprotocol/server-everything/dist/index.js');
 const FS = require.resolve('@modelcontextprotocol/server-filesystem/dist/index.js');
 const SURFACE_STDIO = new URL('../test/fixtures/conformance-stdio.ts', import.meta.url).pathname;
 const SLUICE = new URL('../bin/sluice.js', import.meta.url).pathname;
@@ -184,18 +184,9 @@ async function fsDirect(): Promise<Session> {
 // The peers.
 const kit = (eras: 'both' | 'legacy' | 'modern') => startUpstreamKit({ name: 'conformance-surface', eras, registerV1: registerConformanceV1, registerV2: registerConformanceV2 });
 const [dual, v1only, v2only] = await Promise.all([kit('both'), kit('legacy'), kit('modern')]);
-const everythingPort = await freePort();
-const everything = spawn(process.execPath, [EVERYTHING, 'streamableHttp'], { env: { ...process.env, PORT: String(everythingPort) }, stdio: ['ignore', 'pipe', 'pipe'] });
-await new Promise<void>((resolve) => {
-  let t = '';
-  const on = (d: Buffer): void => {
-    t += d.toString();
-    if (t.includes('listening on port')) resolve();
-  };
-  everything.stdout?.on('data', on);
-  everything.stderr?.on('data', on);
-});
-const everythingUrl = `http://127.0.0.1:${everythingPort}/mcp`;
+const everythingServer = await startEverything();
+const everything = everythingServer.child;
+const everythingUrl = everythingServer.url;
 const stdio = (args: string[]) => ({ stdio: { command: process.execPath, args } });
 const routes = [
   { path: '/relay', upstream: dual.url },
